@@ -1,0 +1,3 @@
+from geowarden.cli import main
+
+main()

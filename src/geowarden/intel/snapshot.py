@@ -1,0 +1,294 @@
+"""A compiled, immutable intel snapshot: load (memory-mapped) and look addresses up.
+
+On disk a snapshot is a directory named ``<date>-<content hash>`` holding ``meta.json`` and
+numpy arrays:
+
+- ``v4_starts`` (uint32, sorted) and ``v4_rows``: the IPv4 space cut into intervals, each
+  pointing at an answer row; ``v4_index24``: for each /24 block the interval holding its first
+  address, with the high bit set when the block holds more than one interval;
+- ``v6_starts`` (16-byte big-endian keys, sorted) and ``v6_rows``: the same for IPv6;
+- ``row_*``: the answer rows, one array per field (fused ``country``, ``asn``, ``org``,
+  ``flags``, ``provider``, each country source's own answer ``cc__<source>``, and bitmasks of
+  which label sources said so, ``src<k>``).
+
+A lookup of an IPv4 address is one read of the /24 index (plus a binary search in the rare
+split block) and one read per answer field: no Python objects are made until asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geowarden.errors import AddressError, SnapshotError
+from geowarden.intel import addr
+from geowarden.intel.build import FLAG_BITS, FLAG_DISAGREE, FLAG_RESERVED, FLAG_SPLIT24, FORMAT_VERSION
+
+NO_ROW = np.uint32(0xFFFF_FFFF)
+_SPLIT = np.uint32(FLAG_SPLIT24)
+_IDX_MASK = np.uint32(0x7FFF_FFFF)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IPRecord:
+    """What the snapshot knows about one address.
+
+    ``sources`` says who said what: ``country`` maps each country source to its answer, and
+    ``labels`` maps each label (hosting, vpn, ...) to the sources that gave it.
+    """
+
+    ip: str
+    version: int
+    country: str | None
+    asn: int | None
+    org: str | None
+    hosting: bool
+    vpn: bool
+    tor: bool
+    proxy: bool
+    relay: bool
+    provider: str | None
+    reserved: bool
+    disagreement: bool
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        """Whether any source knew anything about this address."""
+        return self.country is not None or self.asn is not None or self.provider is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ip": self.ip,
+            "country": self.country,
+            "asn": self.asn,
+            "org": self.org,
+            "hosting": self.hosting,
+            "vpn": self.vpn,
+            "tor": self.tor,
+            "proxy": self.proxy,
+            "relay": self.relay,
+            "provider": self.provider,
+            "reserved": self.reserved,
+            "country_disagreement": self.disagreement,
+            "sources": self.sources,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """A columnar batch of answers, in input order. ``valid`` is False where the input was
+    not an address (see ``errors`` for which and why). Columns are numpy arrays."""
+
+    snapshot: Snapshot
+    rows: npt.NDArray[np.uint32]  # answer row per input; NO_ROW where invalid
+    errors: tuple[tuple[int, str], ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]:
+        return self.rows != NO_ROW
+
+    def _col(self, name: str) -> npt.NDArray[Any]:
+        col = self.snapshot.row_columns[name]
+        out = np.zeros(len(self.rows), dtype=col.dtype)
+        ok = self.valid
+        out[ok] = col[self.rows[ok]]
+        return out
+
+    @property
+    def country(self) -> npt.NDArray[np.str_]:
+        """ISO alpha-2 codes, ``""`` where unknown."""
+        return self.snapshot.country_table[self._col("country")]
+
+    @property
+    def asn(self) -> npt.NDArray[np.uint32]:
+        """Autonomous system numbers, 0 where unknown."""
+        return self._col("asn")
+
+    @property
+    def org(self) -> npt.NDArray[np.object_]:
+        return self.snapshot.string_table[self._col("org")]
+
+    @property
+    def provider(self) -> npt.NDArray[np.object_]:
+        return self.snapshot.string_table[self._col("provider")]
+
+    @property
+    def flags(self) -> npt.NDArray[np.uint8]:
+        return self._col("flags")
+
+    def flag(self, name: str) -> npt.NDArray[np.bool_]:
+        """One label (hosting, vpn, tor, proxy, relay, reserved, disagree) as a bool array."""
+        bit = self.snapshot.flag_bits[name]
+        return (self.flags & bit) != 0
+
+    def record(self, i: int, text: str) -> IPRecord:
+        return self.snapshot.record_for_row(text, int(self.rows[i]))
+
+
+class Snapshot:
+    """A loaded snapshot. Open with ``Snapshot.open(path)``; safe to share between threads."""
+
+    def __init__(self, path: Path, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]):
+        self.path = path
+        self.meta = meta
+        self.id: str = meta["id"]
+        self.v4_starts = arrays["v4_starts"]
+        self.v4_rows = arrays["v4_rows"]
+        self.v4_index24 = arrays["v4_index24"]
+        self.v6_starts = arrays["v6_starts"]
+        self.v6_rows = arrays["v6_rows"]
+        self.row_columns: dict[str, npt.NDArray[Any]] = {
+            k.removeprefix("row_").replace("__", ":"): v for k, v in arrays.items() if k.startswith("row_")
+        }
+        self.country_sources: list[str] = meta["country_sources"]
+        self.label_sources: list[str] = meta["label_sources"]
+        self.country_table = np.array(meta["countries"], dtype="<U2")
+        self.string_table = np.array(meta["strings"], dtype=object)
+        self.flag_bits: dict[str, int] = meta["flags"]
+        self._countries: list[str] = meta["countries"]
+        self._strings: list[str] = meta["strings"]
+        self._cc_cols = [(name, self.row_columns[f"cc:{name}"]) for name in self.country_sources]
+        self._src_words = [self.row_columns[f"src{w}"] for w in range((len(self.label_sources) + 63) // 64 or 1)]
+        self._col_country = self.row_columns["country"]
+        self._col_asn = self.row_columns["asn"]
+        self._col_org = self.row_columns["org"]
+        self._col_flags = self.row_columns["flags"]
+        self._col_provider = self.row_columns["provider"]
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Snapshot:
+        path = Path(path)
+        meta_path = path / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SnapshotError(f"not a snapshot (no meta.json): {path}") from None
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"unreadable snapshot metadata {meta_path}: {exc}") from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise SnapshotError(
+                f"snapshot {path.name} has format {meta.get('format')}, this geowarden reads "
+                f"format {FORMAT_VERSION}: rebuild it with `geowarden intel build`"
+            )
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        try:
+            for f in path.glob("*.npy"):
+                arrays[f.stem] = np.load(f, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise SnapshotError(f"corrupt snapshot {path.name}: {exc}") from None
+        needed = {"v4_starts", "v4_rows", "v4_index24", "v6_starts", "v6_rows", "row_country"}
+        missing = needed - arrays.keys()
+        if missing:
+            raise SnapshotError(f"corrupt snapshot {path.name}: missing {', '.join(sorted(missing))}")
+        return cls(path, meta, arrays)
+
+    # -- single lookups --------------------------------------------------------------------
+
+    def row_of(self, p: addr.Parsed) -> int:
+        if p.version == 4:
+            j = self.v4_index24[p.v4 >> 8]
+            if j & _SPLIT:
+                j = int(np.searchsorted(self.v4_starts, np.uint32(p.v4), side="right")) - 1
+            return int(self.v4_rows[j])
+        i = int(np.searchsorted(self.v6_starts, np.bytes_(p.v6), side="right")) - 1
+        return int(self.v6_rows[i])
+
+    def lookup(self, ip: str) -> IPRecord:
+        """Look one address up. Raises ``AddressError`` if it is not one."""
+        p = addr.parse(ip)
+        return self.record_for_row(p.text, self.row_of(p), p.version)
+
+    def record_for_row(self, text: str, row: int, version: int = 0) -> IPRecord:
+        if row == int(NO_ROW):
+            raise AddressError(f"not an IP address: {text[:64]!r}")
+        flags = int(self._col_flags[row])
+        cc = self._countries[int(self._col_country[row])] or None
+        asn = int(self._col_asn[row]) or None
+        org = self._strings[int(self._col_org[row])] or None
+        provider = self._strings[int(self._col_provider[row])] or None
+        return IPRecord(
+            ip=text,
+            version=version or (6 if ":" in text else 4),
+            country=cc,
+            asn=asn,
+            org=org,
+            hosting=bool(flags & FLAG_BITS["hosting"]),
+            vpn=bool(flags & FLAG_BITS["vpn"]),
+            tor=bool(flags & FLAG_BITS["tor"]),
+            proxy=bool(flags & FLAG_BITS["proxy"]),
+            relay=bool(flags & FLAG_BITS["relay"]),
+            provider=provider,
+            reserved=bool(flags & FLAG_RESERVED),
+            disagreement=bool(flags & FLAG_DISAGREE),
+            sources=self._sources_of(row, flags),
+        )
+
+    def _sources_of(self, row: int, flags: int) -> dict[str, Any]:
+        countries = {name: self._countries[int(col[row])] for name, col in self._cc_cols if col[row]}
+        said: list[str] = []
+        for w, col in enumerate(self._src_words):
+            bits = int(col[row])
+            while bits:
+                low = bits & -bits
+                said.append(self.label_sources[w * 64 + low.bit_length() - 1])
+                bits ^= low
+        labels: dict[str, list[str]] = {}
+        if said:
+            kinds = self.meta.get("label_kinds", {})
+            for label, bit in FLAG_BITS.items():
+                if flags & bit:
+                    labels[label] = [s for s in said if label in kinds.get(s, [label])]
+        return {"country": countries, "labels": labels}
+
+    # -- batch lookups ---------------------------------------------------------------------
+
+    def rows_v4(self, values: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
+        """Answer rows for packed IPv4 addresses (vectorised)."""
+        j = self.v4_index24[values >> np.uint32(8)]
+        split = (j & _SPLIT) != 0
+        if split.any():
+            j = j.copy()
+            j[split] = np.searchsorted(self.v4_starts, values[split], side="right") - 1
+        return self.v4_rows[j & _IDX_MASK]
+
+    def rows_v6(self, keys: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint32]:
+        idx = np.searchsorted(self.v6_starts, keys, side="right") - 1
+        return self.v6_rows[idx]
+
+    def lookup_many(self, ips: Sequence[str] | npt.NDArray[Any]) -> Lookups:
+        """Look up a batch: strings (IPv4 and IPv6 mixed) or packed IPv4 integers."""
+        if isinstance(ips, np.ndarray) and ips.dtype.kind in "iu":
+            return Lookups(self, self.rows_v4(addr.parse_v4_ints(ips)))
+        batch = addr.parse_many(ips if not isinstance(ips, np.ndarray) else ips.tolist())
+        if len(batch.v4_pos) == batch.n:
+            return Lookups(self, self.rows_v4(batch.v4))
+        rows = np.full(batch.n, NO_ROW, dtype=np.uint32)
+        if len(batch.v4_pos):
+            rows[batch.v4_pos] = self.rows_v4(batch.v4)
+        if len(batch.v6_pos):
+            rows[batch.v6_pos] = self.rows_v6(batch.v6)
+        return Lookups(self, rows, batch.errors)
+
+    # -- provenance ------------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "built_at": self.meta["built_at"],
+            "note": self.meta.get("note", ""),
+            "counts": self.meta["counts"],
+            "sources": self.meta["sources"],
+        }

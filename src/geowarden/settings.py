@@ -1,0 +1,59 @@
+"""Settings, read once from ``GEOWARDEN_*`` environment variables.
+
+Only the application (CLI, service) reads these; library objects such as ``Warden`` take
+explicit arguments and fall back to ``Settings.from_env()`` only when given none.
+
+| variable | default | meaning |
+|---|---|---|
+| ``GEOWARDEN_HOME`` | per-user data dir (``platformdirs``) | snapshots, state, tokens, audit database |
+| ``GEOWARDEN_SNAPSHOT`` | ``$GEOWARDEN_HOME/intel/current`` | a specific snapshot directory to load |
+| ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` |
+| ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | standard logging level name |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from geowarden.errors import ConfigError
+
+_LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    home: Path
+    snapshot: Path | None = None
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    @property
+    def intel_dir(self) -> Path:
+        """Where compiled snapshots live, one directory each, plus the ``current`` link."""
+        return self.home / "intel"
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.home / "downloads"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home_raw = env.get("GEOWARDEN_HOME", "").strip()
+        home = Path(home_raw).expanduser() if home_raw else Path(platformdirs.user_data_dir("geowarden"))
+        if home.exists() and not home.is_dir():
+            raise ConfigError(f"GEOWARDEN_HOME={home} exists and is not a directory")
+        snap_raw = env.get("GEOWARDEN_SNAPSHOT", "").strip()
+        log_format = env.get("GEOWARDEN_LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in _LOG_FORMATS:
+            raise ConfigError(f"GEOWARDEN_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, not {log_format!r}")
+        return cls(
+            home=home,
+            snapshot=Path(snap_raw).expanduser() if snap_raw else None,
+            log_format=log_format,
+            log_level=env.get("GEOWARDEN_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+        )

@@ -1,0 +1,115 @@
+"""The network signal: what the client address says about where the request comes from.
+
+A pure function of the facts, the intel snapshot and the restricted jurisdictions the policy
+passes in. It never decides: it reports evidence (codes in ``signals.codes``) and leaves the
+weighing to the policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from typing import Any
+
+from geowarden.errors import AddressError
+from geowarden.intel import addr
+from geowarden.intel.snapshot import IPRecord, Snapshot
+from geowarden.model import Evidence, Facts
+
+SIGNAL = "ip"
+
+
+def evaluate(facts: Facts, intel: Snapshot, restricted: Set[str]) -> list[Evidence]:
+    """Evidence about ``facts.ip``; empty when no address was given."""
+    if facts.ip is None:
+        return []
+    try:
+        parsed = addr.parse(facts.ip)
+    except AddressError:
+        return [Evidence(signal=SIGNAL, code="IP_INVALID", confidence=1.0, detail="the ip fact is not an IP address")]
+    rec = intel.record_for_row(parsed.text, intel.row_of(parsed), parsed.version)
+    return evidence_for(rec, restricted)
+
+
+def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
+    """Evidence for one looked-up address (shared by ``evaluate`` and batch evaluation)."""
+    out: list[Evidence] = []
+    if rec.reserved:
+        out.append(
+            Evidence(
+                signal=SIGNAL,
+                code="IP_PRIVATE_OR_RESERVED",
+                value=rec.ip,
+                detail=f"{rec.ip} is a private or reserved address: the real client address was lost "
+                "upstream (check the trusted-proxy / X-Forwarded-For configuration)",
+            )
+        )
+        return out
+    answers: dict[str, str] = rec.sources.get("country", {})
+    if rec.country is not None:
+        agree = sum(1 for cc in answers.values() if cc == rec.country)
+        confidence = agree / len(answers) if answers else 0.5
+        out.append(
+            Evidence(
+                signal=SIGNAL,
+                code="IP_COUNTRY",
+                value=rec.country,
+                confidence=confidence,
+                detail=f"placed in {rec.country} by {agree} of {len(answers)} country sources",
+            )
+        )
+        if rec.country in restricted:
+            out.append(
+                Evidence(
+                    signal=SIGNAL,
+                    code="IP_COUNTRY_RESTRICTED",
+                    value=rec.country,
+                    confidence=max(confidence, 0.5),
+                    detail=f"address placed in restricted jurisdiction {rec.country} "
+                    f"({_said_by(answers, rec.country)})",
+                )
+            )
+    if rec.disagreement:
+        restricted_answers = sorted({cc for cc in answers.values() if cc in restricted})
+        value: dict[str, Any] = {"answers": answers, "restricted": restricted_answers}
+        out.append(
+            Evidence(
+                signal=SIGNAL,
+                code="IP_COUNTRY_DISAGREEMENT",
+                value=value,
+                confidence=0.5,
+                detail="country sources disagree: " + ", ".join(f"{s}={cc}" for s, cc in answers.items()),
+            )
+        )
+    labels: dict[str, list[str]] = rec.sources.get("labels", {})
+    for flag, code, what in _LABEL_EVIDENCE:
+        if getattr(rec, flag):
+            said = labels.get(flag, [])
+            out.append(
+                Evidence(
+                    signal=SIGNAL,
+                    code=code,
+                    value=rec.provider,
+                    confidence=min(1.0, 0.6 + 0.2 * len(said)),
+                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; said by {', '.join(said) or 'an ASN list'}",
+                    source=said[0] if said else None,
+                )
+            )
+    if not rec.found:
+        out.append(
+            Evidence(signal=SIGNAL, code="IP_UNKNOWN", value=rec.ip, confidence=0.5, detail="no source knows this address")
+        )
+    return out
+
+
+_LABEL_EVIDENCE = (
+    ("tor", "IP_TOR", "Tor exit relay"),
+    ("vpn", "IP_VPN", "VPN exit"),
+    ("proxy", "IP_PROXY", "proxy service"),
+    ("hosting", "IP_HOSTING", "hosting or cloud provider"),
+    ("relay", "IP_RELAY", "location-preserving relay"),
+)
+
+
+def _said_by(answers: dict[str, str], country: str) -> str:
+    who = [s for s, cc in answers.items() if cc == country]
+    return "said by " + ", ".join(who) if who else "fused answer"
