@@ -141,7 +141,9 @@ def check_cmd(
     ip: Annotated[str | None, typer.Option(help="Client IP address.")] = None,
     phone: Annotated[str | None, typer.Option(help="Phone number (E.164).")] = None,
     card_bin: Annotated[str | None, typer.Option("--card-bin", help="Payment card BIN (first 6-8 digits).")] = None,
-    billing_country: Annotated[str | None, typer.Option("--billing-country", help="Billing country (ISO alpha-2).")] = None,
+    billing_country: Annotated[
+        str | None, typer.Option("--billing-country", help="Billing country (ISO alpha-2).")
+    ] = None,
     accept_language: Annotated[str | None, typer.Option("--accept-language", help="Accept-Language header.")] = None,
     timezone: Annotated[str | None, typer.Option(help="Client-reported IANA time zone.")] = None,
     email: Annotated[str | None, typer.Option(help="Account email.")] = None,
@@ -181,7 +183,9 @@ def check_cmd(
     others = [e for e in decision.evidence if e not in decision.reasons]
     for ev in others:
         out.print(f"  [dim]{ev.code}: {ev.detail}[/dim]")
-    out.print(f"  [dim]policy {decision.policy_version}, decision {decision.decision_id}, {decision.elapsed_us:.0f} µs[/dim]")
+    out.print(
+        f"  [dim]policy {decision.policy_version}, decision {decision.decision_id}, {decision.elapsed_us:.0f} µs[/dim]"
+    )
 
 
 # -- intel -------------------------------------------------------------------------------
@@ -189,7 +193,9 @@ def check_cmd(
 
 @intel_app.command("build")
 def intel_build(
-    from_dir: Annotated[Path | None, typer.Option("--from", help="Directory of source files (the layout of shared/data).")] = None,
+    from_dir: Annotated[
+        Path | None, typer.Option("--from", help="Directory of source files (the layout of shared/data).")
+    ] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="Leave this source out (repeatable).")] = None,
     activate: Annotated[bool, typer.Option(help="Make the new snapshot the current one.")] = True,
     as_json: JsonOpt = False,
@@ -267,7 +273,9 @@ def _print_info(info: dict[str, Any]) -> None:
     for col in ("source", "kind", "entries", "date", "licence", "attribution"):
         table.add_column(col)
     for s in info["sources"]:
-        table.add_row(s["name"], s["kind"], f"{s['entries']:,}", s.get("date") or "-", s["licence"], s.get("attribution") or "")
+        table.add_row(
+            s["name"], s["kind"], f"{s['entries']:,}", s.get("date") or "-", s["licence"], s.get("attribution") or ""
+        )
     out.print(table)
 
 

@@ -71,7 +71,7 @@ class Facts:
         out: dict[str, Any] = {}
         for name in _FACT_FIELDS:
             value = getattr(self, name)
-            if value is None or value == () or value == {}:
+            if value is None or value in ((), {}):
                 continue
             if redact and name in PERSONAL_FIELDS:
                 out[name] = "<redacted>"

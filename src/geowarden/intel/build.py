@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -78,7 +77,7 @@ def _label_priority(name: str) -> int:
     """Lower wins when two label sources name a provider for the same addresses."""
     if name.startswith("tor"):
         return 0
-    if name in ("vpn-exits",) or name.startswith("x4bnet-vpn-") and not name.endswith("asn"):
+    if name == "vpn-exits" or (name.startswith("x4bnet-vpn-") and not name.endswith("asn")):
         return 1
     if name.startswith(("ipranges-", "cloud-more-")):
         return 3
@@ -108,7 +107,9 @@ class _Painter:
         self.bp: npt.NDArray[np.bytes_] = np.unique(np.concatenate([_keys(fixed), *firsts, *ends]))
         self.n = len(self.bp)
 
-    def positions(self, first: Sequence[int], last: Sequence[int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def positions(
+        self, first: Sequence[int], last: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Elementary-interval index range ``[s, e)`` of each inclusive key range."""
         s = np.searchsorted(self.bp, _keys(first)).astype(np.int64)
         lastp1 = [x + 1 for x in last]
@@ -122,7 +123,9 @@ class _Painter:
         diff = np.bincount(s, minlength=self.n + 1) - np.bincount(e, minlength=self.n + 1)
         return np.cumsum(diff[: self.n]) > 0
 
-    def paint(self, col: npt.NDArray[Any], s: npt.NDArray[np.int64], e: npt.NDArray[np.int64], v: npt.NDArray[Any]) -> None:
+    def paint(
+        self, col: npt.NDArray[Any], s: npt.NDArray[np.int64], e: npt.NDArray[np.int64], v: npt.NDArray[Any]
+    ) -> None:
         """Set ``col[s_i:e_i] = v_i``; ranges must be disjoint (see ``flatten``)."""
         lengths = e - s
         keep = lengths > 0
@@ -134,7 +137,9 @@ class _Painter:
         col[np.arange(total, dtype=np.int64) + offsets] = np.repeat(v, lengths)
 
 
-def flatten(s: npt.NDArray[np.int64], e: npt.NDArray[np.int64], v: npt.NDArray[Any]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[Any]]:
+def flatten(
+    s: npt.NDArray[np.int64], e: npt.NDArray[np.int64], v: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[Any]]:
     """Make ranges ``[s, e)`` disjoint; where they nest, the innermost range's value wins."""
     order = np.lexsort((-e, s))
     s, e, v = s[order], e[order], v[order]
@@ -200,204 +205,226 @@ def build_snapshot(
     The directory is written under a temporary name and renamed into place when complete,
     so a failed or interrupted build never leaves a half-written snapshot behind.
     """
-    say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
     names = [s.meta.name for s in sources]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise SourceError(f"duplicate source names: {', '.join(sorted(dupes))}")
-    range_sources = [s for s in sources if s.meta.kind != SourceKind.ASN_LABEL]
-    if not any(len(s) for s in range_sources):
+    if not any(len(s) for s in sources if s.meta.kind != SourceKind.ASN_LABEL):
         raise SourceError("no usable source: nothing to build a snapshot from")
+    c = _Compiler(sources, progress or (lambda _msg: None))
+    c.countries()
+    c.asns()
+    c.labels()
+    arrays, meta = c.tables()
+    meta["note"] = note
+    meta["counts"]["build_seconds"] = round(time.perf_counter() - t0, 1)
+    return _write(arrays, meta, out_root, c.say)
 
-    reserved = [network_bounds(n) for n in RESERVED_NETWORKS]
-    say(f"cutting the address space at the boundaries of {len(range_sources)} sources")
-    painter = _Painter(range_sources, reserved)
-    n = painter.n
-    strings = _Strings()
 
-    # Countries: one column per country source, then the fused answer.
-    countries: list[str] = [""]
-    cc_index: dict[str, int] = {"": 0}
-    cc_cols: dict[str, npt.NDArray[np.uint16]] = {}
-    for src in sources:
-        if src.meta.kind != SourceKind.COUNTRY or not len(src):
-            continue
-        say(f"painting countries from {src.meta.name} ({len(src):,} ranges)")
-        codes = np.empty(len(src.values), dtype=np.uint16)
-        for i, cc in enumerate(src.values):
-            j = cc_index.get(cc)
-            if j is None:
-                j = cc_index[cc] = len(countries)
-                countries.append(cc)
-            codes[i] = j
-        s, e = painter.positions(src.first, src.last)
-        s, e, codes = flatten(s, e, codes)
-        col = np.zeros(n, dtype=np.uint16)
-        painter.paint(col, s, e, codes)
-        cc_cols[src.meta.name] = col
+class _Compiler:
+    """The columns of one build, painted onto the elementary intervals."""
 
-    def first_of(names: Sequence[str]) -> npt.NDArray[np.uint16]:
-        out = np.zeros(n, dtype=np.uint16)
+    def __init__(self, sources: Sequence[SourceData], say: Progress) -> None:
+        self.sources = sources
+        self.say = say
+        self.reserved = [network_bounds(n) for n in RESERVED_NETWORKS]
+        range_sources = [s for s in sources if s.meta.kind != SourceKind.ASN_LABEL]
+        say(f"cutting the address space at the boundaries of {len(range_sources)} sources")
+        self.painter = _Painter(range_sources, self.reserved)
+        self.n = n = self.painter.n
+        self.strings = _Strings()
+        self.countries_list: list[str] = [""]
+        self.cc_cols: dict[str, npt.NDArray[np.uint16]] = {}
+        self.fused = np.zeros(n, dtype=np.uint16)
+        self.asn = np.zeros(n, dtype=np.uint32)
+        self.org = np.zeros(n, dtype=np.uint32)
+        self.flags = np.zeros(n, dtype=np.uint8)
+        self.provider = np.zeros(n, dtype=np.uint32)
+        self.label_srcs = sorted(
+            (s for s in sources if s.meta.kind in (SourceKind.LABEL, SourceKind.ASN_LABEL) and len(s)),
+            key=lambda s: (_label_priority(s.meta.name), s.meta.name),
+        )
+        self.srcbits = np.zeros((max(1, (len(self.label_srcs) + 63) // 64), n), dtype=np.uint64)
+
+    def countries(self) -> None:
+        """One column per country source, the fused answer, and the disagreement flag."""
+        cc_index: dict[str, int] = {"": 0}
+        for src in self.sources:
+            if src.meta.kind != SourceKind.COUNTRY or not len(src):
+                continue
+            self.say(f"painting countries from {src.meta.name} ({len(src):,} ranges)")
+            codes = np.empty(len(src.values), dtype=np.uint16)
+            for i, cc in enumerate(src.values):
+                j = cc_index.get(cc)
+                if j is None:
+                    j = cc_index[cc] = len(self.countries_list)
+                    self.countries_list.append(cc)
+                codes[i] = j
+            s, e = self.painter.positions(src.first, src.last)
+            s, e, codes = flatten(s, e, codes)
+            col = np.zeros(self.n, dtype=np.uint16)
+            self.painter.paint(col, s, e, codes)
+            self.cc_cols[src.meta.name] = col
+
+        geo, route, reg = (
+            self._first_of(GEOLOCATION_SOURCES),
+            self._first_of(ROUTING_SOURCES),
+            self._first_of(REGISTRY_SOURCES),
+        )
+        majority = np.where(
+            ((geo == route) | (geo == reg)) & (geo != 0), geo, np.where((route == reg) & (route != 0), route, 0)
+        )
+        fallback = np.where(geo != 0, geo, np.where(reg != 0, reg, route))
+        fused = np.where(majority != 0, majority, fallback)
+        feed = self._first_of(GEOFEED_SOURCES)
+        self.fused = np.where(feed != 0, feed, fused).astype(np.uint16)
+        lo = np.full(self.n, np.iinfo(np.uint16).max, dtype=np.uint16)
+        hi = np.zeros(self.n, dtype=np.uint16)
+        for col in self.cc_cols.values():
+            lo = np.where(col != 0, np.minimum(lo, col), lo)
+            hi = np.maximum(hi, col)
+        self.flags[(hi != 0) & (lo != hi)] |= FLAG_DISAGREE
+
+    def _first_of(self, names: Sequence[str]) -> npt.NDArray[np.uint16]:
+        out = np.zeros(self.n, dtype=np.uint16)
         for name in reversed(names):
-            col = cc_cols.get(name)
+            col = self.cc_cols.get(name)
             if col is not None:
                 out = np.where(col != 0, col, out)
         return out
 
-    geo, route, reg = first_of(GEOLOCATION_SOURCES), first_of(ROUTING_SOURCES), first_of(REGISTRY_SOURCES)
-    majority = np.where(((geo == route) | (geo == reg)) & (geo != 0), geo, np.where((route == reg) & (route != 0), route, 0))
-    fallback = np.where(geo != 0, geo, np.where(reg != 0, reg, route))
-    fused = np.where(majority != 0, majority, fallback).astype(np.uint16)
-    feed = first_of(GEOFEED_SOURCES)
-    fused = np.where(feed != 0, feed, fused).astype(np.uint16)
-    # Disagreement: two country sources give different non-empty answers.
-    lo = np.full(n, np.iinfo(np.uint16).max, dtype=np.uint16)
-    hi = np.zeros(n, dtype=np.uint16)
-    for col in cc_cols.values():
-        lo = np.where(col != 0, np.minimum(lo, col), lo)
-        hi = np.maximum(hi, col)
-    disagree = (hi != 0) & (lo != hi)
+    def asns(self) -> None:
+        """ASN and organisation from the first source in ``ASN_SOURCES`` order that covers."""
+        asn_srcs = sorted(
+            (s for s in self.sources if s.meta.kind == SourceKind.ASN and len(s)),
+            key=lambda s: ASN_SOURCES.index(s.meta.name) if s.meta.name in ASN_SOURCES else len(ASN_SOURCES),
+            reverse=True,
+        )
+        for src in asn_srcs:
+            self.say(f"painting ASNs from {src.meta.name} ({len(src):,} ranges)")
+            nums = np.fromiter((a for a, _ in src.values), dtype=np.uint32, count=len(src.values))
+            orgs = np.fromiter((self.strings.get(o) for _, o in src.values), dtype=np.uint32, count=len(src.values))
+            s, e = self.painter.positions(src.first, src.last)
+            s2, e2, idx = flatten(s, e, np.arange(len(nums), dtype=np.int64))
+            self.painter.paint(self.asn, s2, e2, nums[idx])
+            self.painter.paint(self.org, s2, e2, orgs[idx])
 
-    # ASN: first source in ASN_SOURCES order that covers the interval.
-    asn = np.zeros(n, dtype=np.uint32)
-    org = np.zeros(n, dtype=np.uint32)
-    asn_srcs = sorted(
-        (s for s in sources if s.meta.kind == SourceKind.ASN and len(s)),
-        key=lambda s: ASN_SOURCES.index(s.meta.name) if s.meta.name in ASN_SOURCES else len(ASN_SOURCES),
-        reverse=True,
-    )
-    for src in asn_srcs:
-        say(f"painting ASNs from {src.meta.name} ({len(src):,} ranges)")
-        nums = np.fromiter((a for a, _ in src.values), dtype=np.uint32, count=len(src.values))
-        orgs = np.fromiter((strings.get(o) for _, o in src.values), dtype=np.uint32, count=len(src.values))
-        s, e = painter.positions(src.first, src.last)
-        s2, e2, idx = flatten(s, e, np.arange(len(nums), dtype=np.int64))
-        painter.paint(asn, s2, e2, nums[idx])
-        painter.paint(org, s2, e2, orgs[idx])
+    def labels(self) -> None:
+        """Label flags, which sources said so, and the most specific provider name."""
+        for bit, src in reversed(list(enumerate(self.label_srcs))):
+            self.say(f"painting labels from {src.meta.name} ({len(src):,} entries)")
+            if src.meta.kind == SourceKind.ASN_LABEL:
+                self._asn_labels(bit, src)
+            else:
+                self._range_labels(bit, src)
+        rs, re_ = self.painter.positions([f for f, _ in self.reserved], [la for _, la in self.reserved])
+        self.flags[self.painter.coverage(rs, re_)] |= FLAG_RESERVED
 
-    # Labels: flags, which sources said so, and the most specific provider name.
-    flags = np.zeros(n, dtype=np.uint8)
-    label_srcs = sorted(
-        (s for s in sources if s.meta.kind in (SourceKind.LABEL, SourceKind.ASN_LABEL) and len(s)),
-        key=lambda s: (_label_priority(s.meta.name), s.meta.name),
-    )
-    words = max(1, (len(label_srcs) + 63) // 64)
-    srcbits = np.zeros((words, n), dtype=np.uint64)
-    provider = np.zeros(n, dtype=np.uint32)
-    for bit, src in reversed(list(enumerate(label_srcs))):
-        say(f"painting labels from {src.meta.name} ({len(src):,} entries)")
-        word, mask = bit // 64, np.uint64(1 << (bit % 64))
-        if src.meta.kind == SourceKind.ASN_LABEL:
-            for label in sorted({lab for lab, _ in src.asn_labels.values()}):
-                if label not in FLAG_BITS:
-                    raise SourceError(f"{src.meta.name}: unknown label {label!r}")
-                keys = np.fromiter((a for a, (lab, _) in src.asn_labels.items() if lab == label), dtype=np.uint32)
-                hit = np.isin(asn, keys) & (asn != 0)
-                flags[hit] |= FLAG_BITS[label]
-                srcbits[word, hit] |= mask
-            names_by_asn = {a: strings.get(p) for a, (_, p) in src.asn_labels.items()}
-            hit_all = np.isin(asn, np.fromiter(names_by_asn, dtype=np.uint32)) & (asn != 0)
-            fill = hit_all & (provider == 0)
-            if fill.any():
-                lookup = np.vectorize(lambda a: names_by_asn.get(int(a), 0), otypes=[np.uint32])
-                provider[fill] = lookup(asn[fill])
-            continue
-        s, e = painter.positions(src.first, src.last)
+    def _said(self, bit: int, where: npt.NDArray[np.bool_]) -> None:
+        self.srcbits[bit // 64, where] |= np.uint64(1 << (bit % 64))
+
+    def _range_labels(self, bit: int, src: SourceData) -> None:
+        s, e = self.painter.positions(src.first, src.last)
         labels = np.array([lab for lab, _ in src.values])
         for label in np.unique(labels).tolist():
             if label not in FLAG_BITS:
                 raise SourceError(f"{src.meta.name}: unknown label {label!r} (known: {', '.join(LABELS)})")
             sel = labels == label
-            flags[painter.coverage(s[sel], e[sel])] |= FLAG_BITS[label]
-        srcbits[word, painter.coverage(s, e)] |= mask
-        provs = np.fromiter((strings.get(p) for _, p in src.values), dtype=np.uint32, count=len(src.values))
+            self.flags[self.painter.coverage(s[sel], e[sel])] |= FLAG_BITS[label]
+        self._said(bit, self.painter.coverage(s, e))
+        provs = np.fromiter((self.strings.get(p) for _, p in src.values), dtype=np.uint32, count=len(src.values))
         s2, e2, pv = flatten(s, e, provs)
-        painter.paint(provider, s2, e2, pv)
+        self.painter.paint(self.provider, s2, e2, pv)
 
-    rs, re_ = painter.positions([f for f, _ in reserved], [la for _, la in reserved])
-    flags[painter.coverage(rs, re_)] |= FLAG_RESERVED
-    flags[disagree] |= FLAG_DISAGREE
+    def _asn_labels(self, bit: int, src: SourceData) -> None:
+        asn = self.asn
+        for label in sorted({lab for lab, _ in src.asn_labels.values()}):
+            if label not in FLAG_BITS:
+                raise SourceError(f"{src.meta.name}: unknown label {label!r} (known: {', '.join(LABELS)})")
+            keys = np.fromiter((a for a, (lab, _) in src.asn_labels.items() if lab == label), dtype=np.uint32)
+            hit = np.isin(asn, keys) & (asn != 0)
+            self.flags[hit] |= FLAG_BITS[label]
+            self._said(bit, hit)
+        keys = np.array(sorted(src.asn_labels), dtype=np.uint32)
+        names = np.array([self.strings.get(src.asn_labels[int(a)][1]) for a in keys], dtype=np.uint32)
+        pos = np.clip(np.searchsorted(keys, asn), 0, max(0, len(keys) - 1))
+        fill = (keys[pos] == asn) & (asn != 0) & (self.provider == 0)
+        self.provider[fill] = names[pos[fill]]
 
-    say("merging intervals and writing the snapshot")
-    fields: dict[str, npt.NDArray[Any]] = {
-        "country": fused,
-        "asn": asn,
-        "org": org,
-        "flags": flags,
-        "provider": provider,
-    }
-    for name, col in cc_cols.items():
-        fields[f"cc:{name}"] = col
-    for w in range(words):
-        fields[f"src{w}"] = srcbits[w]
-    dtype = np.dtype([(k, v.dtype) for k, v in fields.items()])
-    table = np.empty(n, dtype=dtype)
-    for k, v in fields.items():
-        table[k] = v
-    raw = table.view(np.dtype((np.void, dtype.itemsize)))
-    change = np.ones(n, dtype=bool)
-    change[1:] = raw[1:] != raw[:-1]
-    # Keep the family split points even when the answers either side match.
-    change[np.searchsorted(painter.bp, _keys([V4_BASE, V4_LAST + 1]))] = True
-    starts = painter.bp[change]
-    uniq, iv_row = np.unique(raw[change], return_inverse=True)
-    rows = uniq.view(dtype)
-    iv_row = iv_row.astype(np.uint32).ravel()
+    def tables(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+        """Merge equal neighbours, store each distinct answer row once, split the families."""
+        self.say("merging intervals")
+        fields: dict[str, npt.NDArray[Any]] = {
+            "country": self.fused,
+            "asn": self.asn,
+            "org": self.org,
+            "flags": self.flags,
+            "provider": self.provider,
+        }
+        for name, col in self.cc_cols.items():
+            fields[f"cc:{name}"] = col
+        for w in range(len(self.srcbits)):
+            fields[f"src{w}"] = self.srcbits[w]
+        dtype = np.dtype([(k, v.dtype) for k, v in fields.items()])
+        table = np.empty(self.n, dtype=dtype)
+        for k, v in fields.items():
+            table[k] = v
+        raw = table.view(np.dtype((np.void, dtype.itemsize)))
+        change = np.ones(self.n, dtype=bool)
+        change[1:] = raw[1:] != raw[:-1]
+        bp = self.painter.bp
+        change[np.searchsorted(bp, _keys([V4_BASE, V4_LAST + 1]))] = True  # keep the family split points
+        starts = bp[change]
+        uniq, inverse = np.unique(raw[change], return_inverse=True)
+        rows = uniq.view(dtype)
+        iv_row = inverse.astype(np.uint32).ravel()
 
-    in_v4 = (starts >= _keys([V4_BASE])[0]) & (starts <= _keys([V4_LAST])[0])
-    # S16 items lose trailing NUL bytes when turned into Python bytes: slice the raw buffer.
-    v4_bytes = np.ascontiguousarray(starts[in_v4]).view(np.uint8).reshape(-1, 16)[:, 12:]
-    v4_starts = np.ascontiguousarray(v4_bytes).view(">u4").ravel().astype(np.uint32)
-    v4_rows = iv_row[in_v4]
-    # Outside the IPv4-mapped block the IPv6 table answers; inside it, the IPv4 table does.
-    v6_starts = starts
-    v6_rows = iv_row
-    idx24 = _index24(v4_starts)
+        in_v4 = (starts >= _keys([V4_BASE])[0]) & (starts <= _keys([V4_LAST])[0])
+        # S16 items lose trailing NUL bytes when turned into Python bytes: slice the raw buffer.
+        v4_bytes = np.ascontiguousarray(starts[in_v4]).view(np.uint8).reshape(-1, 16)[:, 12:]
+        v4_starts = np.ascontiguousarray(v4_bytes).view(">u4").ravel().astype(np.uint32)
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "v4_starts": v4_starts,
+            "v4_rows": iv_row[in_v4],
+            "v4_index24": _index24(v4_starts),
+            # The IPv6 table covers the whole key space; IPv4 queries never reach its mapped block.
+            "v6_starts": starts,
+            "v6_rows": iv_row,
+        }
+        for k in fields:
+            arrays["row_" + k.replace(":", "__")] = np.ascontiguousarray(rows[k])
+        kinds = {
+            s.meta.name: sorted(
+                {lab for lab, _ in (s.asn_labels.values() if s.meta.kind == SourceKind.ASN_LABEL else s.values)}
+            )
+            for s in self.label_srcs
+        }
+        meta: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "sources": [{**s.meta.to_dict(), "entries": len(s), "skipped": s.skipped} for s in self.sources],
+            "country_sources": list(self.cc_cols),
+            "label_sources": [s.meta.name for s in self.label_srcs],
+            "label_kinds": kinds,
+            "countries": self.countries_list,
+            "strings": self.strings.items,
+            "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE},
+            "counts": {"v4_intervals": len(v4_starts), "v6_intervals": len(starts), "rows": len(rows)},
+        }
+        return arrays, meta
 
-    label_meta = [s.meta.name for s in label_srcs]
-    arrays: dict[str, npt.NDArray[Any]] = {
-        "v4_starts": v4_starts,
-        "v4_rows": v4_rows,
-        "v4_index24": idx24,
-        "v6_starts": v6_starts,
-        "v6_rows": v6_rows,
-    }
-    for k in fields:
-        arrays["row_" + k.replace(":", "__")] = np.ascontiguousarray(rows[k])
+
+def _write(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], out_root: Path, say: Progress) -> Path:
+    """Write under a temporary name, then rename: a snapshot directory is complete or absent."""
     digest = hashlib.sha256()
     for k in sorted(arrays):
         digest.update(k.encode())
         digest.update(np.ascontiguousarray(arrays[k]).tobytes())
-    digest.update(json.dumps([s.meta.to_dict() for s in sources], sort_keys=True).encode())
+    # Everything that changes an answer is hashed; the build's duration and note are not.
+    digest.update(json.dumps({k: v for k, v in meta.items() if k not in ("counts", "note")}, sort_keys=True).encode())
     built = datetime.now(UTC)
     snap_id = f"{built:%Y%m%d}-{digest.hexdigest()[:12]}"
-    meta: dict[str, Any] = {
-        "format": FORMAT_VERSION,
-        "id": snap_id,
-        "built_at": built.isoformat(timespec="seconds"),
-        "note": note,
-        "sources": [
-            {**s.meta.to_dict(), "entries": len(s), "skipped": s.skipped} for s in sources
-        ],
-        "country_sources": list(cc_cols),
-        "label_sources": label_meta,
-        "label_kinds": {
-            s.meta.name: sorted(
-                {lab for lab, _ in (s.asn_labels.values() if s.meta.kind == SourceKind.ASN_LABEL else s.values)}
-            )
-            for s in label_srcs
-        },
-        "countries": countries,
-        "strings": strings.items,
-        "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE},
-        "counts": {
-            "v4_intervals": len(v4_starts),
-            "v6_intervals": len(v6_starts),
-            "rows": len(rows),
-            "build_seconds": round(time.perf_counter() - t0, 1),
-        },
-    }
+    meta = {"format": meta.pop("format"), "id": snap_id, "built_at": built.isoformat(timespec="seconds"), **meta}
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / snap_id
     if final.exists():
@@ -408,11 +435,12 @@ def build_snapshot(
         for k, arr in arrays.items():
             np.save(tmp / f"{k}.npy", arr, allow_pickle=False)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, final)
+        tmp.replace(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    say(f"snapshot {snap_id}: {len(v4_starts):,} IPv4 + {len(v6_starts):,} IPv6 intervals, {len(rows):,} rows")
+    c = meta["counts"]
+    say(f"snapshot {snap_id}: {c['v4_intervals']:,} IPv4 + {c['v6_intervals']:,} IPv6 intervals, {c['rows']:,} rows")
     return final
 
 

@@ -53,13 +53,17 @@ class SnapshotStore:
             return None
         path = self.dir / sid
         if not sid or not (path / "meta.json").is_file():
-            raise SnapshotError(f"{self.current_file} names snapshot {sid!r}, which is missing: run `geowarden intel build`")
+            raise SnapshotError(
+                f"{self.current_file} names snapshot {sid!r}, which is missing: run `geowarden intel build`"
+            )
         return path
 
-    def list(self) -> list[Path]:
+    def snapshots(self) -> list[Path]:
         if not self.dir.is_dir():
             return []
-        return sorted(p for p in self.dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "meta.json").is_file())
+        return sorted(
+            p for p in self.dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "meta.json").is_file()
+        )
 
     def activate(self, path: Path) -> None:
         """Make ``path`` (a snapshot under this store) the current one, atomically."""
@@ -69,7 +73,7 @@ class SnapshotStore:
         Snapshot.open(path)  # refuse to switch to something that does not load
         tmp = self.dir / f".CURRENT.{os.getpid()}"
         tmp.write_text(path.name + "\n", encoding="utf-8")
-        os.replace(tmp, self.current_file)
+        tmp.replace(self.current_file)
         self._prune(current=path)
 
     def build_and_activate(self, sources: list[SourceData], *, note: str, progress: Progress | None = None) -> Path:
@@ -78,7 +82,9 @@ class SnapshotStore:
             self.activate(path)
             return path
 
-    def open_current(self, *, default_sources: Callable[[], list[SourceData]] | None = None, progress: Progress | None = None) -> Snapshot:
+    def open_current(
+        self, *, default_sources: Callable[[], list[SourceData]] | None = None, progress: Progress | None = None
+    ) -> Snapshot:
         """Open the current snapshot; with none yet, build one from ``default_sources``."""
         path = self.current_path()
         if path is None:
@@ -94,7 +100,7 @@ class SnapshotStore:
         return Snapshot.open(path)
 
     def _prune(self, *, current: Path, exclude: Collection[str] = ()) -> None:
-        old = [p for p in self.list() if p.name != current.name and p.name not in exclude]
+        old = [p for p in self.snapshots() if p.name != current.name and p.name not in exclude]
         old.sort(key=lambda p: p.stat().st_mtime)
         for p in old[: max(0, len(old) - (self.keep - 1))]:
             shutil.rmtree(p, ignore_errors=True)

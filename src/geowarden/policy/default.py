@@ -55,7 +55,9 @@ ACTIONS: dict[str, tuple[Action, float]] = {
 
 
 class DefaultPolicy:
-    def __init__(self, restricted: Mapping[str, str] | None = None, actions: Mapping[str, tuple[Action, float]] | None = None):
+    def __init__(
+        self, restricted: Mapping[str, str] | None = None, actions: Mapping[str, tuple[Action, float]] | None = None
+    ):
         self._restricted = dict(RESTRICTED if restricted is None else restricted)
         self._actions = dict(ACTIONS)
         if actions:
@@ -141,6 +143,8 @@ def _actions(path: Path, value: Any) -> dict[str, tuple[Action, float]] | None:
         try:
             action = Action(str(act).lower())
         except ValueError:
-            raise ConfigError(f"{path}: action for {code} must be one of {', '.join(a.value for a in Action)}") from None
+            raise ConfigError(
+                f"{path}: action for {code} must be one of {', '.join(a.value for a in Action)}"
+            ) from None
         out[code] = (action, ACTIONS[code][1])
     return out

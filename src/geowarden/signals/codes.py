@@ -8,7 +8,6 @@ stable: a code may be added or deprecated, never renamed.
 from __future__ import annotations
 
 CODES: dict[str, tuple[str, str]] = {
-    # code: (signal, meaning)
     "IP_COUNTRY": ("ip", "The country the address is placed in (fused from all country sources); informational."),
     "IP_COUNTRY_RESTRICTED": ("ip", "The address is placed in a jurisdiction the policy restricts."),
     "IP_COUNTRY_DISAGREEMENT": (
@@ -36,11 +35,17 @@ CODES: dict[str, tuple[str, str]] = {
 
 
 def markdown() -> str:
-    lines = ["# Evidence codes", "", "Generated from `geowarden/signals/codes.py`.", "",
-             "| code | signal | meaning |", "|---|---|---|"]
+    lines = [
+        "# Evidence codes",
+        "",
+        "Generated from `geowarden/signals/codes.py`.",
+        "",
+        "| code | signal | meaning |",
+        "|---|---|---|",
+    ]
     lines += [f"| `{code}` | {signal} | {meaning} |" for code, (signal, meaning) in CODES.items()]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    print(markdown(), end="")  # noqa: T201
+    print(markdown(), end="")

@@ -96,7 +96,9 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
             )
     if not rec.found:
         out.append(
-            Evidence(signal=SIGNAL, code="IP_UNKNOWN", value=rec.ip, confidence=0.5, detail="no source knows this address")
+            Evidence(
+                signal=SIGNAL, code="IP_UNKNOWN", value=rec.ip, confidence=0.5, detail="no source knows this address"
+            )
         )
     return out
 
