@@ -282,7 +282,10 @@ def _print_info(info: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning geowarden errors into one line on stderr."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns the code of a typer.Exit instead of raising it.
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except GeowardenError as exc:

@@ -1,0 +1,130 @@
+"""The command-line contract of DESIGN.md, driven as a user would: in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geowarden.intel.snapshot import Snapshot
+
+IP_FIELDS = {"ip", "country", "asn", "org", "hosting", "vpn", "tor", "proxy", "sources"}
+
+
+def run(*args: str, snapshot: Path | None, home: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")}
+    env["GEOWARDEN_HOME"] = str(home)
+    if snapshot is not None:
+        env["GEOWARDEN_SNAPSHOT"] = str(snapshot)
+    return subprocess.run(
+        [sys.executable, "-m", "geowarden", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture
+def tiny(tiny_snapshot: Snapshot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run(*args, snapshot=tiny_snapshot.path, home=tmp_path, stdin=stdin)
+
+    return _run
+
+
+def no_traceback(p: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in p.stderr, p.stderr
+
+
+def test_ip_json_is_one_document_in_input_order(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("ip", "8.8.8.8", "1.2.4.8", "2400:3200::1", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert [r["ip"] for r in doc] == ["8.8.8.8", "1.2.4.8", "2400:3200::1"]
+    assert [r["country"] for r in doc] == ["US", "CN", "CN"]
+    assert all(IP_FIELDS <= r.keys() for r in doc)
+    assert doc[0]["asn"] == 15169
+    assert isinstance(doc[0]["hosting"], bool)
+
+
+def test_ip_batch_file_reports_bad_lines_and_answers_the_rest(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "ips.txt"
+    f.write_text("# addresses\n8.8.8.8\n\nnot-an-ip\n1.2.4.8  # trailing comment\n")
+    p = tiny("ip", "--file", str(f), "--json")
+    assert p.returncode == 3
+    no_traceback(p)
+    assert f"{f} line 4: not an IP address: 'not-an-ip'" in p.stderr
+    doc = json.loads(p.stdout)
+    assert [r.get("country") for r in doc] == ["US", None, "CN"]
+    assert "error" in doc[1]
+
+
+def test_ip_reads_stdin(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("ip", "--file", "-", "--json", stdin="1.2.4.8\n8.8.8.8\n")
+    assert p.returncode == 0, p.stderr
+    assert [r["country"] for r in json.loads(p.stdout)] == ["CN", "US"]
+
+
+def test_ip_table_output(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("ip", "5.1.1.1")
+    assert p.returncode == 0
+    assert "tor" in p.stdout and "5.1.1.1" in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (("ip",), "give addresses", 2),
+        (("ip", "--file", "/nonexistent/file"), "cannot read /nonexistent/file", 2),
+        (("check", "--ip", "1.2.3"), "not an IP address: '1.2.3'", 3),
+        (("check", "--ip", "8.8.8.8", "--billing-country", "Germany"), "ISO alpha-2", 2),
+        (("check", "--ip", "8.8.8.8", "--policy", "/nonexistent.yaml"), "policy file not found", 2),
+    ],
+)
+def test_errors_are_one_line_with_nonzero_exit(tiny, args: tuple[str, ...], message: str, code: int) -> None:  # type: ignore[no-untyped-def]
+    p = tiny(*args)
+    assert p.returncode == code, (p.returncode, p.stderr)
+    no_traceback(p)
+    assert message in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert p.stdout == ""
+
+
+def test_check_json_decision(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("check", "--ip", "1.2.4.8", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["action"] == "block"
+    assert [r["code"] for r in d["reasons"]] == ["IP_COUNTRY_RESTRICTED"]
+    assert {"score", "policy_version", "decision_id"} <= d.keys()
+    p = tiny("check", "--ip", "8.8.8.8", "--json")
+    assert json.loads(p.stdout)["action"] != "block"
+
+
+def test_check_never_echoes_personal_data(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("check", "--ip", "8.8.8.8", "--phone", "+8613800138000", "--email", "someone@example.com", "--json")
+    assert p.returncode == 0, p.stderr
+    assert "13800138000" not in p.stdout + p.stderr
+    assert "someone@example.com" not in p.stdout + p.stderr
+
+
+def test_bad_snapshot_setting_is_one_line(tmp_path: Path) -> None:
+    p = run("ip", "8.8.8.8", snapshot=tmp_path / "nowhere", home=tmp_path)
+    assert p.returncode == 5
+    no_traceback(p)
+    assert "not a snapshot" in p.stderr
+
+
+def test_intel_info_shows_sources_and_licences(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("intel", "info", "--json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert {s["name"] for s in info["sources"]} >= {"dbip-country", "tor-exits"}
+    assert all("licence" in s for s in info["sources"])
