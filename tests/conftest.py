@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import require_shared, tiny_sources
 
 from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
+from helpers import require_shared, tiny_sources
 
 
 @pytest.fixture(scope="session")
@@ -37,4 +37,3 @@ def default_snapshot_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from geowarden.intel.sources.pypi import default_sources
 
     return build_snapshot(default_sources(), tmp_path_factory.mktemp("default"), note="default")
-

@@ -46,8 +46,14 @@ def tiny_sources() -> list[SourceData]:
         source(
             "dbip-country",
             SourceKind.COUNTRY,
-            [("1.2.4.0/22", "CN"), ("8.8.8.0/24", "US"), ("5.0.0.0/8", "DE"), ("2400:3200::/32", "CN"),
-             ("6.6.0.0/16", "CN"), ("2a00::/16", "NL")],
+            [
+                ("1.2.4.0/22", "CN"),
+                ("8.8.8.0/24", "US"),
+                ("5.0.0.0/8", "DE"),
+                ("2400:3200::/32", "CN"),
+                ("6.6.0.0/16", "CN"),
+                ("2a00::/16", "NL"),
+            ],
         ),
         source("iptoasn-country", SourceKind.COUNTRY, [("6.6.0.0/16", "SG"), ("8.8.8.0/24", "US")]),
         source("ipverse-rir", SourceKind.COUNTRY, [("6.6.0.0/16", "SG"), ("1.2.0.0/16", "CN")]),
@@ -55,10 +61,10 @@ def tiny_sources() -> list[SourceData]:
         source("dbip-asn", SourceKind.ASN, [("8.8.8.0/24", (15169, "Google LLC")), ("5.6.0.0/16", (64500, "Example"))]),
         source("tor-exits", SourceKind.LABEL, [("5.1.1.1", ("tor", "Tor")), ("2a00::1", ("tor", "Tor"))]),
         source("vpn-exits", SourceKind.LABEL, [("5.2.0.0/24", ("vpn", "examplevpn.com"))]),
-        source("aws", SourceKind.LABEL, [("5.3.0.0/16", ("hosting", "Amazon AWS")), ("5.3.1.0/24", ("hosting", "AWS eu"))]),
+        source(
+            "aws", SourceKind.LABEL, [("5.3.0.0/16", ("hosting", "Amazon AWS")), ("5.3.1.0/24", ("hosting", "AWS eu"))]
+        ),
         source("zscaler", SourceKind.LABEL, [("5.4.0.0/24", ("proxy", "Zscaler"))]),
         source("x4bnet-vpn-apple", SourceKind.LABEL, [("5.7.0.0/24", ("relay", "Apple iCloud Private Relay"))]),
         asn_labels,
     ]
-
-

@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # Warden pulls in numpy and the intel tables; import it lazily so `import geowarden` stays cheap.
     if name == "Warden":
-        from geowarden.warden import Warden
+        from geowarden.warden import Warden  # noqa: PLC0415 - lazy on purpose
 
         return Warden
     raise AttributeError(name)

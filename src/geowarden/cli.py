@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geowarden.errors import ConfigError, GeowardenError, InputError
+from geowarden.errors import ConfigError, GeowardenError
 from geowarden.model import Facts
 from geowarden.settings import Settings
 
@@ -291,21 +291,17 @@ def main(argv: list[str] | None = None) -> None:
     except GeowardenError as exc:
         err.print(f"geowarden: error: {exc.message}", markup=False)
         sys.exit(exc.code)
-    except InputError as exc:  # pragma: no cover - InputError is a GeowardenError; kept for clarity
-        err.print(f"geowarden: error: {exc.message}", markup=False)
-        sys.exit(exc.code)
     except KeyboardInterrupt:
         err.print("geowarden: interrupted", markup=False)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # click usage errors and the like
-        import click  # noqa: PLC0415
-
-        if isinstance(exc, click.ClickException):
-            exc.show(file=sys.stderr)
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:  # usage errors of the argument parser, and the unexpected
+        show = getattr(exc, "show", None)
+        if callable(show):  # typer's (click's) usage errors print their own message and usage
+            show(file=sys.stderr)
+            sys.exit(getattr(exc, "exit_code", 2))
+        if type(exc).__name__ == "Abort":
             sys.exit(1)
         err.print(f"geowarden: internal error: {type(exc).__name__}: {exc}", markup=False)
         sys.exit(70)

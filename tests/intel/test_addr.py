@@ -10,8 +10,20 @@ from hypothesis import strategies as st
 from geowarden.errors import AddressError
 from geowarden.intel import addr
 
-BAD = ["", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4/24", "fe80::1%eth0", "::g", "example.com",
-       " 1.2.3.4x", "1.2.3.-1", "x" * 500]
+BAD = [
+    "",
+    "1.2.3",
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "01.2.3.4",
+    "1.2.3.4/24",
+    "fe80::1%eth0",
+    "::g",
+    "example.com",
+    " 1.2.3.4x",
+    "1.2.3.-1",
+    "x" * 500,
+]
 
 
 @given(st.ip_addresses(v=4))

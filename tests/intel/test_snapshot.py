@@ -70,19 +70,19 @@ def test_malformed_address_raises(tiny_snapshot: Snapshot) -> None:
 
 
 def test_missing_or_corrupt_snapshots_fail_with_one_line(tiny_snapshot: Snapshot, tmp_path: Path) -> None:
-    with pytest.raises(SnapshotError, match="no meta.json"):
+    with pytest.raises(SnapshotError, match=r"no meta\.json"):
         Snapshot.open(tmp_path)
     bad = tmp_path / "copy"
     shutil.copytree(tiny_snapshot.path, bad)
     meta = json.loads((bad / "meta.json").read_text())
     meta["format"] = 999
     (bad / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(SnapshotError, match="format 999"):
+    with pytest.raises(SnapshotError, match=r"format 999"):
         Snapshot.open(bad)
     meta["format"] = tiny_snapshot.meta["format"]
     (bad / "meta.json").write_text(json.dumps(meta))
     (bad / "v4_rows.npy").unlink()
-    with pytest.raises(SnapshotError, match="missing v4_rows"):
+    with pytest.raises(SnapshotError, match=r"missing v4_rows"):
         Snapshot.open(bad)
     (bad / "v4_starts.npy").write_bytes(b"garbage")
     with pytest.raises(SnapshotError, match="corrupt"):

@@ -3,13 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import facts
 
 from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action
 from geowarden.policy.default import DefaultPolicy
 from geowarden.warden import Warden
+from helpers import facts
 
 CASES = [
     ("1.2.4.8", Action.BLOCK, "IP_COUNTRY_RESTRICTED"),

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import pytest
-from helpers import facts
 
 from geowarden.intel.snapshot import Snapshot
 from geowarden.policy.default import RESTRICTED
 from geowarden.signals import network
 from geowarden.signals.codes import CODES
+from helpers import facts
 
 CASES = [
     # ip, codes expected (subset), codes that must be absent
@@ -38,7 +38,9 @@ def test_no_ip_no_evidence(tiny_snapshot: Snapshot) -> None:
 
 
 def test_disagreement_names_the_restricted_answer(tiny_snapshot: Snapshot) -> None:
-    ev = next(e for e in network.evaluate(facts(ip="6.6.6.6"), tiny_snapshot, {"CN"}) if e.code == "IP_COUNTRY_DISAGREEMENT")
+    ev = next(
+        e for e in network.evaluate(facts(ip="6.6.6.6"), tiny_snapshot, {"CN"}) if e.code == "IP_COUNTRY_DISAGREEMENT"
+    )
     assert ev.value["restricted"] == ["CN"]
     assert ev.value["answers"]["dbip-country"] == "CN"
 
@@ -49,8 +51,7 @@ def test_reserved_detail_points_at_the_proxy_configuration(tiny_snapshot: Snapsh
 
 
 def test_codes_doc_is_generated_from_the_table() -> None:
-    from helpers import REPO
-
     from geowarden.signals.codes import markdown
+    from helpers import REPO
 
     assert (REPO / "docs" / "evidence-codes.md").read_text(encoding="utf-8") == markdown()

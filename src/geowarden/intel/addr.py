@@ -137,4 +137,3 @@ def v4_text(value: int) -> str:
 
 def v6_text(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, packed.rjust(16, b"\x00"))
-

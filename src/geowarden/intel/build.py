@@ -39,10 +39,11 @@ from geowarden.intel.sources.base import (
     V4_LAST,
     SourceData,
     SourceKind,
+    SourceMeta,
     network_bounds,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 FLAG_BITS = {"hosting": 1, "vpn": 2, "tor": 4, "proxy": 8, "relay": 16}
 FLAG_RESERVED = 32
@@ -66,6 +67,14 @@ RESERVED_NETWORKS = (
     "ff00::/8",
 )  # fmt: skip
 
+INFER_MIN_SHARE = 0.5
+INFERRED_META = SourceMeta(
+    name="inferred-hosting-asn",
+    title="ASNs inferred as hosting from the labelled share of their address space",
+    kind=SourceKind.ASN_LABEL,
+    licence="derived from the other sources of this snapshot",
+)
+
 Progress = Callable[[str], None]
 
 
@@ -79,9 +88,9 @@ def _label_priority(name: str) -> int:
         return 0
     if name == "vpn-exits" or (name.startswith("x4bnet-vpn-") and not name.endswith("asn")):
         return 1
-    if name.startswith(("ipranges-", "cloud-more-")):
+    if name.startswith("ipranges-"):
         return 3
-    if name == "iporigin":
+    if name.startswith("cloud-more-") or name == "iporigin":  # community aggregations: noisier
         return 4
     if name.startswith("x4bnet"):
         return 6 if name.endswith("asn") else 5
@@ -245,7 +254,18 @@ class _Compiler:
             (s for s in sources if s.meta.kind in (SourceKind.LABEL, SourceKind.ASN_LABEL) and len(s)),
             key=lambda s: (_label_priority(s.meta.name), s.meta.name),
         )
-        self.srcbits = np.zeros((max(1, (len(self.label_srcs) + 63) // 64), n), dtype=np.uint64)
+        self.inferred: SourceData | None = None
+        if any(s.meta.kind == SourceKind.ASN for s in sources) and any(
+            s.meta.kind == SourceKind.LABEL for s in sources
+        ):
+            self.inferred = SourceData(meta=INFERRED_META)
+            self.label_srcs.append(self.inferred)
+        # One bit per (source, label) pair: which source said which label of an interval.
+        self.slots: list[tuple[str, str]] = [
+            (src.meta.name, label) for src in self.label_srcs for label in _labels_of(src) or ["hosting"]
+        ]
+        self.slot_index = {slot: i for i, slot in enumerate(self.slots)}
+        self.srcbits = np.zeros((max(1, (len(self.slots) + 63) // 64), n), dtype=np.uint64)
 
     def countries(self) -> None:
         """One column per country source, the fused answer, and the disagreement flag."""
@@ -312,32 +332,66 @@ class _Compiler:
 
     def labels(self) -> None:
         """Label flags, which sources said so, and the most specific provider name."""
-        for bit, src in reversed(list(enumerate(self.label_srcs))):
-            self.say(f"painting labels from {src.meta.name} ({len(src):,} entries)")
+        for src in reversed(self.label_srcs):
+            if src.meta.kind == SourceKind.LABEL:
+                self.say(f"painting labels from {src.meta.name} ({len(src):,} entries)")
+                self._range_labels(src)
+        self._infer_hosting_asns()
+        for src in reversed(self.label_srcs):
             if src.meta.kind == SourceKind.ASN_LABEL:
-                self._asn_labels(bit, src)
-            else:
-                self._range_labels(bit, src)
+                self.say(f"labelling by ASN from {src.meta.name} ({len(src):,} ASNs)")
+                self._asn_labels(src)
         rs, re_ = self.painter.positions([f for f, _ in self.reserved], [la for _, la in self.reserved])
         self.flags[self.painter.coverage(rs, re_)] |= FLAG_RESERVED
 
-    def _said(self, bit: int, where: npt.NDArray[np.bool_]) -> None:
+    def _infer_hosting_asns(self) -> None:
+        """ASNs whose IPv4 space is mostly labelled hosting/VPN by range sources are hosting networks.
+
+        The providers' published ranges and the community lists cover most, not all, of a hosting
+        company's space; the rest of its ASN is inferred (source ``inferred-hosting-asn``). An ASN
+        qualifies with at least ``INFER_MIN_SHARE`` of its addresses labelled and at least a /24
+        announced. Consumer ISPs never come near the threshold (see docs/intel-quality.md).
+        """
+        src = self.inferred
+        if src is None:
+            return
+        bp = self.painter.bp
+        lo, hi = np.searchsorted(bp, _keys([V4_BASE, V4_LAST + 1]))
+        starts = _v4_values(bp[lo:hi]).astype(np.uint64)
+        sizes = np.diff(np.append(starts, np.uint64(1 << 32))).astype(np.float64)
+        asn = self.asn[lo:hi]
+        labelled = (self.flags[lo:hi] & (FLAG_BITS["hosting"] | FLAG_BITS["vpn"])) != 0
+        uniq, inv = np.unique(asn, return_inverse=True)
+        total = np.bincount(inv, weights=sizes, minlength=len(uniq))
+        hit = np.bincount(inv, weights=sizes * labelled, minlength=len(uniq))
+        known = {a for s in self.label_srcs if s.meta.kind == SourceKind.ASN_LABEL for a in s.asn_labels}
+        pick = (uniq != 0) & (total >= 256) & (hit >= INFER_MIN_SHARE * total)
+        for a, share in zip(uniq[pick].tolist(), (hit[pick] / total[pick]).tolist(), strict=True):
+            if a not in known:
+                src.asn_labels[int(a)] = ("hosting", f"AS{a} ({share:.0%} of its space in hosting lists)")
+        self.say(f"inferred {len(src.asn_labels):,} hosting ASNs from the labelled ranges")
+
+    def _said(self, name: str, label: str, where: npt.NDArray[np.bool_]) -> None:
+        bit = self.slot_index[(name, label)]
         self.srcbits[bit // 64, where] |= np.uint64(1 << (bit % 64))
 
-    def _range_labels(self, bit: int, src: SourceData) -> None:
+    def _range_labels(self, src: SourceData) -> None:
         s, e = self.painter.positions(src.first, src.last)
         labels = np.array([lab for lab, _ in src.values])
         for label in np.unique(labels).tolist():
             if label not in FLAG_BITS:
                 raise SourceError(f"{src.meta.name}: unknown label {label!r} (known: {', '.join(LABELS)})")
             sel = labels == label
-            self.flags[self.painter.coverage(s[sel], e[sel])] |= FLAG_BITS[label]
-        self._said(bit, self.painter.coverage(s, e))
+            covered = self.painter.coverage(s[sel], e[sel])
+            self.flags[covered] |= FLAG_BITS[label]
+            self._said(src.meta.name, label, covered)
         provs = np.fromiter((self.strings.get(p) for _, p in src.values), dtype=np.uint32, count=len(src.values))
         s2, e2, pv = flatten(s, e, provs)
         self.painter.paint(self.provider, s2, e2, pv)
 
-    def _asn_labels(self, bit: int, src: SourceData) -> None:
+    def _asn_labels(self, src: SourceData) -> None:
+        if not src.asn_labels:
+            return
         asn = self.asn
         for label in sorted({lab for lab, _ in src.asn_labels.values()}):
             if label not in FLAG_BITS:
@@ -345,7 +399,7 @@ class _Compiler:
             keys = np.fromiter((a for a, (lab, _) in src.asn_labels.items() if lab == label), dtype=np.uint32)
             hit = np.isin(asn, keys) & (asn != 0)
             self.flags[hit] |= FLAG_BITS[label]
-            self._said(bit, hit)
+            self._said(src.meta.name, label, hit)
         keys = np.array(sorted(src.asn_labels), dtype=np.uint32)
         names = np.array([self.strings.get(src.asn_labels[int(a)][1]) for a in keys], dtype=np.uint32)
         pos = np.clip(np.searchsorted(keys, asn), 0, max(0, len(keys) - 1))
@@ -381,9 +435,7 @@ class _Compiler:
         iv_row = inverse.astype(np.uint32).ravel()
 
         in_v4 = (starts >= _keys([V4_BASE])[0]) & (starts <= _keys([V4_LAST])[0])
-        # S16 items lose trailing NUL bytes when turned into Python bytes: slice the raw buffer.
-        v4_bytes = np.ascontiguousarray(starts[in_v4]).view(np.uint8).reshape(-1, 16)[:, 12:]
-        v4_starts = np.ascontiguousarray(v4_bytes).view(">u4").ravel().astype(np.uint32)
+        v4_starts = _v4_values(starts[in_v4])
         arrays: dict[str, npt.NDArray[Any]] = {
             "v4_starts": v4_starts,
             "v4_rows": iv_row[in_v4],
@@ -394,24 +446,32 @@ class _Compiler:
         }
         for k in fields:
             arrays["row_" + k.replace(":", "__")] = np.ascontiguousarray(rows[k])
-        kinds = {
-            s.meta.name: sorted(
-                {lab for lab, _ in (s.asn_labels.values() if s.meta.kind == SourceKind.ASN_LABEL else s.values)}
-            )
-            for s in self.label_srcs
-        }
         meta: dict[str, Any] = {
             "format": FORMAT_VERSION,
-            "sources": [{**s.meta.to_dict(), "entries": len(s), "skipped": s.skipped} for s in self.sources],
+            "sources": [
+                {**s.meta.to_dict(), "entries": len(s), "skipped": s.skipped}
+                for s in [*self.sources, *([self.inferred] if self.inferred else [])]
+            ],
             "country_sources": list(self.cc_cols),
-            "label_sources": [s.meta.name for s in self.label_srcs],
-            "label_kinds": kinds,
+            "label_sources": [list(slot) for slot in self.slots],
             "countries": self.countries_list,
             "strings": self.strings.items,
             "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE},
             "counts": {"v4_intervals": len(v4_starts), "v6_intervals": len(starts), "rows": len(rows)},
         }
         return arrays, meta
+
+
+def _labels_of(src: SourceData) -> list[str]:
+    values = src.asn_labels.values() if src.meta.kind == SourceKind.ASN_LABEL else src.values
+    return sorted({label for label, _ in values})
+
+
+def _v4_values(keys: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint32]:
+    """The IPv4 addresses of IPv4-mapped keys. (S16 items lose trailing NUL bytes when turned into
+    Python bytes, so slice the raw buffer instead.)"""
+    raw = np.ascontiguousarray(keys).view(np.uint8).reshape(-1, 16)[:, 12:]
+    return np.ascontiguousarray(raw).view(">u4").ravel().astype(np.uint32)
 
 
 def _write(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], out_root: Path, say: Progress) -> Path:

@@ -95,7 +95,8 @@ class Lookups:
 
     @property
     def valid(self) -> npt.NDArray[np.bool_]:
-        return self.rows != NO_ROW
+        out: npt.NDArray[np.bool_] = self.rows != NO_ROW
+        return out
 
     def _col(self, name: str) -> npt.NDArray[Any]:
         col = self.snapshot.row_columns[name]
@@ -107,7 +108,8 @@ class Lookups:
     @property
     def country(self) -> npt.NDArray[np.str_]:
         """ISO alpha-2 codes, ``""`` where unknown."""
-        return self.snapshot.country_table[self._col("country")]
+        out: npt.NDArray[np.str_] = self.snapshot.country_table[self._col("country")]
+        return out
 
     @property
     def asn(self) -> npt.NDArray[np.uint32]:
@@ -116,11 +118,13 @@ class Lookups:
 
     @property
     def org(self) -> npt.NDArray[np.object_]:
-        return self.snapshot.string_table[self._col("org")]
+        out: npt.NDArray[np.object_] = self.snapshot.string_table[self._col("org")]
+        return out
 
     @property
     def provider(self) -> npt.NDArray[np.object_]:
-        return self.snapshot.string_table[self._col("provider")]
+        out: npt.NDArray[np.object_] = self.snapshot.string_table[self._col("provider")]
+        return out
 
     @property
     def flags(self) -> npt.NDArray[np.uint8]:
@@ -129,7 +133,8 @@ class Lookups:
     def flag(self, name: str) -> npt.NDArray[np.bool_]:
         """One label (hosting, vpn, tor, proxy, relay, reserved, disagree) as a bool array."""
         bit = self.snapshot.flag_bits[name]
-        return (self.flags & bit) != 0
+        out: npt.NDArray[np.bool_] = (self.flags & bit) != 0
+        return out
 
     def record(self, i: int, text: str) -> IPRecord:
         return self.snapshot.record_for_row(text, int(self.rows[i]))
@@ -151,7 +156,8 @@ class Snapshot:
             k.removeprefix("row_").replace("__", ":"): v for k, v in arrays.items() if k.startswith("row_")
         }
         self.country_sources: list[str] = meta["country_sources"]
-        self.label_sources: list[str] = meta["label_sources"]
+        #: (source, label) per bit of the ``src<k>`` columns: which source said which label.
+        self.label_sources: list[tuple[str, str]] = [(n, lab) for n, lab in meta["label_sources"]]
         self.country_table = np.array(meta["countries"], dtype="<U2")
         self.string_table = np.array(meta["strings"], dtype=object)
         self.flag_bits: dict[str, int] = meta["flags"]
@@ -232,24 +238,19 @@ class Snapshot:
             provider=provider,
             reserved=bool(flags & FLAG_RESERVED),
             disagreement=bool(flags & FLAG_DISAGREE),
-            sources=self._sources_of(row, flags),
+            sources=self._sources_of(row),
         )
 
-    def _sources_of(self, row: int, flags: int) -> dict[str, Any]:
+    def _sources_of(self, row: int) -> dict[str, Any]:
         countries = {name: self._countries[int(col[row])] for name, col in self._cc_cols if col[row]}
-        said: list[str] = []
+        labels: dict[str, list[str]] = {}
         for w, col in enumerate(self._src_words):
             bits = int(col[row])
             while bits:
                 low = bits & -bits
-                said.append(self.label_sources[w * 64 + low.bit_length() - 1])
+                name, label = self.label_sources[w * 64 + low.bit_length() - 1]
+                labels.setdefault(label, []).append(name)
                 bits ^= low
-        labels: dict[str, list[str]] = {}
-        if said:
-            kinds = self.meta.get("label_kinds", {})
-            for label, bit in FLAG_BITS.items():
-                if flags & bit:
-                    labels[label] = [s for s in said if label in kinds.get(s, [label])]
         return {"country": countries, "labels": labels}
 
     # -- batch lookups ---------------------------------------------------------------------
@@ -261,7 +262,8 @@ class Snapshot:
         if split.any():
             j = j.copy()
             j[split] = np.searchsorted(self.v4_starts, values[split], side="right") - 1
-        return self.v4_rows[j & _IDX_MASK]
+        rows: npt.NDArray[np.uint32] = self.v4_rows[j & _IDX_MASK]
+        return rows
 
     def rows_v6(self, keys: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint32]:
         idx = np.searchsorted(self.v6_starts, keys, side="right") - 1

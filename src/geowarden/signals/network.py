@@ -90,7 +90,8 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
                     code=code,
                     value=rec.provider,
                     confidence=min(1.0, 0.6 + 0.2 * len(said)),
-                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; said by {', '.join(said) or 'an ASN list'}",
+                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; "
+                    f"said by {', '.join(said) or 'an ASN list'}",
                     source=said[0] if said else None,
                 )
             )
