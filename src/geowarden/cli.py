@@ -262,7 +262,9 @@ def intel_update(
     if as_json:
         _emit_json(result)
     else:
-        out.print(f"snapshot {result['snapshot']} is now current ({len(result['downloaded'])} sources downloaded)")
+        out.print(f"snapshot {result['snapshot']} is now current ({len(result['downloaded'])} files downloaded)")
+        for s in result["skipped"]:
+            out.print(f"  skipped {s['name']}: {s['reason']}", markup=False)
 
 
 def _print_info(info: dict[str, Any]) -> None:
