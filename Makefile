@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+CODE    = src tests $(wildcard bench scripts)
 
 .PHONY: install dev run lint typecheck pytest test bench eval clean
 
@@ -21,8 +22,8 @@ run: install                      ## the main job on the embedded defaults (buil
 	$(BIN)/geowarden check --ip 8.8.8.8
 
 lint: dev
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/ruff format --check $(CODE)
 
 typecheck: dev
 	$(BIN)/mypy
