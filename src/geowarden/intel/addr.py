@@ -99,6 +99,27 @@ def parse_v4_ints(values: npt.ArrayLike) -> npt.NDArray[np.uint32]:
 
 
 def _parse_mixed(texts: Sequence[str]) -> ParsedBatch:
+    """Split by family with one cheap test per address, parse each family in one C-level pass,
+    and fall back to one address at a time only for a family that holds a malformed one."""
+    try:
+        is6 = np.fromiter((":" in t for t in texts), dtype=bool, count=len(texts))
+    except TypeError:
+        return _parse_each(texts)
+    pos6 = np.flatnonzero(is6)
+    pos4 = np.flatnonzero(~is6)
+    try:
+        v4 = np.frombuffer(b"".join(map(_pton4, [texts[i] for i in pos4.tolist()])), dtype=">u4").astype(np.uint32)
+        packed6 = b"".join(map(_pton6, [texts[i] for i in pos6.tolist()]))
+    except (OSError, TypeError, ValueError):
+        return _parse_each(texts)
+    v6 = np.frombuffer(packed6, dtype="S16") if packed6 else np.empty(0, dtype="S16")
+    mapped = np.frombuffer(packed6, dtype=np.uint8).reshape(-1, 16)[:, :12] if packed6 else None
+    if mapped is not None and (mapped == np.frombuffer(_MAPPED_PREFIX, dtype=np.uint8)).all(axis=1).any():
+        return _parse_each(texts)  # IPv4-mapped IPv6 addresses are rare: answer them as IPv4 one by one
+    return ParsedBatch(len(texts), pos4.astype(np.intp), v4, pos6.astype(np.intp), v6, ())
+
+
+def _parse_each(texts: Sequence[str]) -> ParsedBatch:
     v4_pos: list[int] = []
     v4: list[int] = []
     v6_pos: list[int] = []
