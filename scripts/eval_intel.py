@@ -47,7 +47,9 @@ from geowarden.intel.sources import discover
 from geowarden.intel.sources.base import V4_BASE, SourceData
 from geowarden.intel.sources.cloud import consumer_isp_reference
 from geowarden.intel.sources.pypi import iptocc_source
-from geowarden.policy.default import RESTRICTED
+from geowarden.policy import default_restricted
+
+RESTRICTED = default_restricted()
 
 REFERENCE_COUNTRY = ("iptoasn-country", "ipverse-rir")
 HELD_OUT = ("iptoasn-country", "ipverse-rir", "rir-delegated", "vpn-exits")

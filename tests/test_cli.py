@@ -85,7 +85,7 @@ def test_ip_table_output(tiny) -> None:  # type: ignore[no-untyped-def]
         (("ip", "--file", "/nonexistent/file"), "cannot read /nonexistent/file", 2),
         (("check", "--ip", "1.2.3"), "not an IP address: '1.2.3'", 3),
         (("check", "--ip", "8.8.8.8", "--billing-country", "Germany"), "ISO alpha-2", 2),
-        (("check", "--ip", "8.8.8.8", "--policy", "/nonexistent.yaml"), "policy file not found", 2),
+        (("check", "--ip", "8.8.8.8", "--policy", "/nonexistent.yaml"), "/nonexistent.yaml: file not found", 2),
     ],
 )
 def test_errors_are_one_line_with_nonzero_exit(tiny, args: tuple[str, ...], message: str, code: int) -> None:  # type: ignore[no-untyped-def]

@@ -29,6 +29,12 @@ app = typer.Typer(
 )
 intel_app = typer.Typer(help="Build, update and inspect the IP-intelligence snapshot.", no_args_is_help=True)
 app.add_typer(intel_app, name="intel")
+policy_app = typer.Typer(help="Validate, explain, test and backtest policy files.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+allow_app = typer.Typer(
+    help="Allowlist tokens that clear a false positive for one account or key.", no_args_is_help=True
+)
+app.add_typer(allow_app, name="allow")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -51,11 +57,9 @@ def _progress(quiet: bool) -> Any:
 
 
 def _open_warden(quiet: bool = False, policy: Path | None = None) -> Any:
-    from geowarden.policy.default import DefaultPolicy  # noqa: PLC0415 - keep --help fast
-    from geowarden.warden import Warden  # noqa: PLC0415
+    from geowarden.warden import Warden  # noqa: PLC0415 - keep --help fast
 
-    pol = DefaultPolicy.from_file(policy) if policy is not None else None
-    return Warden.open(Settings.from_env(), policy=pol, progress=_progress(quiet))
+    return Warden.open(Settings.from_env(), policy=policy, progress=_progress(quiet))
 
 
 def _emit_json(doc: Any) -> None:
@@ -148,6 +152,9 @@ def check_cmd(
     timezone: Annotated[str | None, typer.Option(help="Client-reported IANA time zone.")] = None,
     email: Annotated[str | None, typer.Option(help="Account email.")] = None,
     org: Annotated[str | None, typer.Option(help="Organisation name.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account id.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="API key id (never the secret).")] = None,
+    allow_token: Annotated[str | None, typer.Option("--allow-token", help="Allowlist token presented.")] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy file (YAML) instead of the default policy.")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -161,6 +168,9 @@ def check_cmd(
         raise ConfigError("--billing-country must be an ISO alpha-2 code such as DE")
     facts = Facts(
         ip=ip,
+        account_id=account,
+        api_key_id=api_key,
+        allow_token=allow_token,
         phone=phone,
         card_bin=card_bin,
         billing_country=billing_country.upper() if billing_country else None,
@@ -265,6 +275,173 @@ def intel_update(
         out.print(f"snapshot {result['snapshot']} is now current ({len(result['downloaded'])} files downloaded)")
         for s in result["skipped"]:
             out.print(f"  skipped {s['name']}: {s['reason']}", markup=False)
+
+
+# -- policy ------------------------------------------------------------------------------
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy file (YAML).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a policy: parse, check every field and code, compile every rule."""
+    from geowarden.policy.engine import PolicyEngine  # noqa: PLC0415
+
+    engine = PolicyEngine.load(file)
+    spec = engine.spec
+    doc = {
+        "policy": spec.name,
+        "version": spec.version,
+        "rules": [r.name for r in spec.rules],
+        "restricted": sorted(spec.restricted),
+        "thresholds": {a.value: t for t, a in spec.thresholds},
+        "fail_modes": spec.fail_modes,
+        "ok": True,
+    }
+    if as_json:
+        _emit_json(doc)
+    else:
+        n_rules, n_restricted = len(spec.rules), len(spec.restricted)
+        out.print(f"{file}: ok — policy {spec.version}, {n_rules} rules, {n_restricted} restricted jurisdictions")
+
+
+@policy_app.command("doc")
+def policy_doc(
+    file: Annotated[Path | None, typer.Argument(help="Policy file (default: the shipped policy).")] = None,
+) -> None:
+    """Print a markdown reference of a policy: jurisdictions, rules, thresholds, fail modes."""
+    from geowarden.policy.engine import PolicyEngine, reference  # noqa: PLC0415
+
+    sys.stdout.write(reference(PolicyEngine.load(file)))
+
+
+@policy_app.command("test")
+def policy_test(
+    file: Annotated[Path, typer.Argument(help="Policy file (YAML); cases are read from <name>.tests.yaml beside it.")],
+    cases: Annotated[Path | None, typer.Option(help="Cases file, if not beside the policy.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run the policy's test cases (facts or evidence in, action and reasons out)."""
+    from geowarden.policy.engine import PolicyEngine  # noqa: PLC0415
+    from geowarden.policy.testing import cases_path, run_cases, summary  # noqa: PLC0415
+
+    engine = PolicyEngine.load(file)
+    path = cases or cases_path(file)
+    if not path.is_file():
+        fail(f"no test cases for {file}: expected {path}", 2)
+    state: dict[str, Any] = {}
+
+    def evidence_for(facts: Facts, eng: Any) -> Any:
+        if "warden" not in state:
+            from geowarden.warden import Warden  # noqa: PLC0415
+
+            state["warden"] = Warden.open(Settings.from_env(), policy=eng, progress=_progress(quiet))
+        return state["warden"].evidence(facts)
+
+    results = run_cases(engine, path, evidence_for=evidence_for)
+    if as_json:
+        _emit_json({"policy": engine.version, "cases": [r.to_dict() for r in results], "summary": summary(results)})
+    else:
+        for r in results:
+            mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+            out.print(
+                f"{mark} {r.name} [dim](line {r.line})[/dim]" + ("" if r.passed else ": " + "; ".join(r.problems))
+            )
+        out.print(summary(results))
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
+
+
+@policy_app.command("explain")
+def policy_explain(
+    ip: Annotated[str | None, typer.Option(help="Client IP address.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account id.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="API key id.")] = None,
+    allow_token: Annotated[str | None, typer.Option("--allow-token", help="Allowlist token presented.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="Client-reported IANA time zone.")] = None,
+    accept_language: Annotated[str | None, typer.Option("--accept-language")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (default: the shipped policy).")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Explain one decision step by step: evidence, what the rules see, each rule, the score."""
+    if ip is not None:
+        from geowarden.intel import addr  # noqa: PLC0415
+
+        addr.parse(ip)
+    facts = Facts(
+        ip=ip, account_id=account, api_key_id=api_key, allow_token=allow_token, timezone=timezone,
+        accept_language=accept_language,
+    )  # fmt: skip
+    warden = _open_warden(quiet, policy)
+    doc = warden.policy.explain(warden.evidence(facts), facts)
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(f"[bold]policy {doc['policy']}[/bold]")
+    out.print("evidence:")
+    for e in doc["evidence"]:
+        out.print(f"  {e['code']} ({e['confidence']}): {e['detail']}", markup=False)
+    out.print(
+        f"rules see: ip={json.dumps(doc['context']['ip'])} allow={json.dumps(doc['context']['allow'])}", markup=False
+    )
+    for r in doc["rules"]:
+        state = (
+            "[red]error[/red] " + str(r["error"])
+            if r["error"]
+            else ("[bold]fired[/bold]" if r["fired"] else "[dim]no[/dim]")
+        )
+        act = f" -> {r['action']}" if r["action"] else ""
+        out.print(f"  line {r['line']}: {r['name']}{act} weight {r['weight']}: {state}")
+        out.print(f"    [dim]{r['when']}[/dim]", markup=True)
+    out.print(f"score {doc['score']:.3f} (thresholds {doc['thresholds']}) -> [bold]{doc['action'].upper()}[/bold]")
+    if doc["reasons"]:
+        out.print(f"reasons: {', '.join(doc['reasons'])}")
+
+
+# -- allow -------------------------------------------------------------------------------
+
+
+@allow_app.command("create")
+def allow_create(
+    account: Annotated[str | None, typer.Option(help="Clear this account.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="Clear this API key id.")] = None,
+    days: Annotated[float, typer.Option(help="Days until the token expires.", min=0.001, max=3650)] = 30,
+    reason: Annotated[str, typer.Option(help="Why (kept in the token, e.g. a review id).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a signed, expiring allowlist token (printed once)."""
+    from geowarden.policy.allowlist import TokenSigner  # noqa: PLC0415
+
+    if (account is None) == (api_key is None):
+        fail("give exactly one of --account or --api-key", 2)
+    subject = f"account:{account}" if account is not None else f"key:{api_key}"
+    token = TokenSigner.from_home(Settings.from_env().home).issue(subject, seconds=int(days * 86400), reason=reason)
+    if as_json:
+        _emit_json({"token": token, "subject": subject, "days": days})
+    else:
+        out.print(token, markup=False)
+
+
+@allow_app.command("verify")
+def allow_verify(token: Annotated[str, typer.Argument(help="The token.")], as_json: JsonOpt = False) -> None:
+    """Check a token: genuine and unexpired, and whom it clears."""
+    from geowarden.policy.allowlist import TokenSigner  # noqa: PLC0415
+
+    grant = TokenSigner.from_home(Settings.from_env().home).verify(token)
+    doc: dict[str, Any] = {"valid": grant is not None}
+    if grant is not None:
+        doc.update({"subject": grant.subject, "expires": grant.expires, "reason": grant.reason})
+    if as_json:
+        _emit_json(doc)
+    else:
+        out.print(
+            f"valid: {grant.subject}, expires {grant.expires}" if grant else "not valid (forged, damaged or expired)"
+        )
+    if grant is None:
+        raise typer.Exit(1)
 
 
 def _print_info(info: dict[str, Any]) -> None:

@@ -64,6 +64,7 @@ class Facts:
     org_name: str | None = None
     org_owners: tuple[str, ...] = ()
     rtt: tuple[RTTSample, ...] = ()
+    allow_token: str | None = None  # an allowlist token presented with the request
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
@@ -84,8 +85,8 @@ class Facts:
         return out
 
 
-#: Facts that are personal data: never logged or echoed in error messages as given.
-PERSONAL_FIELDS = frozenset({"phone", "card_bin", "email"})
+#: Facts that are personal data or secrets: never logged or echoed in error messages as given.
+PERSONAL_FIELDS = frozenset({"phone", "card_bin", "email", "allow_token"})
 _FACT_FIELDS = tuple(f for f in Facts.__dataclass_fields__ if f != "extra")
 
 

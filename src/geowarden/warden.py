@@ -2,17 +2,26 @@
 
 ::
 
-    warden = Warden.open()                 # current snapshot (or the default) + policy
+    warden = Warden.open()                 # current snapshot (or the default) + the policy file
     warden.lookup("1.2.4.8")               # IPRecord
     warden.lookup_many(addresses)          # Lookups (columnar)
     warden.decide(Facts(ip="1.2.4.8"))     # Decision
+
+Signals run one after another; a signal that raises does not stop the decision: it becomes
+``SIGNAL_UNAVAILABLE`` evidence and the policy's fail mode for that signal decides what follows.
+A shadow policy, when set, judges the same evidence beside the active one and every difference
+is counted and kept (``warden.shadow``); only the active policy's decision is returned.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +30,87 @@ import numpy.typing as npt
 from geowarden.intel.snapshot import IPRecord, Lookups, Snapshot
 from geowarden.intel.store import SnapshotStore
 from geowarden.model import Decision, Evidence, Facts
-from geowarden.policy.base import Policy
-from geowarden.policy.default import DefaultPolicy
+from geowarden.policy.allowlist import EgressRanges, TokenSigner
+from geowarden.policy.base import Policy, Verdict
+from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
 from geowarden.signals import network
 
+log = logging.getLogger("geowarden")
+
+
+@dataclass(frozen=True, slots=True)
+class SignalContext:
+    """What a signal may use besides the facts: the intel and the policy's jurisdictions."""
+
+    intel: Snapshot
+    restricted: frozenset[str]
+
+
+#: A signal: a name and a function of the facts and the context.
+Signal = tuple[str, Callable[[Facts, SignalContext], list[Evidence]]]
+
+
+def _network(facts: Facts, ctx: SignalContext) -> list[Evidence]:
+    return network.evaluate(facts, ctx.intel, ctx.restricted)
+
+
+DEFAULT_SIGNALS: tuple[Signal, ...] = (("ip", _network),)
+
+
+@dataclass(slots=True)
+class ShadowStats:
+    """Where a candidate policy running in shadow would have decided differently."""
+
+    version: str
+    decisions: int = 0
+    changed: int = 0
+    transitions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    max_examples: int = 20
+
+    def record(self, facts: Facts, active: Verdict, shadow: Verdict) -> None:
+        self.decisions += 1
+        if active.action == shadow.action:
+            return
+        self.changed += 1
+        self.transitions[(active.action.value, shadow.action.value)] += 1
+        if len(self.examples) < self.max_examples:
+            self.examples.append(
+                {
+                    "facts": facts.to_dict(),
+                    "active": active.action.value,
+                    "shadow": shadow.action.value,
+                    "shadow_rules": list(shadow.rules),
+                }
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "decisions": self.decisions,
+            "changed": self.changed,
+            "transitions": [{"from": a, "to": b, "n": n} for (a, b), n in self.transitions.most_common()],
+            "examples": self.examples,
+        }
+
 
 class Warden:
-    def __init__(self, intel: Snapshot, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        intel: Snapshot,
+        policy: Policy | None = None,
+        *,
+        signals: Sequence[Signal] = DEFAULT_SIGNALS,
+        shadow: Policy | None = None,
+    ) -> None:
         self.intel = intel
-        self.policy: Policy = policy or DefaultPolicy()
+        self.policy: Policy = policy or PolicyEngine.load()
+        self.signals = tuple(signals)
+        self.shadow_policy = shadow
+        self.shadow = ShadowStats(shadow.version) if shadow is not None else None
+        self.unavailable: Counter[str] = Counter()  # signal -> times it could not answer
+        self._ctx = SignalContext(intel, frozenset(self.policy.restricted))
 
     @classmethod
     def open(
@@ -38,19 +118,23 @@ class Warden:
         settings: Settings | None = None,
         *,
         snapshot: Path | None = None,
-        policy: Policy | None = None,
+        policy: Policy | Path | None = None,
+        shadow: Policy | Path | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> Warden:
         """Open the current snapshot under ``GEOWARDEN_HOME`` (building the default one the first
-        time), or the snapshot directory given."""
+        time), or the snapshot directory given; the policy file given, ``GEOWARDEN_POLICY``, or the
+        shipped default policy."""
         settings = settings or Settings.from_env()
         path = snapshot or settings.snapshot
         if path is not None:
-            return cls(Snapshot.open(path), policy)
-        from geowarden.intel.sources.pypi import default_sources  # noqa: PLC0415 - only on first run
+            intel = Snapshot.open(path)
+        else:
+            from geowarden.intel.sources.pypi import default_sources  # noqa: PLC0415 - only on first run
 
-        store = SnapshotStore(settings.intel_dir)
-        return cls(store.open_current(default_sources=default_sources, progress=progress), policy)
+            store = SnapshotStore(settings.intel_dir)
+            intel = store.open_current(default_sources=default_sources, progress=progress)
+        return cls(intel, load_policy(settings, policy), shadow=load_policy(settings, shadow) if shadow else None)
 
     def lookup(self, ip: str) -> IPRecord:
         return self.intel.lookup(ip)
@@ -60,12 +144,30 @@ class Warden:
 
     def evidence(self, facts: Facts) -> list[Evidence]:
         """Everything the signals find, before the policy weighs it."""
-        return network.evaluate(facts, self.intel, self.policy.restricted)
+        out: list[Evidence] = []
+        for name, signal in self.signals:
+            try:
+                out.extend(signal(facts, self._ctx))
+            except Exception as exc:  # a failing signal must not take the decision down with it
+                self.unavailable[name] += 1
+                log.warning("signal %s could not answer: %s", name, type(exc).__name__)
+                out.append(
+                    Evidence(
+                        signal=name,
+                        code="SIGNAL_UNAVAILABLE",
+                        value=name,
+                        detail=f"the {name} signal could not answer ({type(exc).__name__})",
+                    )
+                )
+        return out
 
     def decide(self, facts: Facts) -> Decision:
         t0 = time.perf_counter()
         evidence = self.evidence(facts)
-        verdict = self.policy.judge(evidence)
+        verdict = self.policy.judge(evidence, facts)
+        elapsed = (time.perf_counter() - t0) * 1e6
+        if self.shadow_policy is not None and self.shadow is not None:
+            self.shadow.record(facts, verdict, self.shadow_policy.judge(evidence, facts))
         return Decision(
             action=verdict.action,
             score=verdict.score,
@@ -75,5 +177,30 @@ class Warden:
             evidence=tuple(evidence),
             policy_version=self.policy.version,
             decision_id=uuid.uuid4().hex,
-            elapsed_us=(time.perf_counter() - t0) * 1e6,
+            elapsed_us=elapsed,
         )
+
+
+def load_policy(settings: Settings, policy: Policy | Path | None) -> PolicyEngine | Policy:
+    """A policy object as given, or the engine for a file (given, ``GEOWARDEN_POLICY``, default)."""
+    if policy is not None and not isinstance(policy, (str, Path)):
+        return policy
+    path = Path(policy) if policy is not None else (Path(p) if (p := os.environ.get("GEOWARDEN_POLICY")) else None)
+    signer = TokenSigner.from_home(settings.home)
+    return PolicyEngine.load(path, signer=signer, egress=load_egress(settings.home))
+
+
+def load_egress(home: Path) -> EgressRanges:
+    """Registered egress ranges from ``$GEOWARDEN_HOME/egress.yaml`` (``account: [cidr, ...]``)."""
+    from geowarden.errors import ConfigError  # noqa: PLC0415
+    from geowarden.policy.yamlsrc import load  # noqa: PLC0415
+
+    path = home / "egress.yaml"
+    if not path.is_file():
+        return EgressRanges()
+    raw, _where = load(path)
+    if raw is None:
+        return EgressRanges()
+    if not isinstance(raw, dict) or not all(isinstance(v, list) for v in raw.values()):
+        raise ConfigError(f"{path}: egress ranges map account ids to lists of networks")
+    return EgressRanges({str(k): [str(x) for x in v] for k, v in raw.items()})

@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from geowarden.intel.snapshot import Snapshot
-from geowarden.policy.default import RESTRICTED
+from geowarden.policy import default_restricted
+
+RESTRICTED = default_restricted()
 from geowarden.signals import network
 from geowarden.signals.codes import CODES
 from helpers import facts
@@ -55,3 +57,11 @@ def test_codes_doc_is_generated_from_the_table() -> None:
     from helpers import REPO
 
     assert (REPO / "docs" / "evidence-codes.md").read_text(encoding="utf-8") == markdown()
+
+
+def test_default_policy_reference_is_generated() -> None:
+    from helpers import REPO
+
+    from geowarden.policy.engine import PolicyEngine, reference
+
+    assert (REPO / "docs" / "default-policy.md").read_text(encoding="utf-8") == reference(PolicyEngine.load())

@@ -1,7 +1,7 @@
 """What a policy is to the rest of geowarden: evidence in, a verdict out.
 
-The ``Warden`` talks to policies only through this protocol, so the minimal default policy
-(``policy.default``) and the CEL engine that replaces it are interchangeable.
+The ``Warden`` talks to policies only through this protocol; ``policy.engine.PolicyEngine`` (CEL
+rules from a YAML file) is the implementation.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
-from geowarden.model import Action, Evidence
+from geowarden.model import Action, Evidence, Facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class Policy(Protocol):
         """Restricted jurisdictions (ISO alpha-2 and sub-national codes) the signals check against."""
         ...
 
-    def judge(self, evidence: Sequence[Evidence]) -> Verdict: ...
+    def judge(self, evidence: Sequence[Evidence], facts: Facts | None = None) -> Verdict: ...
 
 
 #: What an end user may be told, per action: no detection details, nothing to game.

@@ -31,6 +31,11 @@ CODES: dict[str, tuple[str, str]] = {
         "(e.g. a wrong trusted-proxy setting), not a client location.",
     ),
     "IP_INVALID": ("ip", "The ip fact is not an IPv4 or IPv6 address."),
+    "SIGNAL_UNAVAILABLE": (
+        "any",
+        "A signal could not answer (its source is missing or its back end is down); value names the "
+        "signal, and the policy's fail mode for it (open, closed, review) decides what follows.",
+    ),
 }
 
 

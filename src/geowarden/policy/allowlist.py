@@ -1,0 +1,151 @@
+"""Allowlists: signed, expiring tokens that clear a false positive, and registered egress ranges.
+
+**Tokens** clear one account or one API key without publishing its addresses: a reviewer who
+overturns a decision issues ``geowarden allow create --account A --days 30 --reason ...``; the
+token travels with that account's requests (or sits in the operator's allowlist store) and the
+policy sees ``allow.matched``. A token is ``gwa1.<payload>.<mac>``: the payload is base64url JSON
+``{"sub": "account:A", "exp": epoch, "why": reason, "iat": epoch}`` and the MAC is HMAC-SHA256
+over it with the operator's secret. Tokens cannot be forged without the secret, cannot be moved to
+another account, and stop working at ``exp``.
+
+**Egress ranges** are a customer's own infrastructure (cloud NAT, corporate proxies) registered
+for their account, so that infrastructure location is not mistaken for user location: requests
+of that account from those ranges see ``allow.egress`` and the hosting and VPN rules of the
+default policy leave them alone (a restricted country still applies).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from geowarden.errors import ConfigError, InputError
+
+PREFIX = "gwa1"
+_SUBJECT_KINDS = ("account", "key")
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    subject: str  # "account:<id>" or "key:<id>"
+    expires: int
+    reason: str
+    issued: int
+
+
+class TokenSigner:
+    """Issues and verifies allowlist tokens with one secret. The secret never appears in a repr."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ConfigError("the allowlist secret must be at least 16 bytes")
+        self._secret = secret
+
+    def __repr__(self) -> str:
+        return "TokenSigner(secret=<hidden>)"
+
+    @classmethod
+    def from_home(cls, home: Path) -> TokenSigner:
+        """The secret from ``GEOWARDEN_ALLOWLIST_SECRET`` or ``$GEOWARDEN_HOME/secrets/allowlist.key``
+        (created, readable by the owner only, on first use)."""
+        env = os.environ.get("GEOWARDEN_ALLOWLIST_SECRET", "")
+        if env:
+            return cls(env.encode())
+        path = home / "secrets" / "allowlist.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return cls(path.read_text(encoding="utf-8").strip().encode())
+
+    def issue(self, subject: str, *, seconds: int, reason: str, now: float | None = None) -> str:
+        kind, _, ident = subject.partition(":")
+        if kind not in _SUBJECT_KINDS or not ident:
+            raise InputError("a token's subject is account:<id> or key:<id>")
+        if seconds <= 0:
+            raise InputError("a token must expire in the future")
+        issued = int(now if now is not None else time.time())
+        payload = {"sub": subject, "exp": issued + seconds, "why": reason[:200], "iat": issued}
+        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        return f"{PREFIX}.{body}.{self._mac(body)}"
+
+    def verify(self, token: str, *, now: float | None = None) -> Grant | None:
+        """The grant of a genuine, unexpired token; None for anything else (never raises)."""
+        try:
+            prefix, body, mac = token.strip().split(".")
+        except (AttributeError, ValueError):
+            return None
+        if prefix != PREFIX or not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            data = json.loads(_unb64(body))
+            grant = Grant(str(data["sub"]), int(data["exp"]), str(data.get("why", "")), int(data.get("iat", 0)))
+        except (ValueError, KeyError, TypeError):
+            return None
+        if grant.expires <= (now if now is not None else time.time()):
+            return None
+        return grant
+
+    def matches(
+        self, token: str | None, *, account_id: str | None, api_key_id: str | None, now: float | None = None
+    ) -> bool:
+        if not token:
+            return False
+        grant = self.verify(token, now=now)
+        if grant is None:
+            return False
+        return grant.subject in {
+            f"account:{account_id}" if account_id else "",
+            f"key:{api_key_id}" if api_key_id else "",
+        }
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+
+class EgressRanges:
+    """Per-account registered egress networks."""
+
+    def __init__(self, by_account: Mapping[str, Iterable[str]] | None = None) -> None:
+        self._nets: dict[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] = {}
+        for account, nets in (by_account or {}).items():
+            parsed = []
+            for net in nets:
+                try:
+                    parsed.append(ipaddress.ip_network(str(net), strict=False))
+                except ValueError:
+                    raise ConfigError(f"egress ranges of account {account!r}: {net!r} is not a network") from None
+            self._nets[str(account)] = tuple(parsed)
+
+    def __len__(self) -> int:
+        return len(self._nets)
+
+    def matches(self, account_id: str | None, ip: str | None) -> bool:
+        if not account_id or not ip:
+            return False
+        nets = self._nets.get(account_id)
+        if not nets:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip.strip())
+        except ValueError:
+            return False
+        return any(addr in net for net in nets if net.version == addr.version)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
