@@ -20,9 +20,9 @@ from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import V4_BASE
 from geowarden.intel.sources.cloud import consumer_isp_reference
 from geowarden.policy import default_restricted
+from helpers import require_shared
 
 RESTRICTED = default_restricted()
-from helpers import require_shared
 
 KNOWN = [
     # ip, country, asn (None: not checked)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import facts
 
 from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import Snapshot
@@ -12,6 +11,7 @@ from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.engine import DEFAULT_POLICY, PolicyEngine, inline_constant
 from geowarden.policy.testing import cases_path, run_cases
 from geowarden.warden import DEFAULT_SIGNALS, Warden
+from helpers import facts
 
 CASES = [
     ("1.2.4.8", Action.BLOCK, ["IP_COUNTRY_RESTRICTED"]),
@@ -126,7 +126,10 @@ def _policy(tmp_path: Path, text: str) -> Path:
     return p
 
 
-BASE = "policy: t\nrestricted: {CN: export controls}\nrules:\n  - name: r\n    when: ip.country in restricted\n    action: block\n"
+BASE = (
+    "policy: t\nrestricted: {CN: export controls}\nrules:\n"
+    "  - name: r\n    when: ip.country in restricted\n    action: block\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +158,12 @@ def test_bad_policies_fail_at_load_with_file_line_and_reason(tmp_path: Path, tex
     assert "\n" not in exc.value.message
 
 
+def test_a_rule_that_fails_on_an_empty_request_fails_at_load(tmp_path: Path) -> None:
+    text = BASE + "  - name: divide\n    when: 1 / size(evidence) > 0\n    action: block\n"
+    with pytest.raises(ConfigError, match=r"p\.yaml:8: rule 'divide': .*division by zero"):
+        PolicyEngine.load(_policy(tmp_path, text))
+
+
 def test_version_is_a_content_hash(tmp_path: Path) -> None:
     a = PolicyEngine.load(_policy(tmp_path, BASE))
     assert a.version == PolicyEngine.load(_policy(tmp_path, BASE)).version
@@ -174,3 +183,15 @@ def test_memoised_results_do_not_leak_across_allow_states(tiny_snapshot: Snapsho
     token = signer.issue("key:k1", seconds=60, reason="")
     assert w.decide(Facts(ip="1.2.4.8", api_key_id="k1", allow_token=token)).action == Action.ALLOW
     assert w.decide(Facts(ip="1.2.4.8")).action == Action.BLOCK
+
+
+def test_a_rule_failing_at_run_time_is_a_rule_error_with_its_fail_mode(tmp_path: Path) -> None:
+    # Passes the load-time probe (no evidence), divides by zero once there is one piece of evidence.
+    text = BASE + "  - name: divide\n    when: 1 / (size(evidence) - 1) > 0\n    action: block\n"
+    eng = PolicyEngine.load(_policy(tmp_path, text))
+    ev = [Evidence(signal="ip", code="IP_COUNTRY", value="DE")]
+    v = eng.judge(ev, Facts(ip="8.8.8.8"))
+    assert v.action == Action.REVIEW  # fail mode "policy" defaults to review
+    assert "fail-review:rule-error" in v.rules
+    explained = eng.explain(ev, Facts(ip="8.8.8.8"))
+    assert next(r for r in explained["rules"] if r["name"] == "divide")["error"]

@@ -4,11 +4,11 @@ import pytest
 
 from geowarden.intel.snapshot import Snapshot
 from geowarden.policy import default_restricted
-
-RESTRICTED = default_restricted()
 from geowarden.signals import network
 from geowarden.signals.codes import CODES
 from helpers import facts
+
+RESTRICTED = default_restricted()
 
 CASES = [
     # ip, codes expected (subset), codes that must be absent
@@ -60,8 +60,7 @@ def test_codes_doc_is_generated_from_the_table() -> None:
 
 
 def test_default_policy_reference_is_generated() -> None:
-    from helpers import REPO
-
     from geowarden.policy.engine import PolicyEngine, reference
+    from helpers import REPO
 
     assert (REPO / "docs" / "default-policy.md").read_text(encoding="utf-8") == reference(PolicyEngine.load())

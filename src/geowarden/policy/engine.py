@@ -35,7 +35,7 @@ from geowarden.signals.codes import CODES
 
 DEFAULT_POLICY = Path(__file__).with_name("default.yaml")
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
-_CEL_ERRORS = (ValueError, TypeError, RuntimeError, KeyError)
+_CEL_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, ArithmeticError)
 VARIABLES = frozenset({"ip", "restricted", "evidence", "confidence", "allow", "facts", "unavailable"})
 _MEMO_SIZE = 4096  # distinct rule contexts whose results are kept
 _LABEL_CODES = (
@@ -128,7 +128,7 @@ class PolicyEngine:
         for rule in self.rules:
             try:
                 value = rule.program.execute(cel_ctx)
-            except _CEL_ERRORS as exc:
+            except Exception as exc:  # any failure (even ZeroDivisionError) is a rule error, never a crash
                 out.append(RuleResult(rule.spec.name, False, _one_line(str(exc))))
                 continue
             if not isinstance(value, bool):

@@ -81,7 +81,11 @@ class PolicySpec:
     where: Where
 
     def fail_mode(self, signal: str) -> str:
-        return self.fail_modes.get(signal, self.fail_modes.get("default", "open"))
+        """What to do when ``signal`` cannot answer. Unless the policy says otherwise, a signal
+        fails open and a rule that errors at run time (``policy``) sends the request to review."""
+        if signal in self.fail_modes:
+            return self.fail_modes[signal]
+        return self.fail_modes.get("default", "review" if signal == "policy" else "open")
 
 
 def read(path: Path, *, known_codes: set[str]) -> PolicySpec:
