@@ -306,6 +306,60 @@ def policy_check(
         out.print(f"{file}: ok — policy {spec.version}, {n_rules} rules, {n_restricted} restricted jurisdictions")
 
 
+@policy_app.command("backtest")
+def policy_backtest(
+    logs: Annotated[list[Path], typer.Argument(help="API log files (JSON Lines, .gz, or Parquet).")],
+    policy: Annotated[Path, typer.Option(help="The candidate policy file.")],
+    against: Annotated[Path | None, typer.Option(help="The policy to compare with (default: the active one).")] = None,
+    examples: Annotated[int, typer.Option(help="Examples kept per transition.", min=0, max=1000)] = 5,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Replay API logs under a candidate policy and report the decisions that would change."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    from geowarden.logs import LogReader  # noqa: PLC0415
+    from geowarden.policy.backtest import backtest  # noqa: PLC0415
+    from geowarden.warden import load_policy  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    candidate = load_policy(settings, policy)
+    warden = _open_warden(quiet, against)
+    reader = LogReader(logs)
+    columns = (SpinnerColumn(), TextColumn("replaying {task.completed:,} events"), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as bar:
+        task = bar.add_task("backtest", total=None)
+        report = backtest(
+            reader, warden.policy, candidate, warden.evidence, max_examples=examples,
+            progress=lambda n: bar.update(task, completed=n),
+        )  # fmt: skip
+    for problem in reader.problems:
+        err.print(f"geowarden: {problem}", markup=False)
+    doc = report.to_dict()
+    doc["skipped"] = reader.skipped
+    if as_json:
+        _emit_json(doc)
+        return
+    out.print(f"[bold]{doc['events']:,} events[/bold] replayed ({reader.skipped:,} malformed rows skipped)")
+    share = f"{doc['changed_share']:.2%}"
+    out.print(f"  {doc['old_policy']} -> {doc['new_policy']}: {doc['changed']:,} decisions change ({share})")
+    table = Table(box=None, header_style="bold")
+    for col in ("action", "old", "new"):
+        table.add_column(col)
+    for act in ("allow", "limited", "challenge", "review", "block"):
+        table.add_row(act, f"{doc['old_actions'].get(act, 0):,}", f"{doc['new_actions'].get(act, 0):,}")
+    out.print(table)
+    for t in doc["transitions"]:
+        out.print(f"  {t['from']} -> {t['to']}: {t['n']:,}")
+    for name, n in doc["rules_added"].items():
+        out.print(f"  rule now firing: {name} ({n:,})")
+    for name, n in doc["rules_removed"].items():
+        out.print(f"  rule no longer firing: {name} ({n:,})")
+    for ex in doc["examples"]:
+        rules = f"+{ex['rules_added']} -{ex['rules_removed']}"
+        out.print(f"  e.g. {ex['request_id']} {ex['ip']}: {ex['old']} -> {ex['new']} ({rules})", markup=False)
+
+
 @policy_app.command("doc")
 def policy_doc(
     file: Annotated[Path | None, typer.Argument(help="Policy file (default: the shipped policy).")] = None,

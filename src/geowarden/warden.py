@@ -136,6 +136,15 @@ class Warden:
             intel = store.open_current(default_sources=default_sources, progress=progress)
         return cls(intel, load_policy(settings, policy), shadow=load_policy(settings, shadow) if shadow else None)
 
+    def reload_policy(self, path: Path | None, settings: Settings | None = None) -> str:
+        """Load a policy file and switch to it; if it does not load, the current policy stays
+        active and the ``ConfigError`` (file, line, reason) is raised. Returns the new version."""
+        new = load_policy(settings or Settings.from_env(), path)  # raises before anything changes
+        self.policy = new
+        self._ctx = SignalContext(self.intel, frozenset(new.restricted))
+        log.info("policy %s is active", new.version)
+        return new.version
+
     def lookup(self, ip: str) -> IPRecord:
         return self.intel.lookup(ip)
 

@@ -195,3 +195,19 @@ def test_a_rule_failing_at_run_time_is_a_rule_error_with_its_fail_mode(tmp_path:
     assert "fail-review:rule-error" in v.rules
     explained = eng.explain(ev, Facts(ip="8.8.8.8"))
     assert next(r for r in explained["rules"] if r["name"] == "divide")["error"]
+
+
+def test_a_bad_reload_keeps_the_previous_policy_active(tiny_snapshot: Snapshot, tmp_path: Path) -> None:
+    from geowarden.settings import Settings
+
+    settings = Settings(home=tmp_path / "home")
+    w = Warden(tiny_snapshot, PolicyEngine.load())
+    before = w.policy.version
+    with pytest.raises(ConfigError, match=r"p\.yaml:5: rule 'r': bad CEL"):
+        w.reload_policy(_policy(tmp_path, BASE.replace("ip.country in restricted", "ip.country in")), settings)
+    assert w.policy.version == before
+    assert w.decide(facts(ip="1.2.4.8")).action == Action.BLOCK
+    good = _policy(tmp_path, BASE.replace("{CN: export controls}", "{DE: test}"))
+    assert w.reload_policy(good, settings) == w.policy.version != before
+    assert w.decide(facts(ip="1.2.4.8")).action == Action.ALLOW
+    assert w.decide(facts(ip="5.3.0.1")).action == Action.BLOCK
