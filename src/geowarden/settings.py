@@ -7,6 +7,8 @@ explicit arguments and fall back to ``Settings.from_env()`` only when given none
 |---|---|---|
 | ``GEOWARDEN_HOME`` | per-user data dir (``platformdirs``) | snapshots, state, tokens, audit database |
 | ``GEOWARDEN_SNAPSHOT`` | ``$GEOWARDEN_HOME/intel/current`` | a specific snapshot directory to load |
+| ``GEOWARDEN_POLICY`` | the shipped ``policy/default.yaml`` | the policy file to decide with |
+| ``GEOWARDEN_ALLOWLIST_SECRET`` | ``$GEOWARDEN_HOME/secrets/allowlist.key`` | HMAC secret of allowlist tokens |
 | ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` |
 | ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | standard logging level name |
 """
