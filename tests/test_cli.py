@@ -128,3 +128,40 @@ def test_intel_info_shows_sources_and_licences(tiny) -> None:  # type: ignore[no
     info = json.loads(p.stdout)
     assert {s["name"] for s in info["sources"]} >= {"dbip-country", "tor-exits"}
     assert all("licence" in s for s in info["sources"])
+
+
+def test_policy_commands(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from geowarden.policy.engine import DEFAULT_POLICY
+
+    p = tiny("policy", "check", str(DEFAULT_POLICY), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["ok"] is True
+    p = tiny("policy", "test", str(DEFAULT_POLICY))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert " passed, 0 failed" in p.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policy: b\nrestricted: {CN: x}\nrules:\n  - name: r\n    when: ip.country ==\n    action: block\n")
+    p = tiny("policy", "check", str(bad))
+    assert p.returncode == 2
+    no_traceback(p)
+    assert f"{bad}:5: rule 'r': bad CEL at column" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    p = tiny("policy", "explain", "--ip", "5.3.0.1", "--json")
+    doc = json.loads(p.stdout)
+    assert doc["action"] == "challenge"
+    assert next(r for r in doc["rules"] if r["name"] == "hosting")["fired"] is True
+
+
+def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
+    p = tiny("allow", "create", "--account", "acct-9", "--days", "1", "--reason", "appeal 12", "--json")
+    assert p.returncode == 0, p.stderr
+    token = json.loads(p.stdout)["token"]
+    assert tiny("allow", "verify", token).returncode == 0
+    assert tiny("allow", "verify", token[:-3] + "xyz").returncode == 1
+    blocked = json.loads(tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--json").stdout)
+    assert blocked["action"] == "block"
+    cleared = json.loads(
+        tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--allow-token", token, "--json").stdout
+    )
+    assert cleared["action"] == "allow"
+    assert token not in json.dumps(cleared)
