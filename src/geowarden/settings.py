@@ -9,6 +9,10 @@ explicit arguments and fall back to ``Settings.from_env()`` only when given none
 | ``GEOWARDEN_SNAPSHOT`` | ``$GEOWARDEN_HOME/intel/current`` | a specific snapshot directory to load |
 | ``GEOWARDEN_POLICY`` | the shipped ``policy/default.yaml`` | the policy file to decide with |
 | ``GEOWARDEN_ALLOWLIST_SECRET`` | ``$GEOWARDEN_HOME/secrets/allowlist.key`` | HMAC secret of allowlist tokens |
+| ``GEOWARDEN_AUDIT_URL`` | SQLite at ``$GEOWARDEN_HOME/audit.db`` | SQLAlchemy URL (``postgresql+psycopg://...``) |
+| ``GEOWARDEN_AUDIT_RETENTION_DAYS`` | keep forever | delete audited decisions older than this |
+| ``GEOWARDEN_TRUSTED_PROXIES`` | none | comma-separated addresses/networks whose forwarding headers are believed |
+| ``GEOWARDEN_PUBLIC_URL`` | ``http://127.0.0.1:8080`` | base of the appeal links given to end users |
 | ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` |
 | ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | standard logging level name |
 """
@@ -32,6 +36,10 @@ class Settings:
     snapshot: Path | None = None
     log_format: str = "text"
     log_level: str = "INFO"
+    audit_url: str | None = None
+    audit_retention_days: float | None = None
+    trusted_proxies: str = ""
+    public_url: str = "http://127.0.0.1:8080"
 
     @property
     def intel_dir(self) -> Path:
@@ -53,7 +61,18 @@ class Settings:
         log_format = env.get("GEOWARDEN_LOG_FORMAT", "text").strip().lower() or "text"
         if log_format not in _LOG_FORMATS:
             raise ConfigError(f"GEOWARDEN_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, not {log_format!r}")
+        retention_raw = env.get("GEOWARDEN_AUDIT_RETENTION_DAYS", "").strip()
+        try:
+            retention = float(retention_raw) if retention_raw else None
+        except ValueError:
+            raise ConfigError(
+                f"GEOWARDEN_AUDIT_RETENTION_DAYS must be a number of days, not {retention_raw!r}"
+            ) from None
         return cls(
+            audit_url=env.get("GEOWARDEN_AUDIT_URL", "").strip() or None,
+            audit_retention_days=retention,
+            trusted_proxies=env.get("GEOWARDEN_TRUSTED_PROXIES", ""),
+            public_url=env.get("GEOWARDEN_PUBLIC_URL", "").strip().rstrip("/") or "http://127.0.0.1:8080",
             home=home,
             snapshot=Path(snap_raw).expanduser() if snap_raw else None,
             log_format=log_format,

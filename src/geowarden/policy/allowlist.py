@@ -109,6 +109,10 @@ class TokenSigner:
             f"key:{api_key_id}" if api_key_id else "",
         }
 
+    def derive(self, label: str) -> bytes:
+        """A key for another purpose (e.g. signing appeal references), derived from the secret."""
+        return hmac.new(self._secret, b"derive:" + label.encode(), hashlib.sha256).digest()
+
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
 

@@ -1,0 +1,362 @@
+"""The decision service: FastAPI over one Warden, one audit log and one token store.
+
+Routes (OpenAPI at ``/openapi.json``):
+
+- ``POST /v1/decide``, ``POST /v1/signup``: facts in, a Decision out (scope ``decide``);
+- ``/ext_authz/{path}`` (Envoy HTTP ext_authz) and ``GET /auth_request`` (nginx auth_request):
+  the edge forwards the original request's headers; 200 allow, 403 deny, with decision headers
+  for the upstream (token in ``x-geowarden-token``, scope ``decide``);
+- ``GET /v1/review``, ``POST /v1/review/{decision_id}``: the review queue (scope ``review``);
+- ``GET /appeal/{ref}``, ``POST /v1/appeals``: appeals by end users, with the signed decision
+  reference of their block, **without logging in**;
+- ``GET /v1/stats`` and the dashboard at ``/`` (scope ``review``; a browser logs in once at
+  ``/login`` and gets an HttpOnly cookie);
+- ``GET /metrics`` (Prometheus), ``GET /healthz``.
+
+Every decision is appended to the audit log and acknowledged only once committed.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the route signatures, which use
+# dependency aliases local to create_app.
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from geowarden.audit.store import AuditLog, open_default
+from geowarden.errors import GeowardenError
+from geowarden.model import Action, Decision, Facts
+from geowarden.policy.allowlist import TokenSigner
+from geowarden.service.auth import TokenInfo, TokenStore
+from geowarden.service.clientip import TrustedProxies, client_ip
+from geowarden.service.schemas import (
+    DECIDE_EXAMPLE,
+    AppealIn,
+    AppealOut,
+    DecisionOut,
+    FactsIn,
+    Health,
+    QueueItem,
+    ReviewIn,
+    ReviewOut,
+)
+from geowarden.settings import Settings
+from geowarden.warden import Warden
+
+log = logging.getLogger("geowarden.service")
+COOKIE = "gw_token"
+
+
+@dataclass(slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    decisions: Counter
+    reasons: Counter
+    latency: Histogram
+    unavailable: Counter
+
+    @classmethod
+    def create(cls) -> "Metrics":
+        reg = CollectorRegistry()
+        return cls(
+            reg,
+            Counter(
+                "geowarden_decisions_total", "Decisions by action and endpoint", ["action", "endpoint"], registry=reg
+            ),
+            Counter(
+                "geowarden_decision_reasons_total", "Reasons (evidence codes) behind decisions", ["code"], registry=reg
+            ),
+            Histogram(
+                "geowarden_decision_seconds",
+                "Time to decide, signals and policy, excluding the audit commit",
+                buckets=(25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3),
+                registry=reg,
+            ),
+            Counter(
+                "geowarden_signal_unavailable_total",
+                "Signals that could not answer (fail modes)",
+                ["signal"],
+                registry=reg,
+            ),
+        )
+
+
+class Service:
+    """What the routes share."""
+
+    def __init__(
+        self, warden: Warden, audit: AuditLog, tokens: TokenStore, settings: Settings, signer: TokenSigner
+    ) -> None:
+        self.warden = warden
+        self.audit = audit
+        self.tokens = tokens
+        self.settings = settings
+        self.signer = signer
+        self.trusted = TrustedProxies.parse(settings.trusted_proxies)
+        self.metrics = Metrics.create()
+        self._ref_key = signer.derive("appeal-ref")
+
+    def appeal_ref(self, decision_id: str) -> str:
+        mac = hmac.new(self._ref_key, decision_id.encode(), hashlib.sha256).hexdigest()[:24]
+        return f"{decision_id}.{mac}"
+
+    def check_ref(self, ref: str) -> str | None:
+        decision_id, _, mac = ref.partition(".")
+        good = self.appeal_ref(decision_id).partition(".")[2]
+        return decision_id if mac and hmac.compare_digest(mac, good) else None
+
+    def appeal_url(self, d: Decision) -> str | None:
+        if d.action != Action.BLOCK:
+            return None
+        return f"{self.settings.public_url}/appeal/{self.appeal_ref(d.decision_id)}"
+
+    async def decide(self, facts: Facts, *, endpoint: str, kind: str = "request") -> Decision:
+        t0 = time.perf_counter()
+        d = self.warden.decide(facts)
+        self.metrics.latency.observe(time.perf_counter() - t0)
+        self.metrics.decisions.labels(d.action.value, endpoint).inc()
+        for e in d.reasons:
+            self.metrics.reasons.labels(e.code).inc()
+        for e in d.evidence:
+            if e.code == "SIGNAL_UNAVAILABLE":
+                self.metrics.unavailable.labels(str(e.value)).inc()
+        await asyncio.wrap_future(self.audit.submit(d, facts, kind=kind))  # acknowledged once durable
+        return d
+
+
+def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement per route, read top to bottom
+    app = FastAPI(
+        title="geowarden",
+        version="0.1.0",
+        summary="Export-control and sanctions decisions for AI model APIs, explained and audited.",
+    )
+    app.state.service = service
+
+    @app.exception_handler(GeowardenError)
+    async def _geowarden_error(_request: Request, exc: GeowardenError) -> JSONResponse:
+        status = 400 if exc.code in (2, 3) else 503
+        return JSONResponse({"detail": exc.message}, status_code=status)
+
+    def token_of(request: Request) -> str | None:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return request.headers.get("x-geowarden-token") or request.cookies.get(COOKIE)
+
+    def need(scope: str) -> Any:
+        def dep(request: Request) -> TokenInfo:
+            info = service.tokens.check(token_of(request), scope)
+            if info is None:
+                raise HTTPException(status_code=401, detail=f"a token with scope {scope!r} is required")
+            return info
+
+        return dep
+
+    can_decide = Annotated[TokenInfo, Depends(need("decide"))]
+    can_review = Annotated[TokenInfo, Depends(need("review"))]
+
+    def with_client(facts_in: FactsIn, request: Request) -> Facts:
+        facts = facts_in.to_facts()
+        if facts.ip is None:
+            peer = request.client.host if request.client else None
+            ip = client_ip(peer, {k.lower(): v for k, v in request.headers.items()}, service.trusted)
+            if ip is not None:
+                from dataclasses import replace  # noqa: PLC0415
+
+                facts = replace(facts, ip=ip)
+        return facts
+
+    decide_body = Annotated[FactsIn, Body(openapi_examples={"restricted": {"value": DECIDE_EXAMPLE}})]
+    unauthorized: dict[int | str, dict[str, Any]] = {401: {"description": "No token, or one without the scope"}}
+
+    @app.post("/v1/decide", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
+    async def decide(body: decide_body, request: Request, _t: can_decide) -> DecisionOut:
+        """Decide on one API request. Without `ip`, the connection's client address is used."""
+        d = await service.decide(with_client(body, request), endpoint="decide")
+        return DecisionOut.of(d, service.appeal_url(d))
+
+    @app.post("/v1/signup", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
+    async def signup(body: decide_body, request: Request, _t: can_decide) -> DecisionOut:
+        """Decide on an account signup (all facts: phone, card, email, organisation)."""
+        d = await service.decide(with_client(body, request), endpoint="signup", kind="signup")
+        return DecisionOut.of(d, service.appeal_url(d))
+
+    async def edge(request: Request, endpoint: str) -> Response:
+        if service.tokens.check(token_of(request), "decide") is None:
+            return JSONResponse({"detail": "a token with scope 'decide' is required"}, status_code=401)
+        h = {k.lower(): v for k, v in request.headers.items()}
+        peer = request.client.host if request.client else None
+        ip = h.get("x-envoy-external-address") if peer in service.trusted else None
+        ip = ip or client_ip(peer, h, service.trusted)
+        facts = Facts(
+            ip=ip,
+            account_id=h.get("x-geowarden-account"),
+            api_key_id=h.get("x-geowarden-api-key-id"),
+            accept_language=h.get("accept-language"),
+            timezone=h.get("x-client-timezone"),
+            user_agent=h.get("user-agent"),
+            allow_token=h.get("x-geowarden-allow"),
+        )
+        d = await service.decide(facts, endpoint=endpoint)
+        headers = {
+            "x-geowarden-action": d.action.value,
+            "x-geowarden-decision": d.decision_id,
+            "x-geowarden-score": f"{d.score:.3f}",
+            "x-geowarden-reasons": ",".join(e.code for e in d.reasons),
+        }
+        if d.allowed or d.action == Action.CHALLENGE:
+            # Challenge passes the edge: the upstream reads x-geowarden-action and steps up.
+            return Response(status_code=200, headers=headers)
+        body = {"message": d.user_message, "decision_id": d.decision_id, "appeal_url": service.appeal_url(d)}
+        return JSONResponse(body, status_code=403, headers=headers)
+
+    @app.api_route(
+        "/ext_authz/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], tags=["edge"]
+    )
+    async def ext_authz(path: str, request: Request) -> Response:
+        """Envoy HTTP ext_authz: 200 lets the request through (with decision headers), 403 denies."""
+        del path
+        return await edge(request, "ext_authz")
+
+    @app.get("/auth_request", tags=["edge"])
+    async def auth_request(request: Request) -> Response:
+        """nginx auth_request: 200 allow, 403 deny, 401 without a valid token."""
+        return await edge(request, "auth_request")
+
+    @app.get("/v1/review", response_model=list[QueueItem], responses=unauthorized, tags=["review"])
+    async def review_queue(_t: can_review, state: str = "queued", limit: int = 100) -> list[QueueItem]:
+        """Decisions waiting for a reviewer (or in another review state)."""
+        if state not in ("queued", "confirmed", "overturned", "none"):
+            raise HTTPException(status_code=422, detail="state is one of queued, confirmed, overturned, none")
+        recs = await asyncio.to_thread(service.audit.recent, review=state, limit=max(1, min(limit, 1000)))
+        return [
+            QueueItem(
+                decision_id=r.decision_id,
+                ts=r.ts,
+                action=r.action,
+                review=r.review,
+                ip=r.ip,
+                country=r.country,
+                account_id=r.account_id,
+                reasons=r.reasons,
+                rules=r.rules,
+            )
+            for r in recs
+        ]
+
+    @app.post(
+        "/v1/review/{decision_id}",
+        response_model=ReviewOut,
+        responses={**unauthorized, 404: {"description": "No such decision"}},
+        tags=["review"],
+    )
+    async def review(decision_id: str, body: ReviewIn, who: can_review) -> ReviewOut:
+        """Confirm or overturn a decision; an overturn can issue an allowlist token for the account."""
+        rec = await asyncio.to_thread(service.audit.get, decision_id)
+        if rec is None:
+            raise HTTPException(status_code=404, detail="no such decision")
+        state = "confirmed" if body.verdict == "confirm" else "overturned"
+        token = None
+        note = body.note
+        if body.verdict == "overturn" and body.issue_token_days and (rec.account_id or rec.api_key_id):
+            subject = f"account:{rec.account_id}" if rec.account_id else f"key:{rec.api_key_id}"
+            token = service.signer.issue(
+                subject, seconds=int(body.issue_token_days * 86400), reason=f"review {decision_id}"
+            )
+            note = f"{note} (allowlist token issued for {subject}, {body.issue_token_days:g} days)".strip()
+        await asyncio.to_thread(
+            service.audit.add_event, decision_id, actor=who.name, event=body.verdict, note=note, review=state
+        )
+        return ReviewOut(decision_id=decision_id, review=state, allow_token=token)
+
+    @app.post(
+        "/v1/appeals", response_model=AppealOut, responses={404: {"description": "Unknown reference"}}, tags=["appeals"]
+    )
+    async def appeal(body: AppealIn) -> AppealOut:
+        """An end user appeals a block with the signed reference from their appeal link (no login)."""
+        decision_id = service.check_ref(body.ref)
+        if decision_id is None or await asyncio.to_thread(service.audit.get, decision_id) is None:
+            raise HTTPException(status_code=404, detail="unknown or damaged appeal reference")
+        await asyncio.to_thread(
+            service.audit.add_event, decision_id, actor="end-user", event="appeal", note=body.message, review="queued"
+        )
+        return AppealOut(received=True, decision_id=decision_id)
+
+    @app.get("/appeal/{ref}", response_class=HTMLResponse, include_in_schema=False)
+    async def appeal_page(ref: str) -> HTMLResponse:
+        from geowarden.service.pages import appeal_page as page  # noqa: PLC0415
+
+        decision_id = service.check_ref(ref)
+        rec = await asyncio.to_thread(service.audit.get, decision_id) if decision_id else None
+        return HTMLResponse(page(ref, rec), status_code=200 if rec else 404)
+
+    @app.get("/v1/stats", responses=unauthorized, tags=["dashboard"])
+    async def stats(_t: can_review, hours: float = 24.0) -> dict[str, Any]:
+        """Aggregates for the dashboard: by action, country, reason and hour."""
+        since = time.time() - max(0.0, min(hours, 24 * 366)) * 3600
+        return await asyncio.to_thread(service.audit.counts, since=since)
+
+    @app.get("/login", response_class=HTMLResponse, include_in_schema=False)
+    async def login_page() -> HTMLResponse:
+        from geowarden.service.pages import login_page as page  # noqa: PLC0415
+
+        return HTMLResponse(page())
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        form = (await request.body()).decode(errors="replace")
+        from urllib.parse import parse_qs  # noqa: PLC0415
+
+        token = parse_qs(form).get("token", [""])[0]
+        if service.tokens.check(token, "review") is None:
+            from geowarden.service.pages import login_page as page  # noqa: PLC0415
+
+            return HTMLResponse(page(error="That token does not have the review scope."), status_code=401)
+        resp = RedirectResponse("/", status_code=303)
+        resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+        return resp
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard(request: Request) -> Response:
+        if service.tokens.check(token_of(request), "review") is None:
+            return RedirectResponse("/login", status_code=303)
+        from geowarden.service.pages import dashboard_page as page  # noqa: PLC0415
+
+        return HTMLResponse(page(service.warden.policy.version, service.warden.intel.id))
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics: decisions by action and reason, latency, fail-mode counts."""
+        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz() -> Health:
+        return Health(
+            status="ok",
+            snapshot=service.warden.intel.id,
+            policy=service.warden.policy.version,
+            audit_written=service.audit.written,
+        )
+
+    return app
+
+
+def build_service(settings: Settings | None = None) -> Service:
+    settings = settings or Settings.from_env()
+    warden = Warden.open(settings)
+    audit = open_default(settings.home, url=settings.audit_url, retention_days=settings.audit_retention_days)
+    tokens = TokenStore(settings.home / "tokens.json")
+    return Service(warden, audit, tokens, settings, TokenSigner.from_home(settings.home))
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ASGI servers: ``uvicorn --factory geowarden.service.app:create_app_from_env``."""
+    return create_app(build_service())

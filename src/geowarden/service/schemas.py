@@ -1,0 +1,139 @@
+"""The HTTP API's types (pydantic lives here only, at the edge)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from geowarden.model import Decision, Facts, RTTSample
+
+
+class FactsIn(BaseModel):
+    """What is known about one request or signup. Every field is optional."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=512)
+
+    ip: str | None = Field(default=None, examples=["1.2.4.8"], description="Client address as seen at the edge")
+    timestamp: float | None = Field(default=None, description="Epoch seconds")
+    account_id: str | None = Field(default=None, examples=["acct-42"])
+    api_key_id: str | None = Field(default=None, examples=["key-7"], description="The key's id, never its secret")
+    accept_language: str | None = Field(default=None, examples=["zh-CN,zh;q=0.9"])
+    timezone: str | None = Field(default=None, examples=["Asia/Shanghai"], description="IANA zone the client reports")
+    user_agent: str | None = None
+    phone: str | None = Field(default=None, description="E.164; stored only as a keyed hash")
+    card_bin: str | None = Field(default=None, description="First 6-8 digits only; stored only as a keyed hash")
+    billing_country: str | None = Field(default=None, examples=["DE"])
+    email: str | None = Field(default=None, description="Stored only as a keyed hash")
+    org_name: str | None = None
+    org_owners: list[str] = Field(default_factory=list, max_length=100)
+    rtt: list[list[float]] = Field(
+        default_factory=list, max_length=64, description="Round trips measured from PoPs: [[lat, lon, ms], ...]"
+    )
+    allow_token: str | None = Field(default=None, description="An allowlist token presented with the request")
+
+    @field_validator("rtt")
+    @classmethod
+    def _rtt(cls, v: list[list[float]]) -> list[list[float]]:
+        for item in v:
+            if len(item) != 3 or not (-90 <= item[0] <= 90 and -180 <= item[1] <= 180 and 0 <= item[2] < 10_000):
+                raise ValueError("each rtt item is [lat, lon, ms] with lat in [-90, 90], lon in [-180, 180], ms >= 0")
+        return v
+
+    def to_facts(self) -> Facts:
+        return Facts(
+            ip=self.ip,
+            timestamp=self.timestamp,
+            account_id=self.account_id,
+            api_key_id=self.api_key_id,
+            accept_language=self.accept_language,
+            timezone=self.timezone,
+            user_agent=self.user_agent,
+            phone=self.phone,
+            card_bin=self.card_bin,
+            billing_country=self.billing_country,
+            email=self.email,
+            org_name=self.org_name,
+            org_owners=tuple(self.org_owners),
+            rtt=tuple(RTTSample(lat=a, lon=b, ms=c) for a, b, c in self.rtt),
+            allow_token=self.allow_token,
+        )
+
+
+class EvidenceOut(BaseModel):
+    signal: str
+    code: str = Field(examples=["IP_COUNTRY_RESTRICTED"])
+    value: Any = None
+    confidence: float
+    detail: str
+    source: str | None = None
+
+
+class DecisionOut(BaseModel):
+    action: Literal["allow", "limited", "challenge", "review", "block"]
+    score: float = Field(ge=0, le=1)
+    reasons: list[EvidenceOut]
+    rules: list[str]
+    user_message: str
+    policy_version: str
+    decision_id: str
+    elapsed_us: float
+    evidence: list[EvidenceOut]
+    appeal_url: str | None = Field(default=None, description="For a block: where the end user can appeal, no login")
+
+    @classmethod
+    def of(cls, d: Decision, appeal_url: str | None = None) -> DecisionOut:
+        doc = d.to_dict()
+        doc["appeal_url"] = appeal_url
+        return cls.model_validate(doc)
+
+
+class ReviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Literal["confirm", "overturn"]
+    note: str = Field(default="", max_length=2000)
+    issue_token_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=365,
+        description="On overturn: issue an allowlist token for the account, for this many days",
+    )
+
+
+class ReviewOut(BaseModel):
+    decision_id: str
+    review: str
+    allow_token: str | None = None
+
+
+class AppealIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ref: str = Field(min_length=10, max_length=200, description="The signed decision reference from the appeal link")
+    message: str = Field(default="", max_length=2000)
+
+
+class AppealOut(BaseModel):
+    received: bool
+    decision_id: str
+
+
+class QueueItem(BaseModel):
+    decision_id: str
+    ts: float
+    action: str
+    review: str
+    ip: str | None
+    country: str | None
+    account_id: str | None
+    reasons: list[str]
+    rules: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    snapshot: str
+    policy: str
+    audit_written: int
+
+
+DECIDE_EXAMPLE = {"ip": "1.2.4.8", "account_id": "acct-42", "api_key_id": "key-7", "accept_language": "zh-CN"}
