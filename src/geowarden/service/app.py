@@ -23,11 +23,12 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -39,6 +40,8 @@ from geowarden.service.auth import TokenInfo, TokenStore
 from geowarden.service.clientip import TrustedProxies, client_ip
 from geowarden.service.schemas import (
     DECIDE_EXAMPLE,
+    DECISION_ID_PATTERN,
+    REF_PATTERN,
     AppealIn,
     AppealOut,
     DecisionOut,
@@ -53,6 +56,7 @@ from geowarden.warden import Warden
 
 log = logging.getLogger("geowarden.service")
 COOKIE = "gw_token"
+_REF = re.compile(REF_PATTERN)
 
 
 @dataclass(slots=True)
@@ -109,6 +113,8 @@ class Service:
         return f"{decision_id}.{mac}"
 
     def check_ref(self, ref: str) -> str | None:
+        if not _REF.match(ref):
+            return None
         decision_id, _, mac = ref.partition(".")
         good = self.appeal_ref(decision_id).partition(".")[2]
         return decision_id if mac and hmac.compare_digest(mac, good) else None
@@ -175,7 +181,16 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         return facts
 
     decide_body = Annotated[FactsIn, Body(openapi_examples={"restricted": {"value": DECIDE_EXAMPLE}})]
-    unauthorized: dict[int | str, dict[str, Any]] = {401: {"description": "No token, or one without the scope"}}
+    unauthorized: dict[int | str, dict[str, Any]] = {
+        400: {"description": "The body is not JSON"},
+        401: {"description": "No token, or one without the scope"},
+    }
+    edge_responses: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Allowed (or allowed to step up): decision in x-geowarden-* headers"},
+        404: {"description": "A path the router cannot take (for example with control characters)"},
+        401: {"description": "No token with the decide scope in x-geowarden-token"},
+        403: {"description": "Denied: user-safe message, decision id and appeal URL"},
+    }
 
     @app.post("/v1/decide", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
     async def decide(body: decide_body, request: Request, _t: can_decide) -> DecisionOut:
@@ -218,25 +233,35 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         body = {"message": d.user_message, "decision_id": d.decision_id, "appeal_url": service.appeal_url(d)}
         return JSONResponse(body, status_code=403, headers=headers)
 
-    @app.api_route(
-        "/ext_authz/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], tags=["edge"]
-    )
     async def ext_authz(path: str, request: Request) -> Response:
         """Envoy HTTP ext_authz: 200 lets the request through (with decision headers), 403 denies."""
         del path
         return await edge(request, "ext_authz")
 
-    @app.get("/auth_request", tags=["edge"])
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
+        app.add_api_route(
+            "/ext_authz/{path:path}",
+            ext_authz,
+            methods=[method],
+            name=f"ext_authz_{method.lower()}",
+            operation_id=f"ext_authz_{method.lower()}",
+            tags=["edge"],
+            responses=edge_responses,
+        )
+
+    @app.get("/auth_request", tags=["edge"], responses=edge_responses)
     async def auth_request(request: Request) -> Response:
         """nginx auth_request: 200 allow, 403 deny, 401 without a valid token."""
         return await edge(request, "auth_request")
 
     @app.get("/v1/review", response_model=list[QueueItem], responses=unauthorized, tags=["review"])
-    async def review_queue(_t: can_review, state: str = "queued", limit: int = 100) -> list[QueueItem]:
+    async def review_queue(
+        _t: can_review,
+        state: Literal["queued", "confirmed", "overturned", "none"] = "queued",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[QueueItem]:
         """Decisions waiting for a reviewer (or in another review state)."""
-        if state not in ("queued", "confirmed", "overturned", "none"):
-            raise HTTPException(status_code=422, detail="state is one of queued, confirmed, overturned, none")
-        recs = await asyncio.to_thread(service.audit.recent, review=state, limit=max(1, min(limit, 1000)))
+        recs = await asyncio.to_thread(service.audit.recent, review=state, limit=limit)
         return [
             QueueItem(
                 decision_id=r.decision_id,
@@ -258,7 +283,9 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         responses={**unauthorized, 404: {"description": "No such decision"}},
         tags=["review"],
     )
-    async def review(decision_id: str, body: ReviewIn, who: can_review) -> ReviewOut:
+    async def review(
+        decision_id: Annotated[str, Path(pattern=DECISION_ID_PATTERN)], body: ReviewIn, who: can_review
+    ) -> ReviewOut:
         """Confirm or overturn a decision; an overturn can issue an allowlist token for the account."""
         rec = await asyncio.to_thread(service.audit.get, decision_id)
         if rec is None:
@@ -278,7 +305,10 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         return ReviewOut(decision_id=decision_id, review=state, allow_token=token)
 
     @app.post(
-        "/v1/appeals", response_model=AppealOut, responses={404: {"description": "Unknown reference"}}, tags=["appeals"]
+        "/v1/appeals",
+        response_model=AppealOut,
+        responses={400: {"description": "The body is not JSON"}, 404: {"description": "Unknown reference"}},
+        tags=["appeals"],
     )
     async def appeal(body: AppealIn) -> AppealOut:
         """An end user appeals a block with the signed reference from their appeal link (no login)."""
@@ -299,9 +329,9 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         return HTMLResponse(page(ref, rec), status_code=200 if rec else 404)
 
     @app.get("/v1/stats", responses=unauthorized, tags=["dashboard"])
-    async def stats(_t: can_review, hours: float = 24.0) -> dict[str, Any]:
+    async def stats(_t: can_review, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24.0) -> dict[str, Any]:
         """Aggregates for the dashboard: by action, country, reason and hour."""
-        since = time.time() - max(0.0, min(hours, 24 * 366)) * 3600
+        since = time.time() - hours * 3600
         return await asyncio.to_thread(service.audit.counts, since=since)
 
     @app.get("/login", response_class=HTMLResponse, include_in_schema=False)

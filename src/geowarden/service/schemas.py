@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictFloat, StrictInt
 
 from geowarden.model import Decision, Facts, RTTSample
+
+RTTItem = tuple[
+    Annotated[float, Strict(), Field(ge=-90, le=90)],
+    Annotated[float, Strict(), Field(ge=-180, le=180)],
+    Annotated[float, Strict(), Field(ge=0, lt=10_000)],
+]
+
+
+DECISION_ID_PATTERN = r"^[0-9a-f]{32}$"
+REF_PATTERN = r"^[0-9a-f]{32}\.[0-9a-f]{24}$"
 
 
 class FactsIn(BaseModel):
@@ -15,7 +25,7 @@ class FactsIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=512)
 
     ip: str | None = Field(default=None, examples=["1.2.4.8"], description="Client address as seen at the edge")
-    timestamp: float | None = Field(default=None, description="Epoch seconds")
+    timestamp: StrictFloat | StrictInt | None = Field(default=None, description="Epoch seconds")
     account_id: str | None = Field(default=None, examples=["acct-42"])
     api_key_id: str | None = Field(default=None, examples=["key-7"], description="The key's id, never its secret")
     accept_language: str | None = Field(default=None, examples=["zh-CN,zh;q=0.9"])
@@ -23,22 +33,14 @@ class FactsIn(BaseModel):
     user_agent: str | None = None
     phone: str | None = Field(default=None, description="E.164; stored only as a keyed hash")
     card_bin: str | None = Field(default=None, description="First 6-8 digits only; stored only as a keyed hash")
-    billing_country: str | None = Field(default=None, examples=["DE"])
+    billing_country: str | None = Field(default=None, examples=["DE"], pattern=r"^[A-Za-z]{2}$")
     email: str | None = Field(default=None, description="Stored only as a keyed hash")
     org_name: str | None = None
     org_owners: list[str] = Field(default_factory=list, max_length=100)
-    rtt: list[list[float]] = Field(
+    rtt: list[RTTItem] = Field(
         default_factory=list, max_length=64, description="Round trips measured from PoPs: [[lat, lon, ms], ...]"
     )
     allow_token: str | None = Field(default=None, description="An allowlist token presented with the request")
-
-    @field_validator("rtt")
-    @classmethod
-    def _rtt(cls, v: list[list[float]]) -> list[list[float]]:
-        for item in v:
-            if len(item) != 3 or not (-90 <= item[0] <= 90 and -180 <= item[1] <= 180 and 0 <= item[2] < 10_000):
-                raise ValueError("each rtt item is [lat, lon, ms] with lat in [-90, 90], lon in [-180, 180], ms >= 0")
-        return v
 
     def to_facts(self) -> Facts:
         return Facts(
@@ -94,7 +96,7 @@ class ReviewIn(BaseModel):
     note: str = Field(default="", max_length=2000)
     issue_token_days: float | None = Field(
         default=None,
-        gt=0,
+        ge=1 / 24,
         le=365,
         description="On overturn: issue an allowlist token for the account, for this many days",
     )
@@ -108,7 +110,7 @@ class ReviewOut(BaseModel):
 
 class AppealIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ref: str = Field(min_length=10, max_length=200, description="The signed decision reference from the appeal link")
+    ref: str = Field(pattern=REF_PATTERN, description="The signed decision reference from the appeal link")
     message: str = Field(default="", max_length=2000)
 
 
