@@ -252,3 +252,11 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(server: Server) -> No
     )  # fmt: skip
     assert p.returncode == 0, p.stdout[-4000:]
     assert "passed" in p.stdout
+
+
+def test_decision_responses_match_the_documented_schema(server: Server) -> None:
+    from geowarden.service.schemas import DecisionOut
+
+    with server.client() as c:
+        for ip in ("1.2.4.8", "8.8.8.8", "10.0.0.1", "5.2.0.1", "not-an-ip"):
+            DecisionOut.model_validate(c.post("/v1/decide", json={"ip": ip}).json())

@@ -18,7 +18,7 @@ import time
 from functools import lru_cache
 from html import escape
 from pathlib import Path
-from xml.etree import ElementTree as ET  # noqa: S405 - parses only the map file an installed package ships
+from xml.etree import ElementTree as ET
 
 from geowarden.audit.store import AuditRecord
 
@@ -80,10 +80,10 @@ def appeal_page(ref: str, rec: AuditRecord | None) -> str:
 
 def dashboard_page(policy: str, snapshot: str) -> str:
     tiles = "".join(
-        f"<div class='tile {a}'><span class=label>{a}</span><span class=num id=count-{a}>–</span></div>"
+        f"<div class='tile {a}'><span class=label>{a}</span><span class=num id=count-{a}>&ndash;</span></div>"
         for a in ACTIONS
     )
-    tiles += "<div class='tile total'><span class=label>total</span><span class=num id=count-total>–</span></div>"
+    tiles += "<div class='tile total'><span class=label>total</span><span class=num id=count-total>&ndash;</span></div>"
     legend = "".join(
         f"<span class=key><i class='swatch {k}'></i>{escape(label)}</span>"
         for k, label in (
@@ -125,7 +125,7 @@ def dashboard_page(policy: str, snapshot: str) -> str:
         "<section class=card aria-labelledby=h-clusters><h2 id=h-clusters>Analytics clusters</h2>"
         "<p id=clusters-empty class=empty>No analytics findings yet.</p></section>"
         "<section class='card wide' aria-labelledby=h-queue><h2 id=h-queue>Review queue "
-        "<span id=queue-count class=badge>–</span></h2>"
+        "<span id=queue-count class=badge>&ndash;</span></h2>"
         "<div id=token-box class=tokenbox hidden role=alert><p>Allowlist token for <code id=token-subject></code>. "
         "It is shown <strong>once</strong> and not stored: copy it now and send it to the customer.</p>"
         "<code id=allow-token class=token></code> <button type=button id=token-copy>Copy</button> "
