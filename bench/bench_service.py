@@ -142,9 +142,8 @@ def main() -> int:
         return 0
     print("== bench_service: POST /v1/decide under wrk on loopback (server and wrk share 2 cores) ==")
     print(f"workers {args.workers}, {args.connections} connections, {args.seconds} s, default policy, SQLite audit")
-    print(
-        f"throughput : {result.get('rps', 0):,.0f} decisions/s  ({result.get('requests', 0):,.0f} requests, {result['non_2xx']:.0f} non-2xx)"
-    )
+    rps, n, bad = result.get("rps", 0), result.get("requests", 0), result["non_2xx"]
+    print(f"throughput : {rps:,.0f} decisions/s  ({n:,.0f} requests, {bad:.0f} non-2xx)")
     print(
         "latency    : "
         + ", ".join(f"{k.removesuffix('_ms')} {v:.2f} ms" for k, v in result.items() if k.endswith("_ms"))
