@@ -13,10 +13,12 @@ the same number without storing the number. Allowlist tokens are not stored at a
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import hashlib
 import hmac
 import json
-import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -67,6 +69,19 @@ review_events = sa.Table(
 
 REVIEW_STATES = ("none", "queued", "confirmed", "overturned")
 
+#: Who waits for a row: a thread (concurrent Future) or a coroutine (its loop and asyncio Future).
+Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+
+
+def _resolve(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for fut in futs:
+        if fut.done():
+            continue
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
@@ -103,7 +118,12 @@ class AuditLog:
         self.retention_days = retention_days
         self.engine = _engine(url)
         metadata.create_all(self.engine)
-        self._queue: queue.Queue[tuple[dict[str, Any], Future[None]] | None] = queue.Queue()
+        # Pending rows and who waits for them: a concurrent Future (threads) or an asyncio Future
+        # with its loop. The writer drains everything pending in one transaction, then wakes each
+        # event loop once for the whole batch (cheap; one wake-up per row is not).
+        self._pending: collections.deque[tuple[dict[str, Any], Waiter]] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._batch_s = batch_ms / 1000.0
         self._writer = threading.Thread(target=self._write_loop, name="geowarden-audit", daemon=True)
         self._writer.start()
@@ -141,53 +161,75 @@ class AuditLog:
     def submit(self, decision: Decision, facts: Facts, *, kind: str = "request") -> Future[None]:
         """Queue a decision for the next group commit; the future completes once it is durable."""
         fut: Future[None] = Future()
-        self._queue.put((self.row_for(decision, facts, kind=kind), fut))
+        self._enqueue(self.row_for(decision, facts, kind=kind), fut)
+        return fut
+
+    def submit_async(self, decision: Decision, facts: Facts, *, kind: str = "request") -> asyncio.Future[None]:
+        """The same for a coroutine: ``await audit.submit_async(...)`` returns once committed."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._enqueue(self.row_for(decision, facts, kind=kind), (loop, fut))
         return fut
 
     def append(self, decision: Decision, facts: Facts, *, kind: str = "request", timeout: float = 10.0) -> None:
         """Append and wait until committed."""
         self.submit(decision, facts, kind=kind).result(timeout=timeout)
 
+    def _enqueue(self, row: dict[str, Any], waiter: Waiter) -> None:
+        if self._closing:
+            raise ConfigError("the audit log is closed")
+        self._pending.append((row, waiter))
+        if not self._wake.is_set():
+            self._wake.set()
+
     def _write_loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            self._wake.wait()
+            if self._closing and not self._pending:
                 return
-            batch = [item]
-            deadline = time.monotonic() + self._batch_s
-            while len(batch) < 1000:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                try:
-                    nxt = self._queue.get(timeout=left)
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            rows = [r for r, _ in batch]
-            events = [
-                {"decision_id": r["decision_id"], "ts": r["ts"], "actor": "policy", "event": "queued", "note": ""}
-                for r in rows
-                if r["review"] == "queued"
-            ]
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(decisions.insert(), rows)
-                    if events:
-                        conn.execute(review_events.insert(), events)
-            except Exception as exc:  # the callers see the failure; the writer goes on
-                for _, fut in batch:
-                    fut.set_exception(exc)
-                continue
+            time.sleep(self._batch_s)  # let a batch gather
+            self._wake.clear()
+            batch: list[tuple[dict[str, Any], Waiter]] = []
+            while self._pending and len(batch) < 5000:
+                batch.append(self._pending.popleft())
+            if self._pending:
+                self._wake.set()
+            if batch:
+                self._commit(batch)
+
+    def _commit(self, batch: list[tuple[dict[str, Any], Waiter]]) -> None:
+        rows = [r for r, _ in batch]
+        events = [
+            {"decision_id": r["decision_id"], "ts": r["ts"], "actor": "policy", "event": "queued", "note": ""}
+            for r in rows
+            if r["review"] == "queued"
+        ]
+        error: BaseException | None = None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(decisions.insert(), rows)
+                if events:
+                    conn.execute(review_events.insert(), events)
+        except Exception as exc:  # the waiting callers see the failure; the writer goes on
+            error = exc
+        else:
             self.written += len(rows)
-            for _, fut in batch:
-                fut.set_result(None)
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for _, waiter in batch:
+            if isinstance(waiter, Future):
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+            else:
+                by_loop.setdefault(waiter[0], []).append(waiter[1])
+        for loop, futs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, futs, error)
 
     def close(self) -> None:
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         self._writer.join(timeout=10)
         self.engine.dispose()
 
@@ -247,8 +289,34 @@ class AuditLog:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
 
-    def counts(self, *, since: float = 0.0) -> dict[str, Any]:
-        """Aggregates for the dashboard: by action, by country, by reason code, by hour."""
+    def counts(self, *, since: float = 0.0, top_asns: int = 20, top_reasons: int = 5) -> dict[str, Any]:
+        """Aggregates for the dashboard since ``since`` (epoch seconds).
+
+        - ``by_action``: {action: n};
+        - ``by_country``: {country (``??`` when unknown): {action: n}};
+        - ``by_reason``: {code: n}, most frequent first;
+        - ``series``: [{hour (epoch seconds), action, n}] by hour;
+        - ``by_asn``: the ``top_asns`` networks with most decisions, most first:
+          [{asn, org, n, by_action}]; ``org`` is the name found in the evidence of that network's
+          latest decision (an evidence value ``{"asn": N, "org": "..."}``), or None;
+        - ``reason_series``: [{hour, reason, n}] for the ``top_reasons`` most frequent codes.
+        """
+
+        def org_in(evidence: str, asn: int) -> str | None:
+            try:
+                items = json.loads(evidence)
+            except ValueError:
+                return None
+            for e in items if isinstance(items, list) else ():
+                value = e.get("value") if isinstance(e, dict) else None
+                if (
+                    isinstance(value, dict)
+                    and isinstance(value.get("org"), str)
+                    and value.get("asn", asn) in (asn, str(asn))
+                ):
+                    return str(value["org"])[:200]
+            return None
+
         with self.engine.connect() as conn:
             by_action: dict[str, int] = dict(
                 conn.execute(
@@ -263,27 +331,64 @@ class AuditLog:
                 .group_by(decisions.c.country, decisions.c.action)
             ).all()
             reason_rows = conn.execute(
-                sa.select(decisions.c.reasons).where(decisions.c.ts >= since).limit(200_000)
+                sa.select(decisions.c.ts, decisions.c.reasons).where(decisions.c.ts >= since).limit(200_000)
             ).all()
-            hour = sa.cast(decisions.c.ts / 3600, sa.BigInteger)
+            hour = sa.cast(decisions.c.ts, sa.BigInteger) // 3600  # integer division: floor for ts >= 0
             series = conn.execute(
                 sa.select(hour, decisions.c.action, sa.func.count())
                 .where(decisions.c.ts >= since)
                 .group_by(hour, decisions.c.action)
                 .order_by(hour)
             ).all()
+            asn_rows = conn.execute(
+                sa.select(decisions.c.asn, decisions.c.action, sa.func.count())
+                .where(decisions.c.ts >= since, decisions.c.asn.is_not(None))
+                .group_by(decisions.c.asn, decisions.c.action)
+            ).all()
+            by_asn_action: dict[int, dict[str, int]] = {}
+            for asn, act, n in asn_rows:
+                by_asn_action.setdefault(int(asn), {})[act] = int(n)
+            top = sorted(by_asn_action, key=lambda a: (-sum(by_asn_action[a].values()), a))[: max(0, top_asns)]
+            orgs: dict[int, str] = {}
+            if top:
+                latest = (
+                    sa.select(decisions.c.asn, sa.func.max(decisions.c.ts).label("ts"))
+                    .where(decisions.c.ts >= since, decisions.c.asn.in_(top))
+                    .group_by(decisions.c.asn)
+                    .subquery()
+                )
+                for asn, evidence in conn.execute(
+                    sa.select(decisions.c.asn, decisions.c.evidence).join(
+                        latest, sa.and_(decisions.c.asn == latest.c.asn, decisions.c.ts == latest.c.ts)
+                    )
+                ).all():
+                    org = org_in(evidence, int(asn))
+                    if org is not None:
+                        orgs.setdefault(int(asn), org)
         by_country: dict[str, dict[str, int]] = {}
         for cc, act, n in country_rows:
             by_country.setdefault(cc or "??", {})[act] = int(n)
         by_reason: dict[str, int] = {}
-        for (reasons,) in reason_rows:
+        reason_hours: dict[tuple[int, str], int] = {}
+        for ts, reasons in reason_rows:
+            h = int(ts // 3600) * 3600
             for code in json.loads(reasons):
                 by_reason[code] = by_reason.get(code, 0) + 1
+                reason_hours[h, code] = reason_hours.get((h, code), 0) + 1
+        ranked = dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+        keep = set(list(ranked)[: max(0, top_reasons)])
         return {
             "by_action": {k: int(v) for k, v in by_action.items()},
             "by_country": by_country,
-            "by_reason": dict(sorted(by_reason.items(), key=lambda kv: -kv[1])),
+            "by_reason": ranked,
             "series": [{"hour": int(h) * 3600, "action": a, "n": int(n)} for h, a, n in series],
+            "by_asn": [
+                {"asn": a, "org": orgs.get(a), "n": sum(by_asn_action[a].values()), "by_action": by_asn_action[a]}
+                for a in top
+            ],
+            "reason_series": [
+                {"hour": h, "reason": code, "n": n} for (h, code), n in sorted(reason_hours.items()) if code in keep
+            ],
         }
 
     def prune(self, *, now: float | None = None) -> int:

@@ -135,7 +135,7 @@ class Service:
         for e in d.evidence:
             if e.code == "SIGNAL_UNAVAILABLE":
                 self.metrics.unavailable.labels(str(e.value)).inc()
-        await asyncio.wrap_future(self.audit.submit(d, facts, kind=kind))  # acknowledged once durable
+        await self.audit.submit_async(d, facts, kind=kind)  # acknowledged once durable
         return d
 
 
@@ -159,7 +159,7 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         return request.headers.get("x-geowarden-token") or request.cookies.get(COOKIE)
 
     def need(scope: str) -> Any:
-        def dep(request: Request) -> TokenInfo:
+        async def dep(request: Request) -> TokenInfo:  # async: FastAPI would run a plain def in a thread
             info = service.tokens.check(token_of(request), scope)
             if info is None:
                 raise HTTPException(status_code=401, detail=f"a token with scope {scope!r} is required")

@@ -38,7 +38,7 @@ def _page(title: str, body: str, *, css: tuple[str, ...] = ("base.css",), script
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>"
         f'<meta http-equiv=Content-Security-Policy content="{_CSP}">'
-        "<meta name=referrer content=no-referrer>"
+        "<meta name=referrer content=no-referrer><link rel=icon href='data:,'>"
         f"<meta name=viewport content='width=device-width,initial-scale=1'>{links}{js}</head>"
         f"<body>{body}</body></html>"
     )
@@ -178,7 +178,7 @@ def world_svg(gzipped: bool = False) -> bytes | None:
         {"xmlns": _SVG, "viewBox": root.get("viewBox", "0 0 2754 1398"), "id": "worldmap", "role": "img"},
     )
     ET.SubElement(out, "title").text = "Decisions by country"
-    layer = ET.SubElement(out, "g", {"id": "countries"})
+    layer = ET.SubElement(out, "g", {"class": "countries"})
     for g in root.iter(f"{{{_SVG}}}g"):
         classes = (g.get("class") or "").split()
         if "country" not in classes or not classes or len(classes[0]) != 2:
