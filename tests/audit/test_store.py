@@ -121,8 +121,44 @@ def test_counts_for_the_dashboard(audit: AuditLog) -> None:
     c = audit.counts()
     assert c["by_action"] == {"block": 3, "challenge": 2, "allow": 1}
     assert c["by_reason"]["IP_COUNTRY_RESTRICTED"] == 3
+    assert next(iter(c["by_reason"])) == "IP_COUNTRY_RESTRICTED"  # most frequent first
     assert c["by_country"]["CN"]["block"] == 3
     assert sum(p["n"] for p in c["series"]) == 6
+    hour = int(time.time() // 3600) * 3600
+    assert {p["hour"] for p in c["series"]} <= {hour, hour - 3600}  # whole hours, never rounded up
+    assert {(p["reason"], p["n"]) for p in c["reason_series"]} == {
+        ("IP_COUNTRY_RESTRICTED", 3), ("IP_VPN", 2), ("IP_COUNTRY", 1),
+    }  # fmt: skip
+    assert c["by_asn"] == []  # no decision carries an ASN yet
+    assert audit.counts(since=time.time() + 60)["by_action"] == {}
+
+    # Top networks: by the asn column, with the org name from the latest decision's evidence.
+    asn_ev = Evidence(signal="ip", code="IP_ASN", value={"asn": 15169, "org": "Google LLC"})
+
+    def asn_decision(action: Action) -> Decision:
+        return Decision(
+            action=action, score=0.0, reasons=(), policy_version="p-1", decision_id=uuid.uuid4().hex, elapsed_us=1.0,
+            evidence=(asn_ev,),
+        )  # fmt: skip
+
+    google = [asn_decision(a) for a in (Action.ALLOW, Action.ALLOW, Action.BLOCK)]
+    for d in google:
+        audit.append(d, Facts(ip="8.8.8.8"))
+    other = decision(Action.BLOCK)
+    audit.append(other, Facts(ip="1.2.4.8"))
+    from geowarden.audit.store import decisions
+
+    with audit.engine.begin() as conn:
+        ids = [d.decision_id for d in google]
+        conn.execute(decisions.update().where(decisions.c.decision_id.in_(ids)).values(asn=15169))
+        conn.execute(decisions.update().where(decisions.c.decision_id == other.decision_id).values(asn=4134))
+    c = audit.counts()
+    assert c["by_asn"] == [
+        {"asn": 15169, "org": "Google LLC", "n": 3, "by_action": {"allow": 2, "block": 1}},
+        {"asn": 4134, "org": None, "n": 1, "by_action": {"block": 1}},
+    ]
+    assert [a["asn"] for a in audit.counts(top_asns=1)["by_asn"]] == [15169]
+    assert len({p["reason"] for p in audit.counts(top_reasons=1)["reason_series"]}) == 1
 
 
 def test_retention_prunes_old_decisions(audit: AuditLog) -> None:

@@ -181,7 +181,7 @@ def world_svg(gzipped: bool = False) -> bytes | None:
     layer = ET.SubElement(out, "g", {"class": "countries"})
     for g in root.iter(f"{{{_SVG}}}g"):
         classes = (g.get("class") or "").split()
-        if "country" not in classes or not classes or len(classes[0]) != 2:
+        if "country" not in classes or len(classes[0]) != 2:
             continue
         cc = classes[0].upper()
         group = ET.SubElement(layer, "g", {"id": f"cc-{cc}", "class": "country", "data-cc": cc})
