@@ -21,6 +21,7 @@ from geowarden.errors import ConfigError
 
 SCOPES = ("decide", "review", "admin")
 PREFIX = "gwt_"
+RELOAD_SECONDS = 1.0  # how often a running service looks for tokens created by `geowarden token create`
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +39,17 @@ class TokenStore:
         self.path = path
         self._by_hash: dict[str, TokenInfo] = {}
         self._mtime = -1.0
+        self._checked = -1e9
         self._load()
 
     def __repr__(self) -> str:
         return f"TokenStore({len(self._by_hash)} tokens)"
 
     def _load(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < RELOAD_SECONDS:
+            return
+        self._checked = now
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
@@ -65,6 +71,7 @@ class TokenStore:
         if bad or not scopes:
             raise ConfigError(f"scope must be one of {', '.join(SCOPES)}")
         token = PREFIX + secrets.token_urlsafe(32)
+        self._checked = -1e9
         self._load()
         info = TokenInfo(name or f"token-{len(self._by_hash) + 1}", frozenset(scopes), time.time())
         self._by_hash[_hash(token)] = info
