@@ -166,6 +166,10 @@ def check_cmd(
         addr.parse(ip)  # a malformed address is a usage error here, not a decision
     if billing_country is not None and not (len(billing_country) == 2 and billing_country.isalpha()):
         raise ConfigError("--billing-country must be an ISO alpha-2 code such as DE")
+    if card_bin is not None:
+        from geowarden.signals.card import check_bin  # noqa: PLC0415
+
+        check_bin(card_bin)  # a full card number is refused here (InputError, no digits): it goes no further
     facts = Facts(
         ip=ip,
         account_id=account,

@@ -57,14 +57,14 @@ class Facts:
     accept_language: str | None = None
     timezone: str | None = None  # IANA zone reported by the client
     user_agent: str | None = None
-    phone: str | None = None
-    card_bin: str | None = None
+    phone: str | None = field(default=None, repr=False)  # personal: never in a repr
+    card_bin: str | None = field(default=None, repr=False)  # personal: never in a repr
     billing_country: str | None = None
-    email: str | None = None
+    email: str | None = field(default=None, repr=False)  # personal: never in a repr
     org_name: str | None = None
     org_owners: tuple[str, ...] = ()
     rtt: tuple[RTTSample, ...] = ()
-    allow_token: str | None = None  # an allowlist token presented with the request
+    allow_token: str | None = field(default=None, repr=False)  # a secret presented with the request
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:

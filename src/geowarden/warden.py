@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,17 +34,34 @@ from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.base import Policy, Verdict
 from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
-from geowarden.signals import network
+from geowarden.signals import card, client, email, network, phone
 
 log = logging.getLogger("geowarden")
+_ids = random.Random(int.from_bytes(os.urandom(16), "big"))  # noqa: S311 - ids must be unique, not secret
+
+
+def _new_id() -> str:
+    """A random 128-bit decision id (a syscall per id cost more than the rest of a decision)."""
+    return f"{_ids.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True, slots=True)
 class SignalContext:
-    """What a signal may use besides the facts: the intel and the policy's jurisdictions."""
+    """What a signal may use besides the facts: the intel, the policy's jurisdictions, and what
+    the signals that ran before it found for this request (``found``; signals run in the order
+    given, ``ip`` first by default, so the origin signals can compare with the address)."""
 
     intel: Snapshot
     restricted: frozenset[str]
+    found: Sequence[Evidence] = ()
+
+    @property
+    def ip_country(self) -> str | None:
+        """The address's country as the ip signal placed it (``IP_COUNTRY``), None when unknown."""
+        for e in self.found:
+            if e.code == "IP_COUNTRY" and isinstance(e.value, str):
+                return e.value
+        return None
 
 
 #: A signal: a name and a function of the facts and the context.
@@ -55,7 +72,13 @@ def _network(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     return network.evaluate(facts, ctx.intel, ctx.restricted)
 
 
-DEFAULT_SIGNALS: tuple[Signal, ...] = (("ip", _network),)
+DEFAULT_SIGNALS: tuple[Signal, ...] = (
+    ("ip", _network),
+    ("phone", phone.evaluate),
+    ("card", card.evaluate),
+    ("email", email.evaluate),
+    ("client", client.evaluate),
+)
 
 
 @dataclass(slots=True)
@@ -154,9 +177,12 @@ class Warden:
     def evidence(self, facts: Facts) -> list[Evidence]:
         """Everything the signals find, before the policy weighs it."""
         out: list[Evidence] = []
+        # One context per request, over the list being filled: each signal sees what the ones
+        # before it found (read-only: ``found`` is a Sequence).
+        ctx = SignalContext(self._ctx.intel, self._ctx.restricted, out)
         for name, signal in self.signals:
             try:
-                out.extend(signal(facts, self._ctx))
+                out.extend(signal(facts, ctx))
             except Exception as exc:  # a failing signal must not take the decision down with it
                 self.unavailable[name] += 1
                 log.warning("signal %s could not answer: %s", name, type(exc).__name__)
@@ -185,7 +211,7 @@ class Warden:
             user_message=verdict.user_message,
             evidence=tuple(evidence),
             policy_version=self.policy.version,
-            decision_id=uuid.uuid4().hex,
+            decision_id=_new_id(),
             elapsed_us=elapsed,
         )
 

@@ -13,6 +13,20 @@ What a rule sees (all keys always present; unknown is ``""``, ``0`` or ``false``
 - ``facts``: ``account_id``, ``api_key_id``, ``billing_country``, ``timezone``,
   ``accept_language``, ``user_agent``, ``org_name``, and ``has_phone``/``has_card``/``has_email``
   (personal data itself never reaches a rule);
+- ``phone``: ``present``, ``valid``, ``country``, ``type`` (mobile, fixed_line,
+  fixed_line_or_mobile, voip, voip_fixed, toll_free, personal, ...), ``restricted``, ``voip``,
+  ``mismatch`` (its country is not the address's);
+- ``card``: ``present`` (a BIN was given), ``valid``, ``country`` (issuing country, when the BIN
+  table or a domestic scheme knows it), ``scheme`` (visa, mastercard, unionpay, mir, ...),
+  ``restricted`` (issued in a restricted jurisdiction), ``scheme_restricted`` (Mir, Belkart,
+  Shetab), ``billing_restricted``, ``mismatch`` (address, billing and issuing countries differ);
+- ``email``: ``present``, ``valid``, ``country`` (of its provider or ccTLD), ``provider_restricted``,
+  ``tld_restricted``, ``disposable``;
+- ``client``: ``timezone_valid`` (a time zone was given and is an IANA name), ``tz_countries``,
+  ``tz_restricted``, ``tz_mismatch``, ``language`` and ``lang_region`` (of the primary language),
+  ``lang_restricted``, ``lang_mismatch``;
+- ``hints``: which origin signals (``phone``, ``card``, ``email``, ``client``) point to a restricted
+  jurisdiction, for rules that ask for corroboration (``size(hints) >= 2``);
 - ``unavailable``: the signals that could not answer.
 """
 
@@ -36,7 +50,10 @@ from geowarden.signals.codes import CODES
 DEFAULT_POLICY = Path(__file__).with_name("default.yaml")
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 _CEL_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, ArithmeticError)
-VARIABLES = frozenset({"ip", "restricted", "evidence", "confidence", "allow", "facts", "unavailable"})
+VARIABLES = frozenset(
+    {"ip", "restricted", "evidence", "confidence", "allow", "facts", "phone", "card", "email", "client", "hints",
+     "unavailable"}
+)  # fmt: skip
 _MEMO_SIZE = 4096  # distinct rule contexts whose results are kept
 _LABEL_CODES = (
     ("hosting", "IP_HOSTING"),
@@ -118,7 +135,7 @@ class PolicyEngine:
         distinct context (only the variables the rules use count); the CEL context is built once
         per request and shared by all rules."""
         used = {k: ctx[k] for k in self._used}
-        key = _freeze(used)
+        key = repr(used)  # the context's dicts are built in a fixed key order: repr is a faithful key
         hit = self._memo.get(key)
         if hit is not None:
             return hit
@@ -275,15 +292,6 @@ def inline_constant(source: str, name: str, values: list[str]) -> str:
     return "".join(out)
 
 
-def _freeze(value: Any) -> Any:
-    """A hashable image of a context (dicts, lists and scalars)."""
-    if isinstance(value, dict):
-        return tuple((k, _freeze(v)) for k, v in sorted(value.items()))
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
 def _place(spec: PolicySpec, rule: RuleSpec, message: str) -> str:
     line = rule.line
     m = _POSITION.search(message)
@@ -314,6 +322,7 @@ def build_context(
             countries = sorted(set(e.value.get("answers", {}).values()))
     if country and not countries:
         countries = [country]
+    unavailable = sorted({str(e.value) for e in evidence if e.code == "SIGNAL_UNAVAILABLE"})
     ip: dict[str, Any] = {
         "present": facts.ip is not None,
         "valid": facts.ip is not None and "IP_INVALID" not in found,
@@ -325,6 +334,16 @@ def build_context(
     }
     for name, code in _LABEL_CODES:
         ip[name] = code in found
+    first: dict[str, Any] = {}
+    for e in evidence:
+        if e.code in _VALUE_CODES and e.code not in first:
+            first[e.code] = e.value
+    phone_type = first.get("PHONE_TYPE")
+    issuer = first.get("CARD_ISSUER")
+    issuer = issuer if isinstance(issuer, dict) else {}
+    lang = first.get("LANG_PRIMARY")
+    lang = lang if isinstance(lang, dict) else {}
+    tz_countries = first.get("TZ_COUNTRY")
     return {
         "ip": ip,
         "restricted": restricted,
@@ -343,8 +362,61 @@ def build_context(
             "has_card": facts.card_bin is not None,
             "has_email": facts.email is not None,
         },
-        "unavailable": sorted({str(e.value) for e in evidence if e.code == "SIGNAL_UNAVAILABLE"}),
+        "phone": {
+            "present": facts.phone is not None,
+            "valid": "PHONE_TYPE" in found,
+            "country": _text(first.get("PHONE_COUNTRY")),
+            "type": _text(phone_type.get("type")) if isinstance(phone_type, dict) else "",
+            "restricted": "PHONE_COUNTRY_RESTRICTED" in found,
+            "voip": "PHONE_VOIP" in found,
+            "mismatch": "PHONE_COUNTRY_MISMATCH" in found,
+        },
+        "card": {
+            "present": facts.card_bin is not None,
+            "valid": "CARD_ISSUER" in found,
+            "country": _text(issuer.get("country")),
+            "scheme": _text(issuer.get("scheme")),
+            "restricted": "CARD_ISSUER_RESTRICTED" in found,
+            "scheme_restricted": "CARD_SCHEME_RESTRICTED" in found,
+            "billing_restricted": "CARD_BILLING_RESTRICTED" in found,
+            "mismatch": "CARD_COUNTRY_MISMATCH" in found,
+        },
+        "email": {
+            "present": facts.email is not None,
+            "valid": facts.email is not None and "EMAIL_INVALID" not in found and "email" not in unavailable,
+            "country": _text(first.get("EMAIL_COUNTRY")),
+            "provider_restricted": "EMAIL_PROVIDER_RESTRICTED" in found,
+            "tld_restricted": "EMAIL_TLD_RESTRICTED" in found,
+            "disposable": "EMAIL_DISPOSABLE" in found,
+        },
+        "client": {
+            "timezone_valid": facts.timezone is not None and "TZ_INVALID" not in found,
+            "tz_countries": [str(c) for c in tz_countries] if isinstance(tz_countries, list) else [],
+            "tz_restricted": "TZ_RESTRICTED" in found,
+            "tz_mismatch": "TZ_COUNTRY_MISMATCH" in found,
+            "language": _text(lang.get("language")),
+            "lang_region": _text(lang.get("region")),
+            "lang_restricted": "LANG_RESTRICTED_REGION" in found,
+            "lang_mismatch": "LANG_COUNTRY_MISMATCH" in found,
+        },
+        "hints": [name for name, codes in _HINT_CODES if not found.isdisjoint(codes)],
+        "unavailable": unavailable,
     }
+
+
+#: Evidence whose value the context reads (the first of each code counts).
+_VALUE_CODES = frozenset({"PHONE_COUNTRY", "PHONE_TYPE", "CARD_ISSUER", "EMAIL_COUNTRY", "TZ_COUNTRY", "LANG_PRIMARY"})
+#: Origin signals and the codes by which each points to a restricted jurisdiction (``hints``).
+_HINT_CODES = (
+    ("phone", frozenset({"PHONE_COUNTRY_RESTRICTED"})),
+    ("card", frozenset({"CARD_ISSUER_RESTRICTED", "CARD_SCHEME_RESTRICTED", "CARD_BILLING_RESTRICTED"})),
+    ("email", frozenset({"EMAIL_PROVIDER_RESTRICTED", "EMAIL_TLD_RESTRICTED"})),
+    ("client", frozenset({"TZ_RESTRICTED", "LANG_RESTRICTED_REGION"})),
+)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 #: What a rule sees for a request with no facts at all: every key present, every value empty.

@@ -7,7 +7,9 @@ stable: a code may be added or deprecated, never renamed.
 
 from __future__ import annotations
 
-CODES: dict[str, tuple[str, str]] = {
+from geowarden.signals import card, client, email, otp, phone
+
+_NETWORK: dict[str, tuple[str, str]] = {
     "IP_COUNTRY": ("ip", "The country the address is placed in (fused from all country sources); informational."),
     "IP_COUNTRY_RESTRICTED": ("ip", "The address is placed in a jurisdiction the policy restricts."),
     "IP_COUNTRY_DISAGREEMENT": (
@@ -31,12 +33,32 @@ CODES: dict[str, tuple[str, str]] = {
         "(e.g. a wrong trusted-proxy setting), not a client location.",
     ),
     "IP_INVALID": ("ip", "The ip fact is not an IPv4 or IPv6 address."),
+}
+
+_COMMON: dict[str, tuple[str, str]] = {
     "SIGNAL_UNAVAILABLE": (
         "any",
         "A signal could not answer (its source is missing or its back end is down); value names the "
         "signal, and the policy's fail mode for it (open, closed, review) decides what follows.",
     ),
 }
+
+
+def _merge(*tables: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for table in tables:
+        for code, entry in table.items():
+            if code in out:
+                raise RuntimeError(f"evidence code {code} is defined twice")
+            out[code] = entry
+    return out
+
+
+#: Every code: the network signal's, then each origin signal module's own ``CODES``, then the
+#: codes any signal may emit.
+CODES: dict[str, tuple[str, str]] = _merge(
+    _NETWORK, phone.CODES, card.CODES, email.CODES, client.CODES, otp.CODES, _COMMON
+)
 
 
 def markdown() -> str:
