@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from geowarden.errors import ConfigError, GeowardenError
+from geowarden.errors import ConfigError, GeowardenError, InputError
 from geowarden.model import Facts
 from geowarden.settings import Settings
 
@@ -500,6 +500,48 @@ def allow_verify(token: Annotated[str, typer.Argument(help="The token.")], as_js
         )
     if grant is None:
         raise typer.Exit(1)
+
+
+# -- verify-location ---------------------------------------------------------------------
+
+
+@app.command("verify-location")
+def verify_location(
+    claimed: Annotated[str | None, typer.Option(help="Claimed location: a country code (CC) or LAT,LON.")] = None,
+    rtt: Annotated[list[str] | None, typer.Option(help="A measured round trip: LAT,LON=MS (repeatable).")] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="JSON Lines of claims ('-' = stdin).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is a claimed location physically possible given round-trip times from known places?"""
+    from geowarden.latency.cli import claim_from_args, parse_claim_line, verify_claims  # noqa: PLC0415
+
+    if (claimed is None) == (file is None):
+        fail("give --claimed with --rtt, or --file", 2)
+    claims = []
+    bad = 0
+    if file is not None:
+        for n, text in _read_lines(file):
+            try:
+                claims.append(parse_claim_line(text, n))
+            except InputError as exc:
+                bad += 1
+                err.print(f"geowarden: {'stdin' if file == '-' else file} {exc.message}", markup=False)
+    else:
+        if not rtt:
+            fail("give at least one --rtt LAT,LON=MS", 2)
+        claims.append(claim_from_args(claimed or "", rtt))
+    results = verify_claims(claims)
+    if as_json:
+        _emit_json(results)
+    else:
+        for r in results:
+            verdict = (
+                "[green]feasible[/green]" if r["feasible"] else f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
+            )
+            where = ", ".join(r.get("region", {}).get("countries", [])[:10])
+            out.print(f"{verdict}; the client can be in: {where or '-'}")
+    if bad:
+        raise typer.Exit(3)
 
 
 # -- service -----------------------------------------------------------------------------

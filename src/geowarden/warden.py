@@ -72,12 +72,21 @@ def _network(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     return network.evaluate(facts, ctx.intel, ctx.restricted)
 
 
+def _latency(facts: Facts, ctx: SignalContext) -> list[Evidence]:
+    if not facts.rtt and "rtt_tcp_ms" not in facts.extra and "rtt_app_ms" not in facts.extra:
+        return []  # nothing measured: no cost, no evidence
+    from geowarden.latency import signal as latency_signal  # noqa: PLC0415 - loads the places table once
+
+    return latency_signal.evaluate(facts, ctx, claimed_country=ctx.ip_country)
+
+
 DEFAULT_SIGNALS: tuple[Signal, ...] = (
     ("ip", _network),
     ("phone", phone.evaluate),
     ("card", card.evaluate),
     ("email", email.evaluate),
     ("client", client.evaluate),
+    ("rtt", _latency),
 )
 
 

@@ -27,6 +27,9 @@ What a rule sees (all keys always present; unknown is ``""``, ``0`` or ``false``
   ``lang_restricted``, ``lang_mismatch``;
 - ``hints``: which origin signals (``phone``, ``card``, ``email``, ``client``) point to a restricted
   jurisdiction, for rules that ask for corroboration (``size(hints) >= 2``);
+- ``rtt``: ``checked``, ``too_far`` (the address's or a declared location is physically impossible
+  given the measured round trips), ``violation_km``, ``region_countries`` (where the client can be),
+  ``region_restricted`` (those of them the policy restricts), ``tunnel`` (a TCP/application RTT gap);
 - ``unavailable``: the signals that could not answer.
 """
 
@@ -52,7 +55,7 @@ _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 _CEL_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, ArithmeticError)
 VARIABLES = frozenset(
     {"ip", "restricted", "evidence", "confidence", "allow", "facts", "phone", "card", "email", "client", "hints",
-     "unavailable"}
+     "rtt", "unavailable"}
 )  # fmt: skip
 _MEMO_SIZE = 4096  # distinct rule contexts whose results are kept
 _LABEL_CODES = (
@@ -400,7 +403,29 @@ def build_context(
             "lang_mismatch": "LANG_COUNTRY_MISMATCH" in found,
         },
         "hints": [name for name, codes in _HINT_CODES if not found.isdisjoint(codes)],
+        "rtt": _rtt_context(evidence, found),
         "unavailable": unavailable,
+    }
+
+
+def _rtt_context(evidence: Sequence[Evidence], found: set[str]) -> dict[str, Any]:
+    """What the latency signal found: whether the address's location is physically possible, and
+    where the client can be (``region_countries``; ``region_restricted``: those the policy restricts)."""
+    region: dict[str, Any] = next(
+        (e.value for e in evidence if e.code == "RTT_REGION" and isinstance(e.value, dict)), {}
+    )
+    violation = max(
+        (float(e.value.get("violation_km", 0.0)) for e in evidence if e.code == "RTT_TOO_FAR_FROM_CLAIMED"
+         and isinstance(e.value, dict)),
+        default=0.0,
+    )  # fmt: skip
+    return {
+        "checked": "RTT_REGION" in found,
+        "too_far": "RTT_TOO_FAR_FROM_CLAIMED" in found,
+        "violation_km": violation,
+        "region_countries": [str(c) for c in region.get("countries", [])],
+        "region_restricted": [str(c) for c in region.get("restricted", [])],
+        "tunnel": "RTT_TUNNEL_GAP" in found,
     }
 
 

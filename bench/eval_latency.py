@@ -1,0 +1,514 @@
+"""Evaluate latency location verification on real pings (WonderNetwork, ../shared/data/latency).
+
+What it measures (docs/latency.md has the method and the results):
+
+1. **Landmark consistency** of the whole mesh: which servers' listed locations are physically
+   impossible (``model.find_inconsistent`` at 2/3 c). Those clients are reported apart: their
+   "true" claim is not true.
+2. **Claims**, for PoP counts ``--pops`` (default 20, 40, 60) over ``--seeds`` splits (default
+   10). Split: PoPs are chosen by farthest-point sampling from a random first server (well
+   spread, fixed seed per split); every other server is a client. The clients are dealt into
+   two folds; the calibrated configuration calibrates its PoPs on the mesh of PoPs + the *other*
+   fold, so no client's own pings ever calibrate the bound used on it. Each PoP "measures" the
+   client with the minimum RTT of the 24-hour series (``--stat avg`` for the average).
+   - true claims: the client's listed point, and its country;
+   - false claims: every other server location >= 1,500 km from the client, and every country
+     whose nearest populated place is >= 1,500 km from the client.
+   Three configurations: ``naive`` (2/3 c, every disc trusted), ``physical`` (the default for
+   uncalibrated PoPs: 2/3 c + 25 km, tolerance rule) and ``calibrated`` (per-PoP speeds,
+   inconsistent PoPs dropped, tolerance rule).
+3. **Tunnel detector** on simulated sessions built from real pings with last-mile jitter:
+   honest clients (client -> PoP) and TCP-terminating tunnels (client -> exit -> PoP).
+
+    python bench/eval_latency.py                 # ~1 minute
+    python bench/eval_latency.py --json          # one JSON document on stdout
+    python bench/eval_latency.py --pops 40 --seeds 20 --stat avg
+    python bench/eval_latency.py --pops 40 --margin 0.05 --tolerance-km 600 --sessions 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pycountry
+
+from geowarden.latency import model as lm
+from geowarden.latency.places import places
+from geowarden.latency.tunnel import DEFAULT_CONFIG, TunnelConfig, tunnel_gap
+from geowarden.latency.verify import DEFAULT_TOLERANCE, PLACE_SLACK_KM, STRICT, Tolerance, robust_violation
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("GEOWARDEN_BENCH_DATA", ROOT.parent / "shared" / "data"))
+WN = DATA / "latency" / "wondernetwork"
+FALSE_KM = 1500.0
+SEED = 20260901
+F64 = npt.NDArray[np.float64]
+
+# WonderNetwork country names that pycountry does not look up as written.
+COUNTRY_FIX = {
+    "Turkey": "TR",
+    "Russia": "RU",
+    "South Korea": "KR",
+    "Vietnam": "VN",
+    "Taiwan": "TW",
+    "Moldova": "MD",
+    "Iran": "IR",
+}
+
+
+@dataclass
+class Mesh:
+    ids: list[int]
+    name: list[str]
+    country: list[str]  # ISO alpha-2
+    lat: F64
+    lon: F64
+    rtt: F64  # rtt[p, c]: p pinged c (min or avg), NaN if unmeasured; filled from c -> p if missing
+    jitter_mean: F64  # avg - min
+    jitter_sd: F64  # mdev
+    dist: F64
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+
+def _iso(name: str) -> str:
+    if name in COUNTRY_FIX:
+        return COUNTRY_FIX[name]
+    try:
+        return str(pycountry.countries.lookup(name).alpha_2)
+    except LookupError:
+        return str(pycountry.countries.search_fuzzy(name)[0].alpha_2)
+
+
+def load_mesh(stat: str = "min", data: Path = WN) -> Mesh:
+    with (data / "servers.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    ids = [int(r["id"]) for r in rows]
+    pos = {i: k for k, i in enumerate(ids)}
+    n = len(ids)
+    rtt = np.full((n, n), np.nan)
+    jm = np.full((n, n), np.nan)
+    js = np.full((n, n), np.nan)
+    with (data / "pings.csv").open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            s, d = int(r["source"]), int(r["destination"])
+            if s == d or s not in pos or d not in pos:
+                continue
+            a, b = pos[s], pos[d]
+            rtt[a, b] = float(r[stat])
+            jm[a, b] = float(r["avg"]) - float(r["min"])
+            js[a, b] = float(r["mdev"])
+    for m in (rtt, jm, js):
+        fill = np.isnan(m)
+        m[fill] = m.T[fill]
+    lat = np.array([float(r["latitude"]) for r in rows])
+    lon = np.array([float(r["longitude"]) for r in rows])
+    return Mesh(
+        ids,
+        [r["title"] for r in rows],
+        [_iso(r["country"]) for r in rows],
+        lat,
+        lon,
+        rtt,
+        jm,
+        js,
+        lm.pair_distances(lat, lon),
+    )
+
+
+def spread_pops(mesh: Mesh, n_pops: int, rng: np.random.Generator) -> list[int]:
+    """Farthest-point sampling from a random first server: PoPs spread over the globe."""
+    sel = [int(rng.integers(mesh.n))]
+    dmin = mesh.dist[sel[0]].copy()
+    while len(sel) < n_pops:
+        k = int(np.argmax(dmin))
+        sel.append(k)
+        dmin = np.minimum(dmin, mesh.dist[k])
+    return sel
+
+
+@dataclass
+class Counts:
+    true_point: list[int]  # [rejected, total]
+    true_point_clean: list[int]
+    true_country: list[int]
+    true_country_clean: list[int]
+    false_point: list[int]  # [caught, total]
+    false_country: list[int]
+    rejected_clients: dict[str, int]
+
+    @classmethod
+    def zero(cls) -> Counts:
+        return cls([0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], {})
+
+    def to_dict(self) -> dict[str, Any]:
+        def rate(x: list[int]) -> dict[str, Any]:
+            return {"rate": round(x[0] / x[1], 5) if x[1] else None, "n": x[1], "count": x[0]}
+
+        top = sorted(self.rejected_clients.items(), key=lambda kv: -kv[1])[:10]
+        return {
+            "true_point_rejected": rate(self.true_point),
+            "true_point_rejected_clean": rate(self.true_point_clean),
+            "true_country_rejected": rate(self.true_country),
+            "true_country_rejected_clean": rate(self.true_country_clean),
+            "false_point_caught": rate(self.false_point),
+            "false_country_caught": rate(self.false_country),
+            "most_rejected_clients": [{"client": k, "splits": v} for k, v in top],
+        }
+
+
+class CountryIndex:
+    """Places grouped by country, for per-country "any place feasible" reductions."""
+
+    def __init__(self) -> None:
+        pl = places()
+        order = np.argsort(pl.country, kind="stable")
+        self.xyz = pl.points.xyz[order]
+        cc = pl.country[order]
+        self.codes, self.starts = np.unique(cc, return_index=True)
+        self.codes = np.array([str(c) for c in self.codes])
+        self.pos = {str(c): k for k, c in enumerate(self.codes)}
+
+    def nearest_km(self, lat: float, lon: float) -> F64:
+        """Per country: the distance to its nearest place."""
+        dots = self.xyz @ lm.unit_vectors(lat, lon)
+        best = np.maximum.reduceat(dots, self.starts)
+        return lm.km_of_dot(best)
+
+    def feasible(self, disc_xyz: F64, radius: F64, tol: Tolerance) -> npt.NDArray[np.bool_]:
+        """Per country: is some place feasible (tolerance rule, place slack added to every disc)?
+
+        The same rule as ``verify.feasible_mask``, computed only for the places within reach of
+        the tightest disc (the others cannot be feasible).
+        """
+        t = tol.for_discs(len(radius))
+        r = radius + PLACE_SLACK_KM
+        j = int(np.argmin(r))
+        rows = np.flatnonzero(self.xyz @ disc_xyz[j] >= lm.cos_of_km(r[j] + t.max_km))
+        dots = disc_xyz @ self.xyz[rows].T  # (discs, places): reductions along the long axis
+        outside = np.count_nonzero(dots < lm.cos_of_km(r)[:, None], axis=0)
+        near = (dots >= lm.cos_of_km(r + t.max_km)[:, None]).all(axis=0)
+        ok = np.zeros(len(self.xyz), dtype=bool)
+        ok[rows] = (outside <= t.count) & near
+        return np.logical_or.reduceat(ok, self.starts)
+
+
+def evaluate_claims(
+    mesh: Mesh,
+    n_pops: int,
+    seeds: int,
+    bad: set[int],
+    cidx: CountryIndex,
+    *,
+    margin: float = lm.DEFAULT_MARGIN,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> dict[str, dict[str, Any]]:
+    configs = ("naive", "physical", "calibrated")
+    counts = {c: Counts.zero() for c in configs}
+    xyz_all = lm.unit_vectors(mesh.lat, mesh.lon)
+    near = [cidx.nearest_km(float(mesh.lat[c]), float(mesh.lon[c])) for c in range(mesh.n)]
+    for seed in range(seeds):
+        rng = np.random.default_rng(SEED + seed)
+        pops = spread_pops(mesh, n_pops, rng)
+        rest = np.array([c for c in range(mesh.n) if c not in set(pops)])
+        rng.shuffle(rest)
+        folds = (rest[::2], rest[1::2])
+        for f in (0, 1):
+            clients, other = folds[f], folds[1 - f]
+            ref = np.array(list(pops) + list(other))
+            cal = lm.calibrate(
+                mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(len(pops)), margin=margin
+            )
+            speeds: dict[int, float] = {}
+            for p in pops:
+                if not cal.is_inconsistent(float(mesh.lat[p]), float(mesh.lon[p])):
+                    speeds[p] = cal.bound_for(float(mesh.lat[p]), float(mesh.lon[p])).speed_km_per_ms
+            for c in clients:
+                for cfg in configs:
+                    if cfg == "calibrated":
+                        use = [p for p in pops if p in speeds and not np.isnan(mesh.rtt[p, c])]
+                        v = np.array([speeds[p] for p in use])
+                        radius = np.minimum(v * mesh.rtt[use, c] / 2.0 + lm.PHYSICAL.slack_km, lm.HALF_CIRCUMFERENCE_KM)
+                    else:
+                        use = [p for p in pops if not np.isnan(mesh.rtt[p, c])]
+                        bound = lm.NAIVE if cfg == "naive" else lm.PHYSICAL
+                        radius = np.asarray(bound.max_km(mesh.rtt[use, c]), dtype=np.float64)
+                    tol = STRICT if cfg == "naive" else tolerance
+                    _score(counts[cfg], mesh, c, np.array(use), radius, tol, xyz_all, near[c], cidx, c in bad)
+    return {c: counts[c].to_dict() for c in configs}
+
+
+def _score(
+    cnt: Counts,
+    mesh: Mesh,
+    c: int,
+    use: npt.NDArray[np.intp],
+    radius: F64,
+    tol: Tolerance,
+    xyz_all: F64,
+    near_c: F64,
+    cidx: CountryIndex,
+    is_bad: bool,
+) -> None:
+    if len(use) == 0:
+        return
+    # point claims: the client itself, and every server >= 1,500 km away
+    excess = mesh.dist[use][:, c] - radius
+    rejected = bool(robust_violation(excess[None, :], tol)[0] > 0)
+    cnt.true_point[0] += rejected
+    cnt.true_point[1] += 1
+    if not is_bad:
+        cnt.true_point_clean[0] += rejected
+        cnt.true_point_clean[1] += 1
+    if rejected:
+        cnt.rejected_clients[mesh.name[c]] = cnt.rejected_clients.get(mesh.name[c], 0) + 1
+    far = np.flatnonzero(mesh.dist[c] >= FALSE_KM)
+    ex = (mesh.dist[np.ix_(use, far)] - radius[:, None]).T
+    caught = robust_violation(ex, tol) > 0
+    cnt.false_point[0] += int(caught.sum())
+    cnt.false_point[1] += len(far)
+    # country claims
+    ok = cidx.feasible(xyz_all[use], radius, tol)
+    k = cidx.pos.get(mesh.country[c])
+    if k is not None:
+        cnt.true_country[0] += not ok[k]
+        cnt.true_country[1] += 1
+        if not is_bad:
+            cnt.true_country_clean[0] += not ok[k]
+            cnt.true_country_clean[1] += 1
+    wrong = near_c >= FALSE_KM
+    cnt.false_country[0] += int((~ok[wrong]).sum())
+    cnt.false_country[1] += int(wrong.sum())
+
+
+# ---------------------------------------------------------------- tunnel simulation
+
+#: Last-mile profiles: (share, base ms lo-hi, jitter mean ms, jitter sd ms, spike prob, spike ms lo-hi).
+PROFILES: dict[str, tuple[float, tuple[float, float], float, float, float, tuple[float, float]]] = {
+    "wired": (0.30, (0.3, 3.0), 0.3, 0.3, 0.0, (0.0, 0.0)),
+    "wifi": (0.33, (1.0, 8.0), 2.0, 3.0, 0.03, (20.0, 150.0)),
+    "lte": (0.20, (15.0, 45.0), 10.0, 10.0, 0.05, (50.0, 300.0)),
+    "5g": (0.06, (8.0, 25.0), 5.0, 5.0, 0.03, (30.0, 150.0)),
+    "starlink": (0.09, (20.0, 45.0), 8.0, 6.0, 0.15, (15.0, 80.0)),
+    "geo-satellite": (0.02, (480.0, 650.0), 30.0, 30.0, 0.05, (100.0, 500.0)),
+}
+
+
+def _gamma(rng: np.random.Generator, mean: float, sd: float, size: int) -> F64:
+    if mean <= 0.0 or sd <= 0.0:
+        return np.full(size, max(mean, 0.0))
+    k = min((mean / sd) ** 2, 100.0)
+    return rng.gamma(k, mean / k, size)
+
+
+def _last_mile(rng: np.random.Generator, profile: str, base: float, size: int) -> F64:
+    _, _, jm, jsd, p_spike, (s_lo, s_hi) = PROFILES[profile]
+    x = base + _gamma(rng, jm, jsd, size)
+    spikes = rng.random(size) < p_spike
+    x[spikes] += rng.uniform(s_lo, s_hi, int(spikes.sum()))
+    return x
+
+
+def _path(rng: np.random.Generator, mesh: Mesh, a: int, b: int, size: int) -> F64:
+    """RTT samples on a real path: its minimum plus gamma jitter with the series' mean and sd."""
+    base = float(np.fmin(mesh.rtt[a, b], mesh.rtt[b, a]))
+    return base + _gamma(
+        rng, float(np.nan_to_num(mesh.jitter_mean[a, b])), float(np.nan_to_num(mesh.jitter_sd[a, b])), size
+    )
+
+
+def _app_overhead(rng: np.random.Generator, size: int) -> F64:
+    x = 0.3 + rng.exponential(1.0, size)
+    busy = rng.random(size) < 0.05
+    x[busy] += rng.uniform(5.0, 60.0, int(busy.sum()))
+    return x
+
+
+def simulate_sessions(
+    mesh: Mesh, n: int, n_tcp: int, n_app: int, seed: int, bad: set[int]
+) -> tuple[list[tuple[str, F64, F64]], list[tuple[float, float, F64, F64]]]:
+    """Honest sessions (profile, tcp, app) and tunnel sessions (far-leg ms, client-exit km, tcp, app)."""
+    rng = np.random.default_rng(seed)
+    good = [i for i in range(mesh.n) if i not in bad]
+    names = list(PROFILES)
+    shares = np.array([PROFILES[p][0] for p in names])
+    honest: list[tuple[str, F64, F64]] = []
+    tunnels: list[tuple[float, float, F64, F64]] = []
+    while len(honest) < n:
+        c, p = (int(x) for x in rng.choice(good, 2, replace=False))
+        if np.isnan(mesh.rtt[p, c]):
+            continue
+        prof = names[int(rng.choice(len(names), p=shares / shares.sum()))]
+        base = float(rng.uniform(*PROFILES[prof][1]))
+        tcp = _path(rng, mesh, p, c, n_tcp) + _last_mile(rng, prof, base, n_tcp)
+        app = _path(rng, mesh, p, c, n_app) + _last_mile(rng, prof, base, n_app) + _app_overhead(rng, n_app)
+        honest.append((prof, tcp, app))
+    while len(tunnels) < n:
+        c, e, p = (int(x) for x in rng.choice(good, 3, replace=False))
+        if np.isnan(mesh.rtt[e, p]) or np.isnan(mesh.rtt[c, e]):
+            continue
+        prof = names[int(rng.choice(len(names), p=shares / shares.sum()))]
+        base = float(rng.uniform(*PROFILES[prof][1]))
+        tcp = _path(rng, mesh, e, p, n_tcp) + rng.exponential(0.05, n_tcp)
+        far = _path(rng, mesh, c, e, n_app) + _last_mile(rng, prof, base, n_app)
+        app = _path(rng, mesh, e, p, n_app) + far + _app_overhead(rng, n_app) + rng.uniform(0.1, 2.0, n_app)
+        far_leg = float(np.fmin(mesh.rtt[c, e], mesh.rtt[e, c])) + base
+        tunnels.append((far_leg, float(mesh.dist[c, e]), tcp, app))
+    return honest, tunnels
+
+
+def _flag(tcp: F64, app: F64, cfg: TunnelConfig) -> bool:
+    tmin, amin = float(tcp.min()), float(app.min())
+    spread = float(np.median(tcp)) - tmin
+    return amin - tmin > max(cfg.abs_ms, cfg.rel * tmin) + cfg.spread_factor * spread
+
+
+def evaluate_tunnels(mesh: Mesh, n: int, n_tcp: int, n_app: int, bad: set[int], cfg: TunnelConfig) -> dict[str, Any]:
+    honest, tunnels = simulate_sessions(mesh, n, n_tcp, n_app, SEED, bad)
+    # the library's own function decides, sample for sample
+    fp: dict[str, list[int]] = {}
+    for prof, tcp, app in honest:
+        flagged = tunnel_gap(list(tcp), list(app), cfg).tunnel
+        assert flagged == _flag(tcp, app, cfg)
+        x = fp.setdefault(prof, [0, 0])
+        x[0] += flagged
+        x[1] += 1
+    total_fp = sum(v[0] for v in fp.values())
+    buckets = ((0, 10), (10, 25), (25, 50), (50, 100), (100, 1e9))
+    by_leg: dict[str, list[int]] = {f"{lo}-{hi if hi < 1e9 else 'inf'} ms": [0, 0] for lo, hi in buckets}
+    far_km = [0, 0]
+    for leg, km, tcp, app in tunnels:
+        hit = tunnel_gap(list(tcp), list(app), cfg).tunnel
+        for lo, hi in buckets:
+            if lo <= leg < hi:
+                b = by_leg[f"{lo}-{hi if hi < 1e9 else 'inf'} ms"]
+                b[0] += hit
+                b[1] += 1
+        if km >= FALSE_KM:
+            far_km[0] += hit
+            far_km[1] += 1
+
+    def rate(x: list[int]) -> dict[str, Any]:
+        return {"rate": round(x[0] / x[1], 5) if x[1] else None, "n": x[1]}
+
+    return {
+        "config": {"abs_ms": cfg.abs_ms, "rel": cfg.rel, "spread_factor": cfg.spread_factor},
+        "samples": {"tcp": n_tcp, "app": n_app},
+        "honest_false_positive": rate([total_fp, len(honest)]),
+        "honest_false_positive_by_profile": {k: rate(v) for k, v in fp.items()},
+        "tunnel_detected_exit_ge_1500km": rate(far_km),
+        "tunnel_detected_all": rate([sum(v[0] for v in by_leg.values()), len(tunnels)]),
+        "tunnel_detected_by_far_leg": {k: rate(v) for k, v in by_leg.items()},
+    }
+
+
+# ---------------------------------------------------------------- output
+
+
+def _pct(x: dict[str, Any]) -> str:
+    return "-" if x["rate"] is None else f"{100 * x['rate']:.2f} % (n={x['n']})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    ap.add_argument("--pops", type=int, nargs="+", default=[20, 40, 60], help="PoP counts to evaluate")
+    ap.add_argument("--seeds", type=int, default=10, help="random splits per PoP count")
+    ap.add_argument("--stat", choices=["min", "avg"], default="min", help="which RTT of the 24 h series a PoP sees")
+    ap.add_argument("--sessions", type=int, default=20000, help="simulated sessions per class (tunnel detector)")
+    ap.add_argument("--tcp-samples", type=int, default=3)
+    ap.add_argument("--app-samples", type=int, default=5)
+    ap.add_argument("--margin", type=float, default=lm.DEFAULT_MARGIN, help="calibration margin (speed x (1 + m))")
+    ap.add_argument("--tolerance-km", type=float, default=DEFAULT_TOLERANCE.max_km, help="tolerance rule: max km")
+    ap.add_argument("--json", action="store_true", help="one JSON document on stdout (the text goes to stderr)")
+    args = ap.parse_args(argv)
+    out = sys.stderr if args.json else sys.stdout
+    t0 = time.perf_counter()
+    if not WN.is_dir():
+        print(f"shared data not found at {WN}", file=sys.stderr)
+        return 2
+    mesh = load_mesh(args.stat)
+    removed = lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)
+    bad = {i for i, _ in removed}
+    print(f"geowarden latency evaluation, {dt.date.today().isoformat()}", file=out)
+    print(f"data: {WN} ({mesh.n} servers, RTT = {args.stat} of the 24 h series, 2020-07-19/20)", file=out)
+    print(
+        "inconsistent landmarks (full mesh, 2/3 c): " + ", ".join(f"{mesh.name[i]} ({k} pairs)" for i, k in removed),
+        file=out,
+    )
+    doc: dict[str, Any] = {
+        "date": dt.date.today().isoformat(),
+        "data": {"servers": mesh.n, "stat": args.stat, "source": "WonderNetwork pings 2020-07-19/20"},
+        "inconsistent_landmarks": [{"name": mesh.name[i], "violations": k} for i, k in removed],
+        "split": {
+            "pops": "farthest-point sampling from a random first server",
+            "clients": "all other servers, two folds",
+            "calibration": "PoPs + the other fold",
+            "seeds": args.seeds,
+            "first_seed": SEED,
+            "false_claims_km": FALSE_KM,
+            "margin": args.margin,
+            "tolerance_km": args.tolerance_km,
+        },
+        "claims": {},
+    }
+    cidx = CountryIndex()
+    for n_pops in args.pops:
+        tol = Tolerance(DEFAULT_TOLERANCE.count, args.tolerance_km, DEFAULT_TOLERANCE.min_discs)
+        res = evaluate_claims(mesh, n_pops, args.seeds, bad, cidx, margin=args.margin, tolerance=tol)
+        doc["claims"][str(n_pops)] = res
+        print(f"\n{n_pops} PoPs, {args.seeds} splits:", file=out)
+        print(
+            f"  {'config':<11} {'true point rejected':>26} {'(clean clients)':>24} {'true country rejected':>24}"
+            f" {'false point caught':>26} {'false country caught':>26}",
+            file=out,
+        )
+        for cfg, r in res.items():
+            print(
+                f"  {cfg:<11} {_pct(r['true_point_rejected']):>26} {_pct(r['true_point_rejected_clean']):>24}"
+                f" {_pct(r['true_country_rejected']):>24} {_pct(r['false_point_caught']):>26}"
+                f" {_pct(r['false_country_caught']):>26}",
+                file=out,
+            )
+        worst = res["calibrated"]["most_rejected_clients"][:6]
+        if worst:
+            print(
+                "  calibrated, most rejected clients: " + ", ".join(f"{w['client']} ({w['splits']})" for w in worst),
+                file=out,
+            )
+    tun = evaluate_tunnels(mesh, args.sessions, args.tcp_samples, args.app_samples, bad, DEFAULT_CONFIG)
+    doc["tunnel"] = tun
+    print(
+        f"\ntunnel detector ({args.sessions} honest + {args.sessions} tunnelled sessions, "
+        f"{args.tcp_samples} TCP + {args.app_samples} app samples; threshold {tun['config']}):",
+        file=out,
+    )
+    print(f"  honest clients flagged: {_pct(tun['honest_false_positive'])}", file=out)
+    for k, v in tun["honest_false_positive_by_profile"].items():
+        print(f"    {k:<14} {_pct(v)}", file=out)
+    print(f"  tunnels detected, exit >= 1,500 km from client: {_pct(tun['tunnel_detected_exit_ge_1500km'])}", file=out)
+    print(f"  tunnels detected, all: {_pct(tun['tunnel_detected_all'])}", file=out)
+    for k, v in tun["tunnel_detected_by_far_leg"].items():
+        print(f"    far leg {k:<12} {_pct(v)}", file=out)
+    doc["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    print(f"\nelapsed {doc['elapsed_s']} s", file=out)
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The latency signal: what measured round-trip times say about a location claim.
+
+A pure function of the facts (no I/O; the populated-places table is loaded once per process
+and cached). It checks, against ``facts.rtt``:
+
+- the IP country, passed in as ``claimed_country`` (from the network signal's ``IP_COUNTRY``);
+- a declared location in ``facts.extra["claimed"]`` ("CC" or ``[lat, lon]``), if any;
+
+and reports ``RTT_TOO_FAR_FROM_CLAIMED`` for each claim the speed of light rules out and one
+``RTT_REGION`` with where the client can be. With ``facts.extra["rtt_tcp_ms"]`` (edge TCP RTTs)
+and ``facts.extra["rtt_app_ms"]`` (application-level RTTs of the same client), it also looks for
+a tunnel (``RTT_TUNNEL_GAP``). Measurements that were given but cannot be used give
+``RTT_INSUFFICIENT``; no measurement at all gives no evidence (unknown is not false).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from geowarden.latency.model import Calibration
+from geowarden.latency.places import places
+from geowarden.latency.tunnel import DEFAULT_CONFIG, TunnelConfig, tunnel_gap
+from geowarden.latency.verify import (
+    DEFAULT_TOLERANCE,
+    INSUFFICIENT,
+    PLACE_SLACK_KM,
+    REGION,
+    TOO_FAR,
+    Claimed,
+    ClaimedCountry,
+    ClaimedPoint,
+    Tolerance,
+    country_violation,
+    discs,
+    point_violation,
+    region,
+)
+from geowarden.model import Evidence, Facts
+
+SIGNAL = "rtt"
+
+
+class Context(Protocol):
+    """What the signal may use from the Warden's context: the restricted jurisdictions."""
+
+    @property
+    def restricted(self) -> frozenset[str]: ...
+
+
+def claimed_from_value(value: Any) -> Claimed | None:
+    """A claim from ``"CC"`` or ``[lat, lon]``; None when the value is neither."""
+    if isinstance(value, str):
+        code = value.strip().upper()
+        return ClaimedCountry(code) if len(code) == 2 and code.isalpha() else None
+    if isinstance(value, list | tuple) and len(value) == 2:
+        lat, lon = value
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (lat, lon))
+        if numbers and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+            return ClaimedPoint(float(lat), float(lon))
+    return None
+
+
+def _describe(claimed: Claimed) -> str:
+    if isinstance(claimed, ClaimedCountry):
+        return claimed.code
+    return f"({claimed.lat:.3f}, {claimed.lon:.3f})"
+
+
+def evaluate(
+    facts: Facts,
+    ctx: Context | None = None,
+    claimed_country: str | None = None,
+    *,
+    calibration: Calibration | None = None,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+    tunnel_config: TunnelConfig = DEFAULT_CONFIG,
+) -> list[Evidence]:
+    """Evidence from ``facts.rtt`` (and the optional tunnel measurements in ``facts.extra``)."""
+    out: list[Evidence] = []
+    if facts.rtt:
+        out.extend(_location(facts, ctx, claimed_country, calibration, tolerance))
+    tcp, app = facts.extra.get("rtt_tcp_ms"), facts.extra.get("rtt_app_ms")
+    if tcp or app:
+        out.extend(_tunnel(_floats(tcp), _floats(app), tunnel_config))
+    return out
+
+
+def _floats(value: Any) -> list[float]:
+    if not isinstance(value, list | tuple):
+        return []
+    return [float(x) for x in value if isinstance(x, int | float) and not isinstance(x, bool)]
+
+
+def _claims(facts: Facts, claimed_country: str | None) -> list[tuple[str, Claimed]]:
+    claims: list[tuple[str, Claimed]] = []
+    known = places().by_country
+    if claimed_country:
+        c = claimed_from_value(claimed_country)
+        if isinstance(c, ClaimedCountry) and c.code in known:
+            claims.append(("ip", c))
+    declared = claimed_from_value(facts.extra.get("claimed"))
+    fresh = declared is not None and all(declared != c for _, c in claims)
+    if declared is not None and fresh and (not isinstance(declared, ClaimedCountry) or declared.code in known):
+        claims.append(("declared", declared))
+    return claims
+
+
+def _location(
+    facts: Facts,
+    ctx: Context | None,
+    claimed_country: str | None,
+    calibration: Calibration | None,
+    tolerance: Tolerance,
+) -> list[Evidence]:
+    d = discs(facts.rtt, calibration)
+    if d.n == 0:
+        return [
+            Evidence(
+                signal=SIGNAL,
+                code=INSUFFICIENT,
+                value={"what": "location", "samples": len(facts.rtt), "usable": 0},
+                confidence=1.0,
+                detail=f"none of the {len(facts.rtt)} RTT samples is usable (position out of range or RTT not > 0)",
+            )
+        ]
+    out: list[Evidence] = []
+    for source, claimed in _claims(facts, claimed_country):
+        if isinstance(claimed, ClaimedPoint):
+            violation = point_violation(d, claimed.lat, claimed.lon, tolerance)
+        else:
+            violation, _ = country_violation(d, claimed.code, tolerance, PLACE_SLACK_KM)
+        if violation > 0.0:
+            out.append(
+                Evidence(
+                    signal=SIGNAL,
+                    code=TOO_FAR,
+                    value={"claimed": claimed.to_json(), "source": source, "violation_km": round(violation, 1)},
+                    confidence=min(0.99, 0.6 + 0.4 * min(1.0, violation / 1000.0)),
+                    detail=f"the {source} location {_describe(claimed)} is {violation:,.0f} km beyond what "
+                    f"RTTs from {d.n} landmarks allow",
+                )
+            )
+    reg = region(d, tolerance)
+    countries: list[str] = reg.get("countries", [])
+    value: dict[str, Any] = {
+        "countries": countries,
+        "centroid": reg.get("centroid"),
+        "radius_km": reg.get("radius_km"),
+        "landmarks": d.n,
+        "consistent": reg.get("consistent", False),
+    }
+    if ctx is not None:
+        value["restricted"] = sorted(set(countries) & ctx.restricted)
+    where = ", ".join(countries[:8]) + (f" and {len(countries) - 8} more" if len(countries) > 8 else "")
+    out.append(
+        Evidence(
+            signal=SIGNAL,
+            code=REGION,
+            value=value,
+            confidence=1.0 if reg.get("consistent") else 0.5,
+            detail=f"RTTs from {d.n} landmarks place the client within {reg.get('radius_km') or 0:,.0f} km of "
+            f"{reg.get('centroid')}: {where or 'nowhere consistent'}",
+        )
+    )
+    return out
+
+
+def _tunnel(tcp: Sequence[float], app: Sequence[float], config: TunnelConfig) -> list[Evidence]:
+    res = tunnel_gap(tcp, app, config)
+    if not res.sufficient:
+        return [
+            Evidence(
+                signal=SIGNAL,
+                code=INSUFFICIENT,
+                value={"what": "tunnel", "tcp": res.n_tcp, "app": res.n_app},
+                confidence=1.0,
+                detail=f"tunnel check needs >= {config.min_tcp} TCP and >= {config.min_app} application RTTs "
+                f"(got {res.n_tcp} and {res.n_app} usable)",
+            )
+        ]
+    if not res.tunnel:
+        return []
+    strength = min(1.0, res.excess_ms / max(res.threshold_ms, 1.0))
+    return [
+        Evidence(
+            signal=SIGNAL,
+            code="RTT_TUNNEL_GAP",
+            value=res.to_dict(),
+            confidence=round(0.6 + 0.35 * strength, 4),
+            detail=f"application RTTs exceed the edge TCP RTT by {res.gap_ms:.0f} ms (threshold "
+            f"{res.threshold_ms:.0f} ms): TCP ends at a relay nearer the edge than the client",
+        )
+    ]
