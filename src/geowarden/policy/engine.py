@@ -36,6 +36,7 @@ What a rule sees (all keys always present; unknown is ``""``, ``0`` or ``false``
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ VARIABLES = frozenset(
      "rtt", "unavailable"}
 )  # fmt: skip
 _MEMO_SIZE = 4096  # distinct rule contexts whose results are kept
+_UNSET = object()
 _LABEL_CODES = (
     ("hosting", "IP_HOSTING"),
     ("vpn", "IP_VPN"),
@@ -100,6 +102,7 @@ class PolicyEngine:
         self._restricted_list = sorted(spec.restricted)
         self._used = sorted(set().union(*(r.variables for r in self.rules)) & VARIABLES) if self.rules else []
         self._memo: dict[Any, tuple[RuleResult, ...]] = {}
+        self._tls = threading.local()
 
     @classmethod
     def load(
@@ -142,8 +145,7 @@ class PolicyEngine:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        cel_ctx = cel.Context()
-        cel_ctx.update(used)
+        cel_ctx = self._cel_context(used)
         out: list[RuleResult] = []
         for rule in self.rules:
             try:
@@ -160,6 +162,22 @@ class PolicyEngine:
             self._memo.clear()
         self._memo[key] = results
         return results
+
+    def _cel_context(self, used: dict[str, Any]) -> Any:
+        """This thread's CEL context, with only the variables that changed since its last request
+        converted again: most requests differ in ``ip`` and ``allow`` and leave the origin-signal
+        variables empty, and converting Python values to CEL is most of a rule's cost."""
+        state = self._tls.__dict__
+        cel_ctx = state.get("ctx")
+        if cel_ctx is None:
+            cel_ctx = state["ctx"] = cel.Context()
+            state["last"] = {}
+        last: dict[str, Any] = state["last"]
+        changed = {k: v for k, v in used.items() if last.get(k, _UNSET) != v}
+        if changed:
+            cel_ctx.update(changed)
+            last.update(changed)
+        return cel_ctx
 
     def judge(self, evidence: Sequence[Evidence], facts: Facts | None = None) -> Verdict:
         ctx = self.context(evidence, facts)
