@@ -96,10 +96,10 @@ def seeded(tiny_snapshot: Snapshot, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _give_asn(srv: Server, decision_ids: list[str]) -> None:
-    """Record an ASN and its organisation on some decisions, as the network signal will.
+    """Give some decisions an organisation name with markup in it, to prove the page escapes it.
 
-    The decision path does not fill the ``asn`` column yet; the dashboard's network table reads it
-    (and the org name from the evidence), so the test writes both into the live audit database.
+    The decision path records the network (``IP_NETWORK`` evidence and the ``asn`` column); the
+    test rewrites the organisation of those decisions in the live audit database.
     """
     engine = sa.create_engine(sqlite_url(srv.home / "audit.db"), connect_args={"timeout": 30})
     try:
@@ -109,7 +109,8 @@ def _give_asn(srv: Server, decision_ids: list[str]) -> None:
                 ev = json.loads(
                     conn.execute(sa.select(decisions.c.evidence).where(decisions.c.decision_id == did)).scalar_one()
                 )
-                ev.append({"signal": "ip", "code": "IP_ASN", "value": {"asn": 15169, "org": HTML_ORG}})
+                ev = [e for e in ev if e.get("code") != "IP_NETWORK"]
+                ev.insert(0, {"signal": "ip", "code": "IP_NETWORK", "value": {"asn": 15169, "org": HTML_ORG}})
                 conn.execute(
                     decisions.update().where(decisions.c.decision_id == did).values(asn=15169, evidence=json.dumps(ev))
                 )
@@ -196,6 +197,7 @@ def test_the_world_map_colours_countries_by_decision(dashboard: Page) -> None:
 
 
 def test_series_reasons_networks_and_clusters(dashboard: Page) -> None:
+    dashboard.wait_for_selector("#series-actions svg rect.bar-block")
     assert dashboard.locator("#series-actions svg rect.bar-block").count() >= 1
     assert dashboard.locator("#series-actions svg rect.bar-allow").count() >= 1
     reasons = dashboard.locator("#reasons tbody tr")

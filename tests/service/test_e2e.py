@@ -260,3 +260,12 @@ def test_decision_responses_match_the_documented_schema(server: Server) -> None:
     with server.client() as c:
         for ip in ("1.2.4.8", "8.8.8.8", "10.0.0.1", "5.2.0.1", "not-an-ip"):
             DecisionOut.model_validate(c.post("/v1/decide", json={"ip": ip}).json())
+
+
+def test_audited_decisions_carry_the_network(server: Server) -> None:
+    with server.client() as c:
+        d = c.post("/v1/decide", json={"ip": "8.8.8.8"}).json()
+    assert {"asn": 15169, "org": "Google LLC"} in [e["value"] for e in d["evidence"] if e["code"] == "IP_NETWORK"]
+    with server.client(scope="review") as c:
+        nets = c.get("/v1/stats").json()["by_asn"]
+    assert any(n["asn"] == 15169 and n["org"] == "Google LLC" for n in nets)

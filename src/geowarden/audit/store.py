@@ -157,7 +157,14 @@ class AuditLog:
             "elapsed_us": decision.elapsed_us,
             "ip": facts.ip,
             "country": ev_ip.value if ev_ip is not None else None,
-            "asn": None,
+            "asn": next(
+                (
+                    int(e.value["asn"])
+                    for e in decision.evidence
+                    if e.code == "IP_NETWORK" and isinstance(e.value, dict)
+                ),
+                None,
+            ),
             "account_id": facts.account_id,
             "api_key_id": facts.api_key_id,
             "reasons": json.dumps([e.code for e in decision.reasons]),

@@ -12,6 +12,7 @@ from geowarden.signals import card, client, email, otp, phone
 
 _NETWORK: dict[str, tuple[str, str]] = {
     "IP_COUNTRY": ("ip", "The country the address is placed in (fused from all country sources); informational."),
+    "IP_NETWORK": ("ip", "The autonomous system announcing the address: value {asn, org}; informational."),
     "IP_COUNTRY_RESTRICTED": ("ip", "The address is placed in a jurisdiction the policy restricts."),
     "IP_COUNTRY_DISAGREEMENT": (
         "ip",

@@ -80,6 +80,15 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
                 detail="country sources disagree: " + ", ".join(f"{s}={cc}" for s, cc in answers.items()),
             )
         )
+    if rec.asn is not None:
+        out.append(
+            Evidence(
+                signal=SIGNAL,
+                code="IP_NETWORK",
+                value={"asn": rec.asn, "org": rec.org},
+                detail=f"announced by AS{rec.asn}{f' ({rec.org})' if rec.org else ''}",
+            )
+        )
     labels: dict[str, list[str]] = rec.sources.get("labels", {})
     for flag, code, what in _LABEL_EVIDENCE:
         if getattr(rec, flag):
