@@ -141,6 +141,9 @@ class Service:
 
 def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement per route, read top to bottom
     app = FastAPI(
+        # geowarden exports its own Prometheus metrics; FastAPI's built-in OpenTelemetry layer would
+        # cost more per request than the decision itself.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         title="geowarden",
         version="0.1.0",
         summary="Export-control and sanctions decisions for AI model APIs, explained and audited.",
