@@ -37,7 +37,7 @@ allow_app = typer.Typer(
 app.add_typer(allow_app, name="allow")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages on stderr.")]
@@ -542,6 +542,84 @@ def verify_location(
             out.print(f"{verdict}; the client can be in: {where or '-'}")
     if bad:
         raise typer.Exit(3)
+
+
+# -- simulate and eval --------------------------------------------------------------------
+
+
+@app.command("simulate")
+def simulate_cmd(
+    scenario: Annotated[str, typer.Option(help="A shipped scenario (baseline, hard, scale) or a YAML file.")],
+    out: Annotated[Path, typer.Option(help="Log file to write (.jsonl, .jsonl.gz or .parquet).")],
+    events: Annotated[int, typer.Option(help="Events to generate (0: the scenario's default).", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    labels: Annotated[Path | None, typer.Option(help="Ground-truth labels file (JSON Lines).")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate realistic API log events with known ground truth (see docs/simulate.md)."""
+    from geowarden.simulate.scenario import simulate  # noqa: PLC0415
+
+    snapshot = _open_warden(quiet).intel
+    summary = simulate(scenario, events, seed, out, labels, snapshot=snapshot)
+    if as_json:
+        _emit_json(summary)
+    else:
+        out_n = summary.get("events", events)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        err.print(f"wrote {out_n:,} events to {out}" + (f" and labels to {labels}" if labels else ""), markup=False)
+
+
+@app.command("eval")
+def eval_cmd(
+    logs: Annotated[str, typer.Argument(help="API log file, or a shipped scenario name to simulate first.")],
+    labels: Annotated[Path | None, typer.Option(help="Ground-truth labels (JSON Lines) for LOGS.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (default: the shipped policy).")] = None,
+    events: Annotated[int, typer.Option(help="With a scenario: events to generate (0: its default).", min=0)] = 0,
+    seed: Annotated[int, typer.Option(help="With a scenario: random seed.")] = 1,
+    chart: Annotated[Path | None, typer.Option(help="Write a PNG chart of the figures here.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure detection per persona: recall, precision, false-positive rate, top reasons."""
+    import tempfile  # noqa: PLC0415
+
+    from geowarden.simulate.eval import evaluate  # noqa: PLC0415
+    from geowarden.simulate.scenario import scenario_names, simulate  # noqa: PLC0415
+
+    warden = _open_warden(quiet)
+    with tempfile.TemporaryDirectory(prefix="geowarden-eval-") as tmp:
+        log_path = Path(logs)
+        if labels is None:
+            if logs not in scenario_names() and not (log_path.suffix in (".yaml", ".yml") and log_path.is_file()):
+                fail(f"{logs}: give --labels for a log file, or a scenario ({', '.join(scenario_names())})", 2)
+            log_path, labels = Path(tmp) / "events.jsonl.gz", Path(tmp) / "labels.jsonl"
+            simulate(logs, events, seed, log_path, labels, snapshot=warden.intel)
+        elif not log_path.is_file():
+            fail(f"{logs}: no such log file", 2)
+        report = evaluate(log_path, labels, policy, warden.intel, chart=chart)
+    if as_json:
+        _emit_json(report)
+        return
+    o = report["overall"]
+    out.print(
+        f"[bold]{report['events']:,} events[/bold], policy {report['policy_version']}: overall recall "
+        f"{o['recall']}, precision {o['precision']}, false-positive rate {o['false_positive_rate']}"
+    )
+    table = Table(box=None, header_style="bold")
+    for col in ("persona", "honest", "n", "recall", "precision", "false positives", "top reasons"):
+        table.add_column(col)
+    for r in report["personas"]:
+        reasons = ", ".join(x["code"] for x in r["top_reasons"][:3])
+        table.add_row(
+            r["persona"], "yes" if r["should_allow"] else "no", str(r["n"]), _pct(r["recall"]),
+            _pct(r["precision"]), _pct(r["false_positive_rate"]), reasons,
+        )  # fmt: skip
+    out.print(table)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
 
 
 # -- service -----------------------------------------------------------------------------

@@ -1,0 +1,324 @@
+"""Scenarios (mixes of personas) and the simulator: generate, assemble, write logs and labels.
+
+A scenario YAML (``scenarios/*.yaml`` in the package, or any file)::
+
+    name: baseline
+    events: 20000            # default event count (the CLI's --events overrides it)
+    days: 1                  # the timeline length
+    mix:
+      - persona: local_residential     # a persona of geowarden.simulate.personas.PERSONAS
+        name: local_residential        # the persona name in labels and eval (default: persona)
+        accounts: 400                  # subjects (accounts; clients and keys follow the persona)
+        share: 0.30                    # share of the events
+        params: {users_per_address: 2} # persona parameter overrides
+
+The timeline is one Poisson process (sorted times from cumulated exponential gaps, O(n));
+each event goes to an entry by ``share``, and the entry's persona fills the columns. Strings
+are dictionary-encoded (indices into small pools) so that 10 M events take seconds.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from geowarden.errors import ConfigError
+from geowarden.intel.snapshot import Snapshot
+from geowarden.simulate import world
+from geowarden.simulate.personas import PERSONAS, Block, Persona, generate
+
+STRING_COLUMNS = (
+    "account_id", "api_key_id", "ip", "user_agent", "accept_language", "client_tz", "pop", "model",
+    "phone", "card_bin", "billing_country", "email",
+)  # fmt: skip
+NUMBER_COLUMNS = ("rtt_ms", "rtt_app_ms", "input_tokens", "output_tokens", "status")
+COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS)
+T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    persona: Persona
+    accounts: int
+    share: float
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    events: int
+    days: float
+    entries: tuple[Entry, ...]
+
+
+def scenario_names() -> list[str]:
+    root = resources.files("geowarden.simulate").joinpath("scenarios")
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(spec: str | Path) -> Scenario:
+    """A shipped scenario by name (``baseline``), or a YAML file."""
+    text: str
+    where = str(spec)
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ConfigError(f"{spec}: no such scenario file")
+        text = path.read_text(encoding="utf-8")
+    else:
+        res = resources.files("geowarden.simulate").joinpath("scenarios").joinpath(f"{spec}.yaml")
+        if not res.is_file():
+            raise ConfigError(f"unknown scenario {spec!r} (shipped: {', '.join(scenario_names())})")
+        text = res.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not YAML: {str(exc).splitlines()[0]}") from None
+    return parse_scenario(raw, where)
+
+
+def parse_scenario(raw: Any, where: str = "scenario") -> Scenario:
+    if not isinstance(raw, dict) or not isinstance(raw.get("mix"), list) or not raw["mix"]:
+        raise ConfigError(f"{where}: a scenario is a mapping with a non-empty 'mix' list")
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw["mix"]):
+        if not isinstance(item, dict) or item.get("persona") not in PERSONAS:
+            raise ConfigError(f"{where}: mix[{i}]: 'persona' must be one of {', '.join(PERSONAS)}")
+        name = str(item.get("name", item["persona"]))
+        if name in seen:
+            raise ConfigError(f"{where}: mix[{i}]: duplicate name {name!r}")
+        seen.add(name)
+        params = item.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}: mix[{i}]: params must be a mapping")
+        try:
+            accounts, share = int(item.get("accounts", 10)), float(item.get("share", 0.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: mix[{i}]: accounts and share must be numbers") from None
+        if accounts < 1 or share <= 0:
+            raise ConfigError(f"{where}: mix[{i}]: accounts must be >= 1 and share > 0")
+        entries.append(Entry(name, PERSONAS[item["persona"]].with_params(params), accounts, share))
+    try:
+        events, days = int(raw.get("events", 10_000)), float(raw.get("days", 1.0))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: events and days must be numbers") from None
+    return Scenario(str(raw.get("name", where)), events, days, tuple(entries))
+
+
+@dataclass(slots=True)
+class Generated:
+    """The assembled events as dictionary-encoded columns (see ``to_arrow``)."""
+
+    n: int
+    ts: npt.NDArray[np.int64]
+    request_id_prefix: str
+    strings: dict[str, tuple[list[str | None], npt.NDArray[np.int32]]]  # column -> (pool, indices)
+    numbers: dict[str, npt.NDArray[Any]]
+    labels: list[dict[str, Any]]
+    fallbacks: list[str]
+    rtt_source: str
+
+    def to_arrow(self) -> Any:
+        import pyarrow as pa  # noqa: PLC0415 - optional dependency
+        import pyarrow.compute as pc  # noqa: PLC0415
+
+        cols: dict[str, Any] = {"ts": pa.array(self.ts, type=pa.int64())}
+        ids = pc.cast(pa.array(np.arange(self.n, dtype=np.int64)), pa.string())
+        cols["request_id"] = pc.binary_join_element_wise(self.request_id_prefix, ids, "")
+        for name, (pool, idx) in self.strings.items():
+            absent = [i for i, v in enumerate(pool) if v is None]
+            mask = np.isin(idx, np.array(absent, dtype=np.int32)) if absent else None
+            dictionary = pa.array(["" if v is None else v for v in pool], type=pa.string())
+            indices = pa.array(idx, type=pa.int32(), mask=mask)
+            cols[name] = pa.DictionaryArray.from_arrays(indices, dictionary)
+        for name, arr in self.numbers.items():
+            cols[name] = pa.array(arr)
+        return pa.table(cols)
+
+    def jsonl_lines(self, start: int, stop: int) -> list[str]:
+        """Rows ``start:stop`` as JSON lines (fragments pre-encoded per pool value)."""
+        frags: list[tuple[list[str], list[int]]] = []
+        for name, (pool, idx) in self.strings.items():
+            enc = ["" if v is None else f',"{name}":{json.dumps(v)}' for v in pool]
+            frags.append((enc, idx[start:stop].tolist()))
+        nums = [(name, arr[start:stop].tolist()) for name, arr in self.numbers.items()]
+        ts = self.ts[start:stop].tolist()
+        prefix = self.request_id_prefix
+        out: list[str] = []
+        for j in range(stop - start):
+            parts = [f'{{"ts":{ts[j]},"request_id":"{prefix}{start + j}"']
+            parts.extend(enc[ix[j]] for enc, ix in frags)
+            parts.extend(f',"{name}":{vals[j]}' for name, vals in nums)
+            parts.append("}\n")
+            out.append("".join(parts))
+        return out
+
+
+def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings: Path | None = None) -> Generated:
+    if events < 1:
+        raise ConfigError("events must be >= 1")
+    rng = np.random.default_rng(seed)
+    geo = world.load_geo(pings)
+    zones = world.city_zones(geo)
+    space = world.AddressSpace.of(snapshot)
+    span_ms = scenario.days * 86_400_000.0
+    gaps = rng.exponential(span_ms / events, size=events)
+    ts = T0_MS + np.cumsum(gaps).astype(np.int64)
+    shares = np.array([e.share for e in scenario.entries])
+    entry_of = np.searchsorted(np.cumsum(shares / shares.sum()), rng.random(events), side="right")
+    entry_of = np.minimum(entry_of, len(scenario.entries) - 1)
+    order = np.argsort(entry_of, kind="stable")
+    bounds = np.searchsorted(entry_of[order], np.arange(len(scenario.entries) + 1))
+    strings: dict[str, tuple[list[str | None], npt.NDArray[np.int32]]] = {
+        c: ([], np.zeros(events, dtype=np.int32)) for c in STRING_COLUMNS
+    }
+    numbers: dict[str, npt.NDArray[Any]] = {
+        "rtt_ms": np.zeros(events), "rtt_app_ms": np.zeros(events),
+        "input_tokens": np.zeros(events, dtype=np.int64), "output_tokens": np.zeros(events, dtype=np.int64),
+        "status": np.zeros(events, dtype=np.int64),
+    }  # fmt: skip
+    labels: list[dict[str, Any]] = []
+    for k, e in enumerate(scenario.entries):
+        where = order[bounds[k] : bounds[k + 1]]
+        block = generate(e.persona, e.accounts, len(where), rng, space, geo, zones)
+        _place(block, where, strings, numbers)
+        for s in block.subjects:
+            labels.append(
+                {
+                    "subject": s,
+                    "kind": e.persona.label,
+                    "persona": e.name,
+                    "should_allow": e.persona.should_allow,
+                    "observable": e.persona.observable,
+                }
+            )
+    return Generated(
+        n=events,
+        ts=ts,
+        request_id_prefix=f"req_{seed:x}_",
+        strings=strings,
+        numbers=numbers,
+        labels=labels,
+        fallbacks=list(space.fallbacks),
+        rtt_source=geo.rtt_source,
+    )
+
+
+def _place(
+    block: Block,
+    where: npt.NDArray[np.int64],
+    strings: dict[str, tuple[list[str | None], npt.NDArray[np.int32]]],
+    numbers: dict[str, npt.NDArray[Any]],
+) -> None:
+    sources: dict[str, list[str | None]] = {
+        "account_id": list(block.accounts),
+        "api_key_id": list(block.keys),
+        "ip": list(block.addresses),
+        **block.pools,
+    }
+    for col in STRING_COLUMNS:
+        pool, idx = strings[col]
+        offset = len(pool)
+        pool.extend(sources[col])
+        idx[where] = block.ev[col] + offset
+    for col, arr in numbers.items():
+        arr[where] = block.ev[col]
+
+
+def have_pyarrow() -> bool:
+    try:
+        import pyarrow.parquet  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def write_parquet(gen: Generated, out: Path) -> None:
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    pq.write_table(gen.to_arrow(), out, compression="snappy", row_group_size=1_000_000)
+
+
+def write_jsonl(gen: Generated, out: Path, chunk: int = 200_000) -> None:
+    gz = out.suffix == ".gz"
+    with gzip.open(out, "wt", encoding="utf-8", compresslevel=1) if gz else out.open("w", encoding="utf-8") as fh:
+        for start in range(0, gen.n, chunk):
+            fh.writelines(gen.jsonl_lines(start, min(gen.n, start + chunk)))
+
+
+def write_labels(labels: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in labels:
+            fh.write(json.dumps(row) + "\n")
+
+
+def resolve_snapshot(snapshot: Snapshot | Path | None) -> Snapshot:
+    if isinstance(snapshot, Snapshot):
+        return snapshot
+    if snapshot is not None:
+        return Snapshot.open(Path(snapshot))
+    from geowarden.warden import Warden  # noqa: PLC0415 - opens the current (or default) snapshot
+
+    return Warden.open().intel
+
+
+def simulate(
+    scenario: str | Path,
+    events: int,
+    seed: int,
+    out: Path,
+    labels: Path | None,
+    *,
+    snapshot: Snapshot | Path | None = None,
+    pings: Path | None = None,
+) -> dict[str, Any]:
+    """Generate a scenario's events into ``out`` (``.parquet`` with pyarrow, else JSON Lines,
+    ``.gz`` compressed) and the labels (JSON Lines) into ``labels``; a JSON-ready summary."""
+    scen = load_scenario(scenario)
+    n = int(events) if events else scen.events
+    out = Path(out)
+    if out.suffix == ".parquet" and not have_pyarrow():
+        raise ConfigError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow); use .jsonl.gz")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{out.parent}: no such directory")
+    snap = resolve_snapshot(snapshot)
+    t0 = time.perf_counter()
+    gen = build(scen, n, seed, snap, pings)
+    t_gen = time.perf_counter() - t0
+    if out.suffix == ".parquet":
+        write_parquet(gen, out)
+        fmt = "parquet"
+    else:
+        write_jsonl(gen, out)
+        fmt = "jsonl.gz" if out.suffix == ".gz" else "jsonl"
+    total = time.perf_counter() - t0
+    if labels is not None:
+        write_labels(gen.labels, Path(labels))
+    per: dict[str, int] = {}
+    for row in gen.labels:
+        per[row["persona"]] = per.get(row["persona"], 0) + 1
+    return {
+        "scenario": scen.name,
+        "events": n,
+        "seed": seed,
+        "out": str(out),
+        "format": fmt,
+        "labels": str(labels) if labels is not None else None,
+        "subjects": per,
+        "snapshot": snap.id,
+        "rtt_source": gen.rtt_source,
+        "address_fallbacks": gen.fallbacks,
+        "seconds": {"generate": round(t_gen, 3), "total": round(total, 3)},
+        "events_per_second": {"generate": round(n / max(t_gen, 1e-9)), "total": round(n / max(total, 1e-9))},
+    }
