@@ -544,6 +544,41 @@ def verify_location(
         raise typer.Exit(3)
 
 
+# -- screen ------------------------------------------------------------------------------
+
+
+@app.command("screen")
+def screen_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="Organisation or person names.", show_default=False)] = None,
+    country: Annotated[
+        str | None, typer.Option(help="The name's country (ISO alpha-2): a hint, never a filter.")
+    ] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Names one a line ('-' = stdin).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Sanctions lists directory (default: GEOWARDEN_SCREENING_DATA).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Screen names against sanctions and export-control lists, in any script (docs/screening.md)."""
+    from geowarden.screening.cli import screen_names  # noqa: PLC0415
+
+    items = list(names or [])
+    if file is not None:
+        items += [text for _, text in _read_lines(file)]
+    if not items:
+        fail("give names as arguments or --file FILE ('-' for stdin)", 2)
+    results = screen_names(items, country.upper() if country else None, directory=data)
+    if as_json:
+        _emit_json(results)
+        return
+    for name, matches in zip(items, results, strict=True):
+        out.print(f"[bold]{name}[/bold]: " + ("no match" if not matches else f"{len(matches)} match(es)"))
+        for m in matches[:5]:
+            out.print(
+                f"  {m['score']:.2f} {m['name']} ({m['list']}, {m['entity_id']}): {m['explanation']}", markup=False
+            )
+
+
 # -- simulate and eval --------------------------------------------------------------------
 
 

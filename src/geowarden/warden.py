@@ -80,6 +80,14 @@ def _latency(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     return latency_signal.evaluate(facts, ctx, claimed_country=ctx.ip_country)
 
 
+def _screening(facts: Facts, ctx: SignalContext) -> list[Evidence]:
+    if not facts.org_name and not facts.org_owners:
+        return []  # nothing to screen: no cost
+    from geowarden.screening import signal as screening_signal  # noqa: PLC0415 - builds the name index once
+
+    return screening_signal.evaluate(facts, ctx)
+
+
 DEFAULT_SIGNALS: tuple[Signal, ...] = (
     ("ip", _network),
     ("phone", phone.evaluate),
@@ -87,6 +95,7 @@ DEFAULT_SIGNALS: tuple[Signal, ...] = (
     ("email", email.evaluate),
     ("client", client.evaluate),
     ("rtt", _latency),
+    ("screening", _screening),
 )
 
 

@@ -56,6 +56,9 @@ def start(tiny_snapshot: Snapshot, home: Path) -> Server:
         "GEOWARDEN_TRUSTED_PROXIES": f"{TRUSTED_PEER}/32",
         "GEOWARDEN_PUBLIC_URL": "https://ai.example",
     }
+    lists = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sanctions"
+    if lists.is_dir():
+        env["GEOWARDEN_SCREENING_DATA"] = str(lists)
     tokens = {s: json.loads(cli(env, "token", "create", "--scope", s, "--json"))["token"] for s in ("decide", "review")}
     port = free_port()
     proc = subprocess.Popen(
@@ -269,3 +272,15 @@ def test_audited_decisions_carry_the_network(server: Server) -> None:
     with server.client(scope="review") as c:
         nets = c.get("/v1/stats").json()["by_asn"]
     assert any(n["asn"] == 15169 and n["org"] == "Google LLC" for n in nets)
+
+
+def test_screen_endpoint(server: Server) -> None:
+    if "GEOWARDEN_SCREENING_DATA" not in server.env:
+        pytest.skip("no sanctions lists in ../shared/data")
+    with server.client() as c:
+        r = c.post("/v1/screen", json={"names": ["Рособоронэкспорт", "Acme Bakery GmbH"], "country": "RU"})
+        assert r.status_code == 200, r.text
+        first, second = r.json()["results"]
+        assert first[0]["score"] >= 0.91 and second == []
+    with server.client(scope=None) as c:
+        assert c.post("/v1/screen", json={"names": ["x"]}).status_code == 401

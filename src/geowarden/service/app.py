@@ -51,6 +51,8 @@ from geowarden.service.schemas import (
     QueueItem,
     ReviewIn,
     ReviewOut,
+    ScreenIn,
+    ScreenOut,
 )
 from geowarden.settings import Settings
 from geowarden.warden import Warden
@@ -108,6 +110,14 @@ class Service:
         self.trusted = TrustedProxies.parse(settings.trusted_proxies)
         self.metrics = Metrics.create()
         self._ref_key = signer.derive("appeal-ref")
+
+    def screening_ready(self) -> bool:
+        """Whether sanctions lists are configured (GEOWARDEN_SCREENING_DATA); /v1/screen needs them."""
+        import os  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        path = os.environ.get("GEOWARDEN_SCREENING_DATA", "").strip()
+        return bool(path) and Path(path).is_dir()
 
     def appeal_ref(self, decision_id: str) -> str:
         mac = hmac.new(self._ref_key, decision_id.encode(), hashlib.sha256).hexdigest()[:24]
@@ -264,6 +274,17 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     async def auth_request(request: Request) -> Response:
         """nginx auth_request: 200 allow, 403 deny, 401 without a valid token."""
         return await edge(request, "auth_request")
+
+    if service.screening_ready():
+
+        @app.post("/v1/screen", response_model=ScreenOut, responses=unauthorized, tags=["screening"])
+        async def screen(body: ScreenIn, _t: can_decide) -> ScreenOut:
+            """Screen names against the sanctions and export-control lists (any script)."""
+            from geowarden.screening.cli import screen_names  # noqa: PLC0415
+
+            country = body.country.upper() if body.country else None
+            results = await asyncio.to_thread(screen_names, body.names, country)
+            return ScreenOut.model_validate({"results": results})
 
     @app.get("/v1/review", response_model=list[QueueItem], responses=unauthorized, tags=["review"])
     async def review_queue(

@@ -139,3 +139,23 @@ class Health(BaseModel):
 
 
 DECIDE_EXAMPLE = {"ip": "1.2.4.8", "account_id": "acct-42", "api_key_id": "key-7", "accept_language": "zh-CN"}
+
+
+class ScreenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    names: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        min_length=1, max_length=100, examples=[["Rosoboronexport", "Huawei Technologies Co., Ltd."]]
+    )
+    country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$", description="A hint, never a filter")
+
+
+class MatchOut(BaseModel):
+    name: str
+    list: str
+    score: float
+    entity_id: str
+    explanation: str
+
+
+class ScreenOut(BaseModel):
+    results: list[list[MatchOut]] = Field(description="Per name, in input order, its matches, best first")

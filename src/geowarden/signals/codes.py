@@ -7,7 +7,7 @@ stable: a code may be added or deprecated, never renamed.
 
 from __future__ import annotations
 
-from geowarden import latency
+from geowarden import latency, screening
 from geowarden.signals import card, client, email, otp, phone
 
 _NETWORK: dict[str, tuple[str, str]] = {
@@ -59,7 +59,15 @@ def _merge(*tables: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
 #: Every code: the network signal's, then each origin signal module's own ``CODES``, then the
 #: codes any signal may emit.
 CODES: dict[str, tuple[str, str]] = _merge(
-    _NETWORK, phone.CODES, card.CODES, email.CODES, client.CODES, otp.CODES, latency.CODES, _COMMON
+    _NETWORK,
+    phone.CODES,
+    card.CODES,
+    email.CODES,
+    client.CODES,
+    otp.CODES,
+    latency.CODES,
+    {code: ("screening", meaning) for code, meaning in screening.CODES.items()},
+    _COMMON,
 )
 
 

@@ -1,0 +1,462 @@
+# ruff: noqa: RUF001, RUF002 - names in other scripts are the point
+"""Evaluate sanctions name screening on real lists (../shared/data/sanctions) and real unlisted names.
+
+Positives: real listed names (OFAC SDN entities and individuals, sampled with a fixed seed, plus
+every SDN/UN party with a Chinese country whose name segments fully into pinyin syllables), each
+turned into variants:
+
+- ``exact``      the listed primary name as written
+- ``order``      word order changed ("PUTIN, Vladimir" -> "Vladimir Putin"; entities reversed)
+- ``suffix``     entities only: legal form dropped and another put on (LLC, Limited, Co., Ltd.,
+                 GmbH, JSC, ООО ..., ... 有限公司)
+- ``typo``       one random edit (delete, insert, substitute, transpose) in one word of >= 4 letters
+- ``cyrillic``   the name written in Cyrillic by Russian transliteration rules (h -> х, w -> в ...)
+- ``chinese``    pinyin names written back in Chinese characters (one unambiguous character per
+                 syllable, from pypinyin's dictionary): the "pinyin reverse"
+
+A variant is *found* when the listed party is among the matches scoring at or above the
+threshold. Negatives: real organisation names that are not listed: the ASN organisation names
+of DB-IP's ASN Lite database (../shared/data/ip/dbip-asn-lite.mmdb), minus any whose normalised
+name equals a listed name or alias exactly. A negative is a *false hit* when anything matches at
+or above the threshold. The negatives are split in two halves: the "calibrated" threshold is the
+lowest giving <= 1 % false hits on half A, and the figures are reported on half B.
+
+Baselines (no normalisation beyond ``rapidfuzz.utils.default_process``, brute force over every
+listed name and alias): plain Jaro-Winkler (Watchman's default scorer) and plain token-set ratio.
+
+Also: the Watchman cross-script pairs (pairwise scores), throughput (names/s against the full
+SDN + consolidated + UN + DPL + CSL lists) and index build time.
+
+    python bench/eval_screening.py                 # ~1-2 minutes
+    python bench/eval_screening.py --json
+    python bench/eval_screening.py --entities 400 --individuals 400 --negatives 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+import numpy as np
+from pypinyin import lazy_pinyin
+from pypinyin.pinyin_dict import pinyin_dict
+from rapidfuzz import fuzz, process, utils
+from rapidfuzz.distance import JaroWinkler
+
+from geowarden.screening.lists import Entity, load_directory
+from geowarden.screening.match import STRONG, WEAK, NameIndex, normalise, score_tokens
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CHINA = {"CN", "HK", "MO", "TW"}
+
+# -- variants ----------------------------------------------------------------------------------
+
+_CYR_MULTI = [
+    ("shch", "щ"),
+    ("kh", "х"),
+    ("zh", "ж"),
+    ("ch", "ч"),
+    ("sh", "ш"),
+    ("ts", "ц"),
+    ("yu", "ю"),
+    ("ya", "я"),
+    ("yo", "ё"),
+    ("iy", "ий"),
+]
+_CYR_ONE = dict(
+    zip(
+        "abvgdezijklmnoprstufhcqwx",
+        [
+            "а",
+            "б",
+            "в",
+            "г",
+            "д",
+            "е",
+            "з",
+            "и",
+            "дж",
+            "к",
+            "л",
+            "м",
+            "н",
+            "о",
+            "п",
+            "р",
+            "с",
+            "т",
+            "у",
+            "ф",
+            "х",
+            "к",
+            "к",
+            "в",
+            "кс",
+        ],
+        strict=True,
+    )
+)
+
+
+def to_cyrillic(name: str) -> str:
+    out: list[str] = []
+    s = name.lower()
+    i = 0
+    while i < len(s):
+        for lat, cyr in _CYR_MULTI:
+            if s.startswith(lat, i):
+                out.append(cyr)
+                i += len(lat)
+                break
+        else:
+            ch = s[i]
+            if ch == "y":
+                out.append("й" if out and out[-1] in "аеиоуэюяё" else "ы")
+            else:
+                out.append(_CYR_ONE.get(ch, ch))
+            i += 1
+    return "".join(out).title()
+
+
+def _pinyin_tables() -> tuple[set[str], dict[str, str]]:
+    """Toneless syllables, and for each one Chinese character read only that way."""
+    import unicodedata  # noqa: PLC0415
+
+    syllables: set[str] = set()
+    char_for: dict[str, str] = {}
+    for cp, readings in sorted(pinyin_dict.items()):
+        rs = {
+            "".join(c for c in unicodedata.normalize("NFD", r) if not unicodedata.combining(c)).replace("ü", "v")
+            for r in readings.split(",")
+        }
+        syllables |= rs
+        if len(rs) == 1 and 0x4E00 <= cp <= 0x9FFF:
+            (r,) = rs
+            ch = chr(cp)
+            if r not in char_for and lazy_pinyin(ch) == [r]:
+                char_for[r] = ch
+    return syllables, char_for
+
+
+def _segment(token: str, syllables: set[str]) -> list[str] | None:
+    if not token:
+        return []
+    for n in range(min(6, len(token)), 0, -1):
+        head = token[:n]
+        if head in syllables:
+            rest = _segment(token[n:], syllables)
+            if rest is not None:
+                return [head, *rest]
+    return None
+
+
+def to_chinese(name: str, syllables: set[str], char_for: dict[str, str]) -> str | None:
+    legal = {"co", "ltd", "limited", "company", "corp", "corporation", "inc", "llc", "group"}
+    tokens = [t for t in re.findall(r"[a-z]+", name.lower()) if t not in legal]
+    if not tokens:
+        return None
+    chars: list[str] = []
+    for t in tokens:
+        seg = _segment(t, syllables)
+        if seg is None or any(s not in char_for for s in seg):
+            return None
+        chars.extend(char_for[s] for s in seg)
+    return "".join(chars) if len(chars) >= 2 else None
+
+
+def word_order(e: Entity) -> str | None:
+    if "," in e.name and e.kind == "individual":
+        last, first = e.name.split(",", 1)
+        return f"{first.strip()} {last.strip()}"
+    toks = normalise(e.name).tokens
+    return " ".join(reversed(toks)) if len(toks) >= 2 else None
+
+
+_SUFFIXES = ["{} LLC", "{} Limited", "{} Co., Ltd.", "{} GmbH", "{} JSC", "ООО {}", "{} 有限公司", "{} Inc."]
+
+
+def suffix_change(e: Entity, rng: random.Random) -> str | None:
+    if e.kind != "entity":
+        return None
+    core = " ".join(normalise(e.name).tokens).upper()
+    return rng.choice(_SUFFIXES).format(core) if core else None
+
+
+def typo(name: str, rng: random.Random) -> str | None:
+    words = name.split()
+    idx = [i for i, w in enumerate(words) if sum(c.isalpha() for c in w) >= 4]
+    if not idx:
+        return None
+    i = rng.choice(idx)
+    w = words[i]
+    pos = [k for k, c in enumerate(w) if c.isalpha()]
+    k = rng.choice(pos)
+    op = rng.choice(["del", "ins", "sub", "swap"])
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    if op == "del":
+        w = w[:k] + w[k + 1 :]
+    elif op == "ins":
+        w = w[:k] + rng.choice(letters) + w[k:]
+    elif op == "sub":
+        w = w[:k] + rng.choice(letters.replace(w[k].lower(), "")) + w[k + 1 :]
+    elif k + 1 < len(w):
+        w = w[:k] + w[k + 1] + w[k] + w[k + 2 :]
+    else:
+        w = w[: k - 1] + w[k] + w[k - 1]
+    words[i] = w
+    return " ".join(words)
+
+
+def build_cases(entities: list[Entity], n_ent: int, n_ind: int, seed: int) -> list[tuple[str, str, str]]:
+    """(variant kind, query, expected entity id)."""
+    rng = random.Random(seed)
+    sdn = [e for e in entities if e.list == "OFAC SDN"]
+    ents = rng.sample([e for e in sdn if e.kind == "entity"], n_ent)
+    inds = rng.sample([e for e in sdn if e.kind == "individual"], n_ind)
+    cases: list[tuple[str, str, str]] = []
+    for e in ents + inds:
+        cases.append(("exact", e.name, e.entity_id))
+        for kind, v in (
+            ("order", word_order(e)),
+            ("suffix", suffix_change(e, rng)),
+            ("typo", typo(e.name, rng)),
+            ("cyrillic", to_cyrillic(e.name)),
+        ):
+            if v:
+                cases.append((kind, v, e.entity_id))
+    syllables, char_for = _pinyin_tables()
+    # Individuals only: English words in company names ("MARINE") also segment into syllables
+    # (ma-ri-ne), and writing them in characters would test nothing real.
+    chinese = [
+        e
+        for e in entities
+        if e.list in ("OFAC SDN", "UN Consolidated") and e.kind == "individual" and CHINA & set(e.countries)
+    ]
+    for e in chinese:
+        v = to_chinese(e.name, syllables, char_for)
+        if v:
+            cases.append(("chinese", v, e.entity_id))
+    return cases
+
+
+# -- negatives ---------------------------------------------------------------------------------
+
+
+def negatives(entities: list[Entity], n: int, seed: int) -> tuple[list[str], dict[str, int]]:
+    reader = maxminddb.open_database(str(SHARED / "ip" / "dbip-asn-lite.mmdb"))
+    orgs: set[str] = set()
+    for _net, rec in reader:
+        if isinstance(rec, dict):
+            org = rec.get("autonomous_system_organization")
+            if isinstance(org, str) and org.strip():
+                orgs.add(org.strip())
+    listed = {tuple(sorted(normalise(nm).tokens)) for e in entities for nm in e.names()}
+    kept = [o for o in sorted(orgs) if normalise(o).tokens and tuple(sorted(normalise(o).tokens)) not in listed]
+    stats = {"asn_org_names": len(orgs), "removed_as_listed": len(orgs) - len(kept)}
+    return random.Random(seed).sample(kept, min(n, len(kept))), stats
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+def ours(index: NameIndex, queries: list[str], expected: list[str | None]) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per query: the expected party's score (0 when not returned) and the best score of any."""
+    exp_score = np.zeros(len(queries))
+    best = np.zeros(len(queries))
+    t0 = time.perf_counter()
+    for i, (q, want) in enumerate(zip(queries, expected, strict=True)):
+        ms = index.search(q, threshold=0.5, limit=20)
+        if ms:
+            best[i] = ms[0].score
+        for m in ms:
+            if m.entity.entity_id == want:
+                exp_score[i] = m.score
+                break
+    return exp_score, best, time.perf_counter() - t0
+
+
+def baseline(
+    scorer: Any,
+    alias_texts: list[str],
+    alias_entity: np.ndarray,
+    ids: list[str],
+    queries: list[str],
+    expected: list[str | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    choices = [utils.default_process(a) for a in alias_texts]
+    cols_of: dict[str, np.ndarray] = {}
+    by_ent: dict[int, list[int]] = defaultdict(list)
+    for col, ei in enumerate(alias_entity):
+        by_ent[int(ei)].append(col)
+    id_to_ei = {eid: i for i, eid in enumerate(ids)}
+    exp_score = np.zeros(len(queries))
+    best = np.zeros(len(queries))
+    step = 400
+    for start in range(0, len(queries), step):
+        qs = [utils.default_process(q) for q in queries[start : start + step]]
+        m = process.cdist(qs, choices, scorer=scorer, dtype=np.float32, workers=-1)
+        best[start : start + len(qs)] = m.max(axis=1)
+        for r in range(len(qs)):
+            want = expected[start + r]
+            if want is None:
+                continue
+            if want not in cols_of:
+                cols_of[want] = np.array(by_ent[id_to_ei[want]])
+            exp_score[start + r] = m[r, cols_of[want]].max()
+    scale = 100.0 if scorer is fuzz.token_set_ratio else 1.0
+    return exp_score / scale, best / scale
+
+
+def calibrate(neg_best_a: np.ndarray, target: float = 0.01) -> float:
+    """The lowest threshold (0.01 steps) with at most ``target`` false hits on half A."""
+    for t in np.arange(0.50, 1.0001, 0.01):
+        if float(np.mean(neg_best_a >= t - 1e-9)) <= target:
+            return round(float(t), 2)
+    return 1.0
+
+
+def figures(kinds: list[str], exp: np.ndarray, neg_b: np.ndarray, t: float) -> dict[str, Any]:
+    found = exp >= t - 1e-9
+    per = {}
+    for k in sorted(set(kinds)):
+        mask = np.array([x == k for x in kinds])
+        per[k] = {"n": int(mask.sum()), "recall": round(float(found[mask].mean()), 4)}
+    return {
+        "threshold": round(t, 2),
+        "recall": round(float(found.mean()), 4),
+        "false_hits": round(float(np.mean(neg_b >= t - 1e-9)), 4),
+        "by_variant": per,
+    }
+
+
+def cross_script(index: NameIndex) -> list[dict[str, Any]]:
+    path = SHARED / "sanctions" / "tests" / "watchman_cross_script_pairs.csv"
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for row in csv.reader(line for line in fh if line.strip() and not line.startswith("#")):
+            q, want, minimum = row[0], row[1], float(row[2])
+            ours_s = score_tokens(normalise(q), normalise(want), index.token_weight, index.unseen_weight).value
+            jw = JaroWinkler.normalized_similarity(utils.default_process(q), utils.default_process(want))
+            ts = fuzz.token_set_ratio(q, want, processor=utils.default_process) / 100
+            out.append(
+                {
+                    "query": q,
+                    "expected": want,
+                    "watchman_min": minimum,
+                    "ours": round(ours_s, 3),
+                    "jaro_winkler": round(jw, 3),
+                    "token_set": round(ts, 3),
+                }
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one report, top to bottom
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("GEOWARDEN_SCREENING_DATA", SHARED / "sanctions")))
+    ap.add_argument("--entities", type=int, default=500)
+    ap.add_argument("--individuals", type=int, default=500)
+    ap.add_argument("--negatives", type=int, default=6000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    entities, reports = load_directory(args.data)
+    t1 = time.perf_counter()
+    index = NameIndex(entities)
+    t2 = time.perf_counter()
+
+    cases = build_cases(entities, args.entities, args.individuals, args.seed)
+    negs, neg_stats = negatives(entities, args.negatives, args.seed)
+    half = len(negs) // 2
+    kinds = [c[0] for c in cases]
+    pos_q = [c[1] for c in cases]
+    pos_e: list[str | None] = [c[2] for c in cases]
+
+    exp, _best_pos, t_pos = ours(index, pos_q, pos_e)
+    _, neg_best, t_neg = ours(index, negs, [None] * len(negs))
+    result: dict[str, Any] = {
+        "lists": {
+            "entities": len(entities),
+            "names_and_aliases": len(index),
+            "reports": [r.to_dict() for r in reports],
+        },
+        "build_seconds": {"parse": round(t1 - t0, 3), "index": round(t2 - t1, 3)},
+        "throughput_names_per_s": {
+            "positives": round(len(pos_q) / t_pos, 1),
+            "negatives": round(len(negs) / t_neg, 1),
+            "all": round((len(pos_q) + len(negs)) / (t_pos + t_neg), 1),
+        },
+        "cases": len(cases),
+        "negatives": {"n": len(negs), "half_a": half, "half_b": len(negs) - half, **neg_stats},
+    }
+    neg_a, neg_b = neg_best[:half], neg_best[half:]
+    t_cal = calibrate(neg_a)
+    result["ours"] = {
+        "strong": figures(kinds, exp, neg_b, STRONG),
+        "weak": figures(kinds, exp, neg_b, WEAK),
+        "calibrated": figures(kinds, exp, neg_b, t_cal),
+    }
+    order = np.argsort(-neg_b)[:10]
+    result["ours"]["top_false_hits"] = [
+        {"query": negs[half + int(i)], "score": round(float(neg_b[int(i)]), 3)} for i in order if neg_b[int(i)] >= WEAK
+    ]
+    if not args.no_baselines:
+        alias_texts = index._alias_text  # the bench reads the index's columns
+        alias_entity = np.array(index._alias_entity)
+        ids = [e.entity_id for e in index.entities]
+        for label, scorer in (("jaro_winkler", JaroWinkler.normalized_similarity), ("token_set", fuzz.token_set_ratio)):
+            e_b, _ = baseline(scorer, alias_texts, alias_entity, ids, pos_q, pos_e)
+            _, n_b = baseline(scorer, alias_texts, alias_entity, ids, negs, [None] * len(negs))
+            tc = calibrate(n_b[:half])
+            result[label] = {
+                "at_strong": figures(kinds, e_b, n_b[half:], STRONG),
+                "calibrated": figures(kinds, e_b, n_b[half:], tc),
+            }
+    result["cross_script_pairs"] = cross_script(index)
+
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+        return 0
+    print(f"lists: {len(entities)} parties, {len(index)} names and aliases")
+    print(f"build: parse {result['build_seconds']['parse']} s, index {result['build_seconds']['index']} s")
+    print(f"throughput: {result['throughput_names_per_s']} names/s")
+    print(f"cases: {len(cases)}; negatives: {result['negatives']}")
+    for label in ("ours", "jaro_winkler", "token_set"):
+        if label not in result:
+            continue
+        for mode, f in result[label].items():
+            if mode == "top_false_hits":
+                continue
+            by = ", ".join(f"{k} {v['recall']:.3f} (n={v['n']})" for k, v in f["by_variant"].items())
+            print(
+                f"{label:13s} {mode:10s} t={f['threshold']:.2f} recall {f['recall']:.4f} "
+                f"false hits {f['false_hits']:.4f} | {by}"
+            )
+    print("top false hits (ours):")
+    for fh in result["ours"]["top_false_hits"]:
+        print(f"  {fh['score']:.3f}  {fh['query']}")
+    print("cross-script pairs (ours / JW / token-set, watchman min):")
+    for p in result["cross_script_pairs"]:
+        print(
+            f"  {p['query']} -> {p['expected']}: {p['ours']} / {p['jaro_winkler']} / {p['token_set']} "
+            f"({p['watchman_min']})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

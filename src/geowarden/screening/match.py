@@ -1,0 +1,526 @@
+# ruff: noqa: RUF002 - names in other scripts are the point
+"""Name matching against the lists: normalise, block, score, explain.
+
+1. **Normalise** (:func:`normalise`): NFKC; Chinese characters to pinyin syllables (``pypinyin``,
+   context-aware for polyphones); every other script to Latin (``anyascii``: Cyrillic, Arabic,
+   Greek, Hebrew, Hangul, kana, Thai ...); lower case; apostrophes dropped, other punctuation to
+   spaces; company legal forms removed at either end of the name (``Co., Ltd``, ``Limited``,
+   ``LLC``, ``GmbH``, ``JSC``, ``ООО``/``OOO``, ``有限公司`` = "you xian gong si", ...).
+2. **Block** (:class:`NameIndex`): every alias is filed under keys of its tokens (the token, a
+   consonant skeleton, a 4-letter prefix and suffix); a query collects aliases that share keys,
+   weighted by how rare each key is, and only the best few are scored.
+3. **Score** (:func:`score_tokens`): the larger of
+   - a *token alignment* score: tokens paired one-to-one by similarity (Jaro-Winkler, or a
+     phonetic skeleton agreeing), each side's coverage weighted by token rarity (IDF), combined
+     as the harmonic mean of both coverages (so "BANK" does not match "BANK MELLI IRAN"), and
+   - a *compact* score: edit similarity of the names with spaces removed, in given and in sorted
+     token order (so "Xi Jin Ping" = "Xi Jinping", "Ahmadi Nejad" = "Ahmadinejad").
+4. **Explain**: every match says which alias matched, which tokens agreed and how well, which
+   legal forms and scripts were handled, and the score.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from anyascii import anyascii
+from pypinyin import lazy_pinyin
+from rapidfuzz import fuzz
+from rapidfuzz.distance import JaroWinkler
+
+from geowarden.screening.lists import Entity
+
+#: A match at or above this is "strong" (``ORG_LISTED``); between WEAK and STRONG it is weak.
+STRONG = 0.91
+WEAK = 0.80
+
+_MIN_TOKEN_SIM = 0.80  # token pairs below this count as not agreeing
+_TOP_CANDIDATES = 40  # aliases fully scored per query
+_MAX_POSTING = 4000  # keys shared by more aliases than this are too common to block on alone
+
+# Legal forms as tokens after transliteration; multi-word forms first. Removed at either end.
+_LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(f.split())
+    for f in sorted(
+        {
+            # English and international
+            "co",
+            "company",
+            "corp",
+            "corporation",
+            "inc",
+            "incorporated",
+            "ltd",
+            "limited",
+            "llc",
+            "llp",
+            "lp",
+            "plc",
+            "pllc",
+            "jsc",
+            "ojsc",
+            "pjsc",
+            "cjsc",
+            "ao",
+            "oao",
+            "zao",
+            "pao",
+            "ooo",
+            "tov",
+            "pat",
+            "gmbh",
+            "ag",
+            "kg",
+            "mbh",
+            "sa",
+            "sarl",
+            "srl",
+            "spa",
+            "bv",
+            "nv",
+            "oy",
+            "pte",
+            "pty",
+            "bhd",
+            "sdn bhd",
+            "fze",
+            "fzco",
+            "fzc",
+            "fzllc",
+            "fz llc",
+            "kft",
+            "sp z o o",
+            "sp zoo",
+            "doo",
+            "ead",
+            "ltda",
+            "sas",
+            "sa de cv",
+            "s a",
+            "s a de c v",
+            "cia",
+            "company limited",
+            "co ltd",
+            "pvt ltd",
+            "private limited",
+            "limited liability company",
+            "limited liability partnership",
+            "joint stock company",
+            "open joint stock company",
+            "closed joint stock company",
+            "public joint stock company",
+            "public company",
+            "general trading",
+            "trading co",
+            # Russian / Ukrainian written out (after anyascii)
+            "obshchestvo s ogranichennoy otvetstvennostyu",
+            "aktsionernoe obshchestvo",
+            "publichnoe aktsionernoe obshchestvo",
+            "zakrytoe aktsionernoe obshchestvo",
+            "otkrytoe aktsionernoe obshchestvo",
+            "tovarystvo z obmezhenoyu vidpovidalnistyu",
+            # Chinese (pinyin of 有限公司, 股份有限公司, 有限责任公司, 公司)
+            "you xian gong si",
+            "gu fen you xian gong si",
+            "you xian ze ren gong si",
+            "gong si",
+            # Japanese / Korean / Arabic / Persian / Turkish
+            "kabushiki kaisha",
+            "kk",
+            "jusikhoesa",
+            "sharikat",
+            "sherkat",
+            "as",
+            "anonim sirketi",
+            "ltd sti",
+            "sti",
+            # articles
+            "the",
+        },
+        key=lambda f: -len(f.split()),
+    )
+)
+_FOLD_MULTI = (("dzh", "j"), ("kh", "h"), ("ph", "f"), ("ck", "k"), ("ks", "x"), ("ch", "\x01"))
+_FOLD_ONE = str.maketrans({"c": "k", "q": "k", "w": "v", "y": "i", "\x01": "ch"})
+_DOUBLE = re.compile(r"([a-z])\1+")
+
+
+@lru_cache(maxsize=262144)
+def fold(token: str) -> str:
+    """Spellings that transliteration conventions swap, made equal: dzh/j, kh/h, ph/f, c/k/q, w/v,
+    y/i, ks/x, doubled letters. Applied to every token on both sides of a comparison, so
+    "Компаны" (kompany) = "company", "Хассан" (khassan) = "Hassan", "Quan" = "Kuan"."""
+    if token.isdigit():
+        return token
+    t = token
+    for a, b in _FOLD_MULTI:
+        t = t.replace(a, b)
+    return _DOUBLE.sub(r"\1", t.translate(_FOLD_ONE))
+
+
+_LEGAL_FORMS = tuple(tuple(fold(t) for t in f) for f in _LEGAL_FORMS)
+_LEGAL_FIRST: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+_LEGAL_LAST: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+for _f in _LEGAL_FORMS:
+    _LEGAL_FIRST[_f[0]].append(_f)
+    _LEGAL_LAST[_f[-1]].append(_f)
+
+_LEGAL_TOKENS = frozenset(t for f in _LEGAL_FORMS for t in f if len(t) >= 5)
+
+
+@lru_cache(maxsize=65536)
+def _canon(token: str) -> str:
+    """A token as a legal-form word when it is one with a typo ("limitbd" -> "limited")."""
+    if len(token) < 5 or token in _LEGAL_TOKENS:
+        return token
+    for lt in _LEGAL_TOKENS:
+        if abs(len(lt) - len(token)) <= 2 and fuzz.ratio(lt, token) >= 85:
+            return lt
+    return token
+
+
+_ABJAD = frozenset({"ARABIC", "HEBREW", "SYRIAC"})
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_DROP = re.compile(r"['`\u2019\u02bc\u02bf\u02be]")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalised:
+    """A name made comparable: Latin tokens, what was removed, which scripts it came from."""
+
+    tokens: tuple[str, ...]
+    legal_forms: tuple[str, ...] = ()
+    scripts: tuple[str, ...] = ()
+
+    @property
+    def compact(self) -> str:
+        return "".join(self.tokens)
+
+    @property
+    def abjad(self) -> bool:
+        """Written in a script that leaves short vowels out (Arabic, Hebrew): compare skeletons."""
+        return any(s in _ABJAD for s in self.scripts)
+
+
+def _scripts(text: str) -> tuple[str, ...]:
+    found: set[str] = set()
+    for ch in text:
+        if ord(ch) < 0x80 or not ch.isalpha():
+            continue
+        name = unicodedata.name(ch, "")
+        word = name.split(" ", 1)[0]
+        found.add("HAN" if word == "CJK" else word)
+    found.discard("LATIN")
+    return tuple(sorted(found))
+
+
+@lru_cache(maxsize=65536)
+def normalise(text: str) -> Normalised:
+    """Comparable Latin tokens for a name in any script (see the module docstring)."""
+    text = unicodedata.normalize("NFKC", text)
+    scripts = _scripts(text) if not text.isascii() else ()
+    if "HAN" in scripts and _HAN.search(text):
+        text = " ".join(lazy_pinyin(text))
+    if not text.isascii():
+        text = anyascii(text)
+    text = _NON_ALNUM.sub(" ", _DROP.sub("", text.lower()))
+    tokens = [fold(t) for t in text.split()]
+    removed: list[str] = []
+    changed = True
+    while changed and len(tokens) > 1:
+        changed = False
+        for form in _LEGAL_FIRST.get(_canon(tokens[0]), ()):
+            n = len(form)
+            if tuple(map(_canon, tokens[:n])) == form and len(tokens) > n:
+                removed.append(" ".join(form))
+                tokens = tokens[n:]
+                changed = True
+                break
+        if changed or len(tokens) <= 1:
+            continue
+        for form in _LEGAL_LAST.get(_canon(tokens[-1]), ()):
+            n = len(form)
+            if tuple(map(_canon, tokens[-n:])) == form and len(tokens) > n:
+                removed.append(" ".join(form))
+                tokens = tokens[:-n]
+                changed = True
+                break
+    return Normalised(tuple(tokens), tuple(removed), scripts)
+
+
+_SKELETON_MAP = str.maketrans({"q": "k", "c": "k", "z": "s", "w": "v", "j": "g", "x": "ks"})
+
+
+@lru_cache(maxsize=131072)
+def skeleton(token: str) -> str:
+    """A consonant skeleton: vowels (and y, h after a consonant) dropped, doubles collapsed,
+    close consonants folded (c/q->k, z->s, w->v, j->g, ph->f). "mohammed", "muhammad" and
+    Arabic "mhmd" all give "mhmd"."""
+    t = token.replace("ph", "f").replace("kh", "h").replace("gh", "g").replace("th", "t").replace("dh", "d")
+    t = t.replace("sh", "s").replace("ch", "k").translate(_SKELETON_MAP)
+    out: list[str] = []
+    for ch in t:
+        if ch in "aeiouy":
+            continue
+        if out and out[-1] == ch:
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    query: str
+    alias: str
+    similarity: float
+    how: str  # "=" exact, "~" edit similarity, "phonetic"
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    value: float
+    method: str  # "tokens" | "compact"
+    pairs: tuple[TokenPair, ...]
+    unmatched_query: tuple[str, ...]
+    unmatched_alias: tuple[str, ...]
+    token_score: float
+    compact_score: float
+
+
+def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
+    if a == b:
+        return 1.0, "="
+    if a.isdigit() or b.isdigit():
+        return 0.0, ""
+    sa, sb = skeleton(a), skeleton(b)
+    if abjad and sa and sa == sb:
+        return 0.92, "phonetic"
+    if len(a) <= 2 or len(b) <= 2:
+        return 0.0, ""
+    # Jaro-Winkler rewards a shared prefix generously ("romashka" ~ "romana" 0.89); averaging it
+    # with the Indel ratio keeps single typos high and different words low.
+    sim = (JaroWinkler.normalized_similarity(a, b) + fuzz.ratio(a, b) / 100) / 2
+    if len(a) <= 3 or len(b) <= 3:
+        sim -= 0.08  # short tokens: a prefix agreeing means little
+    if sa == sb and len(sa) >= 3:
+        sim = max(sim, 0.9)
+        how = "phonetic" if sim == 0.9 else "~"
+    else:
+        how = "~"
+    return (sim, how) if sim >= _MIN_TOKEN_SIM else (0.0, "")
+
+
+def score_tokens(
+    q: Normalised,
+    a: Normalised,
+    weight: dict[str, float] | None = None,
+    default_weight: float = 1.0,
+) -> Score:
+    """How well alias ``a`` matches query ``q`` (0..1), with the parts that agreed."""
+    qt, at = q.tokens, a.tokens
+    if not qt or not at:
+        return Score(0.0, "tokens", (), qt, at, 0.0, 0.0)
+    w = weight or {}
+    cands: list[tuple[float, int, int, str]] = []
+    for i, x in enumerate(qt):
+        for j, y in enumerate(at):
+            s, how = _token_sim(x, y, q.abjad or a.abjad)
+            if s > 0:
+                cands.append((s, i, j, how))
+    cands.sort(reverse=True)
+    used_q: set[int] = set()
+    used_a: set[int] = set()
+    pairs: list[TokenPair] = []
+    sim_q = [0.0] * len(qt)
+    sim_a = [0.0] * len(at)
+    for s, i, j, how in cands:
+        if i in used_q or j in used_a:
+            continue
+        used_q.add(i)
+        used_a.add(j)
+        sim_q[i] = sim_a[j] = s
+        pairs.append(TokenPair(qt[i], at[j], s, how))
+    wq = [w.get(t, default_weight) for t in qt]
+    wa = [w.get(t, default_weight) for t in at]
+    cov_q = sum(x * y for x, y in zip(wq, sim_q, strict=True)) / sum(wq)
+    cov_a = sum(x * y for x, y in zip(wa, sim_a, strict=True)) / sum(wa)
+    token_score = 0.0 if cov_q + cov_a == 0 else 2 * cov_q * cov_a / (cov_q + cov_a)
+    cq, ca = q.compact, a.compact
+    compact = 0.0
+    if min(len(cq), len(ca)) >= 6:
+        compact = fuzz.ratio(cq, ca) / 100
+        if len(qt) > 1 or len(at) > 1:
+            compact = max(compact, fuzz.ratio("".join(sorted(qt)), "".join(sorted(at))) / 100)
+        if q.abjad or a.abjad:
+            compact = max(compact, fuzz.ratio("".join(map(skeleton, qt)), "".join(map(skeleton, at))) / 100 - 0.05)
+        compact -= 0.03  # a slight preference for token agreement when both are close
+    unmatched_q = tuple(t for i, t in enumerate(qt) if i not in used_q)
+    unmatched_a = tuple(t for j, t in enumerate(at) if j not in used_a)
+    if compact > token_score:
+        return Score(compact, "compact", tuple(pairs), unmatched_q, unmatched_a, token_score, compact)
+    return Score(token_score, "tokens", tuple(pairs), unmatched_q, unmatched_a, token_score, compact)
+
+
+# -- the index ---------------------------------------------------------------------------------
+
+
+def _keys(tokens: Sequence[str], joined: int = 2) -> set[str]:
+    """Blocking keys: each token, its skeleton, 4-letter prefix and suffix, and adjacent tokens
+    run together (up to ``joined`` at a time), so "Hu Yong An" meets "HU, Yongan"."""
+    out: set[str] = set()
+    for n in range(2, joined + 1):
+        for i in range(len(tokens) - n + 1):
+            out.add("t:" + "".join(tokens[i : i + n]))
+    for t in tokens:
+        out.add("t:" + t)
+        sk = skeleton(t)
+        if len(sk) >= 2:
+            out.add("s:" + sk)
+        if len(t) >= 4:
+            out.add("p:" + t[:4])
+            out.add("x:" + t[-4:])
+    return out
+
+
+@dataclass(slots=True)
+class Match:
+    """One listed party matched by one query name."""
+
+    entity: Entity
+    alias: str  # the listed name or alias that matched
+    score: float
+    detail: Score
+    query: Normalised
+    alias_norm: Normalised
+    notes: list[str] = field(default_factory=list)
+
+    def explanation(self) -> str:
+        d = self.detail
+        parts: list[str] = []
+        if self.alias == self.entity.name:
+            parts.append(f"primary name '{self.alias}' matched")
+        else:
+            parts.append(f"alias '{self.alias}' of '{self.entity.name}' matched")
+        agreed = ", ".join(
+            f"{p.query}={p.alias}" if p.how == "=" else f"{p.query}~{p.alias} {p.similarity:.2f} ({p.how})"
+            for p in d.pairs
+        )
+        if agreed:
+            parts.append(f"tokens agreed: {agreed}")
+        if d.unmatched_query:
+            parts.append(f"query tokens unmatched: {' '.join(d.unmatched_query)}")
+        if d.unmatched_alias:
+            parts.append(f"listed tokens unmatched: {' '.join(d.unmatched_alias)}")
+        forms = sorted(set(self.query.legal_forms) | set(self.alias_norm.legal_forms))
+        if forms:
+            parts.append(f"legal forms ignored: {', '.join(forms)}")
+        if self.query.scripts:
+            parts.append(f"query transliterated from {'/'.join(s.title() for s in self.query.scripts)}")
+        parts.append(f"token score {d.token_score:.2f}, compact score {d.compact_score:.2f} ({d.method} used)")
+        parts.extend(self.notes)
+        parts.append(f"score {self.score:.2f}")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, object]:
+        """The DESIGN contract: ``name``, ``list``, ``score``, ``entity_id``, ``explanation``."""
+        return {
+            "name": self.entity.name,
+            "list": self.entity.list,
+            "score": round(self.score, 4),
+            "entity_id": self.entity.entity_id,
+            "explanation": self.explanation(),
+        }
+
+
+class NameIndex:
+    """Every name and alias of a set of listed parties, blocked for fast candidate lookup."""
+
+    def __init__(self, entities: Sequence[Entity]) -> None:
+        self.entities: list[Entity] = list(entities)
+        self._alias_entity: list[int] = []
+        self._alias_text: list[str] = []
+        self._alias_norm: list[Normalised] = []
+        postings: dict[str, list[int]] = defaultdict(list)
+        token_df: Counter[str] = Counter()
+        for ei, ent in enumerate(self.entities):
+            for name in ent.names():
+                norm = normalise(name)
+                if not norm.tokens:
+                    continue
+                ai = len(self._alias_text)
+                self._alias_entity.append(ei)
+                self._alias_text.append(name)
+                self._alias_norm.append(norm)
+                token_df.update(set(norm.tokens))
+                for k in _keys(norm.tokens):
+                    postings[k].append(ai)
+        n = max(len(self._alias_text), 1)
+        self._postings: dict[str, list[int]] = dict(postings)
+        self._key_weight = {k: math.log(1 + n / len(v)) for k, v in self._postings.items()}
+        self.token_weight: dict[str, float] = {t: math.log(1 + n / df) for t, df in token_df.items()}
+        self.unseen_weight = math.log(1 + n)
+
+    def __len__(self) -> int:
+        return len(self._alias_text)
+
+    def candidates(self, q: Normalised, limit: int = _TOP_CANDIDATES) -> list[int]:
+        """Alias ids sharing the rarest keys with the query, best first."""
+        keys = [k for k in _keys(q.tokens, 3) if k in self._postings]
+        if q.abjad:
+            keys += [k for k in {"s:" + skeleton(t) for t in q.tokens} if k in self._postings]
+        acc: defaultdict[int, float] = defaultdict(float)
+        rare = [k for k in keys if len(self._postings[k]) <= _MAX_POSTING]
+        for k in rare or keys:
+            w = self._key_weight[k]
+            for ai in self._postings[k]:
+                acc[ai] += w
+        return heapq.nlargest(limit, acc, key=acc.__getitem__)
+
+    def search(
+        self,
+        name: str,
+        *,
+        country: str | None = None,
+        threshold: float = WEAK,
+        limit: int = 10,
+    ) -> list[Match]:
+        """Listed parties matching ``name`` at ``threshold`` or above, best first, one per party.
+
+        With ``country`` (ISO alpha-2) a party whose list entry names other countries only is
+        marked down by 0.1 and one naming that country is noted as agreeing; the lists are
+        incomplete on countries, so the country never excludes a party on its own.
+        """
+        q = normalise(name)
+        if not q.tokens:
+            return []
+        best: dict[int, Match] = {}
+        for ai in self.candidates(q):
+            a = self._alias_norm[ai]
+            sc = score_tokens(q, a, self.token_weight, self.unseen_weight)
+            value = sc.value
+            ei = self._alias_entity[ai]
+            ent = self.entities[ei]
+            notes: list[str] = []
+            if country is not None and ent.countries:
+                cc = country.upper()
+                if cc in ent.countries:
+                    notes.append(f"country {cc} agrees with the listing")
+                else:
+                    value -= 0.1
+                    notes.append(f"country {cc} not among the listing's ({', '.join(ent.countries)}): -0.10")
+            value = max(0.0, min(1.0, value))
+            if value < threshold:
+                continue
+            cur = best.get(ei)
+            if cur is None or value > cur.score:
+                best[ei] = Match(ent, self._alias_text[ai], value, sc, q, a, notes)
+        out = sorted(best.values(), key=lambda m: (-m.score, m.entity.entity_id))
+        return out[:limit]

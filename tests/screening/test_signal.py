@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from geowarden.errors import SourceError
+from geowarden.model import Facts
+from geowarden.screening import CODES, cli
+from geowarden.screening.match import NameIndex
+from geowarden.screening.signal import evaluate, parse_owner
+
+
+@dataclass
+class Ctx:
+    restricted: frozenset[str] = frozenset({"RU", "CN", "IR", "KP"})
+
+
+def codes(ev: list) -> list[str]:  # type: ignore[type-arg]
+    return [e.code for e in ev]
+
+
+def test_listed_org(index: NameIndex) -> None:
+    ev = evaluate(Facts(org_name="Banco Nacional de Cuba S.A."), Ctx(), index)
+    assert codes(ev) == ["ORG_LISTED"]
+    assert ev[0].value["entity_id"] == "ofac-sdn:306"
+
+
+def test_unlisted_org_gives_nothing(index: NameIndex) -> None:
+    assert evaluate(Facts(org_name="Hetzner Online GmbH"), Ctx(), index) == []
+    assert evaluate(Facts(), Ctx(), index) == []
+
+
+def test_owned_by_restricted_jurisdiction_and_listed_owners(index: NameIndex) -> None:
+    facts = Facts(
+        org_name="Blue Harbour Trading Ltd",
+        org_owners=("Holdco Ltd:100:HK", "Acme Energy:60:RU:Holdco Ltd", "Banco Nacional de Cuba:0"),
+    )
+    ev = evaluate(facts, Ctx(), index)
+    assert "OWNER_LISTED" in codes(ev)
+    own = next(e for e in ev if e.code == "ORG_OWNED_BY_RESTRICTED")
+    assert own.value["blocked_share"] == 100 and own.value["look_through"] == pytest.approx(60)
+    assert any("restricted jurisdiction RU" in c for c in own.value["chains"])
+
+
+def test_two_owners_aggregate_and_incomplete(index: NameIndex) -> None:
+    ev = evaluate(Facts(org_name="Example", org_owners=("A:30:IR", "B:30:KP", "C::DE", "bad entry")), Ctx(), index)
+    assert "ORG_OWNED_BY_RESTRICTED" in codes(ev)
+    inc = next(e for e in ev if e.code == "OWNERSHIP_INCOMPLETE")
+    assert any("unknown percentage" in i for i in inc.value) and any("owner entry 4" in i for i in inc.value)
+
+
+def test_partial_ownership(index: NameIndex) -> None:
+    ev = evaluate(Facts(org_name="Example", org_owners=("A:20:RU", "B:80:US")), Ctx(), index)
+    assert codes(ev) == ["ORG_PARTLY_OWNED_BY_RESTRICTED"]
+
+
+def test_parse_owner() -> None:
+    assert parse_owner("Acme:60%:ru:Holdco") == ("Acme", 60.0, "RU", "Holdco")
+    assert parse_owner("Acme:") == ("Acme", None, None, None)
+    with pytest.raises(ValueError, match="expected"):
+        parse_owner("Acme")
+    with pytest.raises(ValueError, match="outside"):
+        parse_owner("Acme:150")
+
+
+def test_codes_documented() -> None:
+    for c in ["ORG_LISTED", "NAME_MATCH_WEAK", "ORG_OWNED_BY_RESTRICTED", "OWNERSHIP_INCOMPLETE"]:
+        assert c in CODES
+
+
+def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cli.ENV_VAR, raising=False)
+    ev = evaluate(Facts(org_name="Anything"), Ctx())
+    assert codes(ev) == ["SCREENING_UNAVAILABLE"]
+    with pytest.raises(SourceError):
+        cli.screen_names(["x"])
+
+
+def test_screen_names_contract(monkeypatch: pytest.MonkeyPatch, sanctions_dir: object) -> None:
+    monkeypatch.setenv(cli.ENV_VAR, str(sanctions_dir))
+    cli.clear_cache()
+    out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"])
+    assert len(out) == 2 and out[1] == []
+    m = out[0][0]
+    assert set(m) == {"name", "list", "score", "entity_id", "explanation"} and m["entity_id"] == "ofac-sdn:36"
+    assert cli.load_index() is cli.load_index()  # cached per process
+    assert any(r.unjoined.get("alt") for r in cli.load_reports())
+    cli.clear_cache()

@@ -1,0 +1,65 @@
+"""Screening wired into the Warden, the default policy, the CLI and the service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from geowarden.intel.snapshot import Snapshot
+from geowarden.model import Action, Facts
+from geowarden.policy.engine import PolicyEngine
+from geowarden.screening.cli import clear_cache
+from geowarden.warden import Warden
+from helpers import require_shared
+
+
+@pytest.fixture
+def lists(monkeypatch: pytest.MonkeyPatch) -> Path:
+    data = require_shared() / "sanctions"
+    monkeypatch.setenv("GEOWARDEN_SCREENING_DATA", str(data))
+    clear_cache()
+    return data
+
+
+def test_a_listed_organisation_is_blocked_at_signup(tiny_snapshot: Snapshot, lists: Path) -> None:
+    w = Warden(tiny_snapshot, PolicyEngine.load())
+    d = w.decide(Facts(ip="8.8.8.8", org_name="Rosoboronexport"))
+    assert d.action == Action.BLOCK
+    assert "ORG_LISTED" in [e.code for e in d.reasons]
+    clean = w.decide(Facts(ip="8.8.8.8", org_name="Acme Bakery GmbH"))
+    assert clean.action == Action.ALLOW
+
+
+def test_majority_restricted_ownership_blocks(tiny_snapshot: Snapshot, lists: Path) -> None:
+    w = Warden(tiny_snapshot, PolicyEngine.load())
+    owners = ("Rosoboronexport:30:RU", "Beijing Holding Co:30:CN", "Alice Smith:40:GB")
+    d = w.decide(Facts(ip="8.8.8.8", org_name="Front Trading Ltd", org_owners=owners))
+    assert d.action == Action.BLOCK
+    assert "ORG_OWNED_BY_RESTRICTED" in [e.code for e in d.reasons] + [e.code for e in d.evidence]
+
+
+def test_without_lists_screening_fails_open(tiny_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEOWARDEN_SCREENING_DATA", raising=False)
+    clear_cache()
+    d = Warden(tiny_snapshot, PolicyEngine.load()).decide(Facts(ip="8.8.8.8", org_name="Rosoboronexport"))
+    assert "SCREENING_UNAVAILABLE" in [e.code for e in d.evidence]
+    assert d.action == Action.ALLOW
+
+
+def test_screen_command(lists: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")}
+    env |= {"GEOWARDEN_HOME": str(tmp_path), "GEOWARDEN_SCREENING_DATA": str(lists)}
+    p = subprocess.run(
+        [sys.executable, "-m", "geowarden", "screen", "Рособоронэкспорт", "Acme Bakery GmbH", "--json"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    first, second = json.loads(p.stdout)
+    assert first and first[0]["score"] >= 0.91
+    assert {"name", "list", "score", "entity_id", "explanation"} <= first[0].keys()
+    assert second == []
