@@ -165,3 +165,13 @@ def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
     )
     assert cleared["action"] == "allow"
     assert token not in json.dumps(cleared)
+
+
+def test_test_modules_have_unique_names() -> None:
+    """pytest imports test modules by basename (no __init__.py): a duplicate breaks collection."""
+    from collections import Counter
+
+    from helpers import REPO
+
+    names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
+    assert [n for n, k in names.items() if k > 1] == []
