@@ -78,3 +78,20 @@ class Settings:
             log_format=log_format,
             log_level=env.get("GEOWARDEN_LOG_LEVEL", "INFO").strip().upper() or "INFO",
         )
+
+
+def secret_file(path: Path) -> bytes:
+    """A random secret kept in ``path``: read it, or create it (mode 0600, in a 0700 folder) the
+    first time. Used for the audit key and the allowlist secret under ``GEOWARDEN_HOME``."""
+    import secrets  # noqa: PLC0415
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+    return path.read_text(encoding="utf-8").strip().encode()

@@ -510,17 +510,10 @@ def sqlite_url(path: Path) -> str:
 
 def open_default(home: Path, *, url: str | None = None, retention_days: float | None = None) -> AuditLog:
     """The audit log under ``home`` (SQLite) or at ``url``; the audit key lives beside it."""
-    home.mkdir(parents=True, exist_ok=True)
-    key_path = home / "secrets" / "audit.key"
-    if not key_path.exists():
-        import os  # noqa: PLC0415
-        import secrets  # noqa: PLC0415
+    from geowarden.settings import secret_file  # noqa: PLC0415
 
-        key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    key = key_path.read_text(encoding="utf-8").strip().encode()
+    home.mkdir(parents=True, exist_ok=True)
+    key = secret_file(home / "secrets" / "audit.key")
     return AuditLog(url or sqlite_url(home / "audit.db"), key=key, retention_days=retention_days)
 
 

@@ -22,7 +22,6 @@ import hmac
 import ipaddress
 import json
 import os
-import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -60,13 +59,9 @@ class TokenSigner:
         env = os.environ.get("GEOWARDEN_ALLOWLIST_SECRET", "")
         if env:
             return cls(env.encode())
-        path = home / "secrets" / "allowlist.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        return cls(path.read_text(encoding="utf-8").strip().encode())
+        from geowarden.settings import secret_file  # noqa: PLC0415
+
+        return cls(secret_file(home / "secrets" / "allowlist.key"))
 
     def issue(self, subject: str, *, seconds: int, reason: str, now: float | None = None) -> str:
         kind, _, ident = subject.partition(":")
