@@ -79,7 +79,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--snapshot", type=Path, help="snapshot directory (default: the current one)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--connections", type=int, default=24)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -118,7 +118,7 @@ class AuditRecord:
 class AuditLog:
     """Append decisions and review events; query them back. Thread-safe."""
 
-    def __init__(self, url: str, *, key: bytes, retention_days: float | None = None, batch_ms: float = 2.0) -> None:
+    def __init__(self, url: str, *, key: bytes, retention_days: float | None = None, batch_ms: float = 1.0) -> None:
         if len(key) < 16:
             raise ConfigError("the audit key must be at least 16 bytes")
         self.url = url

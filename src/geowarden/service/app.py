@@ -440,6 +440,11 @@ def build_service(settings: Settings | None = None) -> Service:
     return Service(warden, audit, tokens, settings, TokenSigner.from_home(settings.home))
 
 
-def create_app_from_env() -> FastAPI:
-    """Factory for ASGI servers: ``uvicorn --factory geowarden.service.app:create_app_from_env``."""
-    return create_app(build_service())
+def create_app_from_env() -> Any:
+    """Factory for ASGI servers: ``uvicorn --factory geowarden.service.app:create_app_from_env``.
+
+    The FastAPI app behind the lean path for valid ``POST /v1/decide`` requests (``fastpath``)."""
+    from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
+
+    service = build_service()
+    return DecideFastPath(create_app(service), service)
