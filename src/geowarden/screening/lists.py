@@ -198,6 +198,27 @@ def _date_from_name(path: Path) -> str | None:
     return m.group(1) if m else None
 
 
+def _records(
+    path: Path, report: ParseReport, required: tuple[str, ...], what: str, *, delimiter: str = ","
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, row as a dict) of a delimited file with a header row that must name ``required``;
+    blank rows are passed over, rows of the wrong width are counted in ``report`` and skipped."""
+    header: list[str] | None = None
+    for line, row in _csv_rows(_read_text(path), delimiter=delimiter):
+        if header is None:
+            header = [h.strip() for h in row]
+            if not all(col in header for col in required):
+                raise SourceError(f"{path} is not {what} (no {'/'.join(required)} header)")
+            continue
+        if not row or all(not c.strip() for c in row):
+            continue
+        report.rows += 1
+        if len(row) != len(header):
+            report.skip(line, f"expected {len(header)} fields, found {len(row)}")
+            continue
+        yield line, dict(zip(header, row, strict=True))
+
+
 def _csv_rows(text: str, *, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for each record; the line is where the record starts."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
@@ -359,22 +380,8 @@ def parse_un(path: Path) -> tuple[list[Entity], ParseReport]:
 def parse_dpl(path: Path) -> tuple[list[Entity], ParseReport]:
     """Parse the BIS Denied Persons List (tab-separated, quoted header)."""
     report = ParseReport(source=str(path))
-    rows = _csv_rows(_read_text(path), delimiter="\t")
-    header: list[str] | None = None
     out: dict[tuple[str, str], Entity] = {}
-    for line, row in rows:
-        if header is None:
-            header = [h.strip() for h in row]
-            if "Name" not in header or "Country" not in header:
-                raise SourceError(f"{path} is not a BIS Denied Persons List (no Name/Country header)")
-            continue
-        if not row or all(not c.strip() for c in row):
-            continue
-        report.rows += 1
-        if len(row) != len(header):
-            report.skip(line, f"expected {len(header)} fields, found {len(row)}")
-            continue
-        rec = dict(zip(header, row, strict=True))
+    for line, rec in _records(path, report, ("Name", "Country"), "a BIS Denied Persons List", delimiter="\t"):
         name = rec["Name"].strip()
         if not name:
             report.skip(line, "empty name")
@@ -408,21 +415,8 @@ def _us_date(s: str) -> str | None:
 def parse_csl(path: Path) -> tuple[list[Entity], ParseReport]:
     """Parse a Consolidated Screening List CSV export (one row per party, with a header)."""
     report = ParseReport(source=str(path))
-    header: list[str] | None = None
     out: list[Entity] = []
-    for line, row in _csv_rows(_read_text(path)):
-        if header is None:
-            header = [h.strip() for h in row]
-            if "name" not in header or "source" not in header:
-                raise SourceError(f"{path} is not a Consolidated Screening List CSV (no name/source header)")
-            continue
-        if not row or all(not c.strip() for c in row):
-            continue
-        report.rows += 1
-        if len(row) != len(header):
-            report.skip(line, f"expected {len(header)} fields, found {len(row)}")
-            continue
-        rec = dict(zip(header, row, strict=True))
+    for line, rec in _records(path, report, ("name", "source"), "a Consolidated Screening List CSV"):
         name = rec["name"].strip()
         source = rec["source"].strip()
         if not name or not source:

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
@@ -39,6 +39,7 @@ from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenInfo, TokenStore
 from geowarden.service.clientip import TrustedProxies, client_ip
+from geowarden.service.middleware import facts_from_headers
 from geowarden.service.schemas import (
     DECIDE_EXAMPLE,
     DECISION_ID_PATTERN,
@@ -189,8 +190,6 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
             peer = request.client.host if request.client else None
             ip = client_ip(peer, {k.lower(): v for k, v in request.headers.items()}, service.trusted)
             if ip is not None:
-                from dataclasses import replace  # noqa: PLC0415
-
                 facts = replace(facts, ip=ip)
         return facts
 
@@ -232,16 +231,7 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         peer = request.client.host if request.client else None
         ip = h.get("x-envoy-external-address") if peer in service.trusted else None
         ip = ip or client_ip(peer, h, service.trusted)
-        facts = Facts(
-            ip=ip,
-            account_id=h.get("x-geowarden-account"),
-            api_key_id=h.get("x-geowarden-api-key-id"),
-            accept_language=h.get("accept-language"),
-            timezone=h.get("x-client-timezone"),
-            user_agent=h.get("user-agent"),
-            allow_token=h.get("x-geowarden-allow"),
-        )
-        d = await service.decide(facts, endpoint=endpoint)
+        d = await service.decide(facts_from_headers(h, ip), endpoint=endpoint)
         headers = {
             "x-geowarden-action": d.action.value,
             "x-geowarden-decision": d.decision_id,

@@ -18,7 +18,7 @@ headers (``x-geowarden-account``, ``x-geowarden-api-key-id`` by default) or a ca
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from geowarden.model import Action, Decision, Facts
@@ -48,7 +48,7 @@ class GeowardenMiddleware:
         self.warden = warden
         self.trusted = TrustedProxies.parse(trusted_proxies)
         self.exempt = exempt
-        self.facts_from = facts_from or _default_facts
+        self.facts_from = facts_from or (lambda _scope, headers, ip: facts_from_headers(headers, ip))
         self.on_decision = on_decision
         self.appeal_url = appeal_url
 
@@ -98,7 +98,9 @@ class GeowardenMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def _default_facts(_scope: Scope, headers: dict[str, str], ip: str | None) -> Facts:
+def facts_from_headers(headers: Mapping[str, str], ip: str | None) -> Facts:
+    """The facts an edge forwards in request headers (lower-case names); shared by the middleware
+    and the ext_authz / auth_request adapters."""
     return Facts(
         ip=ip,
         account_id=headers.get("x-geowarden-account"),

@@ -27,12 +27,13 @@ import threading
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import yaml
 
 from geowarden.errors import InputError, SourceError
 from geowarden.model import Evidence, Facts
+from geowarden.signals import Context
 
 SIGNAL = "card"
 
@@ -65,16 +66,6 @@ MISMATCH_CONFIDENCE = 0.3
 BIN_TABLE_ENV = "GEOWARDEN_BIN_TABLE"
 SCHEMES_FILE = Path(__file__).with_name("data") / "card_schemes.yaml"
 _MAX_RANGE = 100_000  # prefixes one table row may expand to
-
-
-class Context(Protocol):
-    """What this signal reads from the signal context (``geowarden.warden.SignalContext``)."""
-
-    @property
-    def restricted(self) -> Set[str]: ...
-
-    @property
-    def ip_country(self) -> str | None: ...
 
 
 # -- the BIN itself --------------------------------------------------------------------------

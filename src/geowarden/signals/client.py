@@ -22,13 +22,14 @@ import functools
 import importlib.resources
 import threading
 import zoneinfo
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
+from geowarden.signals import Context
 
 SIGNAL = "client"
 
@@ -74,16 +75,6 @@ MAX_TAGS: Final = 16
 
 #: Zones that stand for a sub-national jurisdiction (ISO 3166-2) rather than their countries.
 ZONE_JURISDICTIONS: Final[dict[str, tuple[str, ...]]] = {"Europe/Simferopol": ("UA-43", "UA-40")}
-
-
-class Context(Protocol):
-    """What this signal reads from the signal context (``geowarden.warden.SignalContext``)."""
-
-    @property
-    def restricted(self) -> Set[str]: ...
-
-    @property
-    def ip_country(self) -> str | None: ...
 
 
 # -- the tz database -------------------------------------------------------------------------

@@ -18,13 +18,14 @@ import threading
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Final
 
 import disposable_email_domains
 import yaml
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
+from geowarden.signals import Context
 
 SIGNAL = "email"
 
@@ -55,13 +56,6 @@ DEFAULT_PROVIDER_CONFIDENCE = 0.5
 MAX_LENGTH: Final = 254  # RFC 5321 path limit
 _DISPOSABLE: Set[str] = disposable_email_domains.blocklist
 _LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
-
-
-class Context(Protocol):
-    """What this signal reads from the signal context (``geowarden.warden.SignalContext``)."""
-
-    @property
-    def restricted(self) -> Set[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Set
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeGuard
 from urllib.parse import quote
@@ -39,6 +39,7 @@ from phonenumbers import carrier as pn_carrier
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
+from geowarden.signals import Context
 
 SIGNAL = "phone"
 
@@ -94,16 +95,6 @@ MAX_LENGTH = 40  # longer text is not a phone number; it is not parsed (nor cach
 LOOKUP_UNAVAILABLE = "phone-lookup"  # the SIGNAL_UNAVAILABLE value when a live provider fails
 
 _STRIP = str.maketrans("", "", " -().\u00a0\t/")
-
-
-class Context(Protocol):
-    """What this signal reads from the signal context (``geowarden.warden.SignalContext``)."""
-
-    @property
-    def restricted(self) -> Set[str]: ...
-
-    @property
-    def ip_country(self) -> str | None: ...
 
 
 # -- offline parsing -------------------------------------------------------------------------
