@@ -164,11 +164,12 @@ def decide_section(rep: Report, args: Any, n: int, seed: int) -> None:
     rep.say(f"snapshot : {warden.intel.id}; policy {warden.policy.version}")
     ips = sample(["8.8.8.8", "1.2.4.8", "5.3.0.1", "81.2.69.160", "2a00:1450:4001::1", "203.0.113.9"], n, seed, "ips")
     ip_only = [Facts(ip=ip) for ip in ips]
+    with_key = [Facts(ip=ip, api_key_id=f"ak-{i % 500}", account_id=f"acct-{i % 500}") for i, ip in enumerate(ips)]
     # Accounts: each keeps its phone, card, email, clock and language across its requests (as
     # real traffic does), so the policy's memo of rule results works as it would in service.
     accounts = [
         {"phone": p, "card_bin": b, "billing_country": "DE", "email": e, "timezone": z, "accept_language": a,
-         "account_id": f"acct-{i}"}
+         "account_id": f"acct-{i}", "api_key_id": f"ak-{i}"}
         for i, (p, b, e, z, a) in enumerate(zip(sample(PHONES, 500, seed, "a-phones"),
                                                 sample(BINS[:-1], 500, seed, "a-bins"),
                                                 sample(EMAILS, 500, seed, "a-emails"),
@@ -187,6 +188,7 @@ def decide_section(rep: Report, args: Any, n: int, seed: int) -> None:
     lat = measure_latency(
         [
             ("warden.decide, IP only", warden.decide, ip_only),
+            ("warden.decide, IP + key state (memory)", warden.decide, with_key),
             (ACCOUNTS, warden.decide, by_account),
             ("warden.decide, every fact, all new", warden.decide, fresh),
             ("warden.evidence (signals only), every fact", warden.evidence, fresh),

@@ -11,6 +11,7 @@ explicit arguments and fall back to ``Settings.from_env()`` only when given none
 | ``GEOWARDEN_ALLOWLIST_SECRET`` | ``$GEOWARDEN_HOME/secrets/allowlist.key`` | HMAC secret of allowlist tokens |
 | ``GEOWARDEN_AUDIT_URL`` | SQLite at ``$GEOWARDEN_HOME/audit.db`` | SQLAlchemy URL (``postgresql+psycopg://...``) |
 | ``GEOWARDEN_AUDIT_RETENTION_DAYS`` | keep forever | delete audited decisions older than this |
+| ``GEOWARDEN_STATE_URL`` | ``memory`` (this process) | behaviour state: ``memory`` or ``redis://host:port/db`` |
 | ``GEOWARDEN_TRUSTED_PROXIES`` | none | comma-separated addresses/networks whose forwarding headers are believed |
 | ``GEOWARDEN_PUBLIC_URL`` | ``http://127.0.0.1:8080`` | base of the appeal links given to end users |
 | ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` |
@@ -38,6 +39,7 @@ class Settings:
     log_level: str = "INFO"
     audit_url: str | None = None
     audit_retention_days: float | None = None
+    state_url: str | None = None
     trusted_proxies: str = ""
     public_url: str = "http://127.0.0.1:8080"
 
@@ -71,6 +73,7 @@ class Settings:
         return cls(
             audit_url=env.get("GEOWARDEN_AUDIT_URL", "").strip() or None,
             audit_retention_days=retention,
+            state_url=env.get("GEOWARDEN_STATE_URL", "").strip() or None,
             trusted_proxies=env.get("GEOWARDEN_TRUSTED_PROXIES", ""),
             public_url=env.get("GEOWARDEN_PUBLIC_URL", "").strip().rstrip("/") or "http://127.0.0.1:8080",
             home=home,

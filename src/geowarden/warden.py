@@ -34,7 +34,10 @@ from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.base import Policy, Verdict
 from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
-from geowarden.signals import card, client, email, network, phone
+from geowarden.signals import behaviour, card, client, email, network, phone
+from geowarden.signals.behaviour import DEFAULT_CONFIG as DEFAULT_BEHAVIOUR
+from geowarden.signals.behaviour import BehaviourConfig
+from geowarden.state import StateStore, open_store
 
 log = logging.getLogger("geowarden")
 _ids = random.Random(int.from_bytes(os.urandom(16), "big"))  # noqa: S311 - ids must be unique, not secret
@@ -54,6 +57,8 @@ class SignalContext:
     intel: Snapshot
     restricted: frozenset[str]
     found: Sequence[Evidence] = ()
+    state: StateStore | None = None  # behaviour state (memory or Redis); None: no behaviour signal
+    behaviour: BehaviourConfig = DEFAULT_BEHAVIOUR  # the policy's behaviour thresholds
 
     @property
     def ip_country(self) -> str | None:
@@ -95,6 +100,7 @@ DEFAULT_SIGNALS: tuple[Signal, ...] = (
     ("email", email.evaluate),
     ("client", client.evaluate),
     ("rtt", _latency),
+    ("key", behaviour.evaluate),
     ("screening", _screening),
 )
 
@@ -144,14 +150,25 @@ class Warden:
         *,
         signals: Sequence[Signal] = DEFAULT_SIGNALS,
         shadow: Policy | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.intel = intel
+        self.state: StateStore = state if state is not None else open_store(None)
         self.policy: Policy = policy or PolicyEngine.load()
         self.signals = tuple(signals)
         self.shadow_policy = shadow
         self.shadow = ShadowStats(shadow.version) if shadow is not None else None
         self.unavailable: Counter[str] = Counter()  # signal -> times it could not answer
-        self._ctx = SignalContext(intel, frozenset(self.policy.restricted))
+        self._ctx = self._context()
+
+    def _context(self) -> SignalContext:
+        config = getattr(self.policy, "behaviour", None)
+        return SignalContext(
+            self.intel,
+            frozenset(self.policy.restricted),
+            state=self.state,
+            behaviour=config if isinstance(config, BehaviourConfig) else DEFAULT_BEHAVIOUR,
+        )
 
     @classmethod
     def open(
@@ -175,14 +192,19 @@ class Warden:
 
             store = SnapshotStore(settings.intel_dir)
             intel = store.open_current(default_sources=default_sources, progress=progress)
-        return cls(intel, load_policy(settings, policy), shadow=load_policy(settings, shadow) if shadow else None)
+        return cls(
+            intel,
+            load_policy(settings, policy),
+            shadow=load_policy(settings, shadow) if shadow else None,
+            state=open_store(settings.state_url),
+        )
 
     def reload_policy(self, path: Path | None, settings: Settings | None = None) -> str:
         """Load a policy file and switch to it; if it does not load, the current policy stays
         active and the ``ConfigError`` (file, line, reason) is raised. Returns the new version."""
         new = load_policy(settings or Settings.from_env(), path)  # raises before anything changes
         self.policy = new
-        self._ctx = SignalContext(self.intel, frozenset(new.restricted))
+        self._ctx = self._context()
         log.info("policy %s is active", new.version)
         return new.version
 
@@ -197,7 +219,8 @@ class Warden:
         out: list[Evidence] = []
         # One context per request, over the list being filled: each signal sees what the ones
         # before it found (read-only: ``found`` is a Sequence).
-        ctx = SignalContext(self._ctx.intel, self._ctx.restricted, out)
+        base = self._ctx
+        ctx = SignalContext(base.intel, base.restricted, out, base.state, base.behaviour)
         for name, signal in self.signals:
             try:
                 out.extend(signal(facts, ctx))

@@ -17,7 +17,7 @@ def warden(tiny_snapshot: Snapshot) -> Warden:
 
 
 def test_default_signals_run_ip_first() -> None:
-    assert [n for n, _ in DEFAULT_SIGNALS] == ["ip", "phone", "card", "email", "client", "rtt", "screening"]
+    assert [n for n, _ in DEFAULT_SIGNALS] == ["ip", "phone", "card", "email", "client", "rtt", "key", "screening"]
 
 
 def test_signals_see_what_the_ones_before_them_found(tiny_snapshot: Snapshot) -> None:

@@ -30,6 +30,13 @@ What a rule sees (all keys always present; unknown is ``""``, ``0`` or ``false``
 - ``rtt``: ``checked``, ``too_far`` (the address's or a declared location is physically impossible
   given the measured round trips), ``violation_km``, ``region_countries`` (where the client can be),
   ``region_restricted`` (those of them the policy restricts), ``tunnel`` (a TCP/application RTT gap);
+- ``key``: how the API key (or, without one, the account) is used across requests, from the
+  behaviour signal: ``checked``, ``networks_1h``, ``networks_24h``, ``asns_1h``, ``countries_1h``,
+  ``countries_24h``, ``requests_24h``, ``hosting_share_24h``, ``concurrent_km`` (farthest place seen
+  within the concurrency window, lower bound), ``travel_kmh`` (fastest implied travel),
+  ``active_hours_24h``, ``tokens_1h``, ``flags`` (batch-analytics flags), and ``restricted_places``
+  (restricted countries among the places behind a concurrency or travel finding); the thresholds
+  the signal applies are the policy's ``behaviour:`` section;
 - ``unavailable``: the signals that could not answer.
 """
 
@@ -49,6 +56,7 @@ from geowarden.model import Action, Evidence, Facts
 from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.base import Verdict
 from geowarden.policy.spec import PolicySpec, RuleSpec, read
+from geowarden.signals.behaviour import BehaviourConfig
 from geowarden.signals.codes import CODES
 
 DEFAULT_POLICY = Path(__file__).with_name("default.yaml")
@@ -56,7 +64,7 @@ _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 _CEL_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, ArithmeticError)
 VARIABLES = frozenset(
     {"ip", "restricted", "evidence", "confidence", "allow", "facts", "phone", "card", "email", "client", "hints",
-     "rtt", "unavailable"}
+     "rtt", "key", "unavailable"}
 )  # fmt: skip
 _MEMO_SIZE = 4096  # distinct rule contexts whose results are kept
 _UNSET = object()
@@ -101,6 +109,7 @@ class PolicyEngine:
         self._restricted = frozenset(spec.restricted)
         self._restricted_list = sorted(spec.restricted)
         self._used = sorted(set().union(*(r.variables for r in self.rules)) & VARIABLES) if self.rules else []
+        self._fields = accessed_fields([r.spec.when for r in self.rules], self._used)
         self._memo: dict[Any, tuple[RuleResult, ...]] = {}
         self._tls = threading.local()
 
@@ -119,6 +128,11 @@ class PolicyEngine:
     @property
     def restricted(self) -> Set[str]:
         return self._restricted
+
+    @property
+    def behaviour(self) -> BehaviourConfig:
+        """The thresholds of the behaviour signal (the policy's ``behaviour:`` section)."""
+        return self.spec.behaviour
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -140,7 +154,8 @@ class PolicyEngine:
         """Every rule's result for one context. Rules are pure, so results are memoised per
         distinct context (only the variables the rules use count); the CEL context is built once
         per request and shared by all rules."""
-        used = {k: ctx[k] for k in self._used}
+        fields = self._fields
+        used = {k: ({f: ctx[k][f] for f in fields[k] if f in ctx[k]} if k in fields else ctx[k]) for k in self._used}
         key = repr(used)  # the context's dicts are built in a fixed key order: repr is a faithful key
         hit = self._memo.get(key)
         if hit is not None:
@@ -260,6 +275,24 @@ class PolicyEngine:
             "fired": list(verdict.rules),
             "user_message": verdict.user_message,
         }
+
+
+def accessed_fields(sources: Sequence[str], variables: Sequence[str]) -> dict[str, frozenset[str]]:
+    """For each map variable the rules only ever read field by field (``key.flags``, never
+    ``key`` alone), the fields they read. Only those fields go into the CEL context and the memo
+    key, so a variable with many changing fields (``key``'s counters) neither costs a conversion
+    nor defeats the memo when the rules look at one stable field of it."""
+    out: dict[str, frozenset[str]] = {}
+    for var in variables:
+        fields: set[str] = set()
+        bare = False
+        name = re.escape(var)
+        for src in sources:
+            fields.update(re.findall(r"(?<![\w.])" + name + r"\s*\.\s*([A-Za-z_]\w*)", src))
+            bare = bare or re.search(r"(?<![\w.])" + name + r"(?!\s*\.)(?!\w)", src) is not None
+        if fields and not bare:
+            out[var] = frozenset(fields)
+    return out
 
 
 def compile_rule(spec: PolicySpec, rule: RuleSpec) -> CompiledRule:
@@ -422,6 +455,7 @@ def build_context(
         },
         "hints": [name for name, codes in _HINT_CODES if not found.isdisjoint(codes)],
         "rtt": _rtt_context(evidence, found),
+        "key": _key_context(evidence),
         "unavailable": unavailable,
     }
 
@@ -445,6 +479,33 @@ def _rtt_context(evidence: Sequence[Evidence], found: set[str]) -> dict[str, Any
         "region_restricted": [str(c) for c in region.get("restricted", [])],
         "tunnel": "RTT_TUNNEL_GAP" in found,
     }
+
+
+_KEY_FIELDS = (
+    ("networks_1h", 0), ("networks_24h", 0), ("asns_1h", 0), ("countries_1h", 0), ("countries_24h", 0),
+    ("requests_24h", 0), ("hosting_share_24h", 0.0), ("concurrent_km", 0.0), ("travel_kmh", 0.0),
+    ("active_hours_24h", 0), ("tokens_1h", 0.0),
+)  # fmt: skip
+
+
+def _key_context(evidence: Sequence[Evidence]) -> dict[str, Any]:
+    """What the behaviour signal found about the key (every field present; zero when unknown)."""
+    activity: dict[str, Any] = {}
+    places: set[str] = set()
+    for e in evidence:
+        if not isinstance(e.value, dict):
+            continue
+        if e.code == "KEY_ACTIVITY":
+            activity = e.value
+        elif e.code in ("KEY_CONCURRENT_DISTANT", "KEY_IMPOSSIBLE_TRAVEL"):
+            places.update(str(c) for c in e.value.get("restricted", []))
+    out: dict[str, Any] = {"checked": bool(activity)}
+    for name, zero in _KEY_FIELDS:
+        value = activity.get(name, zero)
+        out[name] = type(zero)(value) if isinstance(value, int | float) else zero
+    out["flags"] = [str(f) for f in activity.get("flags", [])]
+    out["restricted_places"] = sorted(places)
+    return out
 
 
 #: Evidence whose value the context reads (the first of each code counts).

@@ -10,6 +10,7 @@
     thresholds: {block: 0.9, review: 0.7, challenge: 0.5, limited: 0.3}   # combined score -> action
     fail_modes: {ip: closed, default: review}                            # per signal: open|closed|review
     messages: {block: "..."}            # user-safe text per action (optional)
+    behaviour: {countries_max: 3, concurrent_km: 1500}   # per-key behaviour thresholds (optional)
     rules:
       - name: restricted-country
         when: ip.country in restricted && !allow.matched    # CEL, compiled once at load
@@ -26,6 +27,7 @@ a ``ConfigError`` naming the file, line and reason.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -36,14 +38,21 @@ from typing import Any
 
 import pycountry
 
+from geowarden.errors import ConfigError
 from geowarden.model import Action
 from geowarden.policy.base import USER_MESSAGES
 from geowarden.policy.yamlsrc import Key, Where, load
+from geowarden.signals.behaviour import DEFAULT_CONFIG as DEFAULT_BEHAVIOUR
+from geowarden.signals.behaviour import BehaviourConfig
+
+BEHAVIOUR_FIELDS = frozenset(f.name for f in dataclasses.fields(BehaviourConfig))
 
 FAIL_MODES = ("open", "closed", "review")
 BASES = ("sanctions", "export-control", "company-policy")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-TOP_KEYS = {"policy", "description", "restricted", "thresholds", "fail_modes", "messages", "rules", "tests"}
+TOP_KEYS = {
+    "policy", "description", "restricted", "thresholds", "fail_modes", "messages", "behaviour", "rules", "tests"
+}  # fmt: skip
 RULE_KEYS = {"name", "when", "action", "weight", "reasons", "message", "description"}
 
 
@@ -79,6 +88,7 @@ class PolicySpec:
     messages: dict[Action, str]
     rules: tuple[RuleSpec, ...]
     where: Where
+    behaviour: BehaviourConfig = DEFAULT_BEHAVIOUR  # thresholds of the behaviour (per-key) signal
 
     def fail_mode(self, signal: str) -> str:
         """What to do when ``signal`` cannot answer. Unless the policy says otherwise, a signal
@@ -122,7 +132,22 @@ def parse(raw: Any, where: Where, *, version: str, known_codes: set[str]) -> Pol
         messages=_messages(raw.get("messages", {}), where),
         rules=rules,
         where=where,
+        behaviour=_behaviour(raw.get("behaviour", {}), where),
     )
+
+
+def _behaviour(value: Any, where: Where) -> BehaviourConfig:
+    if value is None or value == {}:
+        return DEFAULT_BEHAVIOUR
+    if not isinstance(value, dict):
+        raise where.error(("behaviour",), "behaviour must map setting names to numbers")
+    for name in value:
+        try:
+            BehaviourConfig.from_mapping({name: value[name]})
+        except ConfigError as exc:
+            path: Key = ("behaviour", name) if name in BEHAVIOUR_FIELDS else ("behaviour",)
+            raise where.error(path, str(exc)) from None
+    return BehaviourConfig.from_mapping(value)
 
 
 def canonical(spec: PolicySpec) -> str:
@@ -132,6 +157,7 @@ def canonical(spec: PolicySpec) -> str:
             "restricted": sorted(spec.restricted),
             "thresholds": [[s, a.value] for s, a in spec.thresholds],
             "fail_modes": spec.fail_modes,
+            "behaviour": dataclasses.asdict(spec.behaviour),
             "rules": [[r.name, r.when, r.action and r.action.value, r.weight, list(r.reasons)] for r in spec.rules],
         },
         sort_keys=True,

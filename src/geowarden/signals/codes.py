@@ -8,7 +8,7 @@ stable: a code may be added or deprecated, never renamed.
 from __future__ import annotations
 
 from geowarden import latency, screening
-from geowarden.signals import card, client, email, otp, phone
+from geowarden.signals import behaviour, card, client, email, otp, phone
 
 _NETWORK: dict[str, tuple[str, str]] = {
     "IP_COUNTRY": ("ip", "The country the address is placed in (fused from all country sources); informational."),
@@ -66,6 +66,7 @@ CODES: dict[str, tuple[str, str]] = _merge(
     client.CODES,
     otp.CODES,
     latency.CODES,
+    behaviour.CODES,
     {code: ("screening", meaning) for code, meaning in screening.CODES.items()},
     _COMMON,
 )
