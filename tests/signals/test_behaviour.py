@@ -179,11 +179,13 @@ def test_relay_shape_on_a_restricted_clock(warden: Warden) -> None:
     d = _workdays(warden, "ak-relay", range(1, 10))
     v = _evidence(d, "KEY_RELAY_SHAPE")
     assert v["address_country"] == "US" and "CN" in v["fits"] and abs(v["utc_offset_h"] - 8) <= 1.5
-    assert d.action == Action.REVIEW and "key-relay-shape" in d.rules
+    assert d.action == Action.CHALLENGE and "key-relay-shape" in d.rules
+    assert d.score > 0.6  # hosting 0.5 and relay shape 0.45 (x 0.8): more than hosting alone
+    assert not any("-" in cc for cc in v["fits"])  # regions have no zones of their own: they never fit
     # The same relay on a US working day (09-18 in UTC-5 = 14-23 UTC) is just cloud use.
     honest = _workdays(warden, "ak-us-cloud", range(14, 23))
     assert "KEY_RELAY_SHAPE" not in _codes(honest)
-    assert honest.action == Action.CHALLENGE  # hosting, as before
+    assert honest.action == Action.CHALLENGE and honest.score == 0.5  # hosting alone, as before
 
 
 def test_volume_spike_against_the_accounts_own_history(warden: Warden) -> None:

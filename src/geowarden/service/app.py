@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from geowarden.audit.store import AuditLog, open_default
 from geowarden.errors import GeowardenError
@@ -96,6 +96,16 @@ class Metrics:
             ),
         )
 
+    def watch_state(self, warden: Warden) -> None:
+        """Gauges read from the behaviour state store at each scrape: whether it answers, and how
+        many of its calls could not (each such decision ran under the ``key`` fail mode)."""
+        up = Gauge("geowarden_state_up", "Whether the behaviour state store answers (1) or not (0)",
+                   registry=self.registry)  # fmt: skip
+        failures = Gauge("geowarden_state_failures", "State store calls that could not answer since start",
+                         registry=self.registry)  # fmt: skip
+        up.set_function(lambda: 1.0 if warden.state.health().get("ok") else 0.0)
+        failures.set_function(lambda: float(warden.state.health().get("failures", 0)))
+
 
 class Service:
     """What the routes share."""
@@ -110,6 +120,7 @@ class Service:
         self.signer = signer
         self.trusted = TrustedProxies.parse(settings.trusted_proxies)
         self.metrics = Metrics.create()
+        self.metrics.watch_state(warden)
         self._ref_key = signer.derive("appeal-ref")
 
     def screening_ready(self) -> bool:
@@ -396,6 +407,7 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
             snapshot=service.warden.intel.id,
             policy=service.warden.policy.version,
             audit_written=service.audit.written,
+            state=service.warden.state.health(),
         )
 
     @app.get("/map/world.svg", include_in_schema=False)

@@ -41,6 +41,9 @@ class FactsIn(BaseModel):
         default_factory=list, max_length=64, description="Round trips measured from PoPs: [[lat, lon, ms], ...]"
     )
     allow_token: str | None = Field(default=None, description="An allowlist token presented with the request")
+    input_tokens: StrictInt | None = Field(
+        default=None, ge=0, description="Prompt size in tokens: the account's volume, for the behaviour signal"
+    )
 
     def to_facts(self) -> Facts:
         return Facts(
@@ -59,6 +62,7 @@ class FactsIn(BaseModel):
             org_owners=tuple(self.org_owners),
             rtt=tuple(RTTSample(lat=a, lon=b, ms=c) for a, b, c in self.rtt),
             allow_token=self.allow_token,
+            extra={"input_tokens": self.input_tokens} if self.input_tokens is not None else {},
         )
 
 
@@ -136,6 +140,9 @@ class Health(BaseModel):
     snapshot: str
     policy: str
     audit_written: int
+    state: dict[str, Any] = Field(
+        default_factory=dict, description="The behaviour state store: kind, ok, failures (calls it could not answer)"
+    )
 
 
 DECIDE_EXAMPLE = {"ip": "1.2.4.8", "account_id": "acct-42", "api_key_id": "key-7", "accept_language": "zh-CN"}

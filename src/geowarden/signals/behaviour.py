@@ -385,9 +385,13 @@ def judge(  # noqa: PLR0915 - one pass over the features, one block per code
     if here and hosting_share >= cfg.relay_hosting_share and sum(profile) >= cfg.relay_min_requests:
         offset = profile_offset(profile)  # only where it can matter: it is the signal's dearest step
     if offset is not None:
-        fits = [cc for cc in sorted(restricted) if _gap(offset[0], country_offsets(cc)) <= FITS_HOURS]
+        fits = [
+            cc
+            for cc in sorted(restricted)
+            if country_offsets(cc) and _gap(offset[0], country_offsets(cc)) <= FITS_HOURS
+        ]
         gap = _gap(offset[0], country_offsets(here))
-        if fits and gap >= cfg.relay_offset_gap_hours:
+        if fits and country_offsets(here) and gap >= cfg.relay_offset_gap_hours:
             out.append(
                 Evidence(
                     signal=SIGNAL,
