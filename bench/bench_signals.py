@@ -97,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20_000, help="calls per signal per pass")
     parser.add_argument("--no-decide", action="store_true", help="skip the warden.decide figures")
+    parser.add_argument("--state-url", default="redis://127.0.0.1:6379/0", help="Redis for the key-state case")
     args = parse_checked(parser, argv)
     n, seed = args.n, args.seed
 
@@ -185,10 +186,17 @@ def decide_section(rep: Report, args: Any, n: int, seed: int) -> None:
                                      sample(EMAILS, n, seed, "d-emails"), sample(ZONES, n, seed, "d-zones"),
                                      sample(LANGS, n, seed, "d-langs"), strict=True)
     ]  # fmt: skip
+    cases: list[tuple[str, Any, list[Facts]]] = []
+    redis_warden = _redis_warden(warden, args.state_url)
+    if redis_warden is not None:
+        cases.append(("warden.decide, IP + key state (Redis)", redis_warden.decide, with_key))
+    else:
+        rep.say(f"Redis at {args.state_url} is not answering: the Redis case is skipped")
     lat = measure_latency(
         [
             ("warden.decide, IP only", warden.decide, ip_only),
             ("warden.decide, IP + key state (memory)", warden.decide, with_key),
+            *cases,
             (ACCOUNTS, warden.decide, by_account),
             ("warden.decide, every fact, all new", warden.decide, fresh),
             ("warden.evidence (signals only), every fact", warden.evidence, fresh),
@@ -205,6 +213,20 @@ def decide_section(rep: Report, args: Any, n: int, seed: int) -> None:
             f"p99 {full.p99_median / full.p50_median:.2f}x p50 (budget < {P99_X:g}x): {verdict(ok)}")  # fmt: skip
     rep.doc["decide"] = {k: v.to_dict() for k, v in lat.items()}
     rep.doc["decide_every_fact_ok"] = ok
+
+
+def _redis_warden(warden: Any, url: str) -> Any:
+    """A second Warden over the same snapshot and policy with its key state in Redis (or None)."""
+    from geowarden.state import StateUnavailable  # noqa: PLC0415
+    from geowarden.state.redisstore import RedisStore  # noqa: PLC0415
+    from geowarden.warden import Warden  # noqa: PLC0415
+
+    store = RedisStore(url, prefix="gwbench:", timeout=1.0)
+    try:
+        store.clear()
+    except StateUnavailable:
+        return None
+    return Warden(warden.intel, warden.policy, state=store)
 
 
 if __name__ == "__main__":

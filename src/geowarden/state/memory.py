@@ -191,7 +191,8 @@ class MemoryStore:
         day = hour // 24
         first_hour = (day - op.days + 1) * 24  # the first hour of the oldest day kept
         if len(h.hours) > op.days * 24:
-            for k in [k for k in h.hours if k < first_hour]:
+            keep = min(first_hour, hour - 23)  # the profile's days, and the last 24 hours for active_24h
+            for k in [k for k in h.hours if k < keep]:
                 del h.hours[k]
         profile = [0] * 24
         active = 0
@@ -234,7 +235,7 @@ class MemoryStore:
 
 def _starts(windows: tuple[int, ...], now: float) -> list[float]:
     """When each window's oldest bucket starts (``base``'s bucketing)."""
-    out = []
+    out: list[float] = []
     for w in windows:
         size = w // BUCKETS or 1
         out.append((int(now // size) - BUCKETS + 1) * size)
