@@ -7,12 +7,12 @@ import pytest
 
 from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import Snapshot
-from geowarden.simulate import personas, world
+from geowarden.simulate import blocks, personas, world
 
 
-def _block(snap: Snapshot, kind: str, seed: int = 7, events: int = 500) -> personas.Block:
+def _block(snap: Snapshot, kind: str, seed: int = 7, events: int = 500) -> blocks.Block:
     geo = world.load_geo()
-    return personas.generate(
+    return blocks.generate(
         personas.PERSONAS[kind], 30, events, np.random.default_rng(seed), world.AddressSpace.of(snap), geo,
         world.city_zones(geo),
     )  # fmt: skip

@@ -1,6 +1,8 @@
 """A realistic traffic simulator over real data, and the evaluation of the live decision path.
 
-- ``simulate(scenario, events, seed, out, labels)``: API log events and labels (``scenario``);
+- ``simulate(scenario, events, seed, out, labels, accounts=...)``: API log events, labels and
+  the accounts table (``scenario``; personas in ``personas``, events in ``blocks``, time in
+  ``timeline``, prompt fingerprints in ``prompts``, account identities in ``accounts``);
 - ``evaluate(logs, labels, policy, snapshot)``: per-persona recall / FPR / reasons (``eval``).
 
 See docs/simulate.md.

@@ -3,11 +3,13 @@
 A persona says where its people are (``location``), where their identity comes from
 (``origin``: phone, card, e-mail, language, clock), which networks their requests leave from
 (``network``: a mix of ``local``, ``mobile``, ``corp_proxy``, ``cloud``, ``vpn``,
-``resi_proxy``, each with exit countries), how they set their client (time zone and language
-from origin, location or exit), how many accounts, keys and clients (devices, end users) they
-have, and whether the policy *should* allow them. ``generate`` turns one persona, a number of
-subjects and a number of events into a ``Block`` of columns, vectorised with numpy: strings
-live in small per-block pools and events carry indices into them.
+``resi_proxy``, each with exit countries and optionally confined to a few /24 ``prefixes``),
+how they set their client (time zone and language from origin, location or exit), how many
+accounts, keys and clients (devices, end users) they have, and whether the policy *should*
+allow them. Further parameters shape what batch analytics look at: prompts (``prompts``), time
+(``diurnal``, ``windows_per_day``, ``active_from_day``, ``flight_hours``), the adoption of a
+newly released model, and the accounts table (shared cards and phones, families,
+organisation, creation bursts). ``blocks.generate`` turns a persona into events.
 """
 
 from __future__ import annotations
@@ -16,14 +18,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-import phonenumbers
-from phonenumbers import PhoneNumberType
-
 from geowarden.errors import ConfigError
-from geowarden.simulate import world
-from geowarden.simulate.world import AddressSpace, Geo, IntArray, Selector
+from geowarden.simulate import prompts, world
 
 RESTRICTED_HOMES = ("CN", "RU")
 NETWORK_KINDS = ("local", "mobile", "corp_proxy", "cloud", "vpn", "resi_proxy", "restricted_local")
@@ -36,6 +32,7 @@ class Route:
     via: str
     share: float = 1.0
     countries: tuple[str, ...] = ()  # exit countries; empty: the client's own country
+    prefixes: int = 0  # > 0: addresses confined to this many /24 networks per exit country
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +60,33 @@ class Persona:
     shared_bins: int = 0  # > 0: the whole persona pays with this many BINs
     burst: float = 0.0  # mean length of a run of consecutive requests by one account (0: none)
     activity_sigma: float = 1.0  # lognormal spread of events per account
+    # clients
+    cities: tuple[str, ...] = ()  # client cities (names in world.CITIES); empty: any in the country
+    user_agents: tuple[str, ...] = ()  # replaces the ``ua`` pool (one scripted client, say)
+    # prompts: the prompt_fingerprint column
+    prompts: dict[str, float] = field(default_factory=lambda: {"unique": 0.8, "app": 0.17, "popular": 0.03})
+    app_prompts: int = 2  # fixed prompts per account
+    campaign_templates: int = 4  # templates of the campaign (``prompts: {campaign: ...}``)
+    # when requests happen
+    diurnal: float = 0.0  # 0: flat; 1: follows people's local hours of activity
+    windows_per_day: float = 0.0  # > 0: requests only in this many synchronised windows a day
+    window_minutes: float = 15.0
+    active_from_day: float = 0.0  # no requests before this day of the timeline
+    flight_hours: float = 0.0  # > 0: each account flies once, origin -> location; no requests in the air
+    adopt_hours: float = 36.0  # mean delay before an account moves to a newly released model
+    adopt_share: float = 0.4  # its share of requests on the new model after that
+    # the accounts table
+    organisation: str = ""  # "": none (corporate e-mail: its domain's company); "auto": one made up; else a name
+    email_domain: str = ""  # with an organisation: every corporate e-mail's domain
+    family_share: float = 0.0  # share of accounts in families of 2-4 sharing a card (30 %: also a phone)
+    shared_cards: int = 0  # > 0: accounts pay with this many shared cards
+    shared_card_share: float = 1.0  # the share of accounts on those cards
+    shared_phones: int = 0  # > 0: accounts reuse this many phone numbers
+    created_bursts: int = 0  # > 0: accounts are created in this many bursts
+    burst_minutes: float = 30.0  # width of a creation burst
+    burst_age_days: float = 3.0  # a burst comes at most this long before its first request
+    age_days: float = 400.0  # mean account age at its first request (no bursts)
+    new_share: float = 0.05  # share signing up minutes to hours before their first request (no bursts)
 
     def with_params(self, params: dict[str, Any]) -> Persona:
         """A copy with scenario overrides (unknown names are a ConfigError)."""
@@ -71,15 +95,32 @@ class Persona:
         if bad:
             raise ConfigError(f"persona {self.kind}: unknown parameter(s) {', '.join(bad)}")
         fixed: dict[str, Any] = {}
-        for k, v in params.items():
-            if k == "network":
-                fixed[k] = tuple(
-                    Route(str(r["via"]), float(r.get("share", 1.0)), tuple(r.get("countries", ()))) for r in v
-                )
-            elif k in ("origin", "location"):
-                fixed[k] = tuple(str(c).upper() for c in v)
-            else:
-                fixed[k] = v
+        try:
+            for k, v in params.items():
+                if k == "network":
+                    fixed[k] = tuple(
+                        Route(
+                            str(r["via"]),
+                            float(r.get("share", 1.0)),
+                            tuple(str(c).upper() for c in r.get("countries", ())),
+                            int(r.get("prefixes", 0)),
+                        )
+                        for r in v
+                    )
+                elif k in ("origin", "location"):
+                    fixed[k] = tuple(str(c).upper() for c in v)
+                elif k in ("cities", "user_agents"):
+                    fixed[k] = tuple(str(c) for c in v)
+                elif k == "prompts":
+                    fixed[k] = {str(a): float(b) for a, b in dict(v).items()}
+                elif isinstance(getattr(self, k), float):
+                    fixed[k] = float(v)
+                elif isinstance(getattr(self, k), int) and not isinstance(getattr(self, k), bool):
+                    fixed[k] = int(v)
+                else:
+                    fixed[k] = v
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise ConfigError(f"persona {self.kind}: malformed parameter(s)") from None
         out = dataclasses.replace(self, **fixed)
         out.validate()
         return out
@@ -92,6 +133,26 @@ class Persona:
             raise ConfigError(f"persona {self.kind}: label must be account or key")
         if self.clients_per_account < 1 or self.keys_per_account < 1:
             raise ConfigError(f"persona {self.kind}: clients_per_account and keys_per_account must be >= 1")
+        bad = sorted(set(self.prompts) - set(prompts.KINDS))
+        if bad or any(v < 0 for v in self.prompts.values()) or sum(self.prompts.values()) <= 0:
+            kinds = ", ".join(prompts.KINDS)
+            raise ConfigError(f"persona {self.kind}: prompts is a mix of {kinds} with positive weights")
+        if self.prompts.get("campaign", 0) > 0 and self.campaign_templates < 1:
+            raise ConfigError(f"persona {self.kind}: a campaign needs campaign_templates >= 1")
+        names = {c[1] for c in world.CITIES}
+        unknown = sorted(set(self.cities) - names)
+        if unknown:
+            raise ConfigError(f"persona {self.kind}: unknown cities {', '.join(unknown)} (see world.CITIES)")
+        for name in ("diurnal", "adopt_share", "family_share", "shared_card_share", "new_share"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ConfigError(f"persona {self.kind}: {name} must be between 0 and 1")
+        for name in ("windows_per_day", "window_minutes", "active_from_day", "flight_hours", "adopt_hours",
+                     "shared_cards", "shared_phones", "created_bursts", "burst_minutes", "burst_age_days",
+                     "age_days", "app_prompts", "campaign_templates"):  # fmt: skip
+            if float(getattr(self, name)) < 0:
+                raise ConfigError(f"persona {self.kind}: {name} must be >= 0")
+        if any(r.prefixes < 0 for r in self.network):
+            raise ConfigError(f"persona {self.kind}: prefixes must be >= 0")
 
 
 _EXITS_EAST = ("JP", "SG", "US", "DE", "NL", "GB")
@@ -159,6 +220,8 @@ PERSONAS: dict[str, Persona] = {
             clients_per_account=4,
             email={"corporate": 1.0},
             activity_sigma=0.5,
+            prompts={"unique": 0.4, "app": 0.55, "popular": 0.05},
+            app_prompts=3,
         ),
         Persona(
             "cn_vpn",
@@ -261,6 +324,9 @@ PERSONAS: dict[str, Persona] = {
             email={"disposable": 0.6, "personal": 0.4},
             shared_bins=3,
             burst=25.0,
+            shared_cards=6,
+            created_bursts=2,
+            burst_age_days=2.0,
         ),
         Persona(
             "front_company",
@@ -274,275 +340,47 @@ PERSONAS: dict[str, Persona] = {
             clients_per_account=4,
             email={"corporate": 1.0},
         ),
+        Persona(
+            "company_team",
+            True,
+            "A company's team: one organisation and e-mail domain, some on the corporate card, heavy use "
+            "from one office egress /24 in office hours, onboarded in bursts.",
+            ("US",),
+            network=(Route("local", 0.85, prefixes=1), Route("local", 0.15)),
+            ua="mixed",
+            keys_per_account=2,
+            clients_per_account=2,
+            users_per_address=10.0,
+            email={"corporate": 1.0},
+            activity_sigma=0.8,
+            organisation="auto",
+            shared_cards=2,
+            shared_card_share=0.4,
+            created_bursts=3,
+            burst_minutes=120.0,
+            burst_age_days=300.0,
+            diurnal=1.0,
+        ),
+        Persona(
+            "distillation",
+            False,
+            "A distillation campaign from CN: accounts send a few templated prompts (near-duplicate "
+            "fingerprints) in synchronised windows through relays and move to a new model within hours.",
+            ("CN",),
+            network=(Route("cloud", 0.6, ("US", "SG", "JP")), Route("resi_proxy", 0.4, ("US", "SG", "JP"))),
+            tz_from="origin",
+            tz_spoof=0.8,
+            lang_spoof=0.8,
+            ua="sdk",
+            phone={"voip": 0.7, "none": 0.3},
+            card={"visa": 0.6, "mastercard": 0.4},
+            billing="exit",
+            activity_sigma=0.4,
+            prompts={"campaign": 0.9, "unique": 0.1},
+            windows_per_day=6.0,
+            window_minutes=12.0,
+            adopt_hours=2.0,
+            adopt_share=0.95,
+        ),
     )
 }
-
-
-@dataclass(slots=True)
-class Block:
-    """The events of one scenario entry: per-event indices into small string pools."""
-
-    accounts: list[str]
-    keys: list[str]
-    key_account: IntArray  # account index per key
-    addresses: list[str]
-    pools: dict[str, list[str | None]]  # column -> values (None: absent)
-    ev: dict[str, npt.NDArray[Any]]  # column -> per-event index (into pools / accounts / keys / addresses) or value
-    subjects: list[str]  # the labelled subjects (accounts or keys)
-    client_country: list[str]  # where each client's address is placed (for tests)
-    client_tz: list[str | None]
-
-
-def _choice(rng: np.random.Generator, weights: dict[str, float], n: int) -> list[str]:
-    names = list(weights)
-    p = np.array([weights[k] for k in names], dtype=float)
-    if p.sum() <= 0:
-        raise ConfigError("a choice needs a positive weight")
-    pick = rng.choice(len(names), size=n, p=p / p.sum())
-    return [names[i] for i in pick.tolist()]
-
-
-def _hex_ids(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
-    return [f"{prefix}_{v:012x}" for v in rng.integers(0, 2**48, size=n, dtype=np.int64).tolist()]
-
-
-def _selector(via: str, country: str) -> Selector:
-    cc = (country,)
-    if via in {"local", "restricted_local"}:
-        return Selector(countries=cc)
-    if via == "mobile":
-        return Selector(countries=cc, asns=world.MOBILE_ASNS.get(country, ()))
-    if via == "corp_proxy":
-        return Selector(countries=cc, any_flags=("proxy",), no_flags=("tor", "reserved"), provider="zscaler")
-    if via == "cloud":
-        return Selector(countries=cc, any_flags=("hosting",), no_flags=("vpn", "tor", "proxy", "relay", "reserved"))
-    if via == "vpn":
-        return Selector(countries=cc, any_flags=("vpn",), no_flags=("tor", "relay", "reserved"))
-    if via == "resi_proxy":  # residential proxy exits: ordinary home addresses abroad
-        return Selector(countries=cc)
-    raise ConfigError(f"unknown network {via!r}")
-
-
-_PHONE_EXAMPLES: dict[tuple[str, str], str] = {}
-
-
-def _phone(cc: str, kind: str, suffix: int) -> str | None:
-    """A synthetic number: the country's example number with its last four digits replaced."""
-    key = (cc, kind)
-    if key not in _PHONE_EXAMPLES:
-        t = PhoneNumberType.VOIP if kind == "voip" else PhoneNumberType.MOBILE
-        num = phonenumbers.example_number_for_type(cc, t)
-        _PHONE_EXAMPLES[key] = (
-            phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164) if num is not None else ""
-        )
-    base = _PHONE_EXAMPLES[key]
-    return f"{base[:-4]}{suffix:04d}" if base else None
-
-
-_PERSONAL_MAIL = {"DE": "web.de", "FR": "orange.fr", "JP": "yahoo.co.jp", "BR": "uol.com.br", "GB": "outlook.com"}
-_RESTRICTED_MAIL = {"CN": ("qq.com", "163.com"), "RU": ("mail.ru", "yandex.ru")}
-
-
-def _email(kind: str, cc: str, i: int, rng: np.random.Generator) -> str:
-    if kind == "corporate":
-        return f"dev{i}@corp{int(rng.integers(1, 500))}.example.com"
-    if kind == "restricted" and cc in _RESTRICTED_MAIL:
-        opts = _RESTRICTED_MAIL[cc]
-        return f"user{i}@{opts[int(rng.integers(len(opts)))]}"
-    if kind == "disposable":
-        return f"x{i}@mailinator.com"
-    return f"user{i}@{_PERSONAL_MAIL.get(cc, 'gmail.com')}"
-
-
-def _bin(kind: str, rng: np.random.Generator) -> str:
-    r = int(rng.integers(0, 10_000))
-    if kind == "mir":
-        return f"220{int(rng.integers(0, 5))}{r % 100:02d}"
-    if kind == "unionpay":
-        return f"62{r:04d}"
-    if kind == "mastercard":
-        return f"5{int(rng.integers(1, 6))}{r:04d}"
-    return f"4{r:04d}{int(rng.integers(0, 10))}"
-
-
-def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and events
-    p: Persona,
-    n_accounts: int,
-    n_events: int,
-    rng: np.random.Generator,
-    space: AddressSpace,
-    geo: Geo,
-    zones: list[str],
-) -> Block:
-    """Accounts, keys, clients and ``n_events`` events of one persona (events in timeline order)."""
-    n_accounts = max(1, n_accounts)
-    location = p.location or p.origin
-    # -- accounts ---------------------------------------------------------------------------
-    acc_origin = rng.choice(np.array(p.origin), size=n_accounts)
-    acc_location = rng.choice(np.array(location), size=n_accounts) if p.location else acc_origin.copy()
-    accounts = _hex_ids(rng, "acct", n_accounts)
-    n_keys = n_accounts * p.keys_per_account
-    keys = _hex_ids(rng, "key", n_keys)
-    key_account = np.repeat(np.arange(n_accounts, dtype=np.int64), p.keys_per_account)
-    # -- clients (devices, offices, end users) ------------------------------------------------
-    n_clients = n_accounts * p.clients_per_account
-    cl_account = np.repeat(np.arange(n_accounts, dtype=np.int64), p.clients_per_account)
-    cl_loc_cc = acc_location[cl_account]
-    cities = np.empty(n_clients, dtype=np.int64)
-    for cc in np.unique(cl_loc_cc).tolist():
-        m = cl_loc_cc == cc
-        options = geo.cities_in(cc)
-        if len(options) == 0:
-            raise ConfigError(f"persona {p.kind}: no city known in {cc} (see geowarden.simulate.world.CITIES)")
-        cities[m] = rng.choice(options, size=int(m.sum()))
-    shares = np.array([r.share for r in p.network], dtype=float)
-    route = rng.choice(len(p.network), size=n_clients, p=shares / shares.sum())
-    exit_cc = cl_loc_cc.copy()
-    exit_city = cities.copy()
-    relayed = np.zeros(n_clients, dtype=bool)
-    addr_idx = np.empty(n_clients, dtype=np.int64)
-    addresses: list[str] = []
-    client_country: list[str] = [""] * n_clients
-    for ri, r in enumerate(p.network):
-        m = route == ri
-        if not m.any():
-            continue
-        if r.countries:
-            exit_cc[m] = rng.choice(np.array(r.countries), size=int(m.sum()))
-        moved = m & (exit_cc != cl_loc_cc)
-        for cc in np.unique(exit_cc[moved]).tolist():
-            mm = moved & (exit_cc == cc)
-            options = geo.cities_in(cc)
-            if len(options):
-                exit_city[mm] = rng.choice(options, size=int(mm.sum()))
-        # the request leaves through a relay (TCP ends there) unless the client *is* in the cloud
-        relayed[m] = r.via in ("corp_proxy", "vpn", "resi_proxy") or (r.via == "cloud" and p.kind != "cloud_automation")
-        for cc in np.unique(exit_cc[m]).tolist():
-            mm = np.flatnonzero(m & (exit_cc == cc))
-            n_addr = max(1, int(np.ceil(len(mm) / max(p.users_per_address, 1.0))))
-            pool = space.sample(_selector(r.via, cc), n_addr, rng)
-            base = len(addresses)
-            addresses.extend(world.ip_strings(pool))
-            addr_idx[mm] = base + rng.integers(0, n_addr, size=len(mm))
-            for i in mm.tolist():
-                client_country[i] = cc
-    # -- client settings: clock, language, user agent -------------------------------------------
-    cl_origin = acc_origin[cl_account]
-    tz: list[str | None] = []
-    lang: list[str | None] = []
-    spoof_tz = rng.random(n_clients) < p.tz_spoof
-    spoof_lang = rng.random(n_clients) < p.lang_spoof
-    origin_city: dict[str, int] = {}
-    for i in range(n_clients):
-        o = str(cl_origin[i])
-        if o not in origin_city:
-            opts = geo.cities_in(o)
-            origin_city[o] = int(opts[0]) if len(opts) else int(cities[i])
-        if spoof_tz[i] or p.tz_from == "exit":
-            tz.append(zones[int(exit_city[i])])
-        elif p.tz_from == "utc":
-            tz.append("UTC")
-        elif p.tz_from == "origin":
-            tz.append(zones[origin_city[o]])
-        else:
-            tz.append(zones[int(cities[i])])
-        if p.lang_from == "none":
-            lang.append(None)
-        elif spoof_lang[i]:
-            lang.append("en-US,en;q=0.9")
-        else:
-            lang.append(world.language(o if p.lang_from == "origin" else str(cl_loc_cc[i])))
-    if p.ua == "browser":
-        ua_pool = list(world.UA_BROWSER)
-    elif p.ua == "sdk":
-        ua_pool = list(world.UA_SDK)
-    else:
-        ua_pool = [*world.UA_BROWSER, *world.UA_SDK]
-    cl_ua = rng.integers(0, len(ua_pool), size=n_clients)
-    # -- account facts: phone, card, billing, e-mail ---------------------------------------------
-    acc_exit = np.empty(n_accounts, dtype="<U2")
-    acc_exit[cl_account[::-1]] = exit_cc[::-1]  # the first client's exit country
-    phone_kind = _choice(rng, p.phone, n_accounts)
-    card_kind = _choice(rng, p.card, n_accounts)
-    mail_kind = _choice(rng, p.email, n_accounts)
-    farm_bins = [_bin(card_kind[0], rng) for _ in range(p.shared_bins)]
-    phones: list[str | None] = []
-    bins: list[str | None] = []
-    billing: list[str | None] = []
-    emails: list[str | None] = []
-    suffix = rng.integers(0, 10_000, size=n_accounts).tolist()
-    for a in range(n_accounts):
-        o, loc, ex = str(acc_origin[a]), str(acc_location[a]), str(acc_exit[a])
-        pk = phone_kind[a]
-        if pk == "none":
-            phones.append(None)
-        elif pk == "voip":
-            phones.append(_phone("GB" if suffix[a] % 2 else "NL", "voip", suffix[a]))
-        else:
-            phones.append(_phone(o if pk == "origin" else (ex if p.billing == "exit" else loc), "mobile", suffix[a]))
-        bins.append(farm_bins[a % len(farm_bins)] if farm_bins else _bin(card_kind[a], rng))
-        billing.append({"origin": o, "location": loc, "exit": ex}.get(p.billing, o))
-        emails.append(_email(mail_kind[a], o, int(suffix[a]) * 1000 + a, rng))
-    # -- events ---------------------------------------------------------------------------------
-    if p.burst > 0:  # runs of consecutive requests by one account
-        runs = max(1, int(np.ceil(n_events / p.burst)))
-        lengths = rng.geometric(1.0 / p.burst, size=runs)
-        while lengths.sum() < n_events:
-            lengths = np.concatenate([lengths, rng.geometric(1.0 / p.burst, size=runs)])
-        ev_acc = np.repeat(rng.integers(0, n_accounts, size=len(lengths)), lengths)[:n_events]
-    else:
-        act = rng.lognormal(0.0, p.activity_sigma, size=n_accounts)
-        ev_acc = rng.choice(n_accounts, size=n_events, p=act / act.sum())
-    ev_client = ev_acc * p.clients_per_account + rng.integers(0, p.clients_per_account, size=n_events)
-    ev_key = ev_acc * p.keys_per_account + rng.integers(0, p.keys_per_account, size=n_events)
-    ev_exit_city = exit_city[ev_client]
-    ev_city = cities[ev_client]
-    pop = geo.nearest_pop[ev_exit_city]
-    pop_city = geo.pop_city[pop]
-    noise = np.abs(rng.standard_normal(n_events))
-    tcp = geo.rtt[ev_exit_city, pop_city] + noise * geo.jitter[ev_exit_city, pop_city]
-    leg = geo.rtt[ev_city, ev_exit_city] + np.abs(rng.standard_normal(n_events)) * geo.jitter[ev_city, ev_exit_city]
-    app = np.where(relayed[ev_client], tcp + leg + 2.0, tcp + 0.5 * noise)
-    inp = np.minimum(rng.lognormal(6.5, 1.2, size=n_events), 200_000).astype(np.int64)
-    out = np.minimum(rng.lognormal(5.5, 1.0, size=n_events), 16_000).astype(np.int64)
-    status = np.where(rng.random(n_events) < 0.02, 429, 200)
-    subjects = keys if p.label == "key" else accounts
-    return Block(
-        accounts=accounts,
-        keys=keys,
-        key_account=key_account,
-        addresses=addresses,
-        pools={
-            "user_agent": list(ua_pool),
-            "accept_language": lang,
-            "client_tz": tz,
-            "pop": list(geo.pop_codes),
-            "model": list(world.MODELS),
-            "phone": phones,
-            "card_bin": bins,
-            "billing_country": billing,
-            "email": emails,
-        },
-        ev={
-            "account_id": ev_acc,
-            "api_key_id": ev_key,
-            "ip": addr_idx[ev_client],
-            "user_agent": cl_ua[ev_client],
-            "accept_language": ev_client,
-            "client_tz": ev_client,
-            "pop": pop,
-            "model": rng.integers(0, len(world.MODELS), size=n_events),
-            "phone": ev_acc,
-            "card_bin": ev_acc,
-            "billing_country": ev_acc,
-            "email": ev_acc,
-            "rtt_ms": np.round(tcp, 2),
-            "rtt_app_ms": np.round(app, 2),
-            "input_tokens": inp,
-            "output_tokens": out,
-            "status": status,
-        },
-        subjects=subjects,
-        client_country=client_country,
-        client_tz=tz,
-    )

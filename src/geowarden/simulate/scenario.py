@@ -5,16 +5,20 @@ A scenario YAML (``scenarios/*.yaml`` in the package, or any file)::
     name: baseline
     events: 20000            # default event count (the CLI's --events overrides it)
     days: 1                  # the timeline length
+    model_release: {model: large-3, day: 2.5}  # optional: a new model appears then
     mix:
       - persona: local_residential     # a persona of geowarden.simulate.personas.PERSONAS
         name: local_residential        # the persona name in labels and eval (default: persona)
         accounts: 400                  # subjects (accounts; clients and keys follow the persona)
         share: 0.30                    # share of the events
         params: {users_per_address: 2} # persona parameter overrides
+        planted_network: farm-1        # optional: the entry's accounts are one planted network
+        campaign: distill-1            # optional: the entry's accounts run this campaign
 
-The timeline is one Poisson process (sorted times from cumulated exponential gaps, O(n));
-each event goes to an entry by ``share``, and the entry's persona fills the columns. Strings
-are dictionary-encoded (indices into small pools) so that 10 M events take seconds.
+The timeline is one Poisson process (sorted times from cumulated exponential gaps, O(n)),
+reshaped by the personas' time profiles when they have any (``timeline``); each event goes to
+an entry by ``share``, and the entry's persona fills the columns. Strings are
+dictionary-encoded (indices into small pools) so that 10 M events take seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,16 +37,19 @@ import yaml
 
 from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import Snapshot
-from geowarden.simulate import world
-from geowarden.simulate.personas import PERSONAS, Block, Persona, generate
+from geowarden.simulate import prompts, timeline, world
+from geowarden.simulate.accounts import AccountTable, write_accounts
+from geowarden.simulate.blocks import Block, Context, generate
+from geowarden.simulate.personas import PERSONAS, Persona
 
 STRING_COLUMNS = (
     "account_id", "api_key_id", "ip", "user_agent", "accept_language", "client_tz", "pop", "model",
     "phone", "card_bin", "billing_country", "email",
 )  # fmt: skip
 NUMBER_COLUMNS = ("rtt_ms", "rtt_app_ms", "input_tokens", "output_tokens", "status")
-COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS)
-T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+HEX_COLUMNS = ("prompt_fingerprint",)  # uint64, written as 16 lowercase hex characters
+COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS, *HEX_COLUMNS)
+T0_MS = timeline.T0_MS  # 2026-01-01T00:00:00Z
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,16 @@ class Entry:
     persona: Persona
     accounts: int
     share: float
+    network: str | None = None  # planted network id (labels: ``network``)
+    campaign: str | None = None  # campaign id (labels: ``campaign``)
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A model that appears during the timeline (``day`` after its start)."""
+
+    model: str
+    day: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,7 @@ class Scenario:
     events: int
     days: float
     entries: tuple[Entry, ...]
+    release: Release | None = None
 
 
 def scenario_names() -> list[str]:
@@ -108,12 +126,44 @@ def parse_scenario(raw: Any, where: str = "scenario") -> Scenario:
             raise ConfigError(f"{where}: mix[{i}]: accounts and share must be numbers") from None
         if accounts < 1 or share <= 0:
             raise ConfigError(f"{where}: mix[{i}]: accounts must be >= 1 and share > 0")
-        entries.append(Entry(name, PERSONAS[item["persona"]].with_params(params), accounts, share))
+        tags = [item.get(k) for k in ("planted_network", "campaign")]
+        if any(t is not None and (not isinstance(t, str) or not t) for t in tags):
+            raise ConfigError(f"{where}: mix[{i}]: planted_network and campaign must be non-empty strings")
+        persona = PERSONAS[item["persona"]].with_params(params)
+        entries.append(Entry(name, persona, accounts, share, tags[0], tags[1]))
     try:
         events, days = int(raw.get("events", 10_000)), float(raw.get("days", 1.0))
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: events and days must be numbers") from None
-    return Scenario(str(raw.get("name", where)), events, days, tuple(entries))
+    if days <= 0:
+        raise ConfigError(f"{where}: days must be > 0")
+    return Scenario(str(raw.get("name", where)), events, days, tuple(entries), _release(raw, days, where))
+
+
+def _release(raw: dict[str, Any], days: float, where: str) -> Release | None:
+    spec = raw.get("model_release")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or not isinstance(spec.get("model"), str) or not spec["model"]:
+        raise ConfigError(f"{where}: model_release is a mapping with a model name and a day")
+    if spec["model"] in world.MODELS:
+        raise ConfigError(f"{where}: model_release: {spec['model']!r} already exists before the release")
+    try:
+        day = float(spec.get("day", days / 2))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: model_release: day must be a number") from None
+    if not 0 <= day < days:
+        raise ConfigError(f"{where}: model_release: day must be within the timeline (0 to {days:g})")
+    return Release(spec["model"], day)
+
+
+@dataclass(slots=True)
+class Truth:
+    """What was planted, for tests and evaluation scripts (never written into the logs)."""
+
+    popular: prompts.Popular
+    templates: dict[str, prompts.U64Array]  # campaign id (or entry name) -> templates
+    release: tuple[str, int] | None  # (model, epoch ms)
 
 
 @dataclass(slots=True)
@@ -128,6 +178,9 @@ class Generated:
     labels: list[dict[str, Any]]
     fallbacks: list[str]
     rtt_source: str
+    hex64: dict[str, prompts.U64Array] = field(default_factory=dict)  # column -> values (hex text)
+    accounts: AccountTable = field(default_factory=AccountTable)
+    truth: Truth | None = None
 
     def to_arrow(self) -> Any:
         import pyarrow as pa  # noqa: PLC0415 - optional dependency
@@ -144,6 +197,8 @@ class Generated:
             cols[name] = pa.DictionaryArray.from_arrays(indices, dictionary)
         for name, arr in self.numbers.items():
             cols[name] = pa.array(arr)
+        for name, values in self.hex64.items():
+            cols[name] = prompts.arrow_hex(values)
         return pa.table(cols)
 
     def jsonl_lines(self, start: int, stop: int) -> list[str]:
@@ -153,6 +208,7 @@ class Generated:
             enc = ["" if v is None else f',"{name}":{json.dumps(v)}' for v in pool]
             frags.append((enc, idx[start:stop].tolist()))
         nums = [(name, arr[start:stop].tolist()) for name, arr in self.numbers.items()]
+        hexes = [(name, prompts.hex_strings(arr[start:stop])) for name, arr in self.hex64.items()]
         ts = self.ts[start:stop].tolist()
         prefix = self.request_id_prefix
         out: list[str] = []
@@ -160,6 +216,7 @@ class Generated:
             parts = [f'{{"ts":{ts[j]},"request_id":"{prefix}{start + j}"']
             parts.extend(enc[ix[j]] for enc, ix in frags)
             parts.extend(f',"{name}":{vals[j]}' for name, vals in nums)
+            parts.extend(f',"{name}":"{vals[j]}"' for name, vals in hexes)
             parts.append("}\n")
             out.append("".join(parts))
         return out
@@ -169,17 +226,28 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
     if events < 1:
         raise ConfigError("events must be >= 1")
     rng = np.random.default_rng(seed)
+    # independent streams for what was added since the first version (the main stream draws as before)
+    streams = rng.spawn(len(scenario.entries) + 2)
+    time_rng, world_rng = streams[-2], streams[-1]
     geo = world.load_geo(pings)
     zones = world.city_zones(geo)
     space = world.AddressSpace.of(snapshot)
     span_ms = scenario.days * 86_400_000.0
     gaps = rng.exponential(span_ms / events, size=events)
-    ts = T0_MS + np.cumsum(gaps).astype(np.int64)
-    shares = np.array([e.share for e in scenario.entries])
-    entry_of = np.searchsorted(np.cumsum(shares / shares.sum()), rng.random(events), side="right")
-    entry_of = np.minimum(entry_of, len(scenario.entries) - 1)
-    order = np.argsort(entry_of, kind="stable")
-    bounds = np.searchsorted(entry_of[order], np.arange(len(scenario.entries) + 1))
+    weights = _profiles(scenario, span_ms, geo, zones, time_rng)
+    if weights is None:  # flat: one homogeneous Poisson process, entries by share
+        ts = T0_MS + np.cumsum(gaps).astype(np.int64)
+        shares = np.array([e.share for e in scenario.entries])
+        entry_of = np.searchsorted(np.cumsum(shares / shares.sum()), rng.random(events), side="right")
+        entry_of = np.minimum(entry_of, len(scenario.entries) - 1)
+    else:
+        ms, bucket = timeline.warp(np.cumsum(gaps), weights.sum(axis=0), span_ms / weights.shape[1])
+        ts = T0_MS + ms
+        entry_of = timeline.assign(bucket, weights, rng.random(events))
+    # a stable counting sort by entry (what argsort(kind="stable") gives, in K linear passes)
+    parts = [np.flatnonzero(entry_of == k) for k in range(len(scenario.entries))]
+    order = np.concatenate(parts)
+    bounds = np.concatenate([[0], np.cumsum([len(x) for x in parts])])
     strings: dict[str, tuple[list[str | None], npt.NDArray[np.int32]]] = {
         c: ([], np.zeros(events, dtype=np.int32)) for c in STRING_COLUMNS
     }
@@ -188,21 +256,29 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
         "input_tokens": np.zeros(events, dtype=np.int64), "output_tokens": np.zeros(events, dtype=np.int64),
         "status": np.zeros(events, dtype=np.int64),
     }  # fmt: skip
+    hex64 = {c: np.zeros(events, dtype=np.uint64) for c in HEX_COLUMNS}
+    truth = Truth(prompts.popular(world_rng), {}, None)
+    models: tuple[str, ...] = world.MODELS
+    release_ms = None
+    if scenario.release is not None:
+        models = (*world.MODELS, scenario.release.model)
+        release_ms = T0_MS + int(scenario.release.day * 86_400_000)
+        truth.release = (scenario.release.model, release_ms)
+    table = AccountTable()
     labels: list[dict[str, Any]] = []
     for k, e in enumerate(scenario.entries):
+        templates = np.zeros(0, dtype=np.uint64)
+        if e.persona.prompts.get("campaign", 0) > 0:
+            tag = e.campaign or e.name
+            if tag not in truth.templates:
+                truth.templates[tag] = prompts.random64(world_rng, e.persona.campaign_templates)
+            templates = truth.templates[tag]
+        ctx = Context(streams[k], T0_MS, T0_MS + int(span_ms), truth.popular, templates, models, release_ms)
         where = order[bounds[k] : bounds[k + 1]]
-        block = generate(e.persona, e.accounts, len(where), rng, space, geo, zones)
-        _place(block, where, strings, numbers)
-        for s in block.subjects:
-            labels.append(
-                {
-                    "subject": s,
-                    "kind": e.persona.label,
-                    "persona": e.name,
-                    "should_allow": e.persona.should_allow,
-                    "observable": e.persona.observable,
-                }
-            )
+        block = generate(e.persona, e.accounts, len(where), rng, space, geo, zones, ts=ts[where], ctx=ctx)
+        _place(block, where, strings, numbers, hex64)
+        table.parts.append(block.facts)
+        labels.extend(_labels(e, block.subjects))
     return Generated(
         n=events,
         ts=ts,
@@ -212,7 +288,46 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
         labels=labels,
         fallbacks=list(space.fallbacks),
         rtt_source=geo.rtt_source,
+        hex64=hex64,
+        accounts=table,
+        truth=truth,
     )
+
+
+def _labels(e: Entry, subjects: list[str]) -> list[dict[str, Any]]:
+    """One label per subject; ``network`` and ``campaign`` only for planted entries."""
+    base: dict[str, Any] = {
+        "kind": e.persona.label,
+        "persona": e.name,
+        "should_allow": e.persona.should_allow,
+        "observable": e.persona.observable,
+    }
+    if e.network is not None:
+        base["network"] = e.network
+    if e.campaign is not None:
+        base["campaign"] = e.campaign
+    return [{"subject": s, **base} for s in subjects]
+
+
+def _profiles(
+    scenario: Scenario, span_ms: float, geo: world.Geo, zones: list[str], rng: np.random.Generator
+) -> npt.NDArray[np.float64] | None:
+    """Entries x one-minute buckets: each entry's share times its time profile; None when
+    every persona is flat in time."""
+    if not any(timeline.has_profile(e.persona) for e in scenario.entries):
+        return None
+    n_buckets = max(1, int(np.ceil(span_ms / timeline.BUCKET_MS)))
+    bucket_ms = span_ms / n_buckets
+    offsets = timeline.city_offsets(zones)
+    shares = np.array([e.share for e in scenario.entries])
+    rows = [
+        timeline.entry_profile(e.persona, n_buckets, bucket_ms, geo, offsets, rng)
+        if timeline.has_profile(e.persona)
+        else np.ones(n_buckets)
+        for e in scenario.entries
+    ]
+    out: npt.NDArray[np.float64] = np.array(rows) * (shares / shares.sum())[:, None]
+    return out
 
 
 def _place(
@@ -220,6 +335,7 @@ def _place(
     where: npt.NDArray[np.int64],
     strings: dict[str, tuple[list[str | None], npt.NDArray[np.int32]]],
     numbers: dict[str, npt.NDArray[Any]],
+    hex64: dict[str, prompts.U64Array],
 ) -> None:
     sources: dict[str, list[str | None]] = {
         "account_id": list(block.accounts),
@@ -234,6 +350,8 @@ def _place(
         idx[where] = block.ev[col] + offset
     for col, arr in numbers.items():
         arr[where] = block.ev[col]
+    for col, values in hex64.items():
+        values[where] = block.ev[col]
 
 
 def have_pyarrow() -> bool:
@@ -282,16 +400,20 @@ def simulate(
     *,
     snapshot: Snapshot | Path | None = None,
     pings: Path | None = None,
+    accounts: Path | None = None,
 ) -> dict[str, Any]:
     """Generate a scenario's events into ``out`` (``.parquet`` with pyarrow, else JSON Lines,
-    ``.gz`` compressed) and the labels (JSON Lines) into ``labels``; a JSON-ready summary."""
+    ``.gz`` compressed), the labels (JSON Lines) into ``labels`` and the accounts table (JSON
+    Lines, or Parquet by extension) into ``accounts``; a JSON-ready summary."""
     scen = load_scenario(scenario)
     n = int(events) if events else scen.events
     out = Path(out)
-    if out.suffix == ".parquet" and not have_pyarrow():
-        raise ConfigError(f"{out}: writing Parquet needs pyarrow (pip install pyarrow); use .jsonl.gz")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{out.parent}: no such directory")
+    targets = [out] + [Path(x) for x in (labels, accounts) if x is not None]
+    for path in targets:
+        if path.suffix == ".parquet" and not have_pyarrow():
+            raise ConfigError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow); use .jsonl.gz")
+        if not path.parent.is_dir():
+            raise ConfigError(f"{path.parent}: no such directory")
     snap = resolve_snapshot(snapshot)
     t0 = time.perf_counter()
     gen = build(scen, n, seed, snap, pings)
@@ -305,6 +427,8 @@ def simulate(
     total = time.perf_counter() - t0
     if labels is not None:
         write_labels(gen.labels, Path(labels))
+    if accounts is not None:
+        write_accounts(gen.accounts, Path(accounts))
     per: dict[str, int] = {}
     for row in gen.labels:
         per[row["persona"]] = per.get(row["persona"], 0) + 1
@@ -315,6 +439,9 @@ def simulate(
         "out": str(out),
         "format": fmt,
         "labels": str(labels) if labels is not None else None,
+        "accounts": str(accounts) if accounts is not None else None,
+        "account_rows": len(gen.accounts),
+        "model_release": _release_summary(gen),
         "subjects": per,
         "snapshot": snap.id,
         "rtt_source": gen.rtt_source,
@@ -322,3 +449,10 @@ def simulate(
         "seconds": {"generate": round(t_gen, 3), "total": round(total, 3)},
         "events_per_second": {"generate": round(n / max(t_gen, 1e-9)), "total": round(n / max(total, 1e-9))},
     }
+
+
+def _release_summary(gen: Generated) -> dict[str, Any] | None:
+    if gen.truth is None or gen.truth.release is None:
+        return None
+    model, at = gen.truth.release
+    return {"model": model, "ts": at}

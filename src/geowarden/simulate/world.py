@@ -173,6 +173,9 @@ class Selector:
         if self.countries:
             out.append(Selector((), self.not_countries, self.any_flags, self.no_flags))
         out.append(Selector((), (), self.any_flags, ("reserved",)))
+        if self.any_flags:  # a snapshot without such labels at all (the default one has no proxies)
+            out.append(Selector(self.countries, (), (), ("reserved",)))
+            out.append(Selector((), (), (), ("reserved",)))
         return out
 
 
@@ -189,6 +192,8 @@ class AddressSpace:
     provider_id: npt.NDArray[Any]
     fallbacks: list[str] = field(default_factory=list)
     _cache: dict[Selector, tuple[IntArray, IntArray]] = field(default_factory=dict)
+    _in_country: dict[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
+    _provider_ids: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, snap: Snapshot) -> AddressSpace:
@@ -210,11 +215,11 @@ class AddressSpace:
         bits = self.snapshot.flag_bits
         m = self.sizes > 0
         if sel.countries:
-            m &= np.isin(self.country, np.array(sel.countries, dtype="<U2"))
+            m &= functools.reduce(np.logical_or, (self._country(c) for c in sel.countries))
         else:
             m &= self.country != ""
         if sel.not_countries:
-            m &= ~np.isin(self.country, np.array(sel.not_countries, dtype="<U2"))
+            m &= ~functools.reduce(np.logical_or, (self._country(c) for c in sel.not_countries))
         if sel.any_flags:
             want = functools.reduce(lambda a, b: a | b, (bits[f] for f in sel.any_flags), 0)
             m &= (self.flags & want) != 0
@@ -225,9 +230,18 @@ class AddressSpace:
             m &= np.isin(self.asn, np.array(sel.asns, dtype=np.uint32))
         if sel.provider:
             needle = sel.provider.lower()
-            ids = [i for i, s in enumerate(self.snapshot.string_table) if needle in str(s).lower()]
-            m &= np.isin(self.provider_id, np.array(ids or [-1]))
+            if needle not in self._provider_ids:
+                ids = [i for i, s in enumerate(self.snapshot.string_table) if needle in str(s).lower()]
+                self._provider_ids[needle] = np.array(ids or [-1], dtype=np.int64)
+            m &= np.isin(self.provider_id, self._provider_ids[needle])
         return m
+
+    def _country(self, cc: str) -> npt.NDArray[np.bool_]:
+        """The intervals placed in ``cc`` (cached: every persona asks for the same few)."""
+        hit = self._in_country.get(cc)
+        if hit is None:
+            hit = self._in_country[cc] = self.country == cc
+        return hit
 
     def _table(self, sel: Selector) -> tuple[IntArray, IntArray]:
         """(starts, cumulative sizes) of the selected intervals, falling back when empty."""
@@ -251,6 +265,22 @@ class AddressSpace:
         j = np.searchsorted(cum, u, side="right")
         before = np.where(j > 0, cum[np.maximum(j - 1, 0)], 0)
         out: IntArray = starts[j] + (u - before)
+        return out
+
+    def sample_prefixes(self, sel: Selector, prefixes: int, n: int, rng: np.random.Generator) -> IntArray:
+        """``n`` addresses inside ``prefixes`` networks (/24 or smaller) of the selected space: an
+        office's egress, a relay's servers. Each network is the /24 around an address drawn by
+        ``sample``, cut to the snapshot interval that address is in (so its labels hold)."""
+        seeds = self.sample(sel, prefixes, rng)
+        starts, cum = self._table(sel)
+        j = np.searchsorted(starts, seeds, side="right") - 1
+        size = cum[j] - np.where(j > 0, cum[np.maximum(j - 1, 0)], 0)
+        base = seeds & ~np.int64(255)
+        lo = np.maximum(starts[j], base + 1)
+        hi = np.minimum(starts[j] + size, base + 255)
+        lo, hi = np.where(hi > lo, lo, seeds), np.where(hi > lo, hi, seeds + 1)
+        k = rng.integers(0, prefixes, size=n)
+        out: IntArray = lo[k] + (rng.random(n) * (hi[k] - lo[k])).astype(np.int64)
         return out
 
 
