@@ -41,8 +41,8 @@ class FactsIn(BaseModel):
         default_factory=list, max_length=64, description="Round trips measured from PoPs: [[lat, lon, ms], ...]"
     )
     allow_token: str | None = Field(default=None, description="An allowlist token presented with the request")
-    input_tokens: StrictInt | None = Field(
-        default=None, ge=0, description="Prompt size in tokens: the account's volume, for the behaviour signal"
+    input_tokens: Annotated[StrictInt, Field(ge=0)] | Annotated[StrictFloat, Field(ge=0)] | None = Field(
+        default=None, description="Prompt size in tokens: the account's volume, for the behaviour signal"
     )
 
     def to_facts(self) -> Facts:
@@ -62,7 +62,7 @@ class FactsIn(BaseModel):
             org_owners=tuple(self.org_owners),
             rtt=tuple(RTTSample(lat=a, lon=b, ms=c) for a, b, c in self.rtt),
             allow_token=self.allow_token,
-            extra={"input_tokens": self.input_tokens} if self.input_tokens is not None else {},
+            extra={"input_tokens": min(float(self.input_tokens), 1e12)} if self.input_tokens is not None else {},
         )
 
 
