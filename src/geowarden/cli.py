@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from geowarden.analytics.cli import analyze_cmd
 from geowarden.errors import ConfigError, GeowardenError, InputError
 from geowarden.model import Facts
 from geowarden.settings import Settings
@@ -35,6 +36,7 @@ allow_app = typer.Typer(
     help="Allowlist tokens that clear a false positive for one account or key.", no_args_is_help=True
 )
 app.add_typer(allow_app, name="allow")
+app.command("analyze")(analyze_cmd)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -584,11 +586,12 @@ def screen_cmd(
 
 @app.command("simulate")
 def simulate_cmd(
-    scenario: Annotated[str, typer.Option(help="A shipped scenario (baseline, hard, scale) or a YAML file.")],
+    scenario: Annotated[str, typer.Option(help="A shipped scenario (baseline, analytics, ...) or a YAML file.")],
     out: Annotated[Path, typer.Option(help="Log file to write (.jsonl, .jsonl.gz or .parquet).")],
     events: Annotated[int, typer.Option(help="Events to generate (0: the scenario's default).", min=0)] = 0,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
     labels: Annotated[Path | None, typer.Option(help="Ground-truth labels file (JSON Lines).")] = None,
+    accounts: Annotated[Path | None, typer.Option(help="Accounts table to write (.jsonl[.gz] or .parquet).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -596,13 +599,14 @@ def simulate_cmd(
     from geowarden.simulate.scenario import simulate  # noqa: PLC0415
 
     snapshot = _open_warden(quiet).intel
-    summary = simulate(scenario, events, seed, out, labels, snapshot=snapshot)
+    summary = simulate(scenario, events, seed, out, labels, snapshot=snapshot, accounts=accounts)
     if as_json:
         _emit_json(summary)
     else:
         out_n = summary.get("events", events)
         out.parent.mkdir(parents=True, exist_ok=True)
-        err.print(f"wrote {out_n:,} events to {out}" + (f" and labels to {labels}" if labels else ""), markup=False)
+        extra = (f" and labels to {labels}" if labels else "") + (f" and accounts to {accounts}" if accounts else "")
+        err.print(f"wrote {out_n:,} events to {out}" + extra, markup=False)
 
 
 @app.command("eval")

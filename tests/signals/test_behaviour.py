@@ -41,7 +41,7 @@ BEHAVIOUR = {
 
 def _redis_up() -> bool:
     try:
-        import redis  # noqa: PLC0415
+        import redis
 
         return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=0.5).ping())
     except Exception:
@@ -101,7 +101,7 @@ def test_a_key_shared_between_shanghai_and_a_us_relay_is_flagged_and_a_traveller
                                               timestamp=T0 + (13.75 + 12 + h) * 3600 + m * 60)))  # fmt: skip
     for k in range(20):  # honest local users, each on their home network
         home = _ip(BERLIN if k % 2 else TOKYO, rng)
-        for j in range(10):
+        for _ in range(10):
             stream.append(("honest", Facts(ip=home, api_key_id=f"ak-h{k}", account_id=f"acct-h{k}",
                                            timestamp=T0 + rng.random() * 86400)))  # fmt: skip
     stream.sort(key=lambda item: item[1].timestamp or 0.0)
