@@ -271,3 +271,20 @@ def test_profile_offset_reads_the_night() -> None:
 )
 def test_prefix_of(ip: str, prefix: str) -> None:
     assert prefix_of(ip) == prefix
+
+
+def test_findings_fed_back_by_analytics_reach_the_live_decision(warden: Warden, store: StateStore) -> None:
+    from geowarden.analytics.findings import Finding
+    from geowarden.analytics.run import feed_back
+
+    findings = [
+        Finding(kind="key_shared", subject="ak-resold", score=0.93, evidence={"countries": 5}),
+        Finding(kind="account_cluster", subject="cluster-7", score=0.8, evidence={}, members=("acct-9", "acct-10")),
+    ]
+    assert feed_back(findings, store, ttl=3600, now=T0) >= 3
+    key = warden.decide(Facts(ip="79.192.0.1", api_key_id="ak-resold", account_id="acct-1", timestamp=T0 + 5))
+    member = warden.decide(Facts(ip="79.192.0.1", api_key_id="ak-9", account_id="acct-10", timestamp=T0 + 5))
+    other = warden.decide(Facts(ip="79.192.0.1", api_key_id="ak-2", account_id="acct-2", timestamp=T0 + 5))
+    assert "ANALYTICS_KEY_SHARED" in _evidence(key, "KEY_FLAGGED") and key.action == Action.REVIEW
+    assert "ANALYTICS_ACCOUNT_CLUSTER" in _evidence(member, "KEY_FLAGGED") and member.action == Action.REVIEW
+    assert "KEY_FLAGGED" not in _codes(other) and other.action == Action.ALLOW
