@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import pytest
 from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
 from helpers import require_shared, tiny_sources
+from redis_support import PrivateRedis, free_port
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +41,16 @@ def default_snapshot_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from geowarden.intel.sources.pypi import default_sources
 
     return build_snapshot(default_sources(), tmp_path_factory.mktemp("default"), note="default")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A throwaway real redis-server on a free port, for tests that kill and restart it."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server not on PATH (required under CI)")
+        pytest.skip("redis-server not on PATH")
+    server = PrivateRedis(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.kill()

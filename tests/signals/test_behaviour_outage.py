@@ -6,42 +6,25 @@ of a stream of decisions and started again on the same port.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from geowarden import Facts, Warden
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision
 from geowarden.policy.engine import PolicyEngine
 from geowarden.state.redisstore import RedisStore
-from redis_support import PrivateRedis, free_port
+from redis_support import PrivateRedis
 
 T0 = 1_767_225_600.0
 BACKOFF = 0.3
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server not on PATH (required under CI)")
-        pytest.skip("redis-server not on PATH")
-    s = PrivateRedis(free_port(), tmp_path)
-    s.start()
-    yield s
-    s.kill()
 
 
 def _codes(d: Decision) -> set[str]:
     return {e.code for e in d.evidence}
 
 
-def test_redis_killed_mid_stream_then_back(full_snapshot: Snapshot, server: PrivateRedis) -> None:
+def test_redis_killed_mid_stream_then_back(full_snapshot: Snapshot, private_redis: PrivateRedis) -> None:
+    server = private_redis
     store = RedisStore(server.url, prefix="gwout:", timeout=0.2, backoff=BACKOFF)
     warden = Warden(full_snapshot, PolicyEngine.load(), state=store)
     shanghai = Facts(ip="101.80.3.4", api_key_id="ak-x", timestamp=T0)

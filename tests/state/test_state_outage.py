@@ -7,14 +7,10 @@ The machine's shared Redis on 6379 is never touched.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -32,18 +28,6 @@ BATCH: list[Op] = [
     FirstSeen("a:1:first", 86400),
 ]
 BOUND = 0.5  # seconds: no call may take longer, whatever the server does (timeouts are 0.05-0.2 s)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server not on PATH (required under CI)")
-        pytest.skip("redis-server not on PATH")
-    server = PrivateRedis(free_port(), tmp_path)
-    server.start()
-    yield server
-    server.kill()
 
 
 def test_closed_port_fails_fast_then_backs_off_without_touching_the_network() -> None:
