@@ -53,7 +53,7 @@ class LogEvent:
             accept_language=self.accept_language,
             timezone=self.client_tz,
             user_agent=self.user_agent,
-            extra={"input_tokens": self.input_tokens} if self.input_tokens is not None else {},
+            input_tokens=self.input_tokens,
         )
 
 

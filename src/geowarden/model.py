@@ -65,7 +65,11 @@ class Facts:
     org_owners: tuple[str, ...] = ()
     rtt: tuple[RTTSample, ...] = ()
     allow_token: str | None = field(default=None, repr=False)  # a secret presented with the request
-    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    input_tokens: float | None = None  # prompt size in tokens (the account's volume, behaviour signal)
+    rtt_tcp_ms: tuple[float, ...] = ()  # recent TCP handshake RTTs of this client at the edge (tunnel gap)
+    rtt_app_ms: tuple[float, ...] = ()  # the same client's application-level RTTs (tunnel gap)
+    claimed: str | tuple[float, float] | None = None  # a declared location: "CC" or (lat, lon)
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # unknown extras, never read
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """JSON-ready; with ``redact`` the personal fields are reduced to whether they were given."""
@@ -78,7 +82,7 @@ class Facts:
                 out[name] = "<redacted>"
             elif name == "rtt":
                 out[name] = [[s.lat, s.lon, s.ms] for s in value]
-            elif name == "org_owners":
+            elif isinstance(value, tuple):
                 out[name] = list(value)
             else:
                 out[name] = value

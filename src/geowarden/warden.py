@@ -78,7 +78,7 @@ def _network(facts: Facts, ctx: SignalContext) -> list[Evidence]:
 
 
 def _latency(facts: Facts, ctx: SignalContext) -> list[Evidence]:
-    if not facts.rtt and "rtt_tcp_ms" not in facts.extra and "rtt_app_ms" not in facts.extra:
+    if not facts.rtt and not facts.rtt_tcp_ms and not facts.rtt_app_ms:
         return []  # nothing measured: no cost, no evidence
     from geowarden.latency import signal as latency_signal  # noqa: PLC0415 - loads the places table once
 

@@ -47,7 +47,7 @@ def test_true_ip_country_gives_only_the_region(wn: WN) -> None:
 def test_vpn_exit_country_far_from_the_client_is_refuted(wn: WN) -> None:
     """The RTTs are a Moscow client's (PoPs in Europe, America, Asia, none in Russia); the IP says
     US (a VPN exit) and the user declared a point in Sydney."""
-    facts = Facts(rtt=wn.samples("Moscow", [p for p in POPS if p != "Moscow"]), extra={"claimed": [-33.87, 151.21]})
+    facts = Facts(rtt=wn.samples("Moscow", [p for p in POPS if p != "Moscow"]), claimed=(-33.87, 151.21))
     ev = evaluate(facts, Ctx(frozenset({"RU"})), "US")
     assert _codes(ev) == ["RTT_TOO_FAR_FROM_CLAIMED", "RTT_TOO_FAR_FROM_CLAIMED", "RTT_REGION"]
     ip, declared, region = ev
@@ -63,12 +63,12 @@ def test_unusable_samples_are_insufficient() -> None:
 
 
 def test_tunnel_evidence() -> None:
-    tunnel = Facts(extra={"rtt_tcp_ms": [2.0, 2.1, 2.3], "rtt_app_ms": [80.0, 82.0, 85.0]})
+    tunnel = Facts(rtt_tcp_ms=(2.0, 2.1, 2.3), rtt_app_ms=(80.0, 82.0, 85.0))
     ev = evaluate(tunnel)
     assert _codes(ev) == ["RTT_TUNNEL_GAP"] and ev[0].value["gap_ms"] == 78.0
-    honest = Facts(extra={"rtt_tcp_ms": [30.0, 35.0], "rtt_app_ms": [33.0, 38.0, 41.0]})
+    honest = Facts(rtt_tcp_ms=(30.0, 35.0), rtt_app_ms=(33.0, 38.0, 41.0))
     assert evaluate(honest) == []
-    few = Facts(extra={"rtt_tcp_ms": [30.0], "rtt_app_ms": [33.0]})
+    few = Facts(rtt_tcp_ms=(30.0,), rtt_app_ms=(33.0,))
     ev = evaluate(few)
     assert _codes(ev) == ["RTT_INSUFFICIENT"] and ev[0].value["what"] == "tunnel"
 
@@ -79,5 +79,5 @@ def test_claimed_values() -> None:
     for bad in ("DEU", [True, 1], [1, 2, 3], [95, 0], None, 7):
         assert claimed_from_value(bad) is None
     # an unknown or malformed claim is skipped, not an error
-    facts = Facts(rtt=(RTTSample(lat=50.1, lon=8.7, ms=3.0),), extra={"claimed": "ZZ"})
+    facts = Facts(rtt=(RTTSample(lat=50.1, lon=8.7, ms=3.0),), claimed="ZZ")
     assert _codes(evaluate(facts, None, "QQ")) == ["RTT_REGION"]

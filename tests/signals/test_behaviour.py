@@ -191,7 +191,7 @@ def test_relay_shape_on_a_restricted_clock(warden: Warden) -> None:
 def test_volume_spike_against_the_accounts_own_history(warden: Warden) -> None:
     def req(t: float, tokens: int) -> Decision:
         return warden.decide(Facts(ip="79.192.0.1", api_key_id="ak-vol", account_id="acct-vol", timestamp=t,
-                                   extra={"input_tokens": tokens}))  # fmt: skip
+                                   input_tokens=tokens))  # fmt: skip
 
     for h in range(72):  # three days of ~5,000 tokens an hour
         req(T0 + h * 3600, 5000)

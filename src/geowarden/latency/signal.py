@@ -4,11 +4,11 @@ A pure function of the facts (no I/O; the populated-places table is loaded once 
 and cached). It checks, against ``facts.rtt``:
 
 - the IP country, passed in as ``claimed_country`` (from the network signal's ``IP_COUNTRY``);
-- a declared location in ``facts.extra["claimed"]`` ("CC" or ``[lat, lon]``), if any;
+- a declared location in ``facts.claimed`` ("CC" or ``(lat, lon)``), if any;
 
 and reports ``RTT_TOO_FAR_FROM_CLAIMED`` for each claim the speed of light rules out and one
-``RTT_REGION`` with where the client can be. With ``facts.extra["rtt_tcp_ms"]`` (edge TCP RTTs)
-and ``facts.extra["rtt_app_ms"]`` (application-level RTTs of the same client), it also looks for
+``RTT_REGION`` with where the client can be. With ``facts.rtt_tcp_ms`` (edge TCP RTTs)
+and ``facts.rtt_app_ms`` (application-level RTTs of the same client), it also looks for
 a tunnel (``RTT_TUNNEL_GAP``). Measurements that were given but cannot be used give
 ``RTT_INSUFFICIENT``; no measurement at all gives no evidence (unknown is not false).
 """
@@ -76,11 +76,11 @@ def evaluate(
     tolerance: Tolerance = DEFAULT_TOLERANCE,
     tunnel_config: TunnelConfig = DEFAULT_CONFIG,
 ) -> list[Evidence]:
-    """Evidence from ``facts.rtt`` (and the optional tunnel measurements in ``facts.extra``)."""
+    """Evidence from ``facts.rtt`` (and the optional tunnel measurements ``rtt_tcp_ms``/``rtt_app_ms``)."""
     out: list[Evidence] = []
     if facts.rtt:
         out.extend(_location(facts, ctx, claimed_country, calibration, tolerance))
-    tcp, app = facts.extra.get("rtt_tcp_ms"), facts.extra.get("rtt_app_ms")
+    tcp, app = facts.rtt_tcp_ms, facts.rtt_app_ms
     if tcp or app:
         out.extend(_tunnel(_floats(tcp), _floats(app), tunnel_config))
     return out
@@ -99,7 +99,7 @@ def _claims(facts: Facts, claimed_country: str | None) -> list[tuple[str, Claime
         c = claimed_from_value(claimed_country)
         if isinstance(c, ClaimedCountry) and c.code in known:
             claims.append(("ip", c))
-    declared = claimed_from_value(facts.extra.get("claimed"))
+    declared = claimed_from_value(facts.claimed)
     fresh = declared is not None and all(declared != c for _, c in claims)
     if declared is not None and fresh and (not isinstance(declared, ClaimedCountry) or declared.code in known):
         claims.append(("declared", declared))

@@ -14,6 +14,13 @@ RTTItem = tuple[
     Annotated[float, Strict(), Field(ge=0, lt=10_000)],
 ]
 
+#: One round-trip time in milliseconds (a TCP handshake or an application-level ping).
+RTTms = Annotated[StrictInt | StrictFloat, Field(ge=0, lt=10_000)]
+#: A declared location: an ISO 3166-1 alpha-2 code or [lat, lon].
+Claimed = (
+    Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]
+    | tuple[Annotated[float, Strict(), Field(ge=-90, le=90)], Annotated[float, Strict(), Field(ge=-180, le=180)]]
+)
 
 DECISION_ID_PATTERN = r"^[0-9a-f]{32}$"
 REF_PATTERN = r"^[0-9a-f]{32}\.[0-9a-f]{24}$"
@@ -44,6 +51,21 @@ class FactsIn(BaseModel):
     input_tokens: Annotated[StrictInt, Field(ge=0)] | Annotated[StrictFloat, Field(ge=0)] | None = Field(
         default=None, description="Prompt size in tokens: the account's volume, for the behaviour signal"
     )
+    rtt_tcp_ms: list[RTTms] = Field(
+        default_factory=list,
+        max_length=64,
+        examples=[[2.0, 2.1, 2.3]],
+        description="Recent TCP handshake RTTs of this client at the edge (nginx $tcpinfo_rtt), for the tunnel gap",
+    )
+    rtt_app_ms: list[RTTms] = Field(
+        default_factory=list,
+        max_length=64,
+        examples=[[80.0, 82.0]],
+        description="The same client's application-level RTTs (e.g. a WebSocket ping), for the tunnel gap",
+    )
+    claimed: Claimed | None = Field(
+        default=None, examples=["DE"], description="A declared location (country code or [lat, lon]) to verify"
+    )
 
     def to_facts(self) -> Facts:
         return Facts(
@@ -62,7 +84,10 @@ class FactsIn(BaseModel):
             org_owners=tuple(self.org_owners),
             rtt=tuple(RTTSample(lat=a, lon=b, ms=c) for a, b, c in self.rtt),
             allow_token=self.allow_token,
-            extra={"input_tokens": min(float(self.input_tokens), 1e12)} if self.input_tokens is not None else {},
+            input_tokens=min(float(self.input_tokens), 1e12) if self.input_tokens is not None else None,
+            rtt_tcp_ms=tuple(float(x) for x in self.rtt_tcp_ms),
+            rtt_app_ms=tuple(float(x) for x in self.rtt_app_ms),
+            claimed=self.claimed.upper() if isinstance(self.claimed, str) else self.claimed,
         )
 
 

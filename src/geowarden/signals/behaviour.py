@@ -181,7 +181,7 @@ def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
             asn = str(e.value["asn"])
         elif e.code in _LABELS:
             anonymised = True
-    tokens = facts.extra.get("input_tokens", 0)
+    tokens = facts.input_tokens or 0
     return Observation(
         subject=subject,
         account="a:" + facts.account_id if facts.account_id and facts.api_key_id else None,

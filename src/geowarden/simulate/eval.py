@@ -77,13 +77,14 @@ def read_labels(path: Path) -> dict[tuple[str, str], Label]:
 
 def facts_of(ev: LogEvent, tcp: deque[float] | None = None, app: deque[float] | None = None) -> Facts:
     """Facts for one event, with the simulator's extra columns and RTT measurements."""
-    extra: dict[str, Any] = {}
+    tcp_ms: tuple[float, ...] = ()
+    app_ms: tuple[float, ...] = ()
     text = {k: (str(v) if v is not None else None) for k in EXTRA_TEXT if (v := ev.extra.get(k)) is not None}
     rtt: tuple[RTTSample, ...] = ()
     if ev.rtt_ms is not None and ev.pop is not None and (loc := pop_location(ev.pop)) is not None:
         rtt = (RTTSample(lat=loc[0], lon=loc[1], ms=max(ev.rtt_ms, 0.1)),)
     if tcp is not None and app is not None and len(app) > 0:
-        extra = {"rtt_tcp_ms": list(tcp), "rtt_app_ms": list(app)}
+        tcp_ms, app_ms = tuple(tcp), tuple(app)
     return Facts(
         ip=ev.ip,
         timestamp=ev.ts,
@@ -97,7 +98,8 @@ def facts_of(ev: LogEvent, tcp: deque[float] | None = None, app: deque[float] | 
         billing_country=text.get("billing_country"),
         email=text.get("email"),
         rtt=rtt,
-        extra=extra,
+        rtt_tcp_ms=tcp_ms,
+        rtt_app_ms=app_ms,
     )
 
 
