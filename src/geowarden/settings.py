@@ -42,6 +42,9 @@ class Settings:
     state_url: str | None = None
     trusted_proxies: str = ""
     public_url: str = "http://127.0.0.1:8080"
+    signals_off: frozenset[str] = frozenset()  # signals the operator switched off
+    bin_table: Path | None = None  # the card signal's BIN table (CSV)
+    screening_data: Path | None = None  # the sanctions lists' directory
 
     @property
     def intel_dir(self) -> Path:
@@ -70,7 +73,13 @@ class Settings:
             raise ConfigError(
                 f"GEOWARDEN_AUDIT_RETENTION_DAYS must be a number of days, not {retention_raw!r}"
             ) from None
+        off = frozenset(n.strip() for n in env.get("GEOWARDEN_SIGNALS_OFF", "").split(",") if n.strip())
+        bins = env.get("GEOWARDEN_BIN_TABLE", "").strip()
+        lists = env.get("GEOWARDEN_SCREENING_DATA", "").strip()
         return cls(
+            signals_off=off,
+            bin_table=Path(bins).expanduser() if bins else None,
+            screening_data=Path(lists).expanduser() if lists else None,
             audit_url=env.get("GEOWARDEN_AUDIT_URL", "").strip() or None,
             audit_retention_days=retention,
             state_url=env.get("GEOWARDEN_STATE_URL", "").strip() or None,

@@ -7,7 +7,8 @@
     warden.lookup_many(addresses)          # Lookups (columnar)
     warden.decide(Facts(ip="1.2.4.8"))     # Decision
 
-Signals run one after another; a signal that raises does not stop the decision: it becomes
+Signals (``geowarden.signals.registry``) run one after another, each seeing what the ones
+before it found; a signal that raises does not stop the decision: it becomes
 ``SIGNAL_UNAVAILABLE`` evidence and the policy's fail mode for that signal decides what follows.
 A shadow policy, when set, judges the same evidence beside the active one and every difference
 is counted and kept (``warden.shadow``); only the active policy's decision is returned.
@@ -34,9 +35,9 @@ from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.base import Policy, Verdict
 from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
-from geowarden.signals import behaviour, card, client, email, network, phone
-from geowarden.signals.behaviour import DEFAULT_CONFIG as DEFAULT_BEHAVIOUR
-from geowarden.signals.behaviour import BehaviourConfig
+from geowarden.signals import registry
+from geowarden.signals.base import Signal, SignalContext
+from geowarden.signals.thresholds import DEFAULT_BEHAVIOUR, BehaviourConfig
 from geowarden.state import StateStore, open_store
 
 log = logging.getLogger("geowarden")
@@ -46,63 +47,6 @@ _ids = random.Random(int.from_bytes(os.urandom(16), "big"))  # noqa: S311 - ids 
 def _new_id() -> str:
     """A random 128-bit decision id (a syscall per id cost more than the rest of a decision)."""
     return f"{_ids.getrandbits(128):032x}"
-
-
-@dataclass(frozen=True, slots=True)
-class SignalContext:
-    """What a signal may use besides the facts: the intel, the policy's jurisdictions, and what
-    the signals that ran before it found for this request (``found``; signals run in the order
-    given, ``ip`` first by default, so the origin signals can compare with the address)."""
-
-    intel: Snapshot
-    restricted: frozenset[str]
-    found: Sequence[Evidence] = ()
-    state: StateStore | None = None  # behaviour state (memory or Redis); None: no behaviour signal
-    behaviour: BehaviourConfig = DEFAULT_BEHAVIOUR  # the policy's behaviour thresholds
-
-    @property
-    def ip_country(self) -> str | None:
-        """The address's country as the ip signal placed it (``IP_COUNTRY``), None when unknown."""
-        for e in self.found:
-            if e.code == "IP_COUNTRY" and isinstance(e.value, str):
-                return e.value
-        return None
-
-
-#: A signal: a name and a function of the facts and the context.
-Signal = tuple[str, Callable[[Facts, SignalContext], list[Evidence]]]
-
-
-def _network(facts: Facts, ctx: SignalContext) -> list[Evidence]:
-    return network.evaluate(facts, ctx.intel, ctx.restricted)
-
-
-def _latency(facts: Facts, ctx: SignalContext) -> list[Evidence]:
-    if not facts.rtt and not facts.rtt_tcp_ms and not facts.rtt_app_ms:
-        return []  # nothing measured: no cost, no evidence
-    from geowarden.latency import signal as latency_signal  # noqa: PLC0415 - loads the places table once
-
-    return latency_signal.evaluate(facts, ctx, claimed_country=ctx.ip_country)
-
-
-def _screening(facts: Facts, ctx: SignalContext) -> list[Evidence]:
-    if not facts.org_name and not facts.org_owners:
-        return []  # nothing to screen: no cost
-    from geowarden.screening import signal as screening_signal  # noqa: PLC0415 - builds the name index once
-
-    return screening_signal.evaluate(facts, ctx)
-
-
-DEFAULT_SIGNALS: tuple[Signal, ...] = (
-    ("ip", _network),
-    ("phone", phone.evaluate),
-    ("card", card.evaluate),
-    ("email", email.evaluate),
-    ("client", client.evaluate),
-    ("rtt", _latency),
-    ("key", behaviour.evaluate),
-    ("screening", _screening),
-)
 
 
 @dataclass(slots=True)
@@ -148,7 +92,7 @@ class Warden:
         intel: Snapshot,
         policy: Policy | None = None,
         *,
-        signals: Sequence[Signal] = DEFAULT_SIGNALS,
+        signals: Sequence[Signal] = registry.SIGNALS,
         shadow: Policy | None = None,
         state: StateStore | None = None,
     ) -> None:
@@ -184,6 +128,9 @@ class Warden:
         time), or the snapshot directory given; the policy file given, ``GEOWARDEN_POLICY``, or the
         shipped default policy."""
         settings = settings or Settings.from_env()
+        signals = registry.configure(
+            off=settings.signals_off, bin_table=settings.bin_table, screening_data=settings.screening_data
+        )
         path = snapshot or settings.snapshot
         if path is not None:
             intel = Snapshot.open(path)
@@ -195,6 +142,7 @@ class Warden:
         return cls(
             intel,
             load_policy(settings, policy),
+            signals=signals,
             shadow=load_policy(settings, shadow) if shadow else None,
             state=open_store(settings.state_url),
         )
@@ -221,10 +169,11 @@ class Warden:
         # before it found (read-only: ``found`` is a Sequence).
         base = self._ctx
         ctx = SignalContext(base.intel, base.restricted, out, base.state, base.behaviour)
-        for name, signal in self.signals:
+        for signal in self.signals:
             try:
-                out.extend(signal(facts, ctx))
+                out.extend(signal.evaluate(facts, ctx))
             except Exception as exc:  # a failing signal must not take the decision down with it
+                name = signal.name
                 self.unavailable[name] += 1
                 log.warning("signal %s could not answer: %s", name, type(exc).__name__)
                 out.append(

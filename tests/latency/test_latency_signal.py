@@ -1,4 +1,4 @@
-"""The latency signal: evidence from Facts.rtt (and the tunnel measurements in Facts.extra)."""
+"""The latency signal: evidence from Facts.rtt (and the tunnel measurements rtt_tcp_ms/rtt_app_ms)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from latency_data import WN
 
-from geowarden.latency import CODES
-from geowarden.latency.signal import claimed_from_value, evaluate
+from geowarden.signals.rtt import CODES, claimed_from_value, evaluate
 from geowarden.latency.verify import ClaimedCountry, ClaimedPoint
 from geowarden.model import Facts, RTTSample
 from geowarden.signals.codes import CODES as CENTRAL

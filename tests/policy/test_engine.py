@@ -10,7 +10,9 @@ from geowarden.model import Action, Evidence, Facts
 from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.engine import DEFAULT_POLICY, PolicyEngine, inline_constant
 from geowarden.policy.testing import cases_path, run_cases
-from geowarden.warden import DEFAULT_SIGNALS, Warden
+from geowarden.signals.base import BaseSignal
+from geowarden.signals.registry import SIGNALS
+from geowarden.warden import Warden
 from helpers import facts
 
 CASES = [
@@ -88,15 +90,19 @@ def test_registered_egress_is_not_mistaken_for_a_vpn_user(tiny_snapshot: Snapsho
 
 
 def test_a_failing_signal_follows_its_fail_mode(tiny_snapshot: Snapshot, engine: PolicyEngine) -> None:
-    def broken(_facts: Facts, _ctx: object) -> list[Evidence]:
-        raise ConnectionError("redis down")
+    class Broken(BaseSignal):
+        def __init__(self, name: str) -> None:
+            self.name = name
 
-    w = Warden(tiny_snapshot, engine, signals=(*DEFAULT_SIGNALS, ("phone", broken), ("velocity", broken)))
+        def evaluate(self, _facts: Facts, _ctx: object) -> list[Evidence]:
+            raise ConnectionError("redis down")
+
+    w = Warden(tiny_snapshot, engine, signals=(*SIGNALS, Broken("phone"), Broken("velocity")))
     d = w.decide(facts(ip="8.8.8.8"))
     assert {e.value for e in d.evidence if e.code == "SIGNAL_UNAVAILABLE"} == {"phone", "velocity"}
     assert d.action == Action.ALLOW  # the default fail mode is open
     assert w.unavailable == {"phone": 1, "velocity": 1}
-    w_ip = Warden(tiny_snapshot, engine, signals=(("ip", broken),))
+    w_ip = Warden(tiny_snapshot, engine, signals=(Broken("ip"),))
     d = w_ip.decide(facts(ip="8.8.8.8"))
     assert d.action == Action.REVIEW  # the ip signal fails to review
     assert "fail-review:ip" in d.rules

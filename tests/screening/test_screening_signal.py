@@ -6,9 +6,9 @@ import pytest
 
 from geowarden.errors import SourceError
 from geowarden.model import Facts
-from geowarden.screening import CODES, cli
+from geowarden.screening import cli
 from geowarden.screening.match import NameIndex
-from geowarden.screening.signal import evaluate, parse_owner
+from geowarden.signals.screening import CODES, evaluate, parse_owner
 
 
 @dataclass

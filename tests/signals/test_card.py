@@ -13,6 +13,7 @@ from geowarden.model import Evidence
 from geowarden.policy import default_restricted
 from geowarden.signals import card
 from geowarden.signals.card import BinTable, CardSignal
+from geowarden.signals.registry import configure
 from geowarden.signals.codes import CODES
 from helpers import facts, require_shared
 
@@ -129,7 +130,7 @@ ISSUERS = [
 def test_issuers_from_the_binlist_table(
     binlist: BinTable, bin_: str, country: str | None, scheme: str | None, restricted: bool
 ) -> None:
-    ev = codes(CardSignal(binlist)(facts(card_bin=bin_), Ctx()))
+    ev = codes(CardSignal(binlist).evaluate(facts(card_bin=bin_), Ctx()))
     if country is None:
         assert "CARD_INVALID" in ev
         return
@@ -142,10 +143,10 @@ def test_issuers_from_the_binlist_table(
 
 def test_unknown_bins_and_countries_without_rows(binlist: BinTable) -> None:
     # binlist has no Kazakh or Iranian rows: the country stays unknown (Shetab still says IR)
-    ev = codes(CardSignal(binlist)(facts(card_bin="440563"), Ctx(ip_country="KZ")))
+    ev = codes(CardSignal(binlist).evaluate(facts(card_bin="440563"), Ctx(ip_country="KZ")))
     assert ev["CARD_ISSUER"].value["country"] is None
     assert "CARD_COUNTRY_MISMATCH" not in ev
-    ev = codes(CardSignal(binlist)(facts(card_bin="603799"), Ctx()))
+    ev = codes(CardSignal(binlist).evaluate(facts(card_bin="603799"), Ctx()))
     assert ev["CARD_ISSUER"].value["country"] == "IR" and "CARD_SCHEME_RESTRICTED" in ev
 
 
@@ -172,10 +173,10 @@ def test_a_small_bin_csv(tmp_path: Path) -> None:
     assert t.skipped == 2
     assert t.lookup("62220200") == card.BinRecord("CN", "unionpay")
     assert t.lookup("622202") is None
-    ev = codes(CardSignal(t)(facts(card_bin="62220200"), Ctx()))
+    ev = codes(CardSignal(t).evaluate(facts(card_bin="62220200"), Ctx()))
     assert ev["CARD_ISSUER_RESTRICTED"].value == "CN"
     assert ev["CARD_ISSUER"].value == {"bin": "622202", "scheme": "unionpay", "country": "CN"}
-    assert CardSignal(t)(facts(card_bin="440563"), Ctx())[0].value["country"] == "KZ"
+    assert CardSignal(t).evaluate(facts(card_bin="440563"), Ctx())[0].value["country"] == "KZ"
 
 
 def test_a_bin_csv_without_the_needed_columns(tmp_path: Path) -> None:
@@ -187,18 +188,19 @@ def test_a_bin_csv_without_the_needed_columns(tmp_path: Path) -> None:
         BinTable.from_csv(tmp_path / "missing.csv")
 
 
-def test_the_default_signal_reads_geowarden_bin_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_configured_signal_reads_its_bin_table_once(tmp_path: Path) -> None:
     p = tmp_path / "env-bins.csv"
     p.write_text("iin_start,country\n409666,CN\n")
-    monkeypatch.setenv(card.BIN_TABLE_ENV, str(p))
-    ev = codes(card.evaluate(facts(card_bin="409666"), Ctx()))
-    assert "CARD_ISSUER_RESTRICTED" in ev
-    monkeypatch.setenv(card.BIN_TABLE_ENV, str(tmp_path / "nope.csv"))
-    with pytest.raises(SourceError):
-        card.evaluate(facts(card_bin="409666"), Ctx())
-    assert card.evaluate(facts(), Ctx()) == [], "no card, no table needed"
-    monkeypatch.delenv(card.BIN_TABLE_ENV)
-    assert "CARD_ISSUER_RESTRICTED" not in codes(card.evaluate(facts(card_bin="409666"), Ctx()))
+    (sig,) = [s for s in configure(bin_table=p) if s.name == "card"]
+    assert "CARD_ISSUER_RESTRICTED" in codes(sig.evaluate(facts(card_bin="409666"), Ctx()))
+    p.unlink()  # loaded once: a later change of the file does not matter
+    assert "CARD_ISSUER_RESTRICTED" in codes(sig.evaluate(facts(card_bin="409666"), Ctx()))
+    (missing,) = [s for s in configure(bin_table=tmp_path / "nope.csv") if s.name == "card"]
+    assert missing.evaluate(facts(), Ctx()) == [], "no card, no table needed"
+    for _ in range(2):  # the same one-line reason on every card decision
+        with pytest.raises(SourceError, match="cannot read the BIN table"):
+            missing.evaluate(facts(card_bin="409666"), Ctx())
+    assert "CARD_ISSUER_RESTRICTED" not in codes(card.evaluate(facts(card_bin="409666"), Ctx())), "no table by default"
 
 
 # -- billing and mismatches ----------------------------------------------------------------------
@@ -214,16 +216,16 @@ def test_billing_country(billing: str, restricted: bool) -> None:
 
 def test_countries_that_disagree(binlist: BinTable) -> None:
     sig = CardSignal(binlist)
-    ev = codes(sig(facts(card_bin="409666", billing_country="US"), Ctx(ip_country="US")))
+    ev = codes(sig.evaluate(facts(card_bin="409666", billing_country="US"), Ctx(ip_country="US")))
     assert ev["CARD_COUNTRY_MISMATCH"].value == {"ip": "US", "billing": "US", "issuer": "CN"}
     assert ev["CARD_COUNTRY_MISMATCH"].confidence <= 0.3
-    ev = codes(sig(facts(card_bin="414912", billing_country="DE"), Ctx(ip_country="DE")))
+    ev = codes(sig.evaluate(facts(card_bin="414912", billing_country="DE"), Ctx(ip_country="DE")))
     assert "CARD_COUNTRY_MISMATCH" not in ev
-    ev = codes(sig(facts(billing_country="JP"), Ctx(ip_country="SG")))
+    ev = codes(sig.evaluate(facts(billing_country="JP"), Ctx(ip_country="SG")))
     assert ev["CARD_COUNTRY_MISMATCH"].value == {"ip": "SG", "billing": "JP"}
 
 
 def test_only_the_first_six_digits_are_shown(binlist: BinTable) -> None:
-    ev = CardSignal(binlist)(facts(card_bin="45717360", billing_country="DE"), Ctx(ip_country="DE"))
+    ev = CardSignal(binlist).evaluate(facts(card_bin="45717360", billing_country="DE"), Ctx(ip_country="DE"))
     text = json.dumps([e.to_dict() for e in ev]) + repr(ev)
     assert "45717360" not in text and "457173" in text

@@ -126,10 +126,10 @@ def test_your_own_domain_list(tmp_path: Path) -> None:
     p = tmp_path / "domains.yaml"
     p.write_text("providers:\n  example-cn-mail.com: {country: CN, provider: Example, confidence: 0.7}\ntlds: {}\n")
     sig = EmailSignal(DomainList.load(p, disposable=frozenset({"throwaway.test"})))
-    ev = {e.code: e for e in sig(facts(email="a@example-cn-mail.com"), Ctx())}
+    ev = {e.code: e for e in sig.evaluate(facts(email="a@example-cn-mail.com"), Ctx())}
     assert ev["EMAIL_PROVIDER_RESTRICTED"].confidence == 0.7
-    assert {e.code for e in sig(facts(email="a@throwaway.test"), Ctx())} == {"EMAIL_DISPOSABLE"}
-    assert sig(facts(), Ctx()) == []
+    assert {e.code for e in sig.evaluate(facts(email="a@throwaway.test"), Ctx())} == {"EMAIL_DISPOSABLE"}
+    assert sig.evaluate(facts(), Ctx()) == []
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers:\n  x.com: {provider: no country}\n")
     with pytest.raises(SourceError, match="two-letter country"):

@@ -6,8 +6,10 @@ import pytest
 
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Evidence, Facts
-from geowarden.policy.engine import _PROBE, VARIABLES, PolicyEngine, build_context
-from geowarden.warden import DEFAULT_SIGNALS, SignalContext, Warden
+from geowarden.policy.engine import CORE_VARIABLES, ContextBuilder, PolicyEngine
+from geowarden.signals.base import BaseSignal, SignalContext
+from geowarden.signals.registry import SIGNALS
+from geowarden.warden import Warden
 from helpers import facts
 
 
@@ -17,17 +19,20 @@ def warden(tiny_snapshot: Snapshot) -> Warden:
 
 
 def test_default_signals_run_ip_first() -> None:
-    assert [n for n, _ in DEFAULT_SIGNALS] == ["ip", "phone", "card", "email", "client", "rtt", "key", "screening"]
+    assert [s.name for s in SIGNALS] == ["ip", "phone", "card", "email", "client", "rtt", "key", "screening"]
 
 
 def test_signals_see_what_the_ones_before_them_found(tiny_snapshot: Snapshot) -> None:
     seen: list[str | None] = []
 
-    def spy(_facts: Facts, ctx: SignalContext) -> list[Evidence]:
-        seen.append(ctx.ip_country)
-        return []
+    class Spy(BaseSignal):
+        name = "spy"
 
-    w = Warden(tiny_snapshot, PolicyEngine.load(), signals=(*DEFAULT_SIGNALS, ("spy", spy)))
+        def evaluate(self, _facts: Facts, ctx: SignalContext) -> list[Evidence]:
+            seen.append(ctx.ip_country)
+            return []
+
+    w = Warden(tiny_snapshot, PolicyEngine.load(), signals=(*SIGNALS, Spy()))
     w.decide(facts(ip="8.8.8.8"))
     w.decide(facts(ip="1.2.4.8"))
     w.decide(facts())
@@ -76,9 +81,10 @@ def test_everything_pointing_to_russia(warden: Warden) -> None:
 
 
 def test_context_keys_are_always_present() -> None:
-    assert {"phone", "card", "email", "client", "hints"} <= VARIABLES
-    empty = build_context([], Facts(), ["CN"], matched=False, egress=False)
-    assert empty == _PROBE
+    builder = ContextBuilder(SIGNALS, ["CN"])
+    assert {"phone", "card", "email", "client", "hints"} <= builder.variables and "hints" in CORE_VARIABLES
+    empty = builder([], Facts(), matched=False, egress=False)
+    assert empty == builder.probe() and set(empty) == builder.variables
     assert empty["phone"] == {
         "present": False, "valid": False, "country": "", "type": "", "restricted": False, "voip": False,
         "mismatch": False,

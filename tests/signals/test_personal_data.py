@@ -21,7 +21,8 @@ from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Facts
 from geowarden.policy.engine import PolicyEngine
 from geowarden.signals import phone
-from geowarden.warden import DEFAULT_SIGNALS, Warden
+from geowarden.signals.registry import configure
+from geowarden.warden import Warden
 from helpers import facts
 
 PHONE = "+86 138 0013 8000"
@@ -85,8 +86,7 @@ def test_live_lookup_and_its_failures(tiny_snapshot: Snapshot, caplog: pytest.Lo
     answers = iter([httpx.Response(200, json={"line_type_intelligence": {"type": "mobile"}}), httpx.Response(500)])
     client = httpx.Client(transport=httpx.MockTransport(lambda r: next(answers)))
     live = phone.PhoneSignal(phone.TwilioLookup("AC1", "tok", client=client))
-    signals = tuple((n, live if n == "phone" else f) for n, f in DEFAULT_SIGNALS)
-    w = Warden(tiny_snapshot, PolicyEngine.load(), signals=signals)
+    w = Warden(tiny_snapshot, PolicyEngine.load(), signals=configure(phone_lookup=live.provider))
     d1, d2 = w.decide(personal_facts()), w.decide(personal_facts())
     assert any(e.source == "twilio-lookup" for e in d1.evidence)
     assert any(e.code == "SIGNAL_UNAVAILABLE" and e.value == "phone-lookup" for e in d2.evidence)

@@ -173,7 +173,7 @@ def test_twilio_lookup_request_and_answer() -> None:
 
 def test_live_voip_turns_an_ambiguous_us_number_into_voip() -> None:
     sig = phone.PhoneSignal(twilio(lambda r: httpx.Response(200, json=lti("nonFixedVoip"))))
-    ev = {e.code: e for e in sig(facts(phone="+1 650 253 0000"), Ctx(ip_country="US"))}
+    ev = {e.code: e for e in sig.evaluate(facts(phone="+1 650 253 0000"), Ctx(ip_country="US"))}
     assert ev["PHONE_TYPE"].value == {"type": "voip", "carrier": "Bandwidth"}
     assert ev["PHONE_TYPE"].source == "twilio-lookup"
     assert ev["PHONE_VOIP"].confidence == 0.8
@@ -182,7 +182,7 @@ def test_live_voip_turns_an_ambiguous_us_number_into_voip() -> None:
 def test_a_failing_provider_keeps_the_offline_evidence(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     sig = phone.PhoneSignal(twilio(lambda r: httpx.Response(503, text="+16502530000 unavailable")))
-    ev = sig(facts(phone="+1 650 253 0000"), Ctx())
+    ev = sig.evaluate(facts(phone="+1 650 253 0000"), Ctx())
     codes = [e.code for e in ev]
     assert "PHONE_COUNTRY" in codes and "PHONE_TYPE" in codes
     (down,) = [e for e in ev if e.code == "SIGNAL_UNAVAILABLE"]
@@ -258,4 +258,4 @@ def test_no_network_unless_a_provider_is_configured(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(httpx.Client, "send", boom)
     monkeypatch.setattr(httpx, "get", boom)
     assert phone.evaluate(facts(phone="+1 650 253 0000"), Ctx())
-    assert phone.PhoneSignal()(facts(phone="+1 650 253 0000"), Ctx())
+    assert phone.PhoneSignal().evaluate(facts(phone="+1 650 253 0000"), Ctx())

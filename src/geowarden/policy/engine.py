@@ -13,30 +13,13 @@ What a rule sees (all keys always present; unknown is ``""``, ``0`` or ``false``
 - ``facts``: ``account_id``, ``api_key_id``, ``billing_country``, ``timezone``,
   ``accept_language``, ``user_agent``, ``org_name``, and ``has_phone``/``has_card``/``has_email``
   (personal data itself never reaches a rule);
-- ``phone``: ``present``, ``valid``, ``country``, ``type`` (mobile, fixed_line,
-  fixed_line_or_mobile, voip, voip_fixed, toll_free, personal, ...), ``restricted``, ``voip``,
-  ``mismatch`` (its country is not the address's);
-- ``card``: ``present`` (a BIN was given), ``valid``, ``country`` (issuing country, when the BIN
-  table or a domestic scheme knows it), ``scheme`` (visa, mastercard, unionpay, mir, ...),
-  ``restricted`` (issued in a restricted jurisdiction), ``scheme_restricted`` (Mir, Belkart,
-  Shetab), ``billing_restricted``, ``mismatch`` (address, billing and issuing countries differ);
-- ``email``: ``present``, ``valid``, ``country`` (of its provider or ccTLD), ``provider_restricted``,
-  ``tld_restricted``, ``disposable``;
-- ``client``: ``timezone_valid`` (a time zone was given and is an IANA name), ``tz_countries``,
-  ``tz_restricted``, ``tz_mismatch``, ``language`` and ``lang_region`` (of the primary language),
-  ``lang_restricted``, ``lang_mismatch``;
-- ``hints``: which origin signals (``phone``, ``card``, ``email``, ``client``) point to a restricted
-  jurisdiction, for rules that ask for corroboration (``size(hints) >= 2``);
-- ``rtt``: ``checked``, ``too_far`` (the address's or a declared location is physically impossible
-  given the measured round trips), ``violation_km``, ``region_countries`` (where the client can be),
-  ``region_restricted`` (those of them the policy restricts), ``tunnel`` (a TCP/application RTT gap);
-- ``key``: how the API key (or, without one, the account) is used across requests, from the
-  behaviour signal: ``checked``, ``networks_1h``, ``networks_24h``, ``asns_1h``, ``countries_1h``,
-  ``countries_24h``, ``requests_24h``, ``hosting_share_24h``, ``concurrent_km`` (farthest place seen
-  within the concurrency window, lower bound), ``travel_kmh`` (fastest implied travel),
-  ``active_hours_24h``, ``tokens_1h``, ``flags`` (batch-analytics flags), and ``restricted_places``
-  (restricted countries among the places behind a concurrency or travel finding); the thresholds
-  the signal applies are the policy's ``behaviour:`` section;
+- one variable per signal that exports one (``geowarden.signals.registry``; each signal class
+  documents its fields): ``ip`` (above, the network signal's), ``phone``, ``card``, ``email``,
+  ``client``, ``rtt`` and ``key``; every field always present, empty when the signal found nothing
+  or is switched off;
+- ``hints``: which signals point to a restricted jurisdiction (each signal's ``hint_codes``:
+  ``phone``, ``card``, ``email``, ``client``), for rules that ask for corroboration
+  (``size(hints) >= 2``);
 - ``unavailable``: the signals that could not answer.
 """
 
@@ -56,25 +39,18 @@ from geowarden.model import Action, Evidence, Facts
 from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.base import Verdict
 from geowarden.policy.spec import PolicySpec, RuleSpec, read
-from geowarden.signals.behaviour import BehaviourConfig
-from geowarden.signals.codes import CODES
+from geowarden.signals import codes
+from geowarden.signals.base import NOTHING, Found, Signal
+from geowarden.signals.registry import SIGNALS
+from geowarden.signals.thresholds import BehaviourConfig
 
 DEFAULT_POLICY = Path(__file__).with_name("default.yaml")
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)")
 _CEL_ERRORS = (ValueError, TypeError, RuntimeError, KeyError, ArithmeticError)
-VARIABLES = frozenset(
-    {"ip", "restricted", "evidence", "confidence", "allow", "facts", "phone", "card", "email", "client", "hints",
-     "rtt", "key", "unavailable"}
-)  # fmt: skip
+#: The variables the engine itself provides; the signals add one each (``Signal.variable``).
+CORE_VARIABLES = frozenset({"restricted", "evidence", "confidence", "allow", "facts", "hints", "unavailable"})
 _MEMO_SIZE = 4096  # distinct rule contexts whose results are kept
 _UNSET = object()
-_LABEL_CODES = (
-    ("hosting", "IP_HOSTING"),
-    ("vpn", "IP_VPN"),
-    ("tor", "IP_TOR"),
-    ("proxy", "IP_PROXY"),
-    ("relay", "IP_RELAY"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,25 +77,36 @@ class PolicyEngine:
         *,
         signer: TokenSigner | None = None,
         egress: EgressRanges | None = None,
+        signals: Sequence[Signal] = SIGNALS,
     ) -> None:
         self.spec = spec
         self.rules = tuple(rules)
         self.signer = signer
         self.egress = egress or EgressRanges()
+        self.signals = tuple(signals)
+        self.context_of = ContextBuilder(self.signals, sorted(spec.restricted))
         self._restricted = frozenset(spec.restricted)
-        self._restricted_list = sorted(spec.restricted)
-        self._used = sorted(set().union(*(r.variables for r in self.rules)) & VARIABLES) if self.rules else []
+        used = set().union(*(r.variables for r in self.rules)) if self.rules else set()
+        self._used = sorted(used & self.context_of.variables)
         self._fields = accessed_fields([r.spec.when for r in self.rules], self._used)
         self._memo: dict[Any, tuple[RuleResult, ...]] = {}
         self._tls = threading.local()
 
     @classmethod
     def load(
-        cls, path: Path | None = None, *, signer: TokenSigner | None = None, egress: EgressRanges | None = None
+        cls,
+        path: Path | None = None,
+        *,
+        signer: TokenSigner | None = None,
+        egress: EgressRanges | None = None,
+        signals: Sequence[Signal] = SIGNALS,
     ) -> PolicyEngine:
-        """Read, validate and compile a policy file (the shipped default without a path)."""
-        spec = read(path or DEFAULT_POLICY, known_codes=set(CODES))
-        return cls(spec, [compile_rule(spec, r) for r in spec.rules], signer=signer, egress=egress)
+        """Read, validate and compile a policy file (the shipped default without a path) against
+        the signals' codes and variables."""
+        spec = read(path or DEFAULT_POLICY, known_codes=set(codes.table(signals)))
+        probe = ContextBuilder(signals, sorted(spec.restricted)).probe()
+        compiled = [compile_rule(spec, r, probe) for r in spec.rules]
+        return cls(spec, compiled, signer=signer, egress=egress, signals=signals)
 
     @property
     def version(self) -> str:
@@ -136,26 +123,25 @@ class PolicyEngine:
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def context(self, evidence: Sequence[Evidence], facts: Facts | None = None) -> dict[str, Any]:
+    def context(
+        self, evidence: Sequence[Evidence], facts: Facts | None = None, only: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """The variables a rule sees for one request (``only``: just these, for speed)."""
         facts = facts or Facts()
         matched = bool(
             self.signer
             and self.signer.matches(facts.allow_token, account_id=facts.account_id, api_key_id=facts.api_key_id)
         )
-        return build_context(
-            evidence,
-            facts,
-            self._restricted_list,
-            matched=matched,
-            egress=self.egress.matches(facts.account_id, facts.ip),
-        )
+        egress = self.egress.matches(facts.account_id, facts.ip)
+        return self.context_of(evidence, facts, matched=matched, egress=egress, only=only)
 
     def evaluate(self, ctx: dict[str, Any]) -> tuple[RuleResult, ...]:
         """Every rule's result for one context. Rules are pure, so results are memoised per
         distinct context (only the variables the rules use count); the CEL context is built once
         per request and shared by all rules."""
         fields = self._fields
-        used = {k: ({f: ctx[k][f] for f in fields[k] if f in ctx[k]} if k in fields else ctx[k]) for k in self._used}
+        used = {k: ({f: ctx[k][f] for f in fields[k] if f in ctx[k]} if k in fields else ctx[k]) for k in self._used
+                if k in ctx}  # fmt: skip
         key = repr(used)  # the context's dicts are built in a fixed key order: repr is a faithful key
         hit = self._memo.get(key)
         if hit is not None:
@@ -195,7 +181,7 @@ class PolicyEngine:
         return cel_ctx
 
     def judge(self, evidence: Sequence[Evidence], facts: Facts | None = None) -> Verdict:
-        ctx = self.context(evidence, facts)
+        ctx = self.context(evidence, facts, only=self._used)
         return self.verdict(evidence, self.evaluate(ctx))
 
     def verdict(self, evidence: Sequence[Evidence], results: Sequence[RuleResult]) -> Verdict:
@@ -295,9 +281,10 @@ def accessed_fields(sources: Sequence[str], variables: Sequence[str]) -> dict[st
     return out
 
 
-def compile_rule(spec: PolicySpec, rule: RuleSpec) -> CompiledRule:
-    """Compile one rule's CEL and try it on an empty request, naming the file, line and column of
-    any error: an unknown variable or field, or a type error, fails at load, not per request."""
+def compile_rule(spec: PolicySpec, rule: RuleSpec, probe: dict[str, Any]) -> CompiledRule:
+    """Compile one rule's CEL and try it on an empty request (``probe``: every variable present,
+    every field empty), naming the file, line and column of any error: an unknown variable or
+    field, or a type error, fails at load, not per request."""
     try:
         # The jurisdiction list is a constant of the policy: inline it rather than convert it for
         # every request (the per-request CEL conversion is most of a rule's cost).
@@ -305,7 +292,7 @@ def compile_rule(spec: PolicySpec, rule: RuleSpec) -> CompiledRule:
     except _CEL_ERRORS as exc:
         raise ConfigError(_place(spec, rule, str(exc))) from None
     try:
-        value = program.execute(_PROBE)
+        value = program.execute(probe)
     except KeyError as exc:
         raise ConfigError(_place(spec, rule, f"unknown field {exc.args[0]!r}")) from None
     except _CEL_ERRORS as exc:
@@ -361,170 +348,75 @@ def _one_line(text: str) -> str:
     return first[:300]
 
 
-def build_context(
-    evidence: Sequence[Evidence], facts: Facts, restricted: list[str], *, matched: bool, egress: bool
-) -> dict[str, Any]:
-    """The variables a rule sees (see the module docstring)."""
-    codes = [e.code for e in evidence]
-    found = set(codes)
-    country = ""
-    countries: list[str] = []
-    for e in evidence:
-        if e.code == "IP_COUNTRY" and isinstance(e.value, str):
-            country = e.value
-        elif e.code == "IP_COUNTRY_DISAGREEMENT" and isinstance(e.value, dict):
-            countries = sorted(set(e.value.get("answers", {}).values()))
-    if country and not countries:
-        countries = [country]
-    unavailable = sorted({str(e.value) for e in evidence if e.code == "SIGNAL_UNAVAILABLE"})
-    ip: dict[str, Any] = {
-        "present": facts.ip is not None,
-        "valid": facts.ip is not None and "IP_INVALID" not in found,
-        "known": facts.ip is not None and not found & {"IP_UNKNOWN", "IP_INVALID", "IP_PRIVATE_OR_RESERVED"},
-        "reserved": "IP_PRIVATE_OR_RESERVED" in found,
-        "country": country,
-        "countries": countries,
-        "disagreement": "IP_COUNTRY_DISAGREEMENT" in found,
-    }
-    for name, code in _LABEL_CODES:
-        ip[name] = code in found
-    first: dict[str, Any] = {}
-    for e in evidence:
-        if e.code in _VALUE_CODES and e.code not in first:
-            first[e.code] = e.value
-    phone_type = first.get("PHONE_TYPE")
-    issuer = first.get("CARD_ISSUER")
-    issuer = issuer if isinstance(issuer, dict) else {}
-    lang = first.get("LANG_PRIMARY")
-    lang = lang if isinstance(lang, dict) else {}
-    tz_countries = first.get("TZ_COUNTRY")
+class ContextBuilder:
+    """Assembles the variables a rule sees: the engine's own (``CORE_VARIABLES``) and each
+    signal's export. Built once per policy; a request costs one pass to index the evidence and
+    one export per variable the rules read."""
+
+    def __init__(self, signals: Sequence[Signal], restricted: list[str]) -> None:
+        self.restricted = restricted
+        self.exports = {s.variable: s for s in signals if s.variable}
+        clash = sorted(set(self.exports) & CORE_VARIABLES)
+        if clash or len(self.exports) != sum(1 for s in signals if s.variable):
+            raise ConfigError(f"signals export clashing CEL variables: {', '.join(clash) or 'a name twice'}")
+        self.hints = tuple((s.name, s.hint_codes) for s in signals if s.hint_codes)
+        self.variables = CORE_VARIABLES | frozenset(self.exports)
+
+    def __call__(
+        self,
+        evidence: Sequence[Evidence],
+        facts: Facts,
+        *,
+        matched: bool,
+        egress: bool,
+        only: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        found = Found.of(evidence) if evidence else NOTHING
+        wanted = self.variables if only is None else only
+        out: dict[str, Any] = {}
+        for name in sorted(wanted):
+            out[name] = self._value(name, found, facts, matched=matched, egress=egress)
+        return out
+
+    def probe(self) -> dict[str, Any]:
+        """The context of a request with no facts at all: every key present, every value empty."""
+        return self([], Facts(), matched=False, egress=False)
+
+    def _value(self, name: str, found: Found, facts: Facts, *, matched: bool, egress: bool) -> Any:
+        signal = self.exports.get(name)
+        if signal is not None:
+            return signal.export(found, facts)
+        if name == "restricted":
+            return self.restricted
+        if name == "evidence":
+            return [e.code for e in found.evidence]
+        if name == "confidence":
+            return {e.code: float(e.confidence) for e in found.evidence}
+        if name == "allow":
+            return {"matched": matched, "egress": egress, "token": bool(facts.allow_token)}
+        if name == "facts":
+            return _facts(facts)
+        if name == "hints":
+            return [signal for signal, codes in self.hints if not found.codes.isdisjoint(codes)]
+        if name == "unavailable":
+            return sorted({str(e.value) for e in found.evidence if e.code == "SIGNAL_UNAVAILABLE"})
+        raise KeyError(name)
+
+
+def _facts(facts: Facts) -> dict[str, Any]:
+    """The facts a rule may read (personal data itself never reaches a rule: only whether given)."""
     return {
-        "ip": ip,
-        "restricted": restricted,
-        "evidence": codes,
-        "confidence": {e.code: float(e.confidence) for e in evidence},
-        "allow": {"matched": matched, "egress": egress, "token": bool(facts.allow_token)},
-        "facts": {
-            "account_id": facts.account_id or "",
-            "api_key_id": facts.api_key_id or "",
-            "billing_country": facts.billing_country or "",
-            "timezone": facts.timezone or "",
-            "accept_language": facts.accept_language or "",
-            "user_agent": facts.user_agent or "",
-            "org_name": facts.org_name or "",
-            "has_phone": facts.phone is not None,
-            "has_card": facts.card_bin is not None,
-            "has_email": facts.email is not None,
-        },
-        "phone": {
-            "present": facts.phone is not None,
-            "valid": "PHONE_TYPE" in found,
-            "country": _text(first.get("PHONE_COUNTRY")),
-            "type": _text(phone_type.get("type")) if isinstance(phone_type, dict) else "",
-            "restricted": "PHONE_COUNTRY_RESTRICTED" in found,
-            "voip": "PHONE_VOIP" in found,
-            "mismatch": "PHONE_COUNTRY_MISMATCH" in found,
-        },
-        "card": {
-            "present": facts.card_bin is not None,
-            "valid": "CARD_ISSUER" in found,
-            "country": _text(issuer.get("country")),
-            "scheme": _text(issuer.get("scheme")),
-            "restricted": "CARD_ISSUER_RESTRICTED" in found,
-            "scheme_restricted": "CARD_SCHEME_RESTRICTED" in found,
-            "billing_restricted": "CARD_BILLING_RESTRICTED" in found,
-            "mismatch": "CARD_COUNTRY_MISMATCH" in found,
-        },
-        "email": {
-            "present": facts.email is not None,
-            "valid": facts.email is not None and "EMAIL_INVALID" not in found and "email" not in unavailable,
-            "country": _text(first.get("EMAIL_COUNTRY")),
-            "provider_restricted": "EMAIL_PROVIDER_RESTRICTED" in found,
-            "tld_restricted": "EMAIL_TLD_RESTRICTED" in found,
-            "disposable": "EMAIL_DISPOSABLE" in found,
-        },
-        "client": {
-            "timezone_valid": facts.timezone is not None and "TZ_INVALID" not in found,
-            "tz_countries": [str(c) for c in tz_countries] if isinstance(tz_countries, list) else [],
-            "tz_restricted": "TZ_RESTRICTED" in found,
-            "tz_mismatch": "TZ_COUNTRY_MISMATCH" in found,
-            "language": _text(lang.get("language")),
-            "lang_region": _text(lang.get("region")),
-            "lang_restricted": "LANG_RESTRICTED_REGION" in found,
-            "lang_mismatch": "LANG_COUNTRY_MISMATCH" in found,
-        },
-        "hints": [name for name, codes in _HINT_CODES if not found.isdisjoint(codes)],
-        "rtt": _rtt_context(evidence, found),
-        "key": _key_context(evidence),
-        "unavailable": unavailable,
+        "account_id": facts.account_id or "",
+        "api_key_id": facts.api_key_id or "",
+        "billing_country": facts.billing_country or "",
+        "timezone": facts.timezone or "",
+        "accept_language": facts.accept_language or "",
+        "user_agent": facts.user_agent or "",
+        "org_name": facts.org_name or "",
+        "has_phone": facts.phone is not None,
+        "has_card": facts.card_bin is not None,
+        "has_email": facts.email is not None,
     }
-
-
-def _rtt_context(evidence: Sequence[Evidence], found: set[str]) -> dict[str, Any]:
-    """What the latency signal found: whether the address's location is physically possible, and
-    where the client can be (``region_countries``; ``region_restricted``: those the policy restricts)."""
-    region: dict[str, Any] = next(
-        (e.value for e in evidence if e.code == "RTT_REGION" and isinstance(e.value, dict)), {}
-    )
-    violation = max(
-        (float(e.value.get("violation_km", 0.0)) for e in evidence if e.code == "RTT_TOO_FAR_FROM_CLAIMED"
-         and isinstance(e.value, dict)),
-        default=0.0,
-    )  # fmt: skip
-    return {
-        "checked": "RTT_REGION" in found,
-        "too_far": "RTT_TOO_FAR_FROM_CLAIMED" in found,
-        "violation_km": violation,
-        "region_countries": [str(c) for c in region.get("countries", [])],
-        "region_restricted": [str(c) for c in region.get("restricted", [])],
-        "tunnel": "RTT_TUNNEL_GAP" in found,
-    }
-
-
-_KEY_FIELDS = (
-    ("networks_1h", 0), ("networks_24h", 0), ("asns_1h", 0), ("countries_1h", 0), ("countries_24h", 0),
-    ("requests_24h", 0), ("hosting_share_24h", 0.0), ("concurrent_km", 0.0), ("travel_kmh", 0.0),
-    ("active_hours_24h", 0), ("tokens_1h", 0.0),
-)  # fmt: skip
-
-
-def _key_context(evidence: Sequence[Evidence]) -> dict[str, Any]:
-    """What the behaviour signal found about the key (every field present; zero when unknown)."""
-    activity: dict[str, Any] = {}
-    places: set[str] = set()
-    for e in evidence:
-        if not isinstance(e.value, dict):
-            continue
-        if e.code == "KEY_ACTIVITY":
-            activity = e.value
-        elif e.code in ("KEY_CONCURRENT_DISTANT", "KEY_IMPOSSIBLE_TRAVEL"):
-            places.update(str(c) for c in e.value.get("restricted", []))
-    out: dict[str, Any] = {"checked": bool(activity)}
-    for name, zero in _KEY_FIELDS:
-        value = activity.get(name, zero)
-        out[name] = type(zero)(value) if isinstance(value, int | float) else zero
-    out["flags"] = [str(f) for f in activity.get("flags", [])]
-    out["restricted_places"] = sorted(places)
-    return out
-
-
-#: Evidence whose value the context reads (the first of each code counts).
-_VALUE_CODES = frozenset({"PHONE_COUNTRY", "PHONE_TYPE", "CARD_ISSUER", "EMAIL_COUNTRY", "TZ_COUNTRY", "LANG_PRIMARY"})
-#: Origin signals and the codes by which each points to a restricted jurisdiction (``hints``).
-_HINT_CODES = (
-    ("phone", frozenset({"PHONE_COUNTRY_RESTRICTED"})),
-    ("card", frozenset({"CARD_ISSUER_RESTRICTED", "CARD_SCHEME_RESTRICTED", "CARD_BILLING_RESTRICTED"})),
-    ("email", frozenset({"EMAIL_PROVIDER_RESTRICTED", "EMAIL_TLD_RESTRICTED"})),
-    ("client", frozenset({"TZ_RESTRICTED", "LANG_RESTRICTED_REGION"})),
-)
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-#: What a rule sees for a request with no facts at all: every key present, every value empty.
-_PROBE = build_context([], Facts(), ["CN"], matched=False, egress=False)
 
 
 def reference(engine: PolicyEngine) -> str:

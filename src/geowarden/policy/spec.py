@@ -42,8 +42,7 @@ from geowarden.errors import ConfigError
 from geowarden.model import Action
 from geowarden.policy.base import USER_MESSAGES
 from geowarden.policy.yamlsrc import Key, Where, load
-from geowarden.signals.behaviour import DEFAULT_CONFIG as DEFAULT_BEHAVIOUR
-from geowarden.signals.behaviour import BehaviourConfig
+from geowarden.signals.thresholds import DEFAULT_BEHAVIOUR, BehaviourConfig
 
 BEHAVIOUR_FIELDS = frozenset(f.name for f in dataclasses.fields(BehaviourConfig))
 

@@ -11,143 +11,82 @@ Thresholds are the policy's (its ``behaviour:`` section, ``BehaviourConfig``): t
 emits ``KEY_*`` codes where they are crossed, and ``KEY_ACTIVITY`` with every feature always,
 so a policy can also write its own conditions on the ``key`` variable.
 
-Locations are countries (the address's, as the ip signal placed it). The distance between two
-uses is a lower bound: the shortest distance between any two populated places (GeoNames, 15,000
-people or more; the most populous ``PLACES_PER_COUNTRY`` of each) of the two countries, so
-neighbouring countries are never "far apart" and a flag means the physics really rule it out.
+Locations are countries (the address's, as the ip signal placed it); distances between them are
+lower bounds (``signals.geo``), and clocks are read from the daily rhythm (``signals.rhythm``).
+The features of one request are computed once (``Features``); each code then has its own rule,
+a function of the features and the thresholds (``RULES``).
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from datetime import datetime
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from geowarden.errors import ConfigError
 from geowarden.model import Evidence, Facts
-from geowarden.state.base import Count, Distinct, FirstSeen, Flags, Hours, Op, Places, StateStore
+from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
+from geowarden.signals.geo import distance_km
+from geowarden.signals.rhythm import FITS_HOURS, country_offsets, gap_hours, profile_offset
+from geowarden.signals.thresholds import BehaviourConfig
+from geowarden.state.base import Count, Distinct, FirstSeen, Flags, Hours, Op, Places
 
-SIGNAL = "key"
+NAME = "key"
 WINDOWS = (600, 3600, 86400)  # distinct counts: 10 minutes, 1 hour, 1 day
 VOLUME_WINDOWS = (3600, 7 * 86400)  # requests and tokens: 1 hour, 7 days
 PLACES_TTL = 86400
 FIRST_SEEN_TTL = 90 * 86400
-PLACES_PER_COUNTRY = 300
 _LABELS = frozenset({"IP_HOSTING", "IP_VPN", "IP_PROXY", "IP_TOR"})
 
 CODES: dict[str, tuple[str, str]] = {
     "KEY_ACTIVITY": (
-        SIGNAL,
+        NAME,
         "Every behaviour feature of the key and its account after this request (distinct networks, "
         "countries, places, hours, volumes); informational, and what the policy's `key` variable reads.",
     ),
     "KEY_MANY_NETWORKS": (
-        SIGNAL,
+        NAME,
         "The key was used from more distinct networks (/24 or /48 prefixes) or ASNs in the window "
         "than the policy allows; value: counts, window, threshold.",
     ),
     "KEY_MANY_COUNTRIES": (
-        SIGNAL,
+        NAME,
         "The key was used from more distinct countries in the window than the policy allows; "
         "value: count, window, threshold.",
     ),
     "KEY_CONCURRENT_DISTANT": (
-        SIGNAL,
+        NAME,
         "The key was used from places at least the policy's distance apart within seconds of each "
         "other: more than one user; value: countries, km (lower bound), seconds, restricted places.",
     ),
     "KEY_IMPOSSIBLE_TRAVEL": (
-        SIGNAL,
+        NAME,
         "Between two uses of the key the implied speed exceeds any aircraft's; value: countries, "
         "km (lower bound), hours, km/h, restricted places.",
     ),
     "KEY_ROUND_THE_CLOCK": (
-        SIGNAL,
+        NAME,
         "The key was active in nearly every hour of the last day: a relay's or a service's shape, "
         "not a person's; value: active hours, requests.",
     ),
     "KEY_RELAY_SHAPE": (
-        SIGNAL,
+        NAME,
         "The key's traffic comes mostly from hosting/VPN ranges and its daily rhythm fits a "
         "restricted country's clock, not its addresses'; value: hosting share, inferred UTC offset, "
         "the countries it fits.",
     ),
     "ACCOUNT_VOLUME_SPIKE": (
-        SIGNAL,
+        NAME,
         "The account's token volume in the last hour is many times its own hourly average; value: "
         "tokens, baseline, ratio.",
     ),
     "KEY_FLAGGED": (
-        SIGNAL,
+        NAME,
         "Batch analytics flagged this key or its account (e.g. a shared key, an account cluster or "
         "a campaign); value: the findings' kinds, scores and subjects.",
     ),
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BehaviourConfig:
-    """The policy's ``behaviour:`` thresholds (every field optional in the file)."""
-
-    networks_window: int = 3600
-    networks_max: int = 12  # distinct /24 or /48 prefixes per window
-    asns_max: int = 6  # distinct ASNs per window
-    countries_window: int = 86400
-    countries_max: int = 3  # distinct countries per window
-    concurrent_seconds: int = 300
-    concurrent_km: float = 1500.0
-    travel_kmh: float = 1000.0  # faster than any airliner's ground speed, less tail winds
-    round_the_clock_hours: int = 22  # active hours out of the last 24
-    round_the_clock_min_requests: int = 100  # in the last 24 hours
-    relay_hosting_share: float = 0.8  # of the last day's requests
-    relay_min_requests: int = 50  # in the hour profile (7 days)
-    relay_offset_gap_hours: float = 4.0  # inferred clock vs the addresses' countries
-    volume_ratio: float = 10.0
-    volume_min_tokens: int = 200_000  # in the last hour
-    volume_min_history_hours: int = 48
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], where: str = "behaviour") -> BehaviourConfig:
-        known = {f.name: f for f in fields(cls)}
-        bad = sorted(set(raw) - set(known))
-        if bad:
-            raise ConfigError(f"{where}: unknown setting(s) {', '.join(bad)} (known: {', '.join(sorted(known))})")
-        values: dict[str, Any] = {}
-        for name, value in raw.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{where}.{name}: must be a number >= 0, not {value!r}")
-            values[name] = int(value) if known[name].type in ("int", int) else float(value)
-        return cls(**values)
-
-
-DEFAULT_CONFIG = BehaviourConfig()
-
-
-class Context(Protocol):
-    """What the signal reads from the Warden's context."""
-
-    @property
-    def restricted(self) -> frozenset[str]: ...
-
-    @property
-    def ip_country(self) -> str | None: ...
-
-    @property
-    def found(self) -> Sequence[Evidence]: ...
-
-    @property
-    def state(self) -> StateStore | None: ...
-
-    @property
-    def behaviour(self) -> BehaviourConfig: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +175,7 @@ def operations(obs: Observation) -> list[Op]:
     return ops
 
 
-def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
+def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     """Update the key's state with this request and report what its behaviour shows."""
     store = ctx.state
     if store is None:
@@ -249,14 +188,37 @@ def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
     return judge(obs, results, now, ctx.behaviour, ctx.restricted)
 
 
-def judge(  # noqa: PLR0915 - one pass over the features, one block per code
-    obs: Observation,
-    results: Sequence[Any],
-    now: float,
-    cfg: BehaviourConfig,
-    restricted: frozenset[str],
-) -> list[Evidence]:
-    """Features and evidence from one batch's results (see ``operations`` for their order)."""
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Everything one request's state batch says about the key, computed once for every rule."""
+
+    obs: Observation
+    cfg: BehaviourConfig
+    restricted: frozenset[str]
+    ips: tuple[int, int, int]  # distinct addresses per window (``WINDOWS``)
+    nets: tuple[int, int, int]  # distinct /24-/48 networks per window (``WINDOWS``)
+    asns: tuple[int, int, int]
+    ccs: tuple[int, int, int]  # distinct countries per window
+    requests: tuple[float, float]  # 1 h, 24 h
+    hosting_share: float  # of the last day's requests
+    profile: Sequence[int]  # requests per UTC hour over 7 days
+    active: int  # active hours of the last 24
+    tokens: tuple[float, float]  # 1 h, 7 days
+    baseline: float  # the account's hourly token average before the last hour
+    seen_hours: float  # since the account was first seen
+    concurrent: tuple[float, str, float] | None  # farthest place within the concurrency window: km, place, s
+    travel: tuple[float, str, float, float] | None  # fastest implied travel: km/h, place, km, hours
+    flags: dict[str, Any]  # batch-analytics flags of the key and its account
+
+    @property
+    def here(self) -> str:
+        return self.obs.country
+
+
+def features(
+    obs: Observation, results: Sequence[Any], now: float, cfg: BehaviourConfig, restricted: frozenset[str]
+) -> Features:
+    """The features of one batch's results (see ``operations`` for their order)."""
     ips, nets, asns, req, anon, places, (profile, active), flags, tok, first = results[:10]
     account_flags: dict[str, Any] = results[10] if len(results) > 10 else {}
     here = obs.country
@@ -265,11 +227,9 @@ def judge(  # noqa: PLR0915 - one pass over the features, one block per code
         len({p for p, seen in places.items() if seen > now - w and p != "?"} | ({here} if here else set()))
         for w in WINDOWS
     )
-    w_net = _window_index(cfg.networks_window)
-    w_cc = _window_index(cfg.countries_window)
     # Places: the farthest (lower-bound) distance to any place seen recently, and the fastest travel.
-    concurrent: tuple[float, str, float] | None = None  # km, place, seconds
-    travel: tuple[float, str, float, float] | None = None  # km/h, place, km, hours
+    concurrent: tuple[float, str, float] | None = None
+    travel: tuple[float, str, float, float] | None = None
     if here:
         for place, seen in places.items():
             if place in (here, "?"):
@@ -285,154 +245,222 @@ def judge(  # noqa: PLR0915 - one pass over the features, one block per code
                 kmh = km / (dt / 3600.0)
                 if travel is None or kmh > travel[0]:
                     travel = (kmh, place, km, dt / 3600.0)
-    hosting_share = anon[1] / req[1] if req[1] else 0.0
     seen_hours = (now - first) / 3600.0
     baseline = 0.0
     if seen_hours > 1.0:
         history_hours = min(seen_hours, VOLUME_WINDOWS[1] / 3600.0) - 1.0
         baseline = max(0.0, tok[1] - tok[0]) / max(history_hours, 1.0)
-    features: dict[str, Any] = {
-        "subject": "key" if obs.subject.startswith("k:") else "account",
-        "ips_10m": ips[0],
-        "ips_1h": ips[1],
-        "ips_24h": ips[2],
-        "networks_10m": nets[0],
-        "networks_1h": nets[1],
-        "networks_24h": nets[2],
-        "asns_1h": asns[1],
-        "asns_24h": asns[2],
-        "countries_1h": ccs[1],
-        "countries_24h": ccs[2],
-        "requests_1h": int(req[0]),
-        "requests_24h": int(req[1]),
-        "hosting_share_24h": round(hosting_share, 4),
-        "concurrent_km": round(concurrent[0], 1) if concurrent else 0.0,
-        "travel_kmh": round(travel[0], 1) if travel else 0.0,
-        "active_hours_24h": active,
-        "tokens_1h": tok[0],
-        "tokens_hourly_baseline": round(baseline, 1),
-        "flags": sorted(set(flags) | set(account_flags)),
-    }
-    out = [
-        Evidence(
-            signal=SIGNAL,
-            code="KEY_ACTIVITY",
-            value=features,
-            detail=f"{features['subject']} seen from {nets[1]} networks and {ccs[2]} countries; "
-            f"{int(req[1])} requests in 24 h, active {active} of 24 hours",
-        )
-    ]
-    if nets[w_net] > cfg.networks_max or asns[w_net] > cfg.asns_max:
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="KEY_MANY_NETWORKS",
-                value={"networks": nets[w_net], "asns": asns[w_net], "window_s": WINDOWS[w_net],
-                       "networks_max": cfg.networks_max, "asns_max": cfg.asns_max},
-                confidence=min(1.0, 0.5 + 0.5 * max(nets[w_net] / max(cfg.networks_max, 1),
-                                                    asns[w_net] / max(cfg.asns_max, 1)) / 4),
-                detail=f"used from {nets[w_net]} networks in {asns[w_net]} ASNs within {_span(WINDOWS[w_net])}",
-            )
-        )  # fmt: skip
-    if ccs[w_cc] > cfg.countries_max:
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="KEY_MANY_COUNTRIES",
-                value={"countries": ccs[w_cc], "window_s": WINDOWS[w_cc], "max": cfg.countries_max},
-                confidence=min(1.0, 0.6 + 0.1 * (ccs[w_cc] - cfg.countries_max)),
-                detail=f"used from {ccs[w_cc]} countries within {_span(WINDOWS[w_cc])}",
-            )
-        )
-    if concurrent is not None and concurrent[0] >= cfg.concurrent_km:
-        km, place, dt = concurrent
-        hit = sorted({here, place} & restricted)
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="KEY_CONCURRENT_DISTANT",
-                value={"countries": [place, here], "km": round(km, 1), "seconds": round(dt, 1), "restricted": hit},
-                confidence=0.9 if km >= 2 * cfg.concurrent_km else 0.75,
-                detail=f"used from {place} and {here}, at least {km:,.0f} km apart, {dt:.0f} s apart"
-                + (f" (restricted: {', '.join(hit)})" if hit else ""),
-            )
-        )
-    if travel is not None and travel[0] > cfg.travel_kmh:
-        kmh, place, km, hours = travel
-        hit = sorted({here, place} & restricted)
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="KEY_IMPOSSIBLE_TRAVEL",
-                value={"countries": [place, here], "km": round(km, 1), "hours": round(hours, 3),
-                       "kmh": round(kmh, 1), "restricted": hit},
-                confidence=min(0.95, 0.6 + 0.1 * kmh / cfg.travel_kmh),
-                detail=f"{place} then {here}: at least {km:,.0f} km in {hours:.2f} h ({kmh:,.0f} km/h)"
-                + (f" (restricted: {', '.join(hit)})" if hit else ""),
-            )
-        )  # fmt: skip
-    if active >= cfg.round_the_clock_hours and req[1] >= cfg.round_the_clock_min_requests:
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="KEY_ROUND_THE_CLOCK",
-                value={"active_hours": active, "requests_24h": int(req[1])},
-                confidence=0.8,
-                detail=f"active in {active} of the last 24 hours ({int(req[1])} requests)",
-            )
-        )
-    offset = None
-    if here and hosting_share >= cfg.relay_hosting_share and sum(profile) >= cfg.relay_min_requests:
-        offset = profile_offset(profile)  # only where it can matter: it is the signal's dearest step
-    if offset is not None:
-        fits = [
-            cc
-            for cc in sorted(restricted)
-            if country_offsets(cc) and _gap(offset[0], country_offsets(cc)) <= FITS_HOURS
-        ]
-        gap = _gap(offset[0], country_offsets(here))
-        if fits and country_offsets(here) and gap >= cfg.relay_offset_gap_hours:
-            out.append(
-                Evidence(
-                    signal=SIGNAL,
-                    code="KEY_RELAY_SHAPE",
-                    value={"hosting_share": round(hosting_share, 3), "utc_offset_h": offset[0],
-                           "night_share": round(offset[1], 3), "address_country": here,
-                           "offset_gap_h": gap, "fits": fits},
-                    confidence=0.8,
-                    detail=f"{hosting_share:.0%} of requests from hosting/VPN ranges in {here}, but the daily "
-                    f"rhythm fits UTC{offset[0]:+g} ({', '.join(fits)}), {gap:g} h off the addresses' clock",
-                )
-            )  # fmt: skip
-    if (
-        seen_hours >= cfg.volume_min_history_hours
-        and tok[0] >= cfg.volume_min_tokens
-        and tok[0] >= cfg.volume_ratio * max(baseline, 1.0)
-    ):
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="ACCOUNT_VOLUME_SPIKE",
-                value={"tokens_1h": tok[0], "baseline_hourly": round(baseline, 1),
-                       "ratio": round(tok[0] / max(baseline, 1.0), 1), "max_ratio": cfg.volume_ratio},
-                confidence=0.7,
-                detail=f"{tok[0]:,.0f} tokens in the last hour, {tok[0] / max(baseline, 1.0):,.0f}x the "
-                "account's hourly average",
-            )
-        )  # fmt: skip
-    all_flags = {**account_flags, **flags}
-    if all_flags:
-        top = max((float(v.get("score", 0.5)) for v in all_flags.values()), default=0.5)
-        out.append(
-            Evidence(
-                signal=SIGNAL,
-                code="KEY_FLAGGED",
-                value={code: dict(v) for code, v in sorted(all_flags.items())},
-                confidence=max(0.5, min(1.0, top)),
-                detail="flagged by batch analytics: " + ", ".join(sorted(all_flags)),
-            )
-        )
+    return Features(
+        obs=obs,
+        cfg=cfg,
+        restricted=restricted,
+        ips=ips,
+        nets=nets,
+        asns=asns,
+        ccs=ccs,  # type: ignore[arg-type]  # three windows, three counts
+        requests=(req[0], req[1]),
+        hosting_share=anon[1] / req[1] if req[1] else 0.0,
+        profile=profile,
+        active=active,
+        tokens=(tok[0], tok[1]),
+        baseline=baseline,
+        seen_hours=seen_hours,
+        concurrent=concurrent,
+        travel=travel,
+        flags={**account_flags, **flags},
+    )
+
+
+def judge(
+    obs: Observation, results: Sequence[Any], now: float, cfg: BehaviourConfig, restricted: frozenset[str]
+) -> list[Evidence]:
+    """``KEY_ACTIVITY`` with every feature, then the evidence of every rule that fires."""
+    f = features(obs, results, now, cfg, restricted)
+    out = [activity(f)]
+    for rule in RULES:
+        found = rule(f)
+        if found is not None:
+            out.append(found)
     return out
+
+
+def activity(f: Features) -> Evidence:
+    """``KEY_ACTIVITY``: every feature, always (what the policy's ``key`` variable reads)."""
+    value: dict[str, Any] = {
+        "subject": "key" if f.obs.subject.startswith("k:") else "account",
+        "ips_10m": f.ips[0],
+        "ips_1h": f.ips[1],
+        "ips_24h": f.ips[2],
+        "networks_10m": f.nets[0],
+        "networks_1h": f.nets[1],
+        "networks_24h": f.nets[2],
+        "asns_1h": f.asns[1],
+        "asns_24h": f.asns[2],
+        "countries_1h": f.ccs[1],
+        "countries_24h": f.ccs[2],
+        "requests_1h": int(f.requests[0]),
+        "requests_24h": int(f.requests[1]),
+        "hosting_share_24h": round(f.hosting_share, 4),
+        "concurrent_km": round(f.concurrent[0], 1) if f.concurrent else 0.0,
+        "travel_kmh": round(f.travel[0], 1) if f.travel else 0.0,
+        "active_hours_24h": f.active,
+        "tokens_1h": f.tokens[0],
+        "tokens_hourly_baseline": round(f.baseline, 1),
+        "flags": sorted(f.flags),
+    }
+    return Evidence(
+        signal=NAME,
+        code="KEY_ACTIVITY",
+        value=value,
+        detail=f"{value['subject']} seen from {f.nets[1]} networks and {f.ccs[2]} countries; "
+        f"{int(f.requests[1])} requests in 24 h, active {f.active} of 24 hours",
+    )
+
+
+def many_networks(f: Features) -> Evidence | None:
+    """``KEY_MANY_NETWORKS``: more networks or ASNs in the window than the policy allows."""
+    cfg = f.cfg
+    w = _window_index(cfg.networks_window)
+    nets, asns = f.nets[w], f.asns[w]
+    if nets <= cfg.networks_max and asns <= cfg.asns_max:
+        return None
+    return Evidence(
+        signal=NAME,
+        code="KEY_MANY_NETWORKS",
+        value={"networks": nets, "asns": asns, "window_s": WINDOWS[w],
+               "networks_max": cfg.networks_max, "asns_max": cfg.asns_max},
+        confidence=min(1.0, 0.5 + 0.5 * max(nets / max(cfg.networks_max, 1), asns / max(cfg.asns_max, 1)) / 4),
+        detail=f"used from {nets} networks in {asns} ASNs within {_span(WINDOWS[w])}",
+    )  # fmt: skip
+
+
+def many_countries(f: Features) -> Evidence | None:
+    """``KEY_MANY_COUNTRIES``: more countries in the window than the policy allows."""
+    cfg = f.cfg
+    w = _window_index(cfg.countries_window)
+    if f.ccs[w] <= cfg.countries_max:
+        return None
+    return Evidence(
+        signal=NAME,
+        code="KEY_MANY_COUNTRIES",
+        value={"countries": f.ccs[w], "window_s": WINDOWS[w], "max": cfg.countries_max},
+        confidence=min(1.0, 0.6 + 0.1 * (f.ccs[w] - cfg.countries_max)),
+        detail=f"used from {f.ccs[w]} countries within {_span(WINDOWS[w])}",
+    )
+
+
+def concurrent_distant(f: Features) -> Evidence | None:
+    """``KEY_CONCURRENT_DISTANT``: used from places far apart within seconds of each other."""
+    if f.concurrent is None or f.concurrent[0] < f.cfg.concurrent_km:
+        return None
+    km, place, dt = f.concurrent
+    hit = sorted({f.here, place} & f.restricted)
+    return Evidence(
+        signal=NAME,
+        code="KEY_CONCURRENT_DISTANT",
+        value={"countries": [place, f.here], "km": round(km, 1), "seconds": round(dt, 1), "restricted": hit},
+        confidence=0.9 if km >= 2 * f.cfg.concurrent_km else 0.75,
+        detail=f"used from {place} and {f.here}, at least {km:,.0f} km apart, {dt:.0f} s apart"
+        + (f" (restricted: {', '.join(hit)})" if hit else ""),
+    )
+
+
+def impossible_travel(f: Features) -> Evidence | None:
+    """``KEY_IMPOSSIBLE_TRAVEL``: the implied speed between two uses exceeds any aircraft's."""
+    if f.travel is None or f.travel[0] <= f.cfg.travel_kmh:
+        return None
+    kmh, place, km, hours = f.travel
+    hit = sorted({f.here, place} & f.restricted)
+    return Evidence(
+        signal=NAME,
+        code="KEY_IMPOSSIBLE_TRAVEL",
+        value={"countries": [place, f.here], "km": round(km, 1), "hours": round(hours, 3),
+               "kmh": round(kmh, 1), "restricted": hit},
+        confidence=min(0.95, 0.6 + 0.1 * kmh / f.cfg.travel_kmh),
+        detail=f"{place} then {f.here}: at least {km:,.0f} km in {hours:.2f} h ({kmh:,.0f} km/h)"
+        + (f" (restricted: {', '.join(hit)})" if hit else ""),
+    )  # fmt: skip
+
+
+def round_the_clock(f: Features) -> Evidence | None:
+    """``KEY_ROUND_THE_CLOCK``: active in nearly every hour of the last day, with enough requests."""
+    if f.active < f.cfg.round_the_clock_hours or f.requests[1] < f.cfg.round_the_clock_min_requests:
+        return None
+    return Evidence(
+        signal=NAME,
+        code="KEY_ROUND_THE_CLOCK",
+        value={"active_hours": f.active, "requests_24h": int(f.requests[1])},
+        confidence=0.8,
+        detail=f"active in {f.active} of the last 24 hours ({int(f.requests[1])} requests)",
+    )
+
+
+def relay_shape(f: Features) -> Evidence | None:
+    """``KEY_RELAY_SHAPE``: mostly hosting/VPN traffic whose daily rhythm fits a restricted
+    country's clock and not the addresses' (the profile is read only where it can matter: it is
+    the signal's dearest step)."""
+    cfg, here = f.cfg, f.here
+    if not here or f.hosting_share < cfg.relay_hosting_share or sum(f.profile) < cfg.relay_min_requests:
+        return None
+    offset = profile_offset(f.profile)
+    if offset is None:
+        return None
+    fits = [cc for cc in sorted(f.restricted) if country_offsets(cc) and gap_hours(offset[0], country_offsets(cc))
+            <= FITS_HOURS]  # fmt: skip
+    gap = gap_hours(offset[0], country_offsets(here))
+    if not fits or not country_offsets(here) or gap < cfg.relay_offset_gap_hours:
+        return None
+    return Evidence(
+        signal=NAME,
+        code="KEY_RELAY_SHAPE",
+        value={"hosting_share": round(f.hosting_share, 3), "utc_offset_h": offset[0],
+               "night_share": round(offset[1], 3), "address_country": here, "offset_gap_h": gap, "fits": fits},
+        confidence=0.8,
+        detail=f"{f.hosting_share:.0%} of requests from hosting/VPN ranges in {here}, but the daily "
+        f"rhythm fits UTC{offset[0]:+g} ({', '.join(fits)}), {gap:g} h off the addresses' clock",
+    )  # fmt: skip
+
+
+def volume_spike(f: Features) -> Evidence | None:
+    """``ACCOUNT_VOLUME_SPIKE``: the last hour's tokens many times the account's own average."""
+    cfg, tokens, base = f.cfg, f.tokens[0], max(f.baseline, 1.0)
+    if f.seen_hours < cfg.volume_min_history_hours or tokens < max(cfg.volume_min_tokens, cfg.volume_ratio * base):
+        return None
+    return Evidence(
+        signal=NAME,
+        code="ACCOUNT_VOLUME_SPIKE",
+        value={"tokens_1h": tokens, "baseline_hourly": round(f.baseline, 1), "ratio": round(tokens / base, 1),
+               "max_ratio": cfg.volume_ratio},
+        confidence=0.7,
+        detail=f"{tokens:,.0f} tokens in the last hour, {tokens / base:,.0f}x the account's hourly average",
+    )  # fmt: skip
+
+
+def flagged(f: Features) -> Evidence | None:
+    """``KEY_FLAGGED``: batch analytics flagged the key or its account."""
+    if not f.flags:
+        return None
+    top = max((float(v.get("score", 0.5)) for v in f.flags.values()), default=0.5)
+    return Evidence(
+        signal=NAME,
+        code="KEY_FLAGGED",
+        value={code: dict(v) for code, v in sorted(f.flags.items())},
+        confidence=max(0.5, min(1.0, top)),
+        detail="flagged by batch analytics: " + ", ".join(sorted(f.flags)),
+    )
+
+
+#: One rule per code, in the order their evidence is reported.
+RULES: tuple[Callable[[Features], Evidence | None], ...] = (
+    many_networks,
+    many_countries,
+    concurrent_distant,
+    impossible_travel,
+    round_the_clock,
+    relay_shape,
+    volume_spike,
+    flagged,
+)
 
 
 def _window_index(window: int) -> int:
@@ -447,106 +475,38 @@ def _span(seconds: int) -> str:
     return f"{seconds // 3600} h" if seconds >= 3600 else f"{seconds // 60} min"
 
 
-# -- where: distances between countries -----------------------------------------------------
-
-_dist_lock = threading.Lock()
-_dist_cache: dict[tuple[str, str], float] = {}
-
-
-def distance_km(a: str, b: str) -> float:
-    """A lower bound on the distance between anyone in country ``a`` and anyone in ``b``: the
-    shortest great-circle distance between their populated places (0 when unknown)."""
-    if a == b:
-        return 0.0
-    key = (a, b) if a < b else (b, a)
-    got = _dist_cache.get(key)
-    if got is not None:
-        return got
-    value = _min_distance(*key)
-    with _dist_lock:
-        _dist_cache[key] = value
-    return value
+_KEY_FIELDS = (
+    ("networks_1h", 0), ("networks_24h", 0), ("asns_1h", 0), ("countries_1h", 0), ("countries_24h", 0),
+    ("requests_24h", 0), ("hosting_share_24h", 0.0), ("concurrent_km", 0.0), ("travel_kmh", 0.0),
+    ("active_hours_24h", 0), ("tokens_1h", 0.0),
+)  # fmt: skip
 
 
-def _min_distance(a: str, b: str) -> float:
-    from geowarden.latency.model import EARTH_RADIUS_KM  # noqa: PLC0415
-    from geowarden.latency.places import places  # noqa: PLC0415 - loaded once, on first use
+class BehaviourSignal(BaseSignal):
+    """The ``key`` signal and its CEL variable ``key``: ``checked``, the counters of
+    ``KEY_ACTIVITY`` (zero when unknown), ``flags`` and ``restricted_places`` (restricted
+    countries behind a concurrency or travel finding)."""
 
-    p = places()
-    ra, rb = p.by_country.get(a), p.by_country.get(b)
-    if ra is None or rb is None or not len(ra) or not len(rb):
-        return 0.0
-    ra = ra[np.argsort(-p.population[ra], kind="stable")[:PLACES_PER_COUNTRY]]
-    rb = rb[np.argsort(-p.population[rb], kind="stable")[:PLACES_PER_COUNTRY]]
-    dots = np.clip(p.points.xyz[ra] @ p.points.xyz[rb].T, -1.0, 1.0)
-    return float(EARTH_RADIUS_KM * math.acos(float(dots.max())))
+    name = NAME
+    codes = meanings(CODES)
+    variable = "key"
 
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        return evaluate(facts, ctx)
 
-# -- when: daily rhythm -----------------------------------------------------------------------
-
-NIGHT_HOURS = 6  # the quietest run of hours in a person's day
-NIGHT_CENTRE_LOCAL = 3.0  # its middle, local time
-DAY_CENTRE_LOCAL = 14.0  # the middle of a person's activity, local time
-FITS_HOURS = 1.5  # how near an inferred offset must be to a country's to fit it
-
-
-def _circular_mean(hours: Sequence[float], weights: Sequence[float]) -> float:
-    x = sum(w * math.cos(h * math.pi / 12.0) for h, w in zip(hours, weights, strict=True))
-    y = sum(w * math.sin(h * math.pi / 12.0) for h, w in zip(hours, weights, strict=True))
-    return (math.atan2(y, x) * 12.0 / math.pi) % 24.0
-
-
-def _wrap(hours: float) -> float:
-    """An offset in hours on (-12, 12]."""
-    return -((12.0 - hours) % 24.0 - 12.0)
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:  # noqa: ARG002 - the contract's signature
+        activity = found.mapping("KEY_ACTIVITY")
+        places: set[str] = set()
+        for e in found.evidence:
+            if e.code in ("KEY_CONCURRENT_DISTANT", "KEY_IMPOSSIBLE_TRAVEL") and isinstance(e.value, dict):
+                places.update(str(c) for c in e.value.get("restricted", []))
+        out: dict[str, Any] = {"checked": bool(activity)}
+        for name, zero in _KEY_FIELDS:
+            value = activity.get(name, zero)
+            out[name] = type(zero)(value) if isinstance(value, int | float) else zero
+        out["flags"] = [str(f) for f in activity.get("flags", [])]
+        out["restricted_places"] = sorted(places)
+        return out
 
 
-def profile_offset(profile: Sequence[int], max_night_share: float = 0.05) -> tuple[float, float] | None:
-    """The UTC offset a 24-hour profile (requests per UTC hour) implies, or None when it has no
-    clear night (round the clock, or no traffic): ``(offset hours, share of requests in the
-    quietest hours)``. Two readings are averaged: the middle of the quietest hours is taken as
-    03:00 local time, and the middle of the activity as 14:00."""
-    total = sum(profile)
-    if total <= 0:
-        return None
-    sums = [sum(profile[(start + i) % 24] for i in range(NIGHT_HOURS)) for start in range(24)]
-    quiet = min(sums)
-    share = quiet / total
-    if share > max_night_share:
-        return None
-    centres = [(start + NIGHT_HOURS / 2.0) % 24 for start in range(24) if sums[start] == quiet]
-    night = _circular_mean(centres, [1.0] * len(centres))
-    day = _circular_mean([h + 0.5 for h in range(24)], [float(n) for n in profile])
-    by_night = _wrap(NIGHT_CENTRE_LOCAL - night)
-    by_day = _wrap(DAY_CENTRE_LOCAL - day)
-    offset = _wrap(_circular_mean([by_night % 24.0, by_day % 24.0], [1.0, 1.0]))
-    return round(offset * 2.0) / 2.0, share
-
-
-@functools.lru_cache(maxsize=512)
-def country_offsets(cc: str) -> tuple[float, ...]:
-    """The UTC offsets (hours, standard and summer time) of a country's time zones."""
-    from geowarden.signals.client import zones  # noqa: PLC0415
-
-    year = datetime.now().year
-    winter, summer = datetime(year, 1, 15), datetime(year, 7, 15)
-    out: set[float] = set()
-    for zone, countries in zones().countries.items():
-        if cc not in countries:
-            continue
-        try:
-            tz = ZoneInfo(zone)
-        except (KeyError, ValueError, OSError):
-            continue
-        for moment in (winter, summer):
-            delta = tz.utcoffset(moment)
-            if delta is not None:
-                out.add(delta.total_seconds() / 3600.0)
-    return tuple(sorted(out))
-
-
-def _gap(offset: float, offsets: Sequence[float]) -> float:
-    """Hours between an offset and the nearest of ``offsets`` (on the 24-hour circle)."""
-    if not offsets:
-        return 0.0
-    return min(min(abs(offset - o) % 24.0, 24.0 - abs(offset - o) % 24.0) for o in offsets)
+SIGNAL = BehaviourSignal()

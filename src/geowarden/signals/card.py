@@ -10,7 +10,8 @@
 - **Issuing country** from a BIN table the operator supplies: no BIN-to-country data with a
   licence that allows redistribution ships on PyPI (see docs/signals.md), so none ships here.
   ``BinTable.from_csv(path)`` reads one (binlist's ``ranges.csv`` columns, or simply
-  ``bin,country``); ``GEOWARDEN_BIN_TABLE=path`` makes the default signal load it.
+  ``bin,country``); ``GEOWARDEN_BIN_TABLE=path`` makes the configured signal load it
+  (``CardSignal(table_path=...)``, once, at the first card seen).
 - **Billing country**: the ``billing_country`` fact, when it is a restricted jurisdiction.
 - **Mismatch** between the address's, the billing and the issuing country.
 
@@ -22,7 +23,6 @@ the first 6 digits only.
 from __future__ import annotations
 
 import csv
-import os
 import threading
 from collections.abc import Set
 from dataclasses import dataclass
@@ -33,29 +33,29 @@ import yaml
 
 from geowarden.errors import InputError, SourceError
 from geowarden.model import Evidence, Facts
-from geowarden.signals import Context
+from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
-SIGNAL = "card"
+NAME = "card"
 
 CODES: dict[str, tuple[str, str]] = {
     "CARD_ISSUER": (
-        SIGNAL,
+        NAME,
         "What the card's BIN says: value {bin (first 6 digits), scheme, country (issuing country from the "
         "operator's BIN table, or the home of a domestic scheme; null when unknown)}; informational.",
     ),
-    "CARD_ISSUER_RESTRICTED": (SIGNAL, "The card was issued in a restricted jurisdiction (by the BIN table)."),
+    "CARD_ISSUER_RESTRICTED": (NAME, "The card was issued in a restricted jurisdiction (by the BIN table)."),
     "CARD_SCHEME_RESTRICTED": (
-        SIGNAL,
+        NAME,
         "The card is on a domestic scheme of a restricted jurisdiction, hardly issued elsewhere (Mir: RU, "
         "Belkart: BY, Shetab: IR). UnionPay is not such a scheme.",
     ),
-    "CARD_BILLING_RESTRICTED": (SIGNAL, "The billing country given for the card is a restricted jurisdiction."),
+    "CARD_BILLING_RESTRICTED": (NAME, "The billing country given for the card is a restricted jurisdiction."),
     "CARD_COUNTRY_MISMATCH": (
-        SIGNAL,
+        NAME,
         "The address's country, the billing country and the card's issuing country do not all agree; value "
         "names each known one. Weak alone: cards travel with their holders.",
     ),
-    "CARD_INVALID": (SIGNAL, "The card_bin fact is not a BIN (6 to 8 digits)."),
+    "CARD_INVALID": (NAME, "The card_bin fact is not a BIN (6 to 8 digits)."),
 }
 
 BIN_MIN, BIN_MAX = 6, 8
@@ -63,7 +63,6 @@ FULL_NUMBER_DIGITS: Final = 12  # this many digits or more is a card number, not
 ISSUER_CONFIDENCE = 0.9
 SCHEME_CONFIDENCE: Final[dict[str, float]] = {"mir": 0.9, "belkart": 0.9, "shetab": 0.95}
 MISMATCH_CONFIDENCE = 0.3
-BIN_TABLE_ENV = "GEOWARDEN_BIN_TABLE"
 SCHEMES_FILE = Path(__file__).with_name("data") / "card_schemes.yaml"
 _MAX_RANGE = 100_000  # prefixes one table row may expand to
 
@@ -195,13 +194,6 @@ class BinTable:
             raise SourceError(f"{p}: cannot read the BIN table ({exc.strerror or type(exc).__name__})") from None
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> BinTable | None:
-        """The table ``GEOWARDEN_BIN_TABLE`` names, or None when it is not set."""
-        env = os.environ if environ is None else environ
-        path = env.get(BIN_TABLE_ENV, "").strip()
-        return cls.from_csv(Path(path).expanduser()) if path else None
-
-    @classmethod
     def _from_rows(cls, reader: csv.DictReader[str], *, source: str, where: str) -> BinTable:
         header = [h.strip().lower() for h in (reader.fieldnames or [])]
         bin_col = next((c for c in _BIN_COLUMNS if c in header), None)
@@ -245,29 +237,69 @@ def _is_bin(text: str) -> bool:
 # -- the signal ------------------------------------------------------------------------------
 
 
-class CardSignal:
-    """The card signal with a given BIN table (or none) and scheme table."""
+class CardSignal(BaseSignal):
+    """The card signal with a BIN table (given, or read from ``table_path`` at the first card
+    seen; none by default) and the scheme table, and its CEL variable ``card``: ``present``,
+    ``valid``, ``country`` (issuing country, when the table or a domestic scheme knows it),
+    ``scheme``, ``restricted`` (issued in a restricted jurisdiction), ``scheme_restricted`` (Mir,
+    Belkart, Shetab), ``billing_restricted``, ``mismatch`` (address, billing and issuing
+    countries differ). A table that does not load fails every card decision
+    (``SIGNAL_UNAVAILABLE``) with the same one-line reason, without rereading the file."""
 
-    __slots__ = ("schemes", "table")
+    name = NAME
+    codes = meanings(CODES)
+    variable = "card"
+    hint_codes = frozenset({"CARD_ISSUER_RESTRICTED", "CARD_SCHEME_RESTRICTED", "CARD_BILLING_RESTRICTED"})
 
-    def __init__(self, table: BinTable | None = None, schemes: SchemeTable | None = None) -> None:
-        self.table = table
-        self.schemes = schemes or default_schemes()
+    def __init__(
+        self, table: BinTable | None = None, schemes: SchemeTable | None = None, *, table_path: Path | None = None
+    ) -> None:
+        self._table: BinTable | SourceError | None = table
+        self._path = table_path if table is None else None
+        self._schemes = schemes
+        self._lock = threading.Lock()
 
-    def __call__(self, facts: Facts, ctx: Context) -> list[Evidence]:
-        return _evidence(facts, ctx, self.table, self.schemes)
+    @property
+    def table(self) -> BinTable | None:
+        if self._path is not None:
+            with self._lock:
+                if self._path is not None:
+                    try:
+                        self._table = BinTable.from_csv(self._path.expanduser())
+                    except SourceError as exc:
+                        self._table = exc
+                    self._path = None
+        if isinstance(self._table, SourceError):
+            raise SourceError(self._table.message)
+        return self._table
+
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        if facts.card_bin is None and facts.billing_country is None:
+            return []
+        return _evidence(facts, ctx, self.table, self._schemes or default_schemes())
+
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:
+        codes = found.codes
+        issuer = found.mapping("CARD_ISSUER")
+        return {
+            "present": facts.card_bin is not None,
+            "valid": "CARD_ISSUER" in codes,
+            "country": _text(issuer.get("country")),
+            "scheme": _text(issuer.get("scheme")),
+            "restricted": "CARD_ISSUER_RESTRICTED" in codes,
+            "scheme_restricted": "CARD_SCHEME_RESTRICTED" in codes,
+            "billing_restricted": "CARD_BILLING_RESTRICTED" in codes,
+            "mismatch": "CARD_COUNTRY_MISMATCH" in codes,
+        }
 
 
-def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
-    """Evidence about ``facts.card_bin`` and ``facts.billing_country``, with the shipped schemes
-    and the BIN table of ``GEOWARDEN_BIN_TABLE`` (loaded once, at the first card seen)."""
-    if facts.card_bin is None and facts.billing_country is None:
-        return []
-    return _evidence(facts, ctx, _env_table(), default_schemes())
+def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
+    """Evidence about ``facts.card_bin`` and ``facts.billing_country`` with the shipped schemes
+    and no BIN table (configure one with ``CardSignal``)."""
+    return SIGNAL.evaluate(facts, ctx)
 
 
 _SCHEMES: list[SchemeTable] = []
-_ENV_TABLE: dict[str, BinTable | SourceError | None] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -280,25 +312,11 @@ def default_schemes() -> SchemeTable:
     return _SCHEMES[0]
 
 
-def _env_table() -> BinTable | None:
-    """The table of ``GEOWARDEN_BIN_TABLE``, loaded once per path; a table that does not load
-    fails every card decision (SIGNAL_UNAVAILABLE) with the same one-line reason, without
-    rereading the file each time."""
-    path = os.environ.get(BIN_TABLE_ENV, "").strip()
-    if path not in _ENV_TABLE:
-        with _LOAD_LOCK:
-            if path not in _ENV_TABLE:
-                try:
-                    _ENV_TABLE[path] = BinTable.from_csv(Path(path).expanduser()) if path else None
-                except SourceError as exc:
-                    _ENV_TABLE[path] = exc
-    got = _ENV_TABLE[path]
-    if isinstance(got, SourceError):
-        raise SourceError(got.message)
-    return got
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
-def _evidence(facts: Facts, ctx: Context, table: BinTable | None, schemes: SchemeTable) -> list[Evidence]:
+def _evidence(facts: Facts, ctx: SignalContext, table: BinTable | None, schemes: SchemeTable) -> list[Evidence]:
     if facts.card_bin is None and facts.billing_country is None:
         return []
     out: list[Evidence] = []
@@ -307,7 +325,7 @@ def _evidence(facts: Facts, ctx: Context, table: BinTable | None, schemes: Schem
     if billing is not None and billing in restricted:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="CARD_BILLING_RESTRICTED",
                 value=billing,
                 confidence=1.0,
@@ -320,7 +338,7 @@ def _evidence(facts: Facts, ctx: Context, table: BinTable | None, schemes: Schem
         if digits is None:
             out.append(
                 Evidence(
-                    signal=SIGNAL, code="CARD_INVALID", confidence=1.0, detail="the card_bin fact is not 6 to 8 digits"
+                    signal=NAME, code="CARD_INVALID", confidence=1.0, detail="the card_bin fact is not 6 to 8 digits"
                 )
             )
         else:
@@ -330,7 +348,7 @@ def _evidence(facts: Facts, ctx: Context, table: BinTable | None, schemes: Schem
     if len(set(known.values())) > 1:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="CARD_COUNTRY_MISMATCH",
                 value=known,
                 confidence=MISMATCH_CONFIDENCE,
@@ -353,7 +371,7 @@ def _card(
     said = f"BIN {bin6}: {scheme.title if scheme else scheme_name or 'unknown scheme'}"
     out.append(
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code="CARD_ISSUER",
             value=value,
             confidence=1.0,
@@ -364,7 +382,7 @@ def _card(
     if rec is not None and rec.country in restricted:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="CARD_ISSUER_RESTRICTED",
                 value=rec.country,
                 confidence=ISSUER_CONFIDENCE,
@@ -375,7 +393,7 @@ def _card(
     if scheme is not None and scheme.domestic and scheme.country in restricted:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="CARD_SCHEME_RESTRICTED",
                 value=scheme.name,
                 confidence=SCHEME_CONFIDENCE.get(scheme.name, 0.8),
@@ -383,3 +401,6 @@ def _card(
             )
         )
     return country
+
+
+SIGNAL = CardSignal()

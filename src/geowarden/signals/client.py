@@ -29,37 +29,37 @@ from typing import Any, Final
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
-from geowarden.signals import Context
+from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
-SIGNAL = "client"
+NAME = "client"
 
 CODES: dict[str, tuple[str, str]] = {
     "TZ_COUNTRY": (
-        SIGNAL,
+        NAME,
         "The countries that use the client-reported time zone (IANA zone.tab and zone1970.tab); informational.",
     ),
     "TZ_RESTRICTED": (
-        SIGNAL,
+        NAME,
         "The client-reported time zone is used only in restricted jurisdictions (Asia/Shanghai, "
         "Europe/Moscow, Asia/Tehran, Asia/Pyongyang, ...). Weak alone: travellers keep their clocks.",
     ),
     "TZ_COUNTRY_MISMATCH": (
-        SIGNAL,
+        NAME,
         "The client-reported time zone is not used in the address's country; value: {timezone, countries, "
         "ip}. Weak alone.",
     ),
-    "TZ_INVALID": (SIGNAL, "The client-reported time zone is not an IANA time zone name."),
+    "TZ_INVALID": (NAME, "The client-reported time zone is not an IANA time zone name."),
     "LANG_PRIMARY": (
-        SIGNAL,
+        NAME,
         "The client's primary language (highest q in Accept-Language); value: {tag, language, region}; informational.",
     ),
     "LANG_RESTRICTED_REGION": (
-        SIGNAL,
+        NAME,
         "A language the client accepts is tagged with a restricted region (zh-CN, ru-RU, fa-IR, ...); "
         "confidence is higher when it is the primary one. Weak alone: it is a setting, not a place.",
     ),
     "LANG_COUNTRY_MISMATCH": (
-        SIGNAL,
+        NAME,
         "The region of the client's primary language differs from the address's country; value: "
         "{region, ip}. Very weak alone (en-US is everybody's default).",
     ),
@@ -248,7 +248,7 @@ def _tag(text: str, q: float) -> LanguageTag | None:
 # -- the signal ------------------------------------------------------------------------------
 
 
-def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
+def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     """Evidence about ``facts.timezone`` and ``facts.accept_language``; empty without them."""
     out: list[Evidence] = []
     if facts.timezone is not None:
@@ -258,14 +258,14 @@ def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
     return out
 
 
-def _timezone(raw: str, ctx: Context, out: list[Evidence]) -> None:
+def _timezone(raw: str, ctx: SignalContext, out: list[Evidence]) -> None:
     table = zones()
     name = table.resolve(raw.strip())
     if name is None:
         shown = raw.strip()[:64]
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="TZ_INVALID",
                 value=shown,
                 confidence=1.0,
@@ -278,7 +278,7 @@ def _timezone(raw: str, ctx: Context, out: list[Evidence]) -> None:
         return
     out.append(
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code="TZ_COUNTRY",
             value=list(countries),
             confidence=1.0,
@@ -291,7 +291,7 @@ def _timezone(raw: str, ctx: Context, out: list[Evidence]) -> None:
     if all(j in restricted for j in jurisdictions):
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="TZ_RESTRICTED",
                 value=list(jurisdictions),
                 confidence=TZ_RESTRICTED_CONFIDENCE,
@@ -303,7 +303,7 @@ def _timezone(raw: str, ctx: Context, out: list[Evidence]) -> None:
         value: dict[str, Any] = {"timezone": name, "countries": list(countries), "ip": ip}
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="TZ_COUNTRY_MISMATCH",
                 value=value,
                 confidence=TZ_MISMATCH_CONFIDENCE,
@@ -312,14 +312,14 @@ def _timezone(raw: str, ctx: Context, out: list[Evidence]) -> None:
         )
 
 
-def _languages(header: str, ctx: Context, out: list[Evidence]) -> None:
+def _languages(header: str, ctx: SignalContext, out: list[Evidence]) -> None:
     tags = parse_accept_language(header)
     if not tags:
         return
     primary = tags[0]
     out.append(
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code="LANG_PRIMARY",
             value={"tag": primary.tag, "language": primary.language, "region": primary.region},
             confidence=1.0,
@@ -332,7 +332,7 @@ def _languages(header: str, ctx: Context, out: list[Evidence]) -> None:
         is_primary = hit is primary
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="LANG_RESTRICTED_REGION",
                 value={"tag": hit.tag, "region": hit.region, "primary": is_primary},
                 confidence=LANG_RESTRICTED_PRIMARY if is_primary else LANG_RESTRICTED_SECONDARY,
@@ -344,10 +344,46 @@ def _languages(header: str, ctx: Context, out: list[Evidence]) -> None:
     if ip and primary.region and primary.region != ip:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="LANG_COUNTRY_MISMATCH",
                 value={"region": primary.region, "ip": ip},
                 confidence=LANG_MISMATCH_CONFIDENCE,
                 detail=f"primary language {primary.tag} names region {primary.region}; the address is in {ip}",
             )
         )
+
+
+class ClientSignal(BaseSignal):
+    """The client signal and its CEL variable ``client``: ``timezone_valid`` (a time zone was given
+    and is an IANA name), ``tz_countries``, ``tz_restricted``, ``tz_mismatch``, ``language`` and
+    ``lang_region`` (of the primary language), ``lang_restricted``, ``lang_mismatch``."""
+
+    name = NAME
+    codes = meanings(CODES)
+    variable = "client"
+    hint_codes = frozenset({"TZ_RESTRICTED", "LANG_RESTRICTED_REGION"})
+
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        return evaluate(facts, ctx)
+
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:
+        codes = found.codes
+        lang = found.mapping("LANG_PRIMARY")
+        tz_countries = found.first.get("TZ_COUNTRY")
+        return {
+            "timezone_valid": facts.timezone is not None and "TZ_INVALID" not in codes,
+            "tz_countries": [str(c) for c in tz_countries] if isinstance(tz_countries, list) else [],
+            "tz_restricted": "TZ_RESTRICTED" in codes,
+            "tz_mismatch": "TZ_COUNTRY_MISMATCH" in codes,
+            "language": _text(lang.get("language")),
+            "lang_region": _text(lang.get("region")),
+            "lang_restricted": "LANG_RESTRICTED_REGION" in codes,
+            "lang_mismatch": "LANG_COUNTRY_MISMATCH" in codes,
+        }
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+SIGNAL = ClientSignal()

@@ -18,35 +18,35 @@ import threading
 from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import disposable_email_domains
 import yaml
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
-from geowarden.signals import Context
+from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
-SIGNAL = "email"
+NAME = "email"
 
 CODES: dict[str, tuple[str, str]] = {
     "EMAIL_COUNTRY": (
-        SIGNAL,
+        NAME,
         "The country the address's domain points to: its mail provider's (shipped list) or its "
         "country-code TLD's; informational.",
     ),
     "EMAIL_PROVIDER_RESTRICTED": (
-        SIGNAL,
+        NAME,
         "The address is at a mail provider used mostly in a restricted jurisdiction (qq.com, 163.com, "
         "mail.ru, yandex.ru, ...); value: {provider, country}. Weak alone: emigrants keep their mailboxes.",
     ),
     "EMAIL_TLD_RESTRICTED": (
-        SIGNAL,
+        NAME,
         "The address's domain is under the country-code TLD of a restricted jurisdiction (.cn, .ru, .su, "
         ".рф, .ir, .by, .kp, .cu, .sy, .hk, .mo).",
     ),
-    "EMAIL_DISPOSABLE": (SIGNAL, "The address is at a disposable (throwaway) mail domain."),
-    "EMAIL_INVALID": (SIGNAL, "The email fact is not an email address."),
+    "EMAIL_DISPOSABLE": (NAME, "The address is at a disposable (throwaway) mail domain."),
+    "EMAIL_INVALID": (NAME, "The email fact is not an email address."),
 }
 
 DOMAINS_FILE = Path(__file__).with_name("data") / "email_domains.yaml"
@@ -186,31 +186,49 @@ def mask(address: str | None) -> str:
     return f"***@{domain}" if domain else "***"
 
 
-def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
+def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     """Evidence about ``facts.email`` with the shipped domain list; empty without an email."""
     if facts.email is None:
         return []
     return _evidence(facts.email, ctx, default_domains())
 
 
-class EmailSignal:
-    """The email signal with your own domain list: ``EmailSignal(DomainList.load(path))``."""
+class EmailSignal(BaseSignal):
+    """The email signal, with the shipped domain list or your own
+    (``EmailSignal(DomainList.load(path))``), and its CEL variable ``email``: ``present``,
+    ``valid``, ``country`` (of its provider or ccTLD), ``provider_restricted``,
+    ``tld_restricted``, ``disposable``."""
 
-    __slots__ = ("domains",)
+    name = NAME
+    codes = meanings(CODES)
+    variable = "email"
+    hint_codes = frozenset({"EMAIL_PROVIDER_RESTRICTED", "EMAIL_TLD_RESTRICTED"})
 
     def __init__(self, domains: DomainList | None = None) -> None:
-        self.domains = domains or default_domains()
+        self._domains = domains  # the shipped list is loaded at the first email seen
 
-    def __call__(self, facts: Facts, ctx: Context) -> list[Evidence]:
-        return [] if facts.email is None else _evidence(facts.email, ctx, self.domains)
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        if facts.email is None:
+            return []
+        return _evidence(facts.email, ctx, self._domains or default_domains())
+
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:
+        codes = found.codes
+        unavailable = any(e.code == "SIGNAL_UNAVAILABLE" and e.value == NAME for e in found.evidence)
+        return {
+            "present": facts.email is not None,
+            "valid": facts.email is not None and "EMAIL_INVALID" not in codes and not unavailable,
+            "country": found.text("EMAIL_COUNTRY"),
+            "provider_restricted": "EMAIL_PROVIDER_RESTRICTED" in codes,
+            "tld_restricted": "EMAIL_TLD_RESTRICTED" in codes,
+            "disposable": "EMAIL_DISPOSABLE" in codes,
+        }
 
 
-def _evidence(address: str, ctx: Context, domains: DomainList) -> list[Evidence]:
+def _evidence(address: str, ctx: SignalContext, domains: DomainList) -> list[Evidence]:
     domain = domain_of(address)
     if domain is None:
-        return [
-            Evidence(signal=SIGNAL, code="EMAIL_INVALID", confidence=1.0, detail="the email fact is not an address")
-        ]
+        return [Evidence(signal=NAME, code="EMAIL_INVALID", confidence=1.0, detail="the email fact is not an address")]
     info = domains.lookup(domain)
     shown = f"***@{domain}"
     out: list[Evidence] = []
@@ -219,7 +237,7 @@ def _evidence(address: str, ctx: Context, domains: DomainList) -> list[Evidence]
         who = f"{info.provider.name}, " if info.provider else "country-code TLD, "
         out.append(
             Evidence(
-                signal=SIGNAL, code="EMAIL_COUNTRY", value=country, confidence=1.0, detail=f"{shown}: {who}{country}"
+                signal=NAME, code="EMAIL_COUNTRY", value=country, confidence=1.0, detail=f"{shown}: {who}{country}"
             )
         )
     restricted = ctx.restricted
@@ -227,7 +245,7 @@ def _evidence(address: str, ctx: Context, domains: DomainList) -> list[Evidence]
     if prov is not None and prov.country in restricted:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="EMAIL_PROVIDER_RESTRICTED",
                 value={"provider": prov.name, "country": prov.country},
                 confidence=prov.confidence,
@@ -237,7 +255,7 @@ def _evidence(address: str, ctx: Context, domains: DomainList) -> list[Evidence]
     if info.tld_country is not None and info.tld_country in restricted:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="EMAIL_TLD_RESTRICTED",
                 value=info.tld_country,
                 confidence=TLD_CONFIDENCE,
@@ -247,7 +265,7 @@ def _evidence(address: str, ctx: Context, domains: DomainList) -> list[Evidence]
     if info.disposable:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="EMAIL_DISPOSABLE",
                 value=shown,
                 confidence=DISPOSABLE_CONFIDENCE,
@@ -256,3 +274,6 @@ def _evidence(address: str, ctx: Context, domains: DomainList) -> list[Evidence]
             )
         )
     return out
+
+
+SIGNAL = EmailSignal()

@@ -1,21 +1,41 @@
 """The network signal: what the client address says about where the request comes from.
 
 A pure function of the facts, the intel snapshot and the restricted jurisdictions the policy
-passes in. It never decides: it reports evidence (codes in ``signals.codes``) and leaves the
-weighing to the policy.
+passes in. It never decides: it reports evidence (codes in ``CODES``) and leaves the weighing to
+the policy, which reads it as the CEL variable ``ip``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Set
+from types import MappingProxyType
 from typing import Any
 
 from geowarden.errors import AddressError
 from geowarden.intel import addr
 from geowarden.intel.snapshot import IPRecord, Snapshot
 from geowarden.model import Evidence, Facts
+from geowarden.signals.base import BaseSignal, Found, SignalContext
 
-SIGNAL = "ip"
+NAME = "ip"
+
+CODES: dict[str, str] = {
+    "IP_COUNTRY": "The country the address is placed in (fused from all country sources); informational.",
+    "IP_NETWORK": "The autonomous system announcing the address: value {asn, org}; informational.",
+    "IP_COUNTRY_RESTRICTED": "The address is placed in a jurisdiction the policy restricts.",
+    "IP_COUNTRY_DISAGREEMENT": "Country sources disagree about the address; value lists each source's answer and "
+    "whether any of them is restricted.",
+    "IP_HOSTING": "The address belongs to a hosting, cloud or CDN provider, not an eyeball network.",
+    "IP_VPN": "The address is a known commercial VPN exit or VPN provider range.",
+    "IP_TOR": "The address is a Tor exit relay.",
+    "IP_PROXY": "The address belongs to a proxy service (e.g. a security proxy cloud).",
+    "IP_RELAY": "The address is a location-preserving relay egress (e.g. iCloud Private Relay): the user "
+    "is anonymised but stays in the relay's country.",
+    "IP_UNKNOWN": "No source knows the address: no country, ASN or provider.",
+    "IP_PRIVATE_OR_RESERVED": "A private or reserved address reached the decision: a configuration error upstream "
+    "(e.g. a wrong trusted-proxy setting), not a client location.",
+    "IP_INVALID": "The ip fact is not an IPv4 or IPv6 address.",
+}
 
 
 def evaluate(facts: Facts, intel: Snapshot, restricted: Set[str]) -> list[Evidence]:
@@ -25,7 +45,7 @@ def evaluate(facts: Facts, intel: Snapshot, restricted: Set[str]) -> list[Eviden
     try:
         parsed = addr.parse(facts.ip)
     except AddressError:
-        return [Evidence(signal=SIGNAL, code="IP_INVALID", confidence=1.0, detail="the ip fact is not an IP address")]
+        return [Evidence(signal=NAME, code="IP_INVALID", confidence=1.0, detail="the ip fact is not an IP address")]
     rec = intel.record_for_row(parsed.text, intel.row_of(parsed), parsed.version)
     return evidence_for(rec, restricted)
 
@@ -36,7 +56,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     if rec.reserved:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="IP_PRIVATE_OR_RESERVED",
                 value=rec.ip,
                 detail=f"{rec.ip} is a private or reserved address: the real client address was lost "
@@ -50,7 +70,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
         confidence = agree / len(answers) if answers else 0.5
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="IP_COUNTRY",
                 value=rec.country,
                 confidence=confidence,
@@ -60,7 +80,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
         if rec.country in restricted:
             out.append(
                 Evidence(
-                    signal=SIGNAL,
+                    signal=NAME,
                     code="IP_COUNTRY_RESTRICTED",
                     value=rec.country,
                     confidence=max(confidence, 0.5),
@@ -73,7 +93,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
         value: dict[str, Any] = {"answers": answers, "restricted": restricted_answers}
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="IP_COUNTRY_DISAGREEMENT",
                 value=value,
                 confidence=0.5,
@@ -83,7 +103,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     if rec.asn is not None:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="IP_NETWORK",
                 value={"asn": rec.asn, "org": rec.org},
                 detail=f"announced by AS{rec.asn}{f' ({rec.org})' if rec.org else ''}",
@@ -95,7 +115,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
             said = labels.get(flag, [])
             out.append(
                 Evidence(
-                    signal=SIGNAL,
+                    signal=NAME,
                     code=code,
                     value=rec.provider,
                     confidence=min(1.0, 0.6 + 0.2 * len(said)),
@@ -107,7 +127,7 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     if not rec.found:
         out.append(
             Evidence(
-                signal=SIGNAL, code="IP_UNKNOWN", value=rec.ip, confidence=0.5, detail="no source knows this address"
+                signal=NAME, code="IP_UNKNOWN", value=rec.ip, confidence=0.5, detail="no source knows this address"
             )
         )
     return out
@@ -125,3 +145,44 @@ _LABEL_EVIDENCE = (
 def _said_by(answers: dict[str, str], country: str) -> str:
     who = [s for s, cc in answers.items() if cc == country]
     return "said by " + ", ".join(who) if who else "fused answer"
+
+
+_LABEL_CODES = (("hosting", "IP_HOSTING"), ("vpn", "IP_VPN"), ("tor", "IP_TOR"), ("proxy", "IP_PROXY"),
+                ("relay", "IP_RELAY"))  # fmt: skip
+_NOT_KNOWN = frozenset({"IP_UNKNOWN", "IP_INVALID", "IP_PRIVATE_OR_RESERVED"})
+
+
+class NetworkSignal(BaseSignal):
+    """The ``ip`` signal and its CEL variable ``ip``: ``present``, ``valid``, ``known``,
+    ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``, and the
+    labels ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``."""
+
+    name = NAME
+    codes = MappingProxyType(CODES)
+    variable = "ip"
+
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        return evaluate(facts, ctx.intel, ctx.restricted)
+
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:
+        codes = found.codes
+        country = found.text("IP_COUNTRY")
+        answers = found.mapping("IP_COUNTRY_DISAGREEMENT").get("answers", {})
+        countries = sorted(set(answers.values())) if isinstance(answers, dict) else []
+        if country and not countries:
+            countries = [country]
+        out: dict[str, Any] = {
+            "present": facts.ip is not None,
+            "valid": facts.ip is not None and "IP_INVALID" not in codes,
+            "known": facts.ip is not None and not codes & _NOT_KNOWN,
+            "reserved": "IP_PRIVATE_OR_RESERVED" in codes,
+            "country": country,
+            "countries": countries,
+            "disagreement": "IP_COUNTRY_DISAGREEMENT" in codes,
+        }
+        for flag, code in _LABEL_CODES:
+            out[flag] = code in codes
+        return out
+
+
+SIGNAL = NetworkSignal()

@@ -39,33 +39,33 @@ from phonenumbers import carrier as pn_carrier
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
-from geowarden.signals import Context
+from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
-SIGNAL = "phone"
+NAME = "phone"
 
 CODES: dict[str, tuple[str, str]] = {
     "PHONE_COUNTRY": (
-        SIGNAL,
+        NAME,
         "The country the phone number belongs to (the region of the number in libphonenumber's "
         "metadata, never the calling code alone: +7 is RU and KZ); informational.",
     ),
     "PHONE_TYPE": (
-        SIGNAL,
+        NAME,
         "The number's line type (mobile, fixed_line, fixed_line_or_mobile, voip, voip_fixed, toll_free, "
         "personal, ...) and its original carrier where known; value: {type, carrier}; informational.",
     ),
     "PHONE_COUNTRY_RESTRICTED": (
-        SIGNAL,
+        NAME,
         "The phone number belongs to a restricted jurisdiction. A hint, not proof: people keep their "
         "numbers when they move or travel.",
     ),
     "PHONE_VOIP": (
-        SIGNAL,
+        NAME,
         "A VoIP or personal (virtual, follow-me) number: bought online from anywhere, tied to no SIM and no place.",
     ),
-    "PHONE_INVALID": (SIGNAL, "The phone fact is not a valid phone number in international (+CC) format."),
+    "PHONE_INVALID": (NAME, "The phone fact is not a valid phone number in international (+CC) format."),
     "PHONE_COUNTRY_MISMATCH": (
-        SIGNAL,
+        NAME,
         "The number's country differs from the address's country; value: {phone, ip}. Weak alone: "
         "travellers and expats keep their numbers.",
     ),
@@ -341,30 +341,47 @@ def _str_or_none(value: Any) -> str | None:
 # -- the signal ------------------------------------------------------------------------------
 
 
-def evaluate(facts: Facts, ctx: Context) -> list[Evidence]:
+def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     """Evidence about ``facts.phone`` from offline data only; empty when no number was given."""
     return _evidence(facts, ctx, None)
 
 
-class PhoneSignal:
-    """The phone signal with a live line-type provider (``DEFAULT_SIGNALS`` uses ``evaluate``,
-    which is offline): ``Warden(intel, signals=(..., ("phone", PhoneSignal(provider)), ...))``."""
+class PhoneSignal(BaseSignal):
+    """The phone signal, offline by default or with a live line-type provider
+    (``PhoneSignal(TwilioLookup(...))``), and its CEL variable ``phone``: ``present``, ``valid``,
+    ``country``, ``type`` (mobile, fixed_line, fixed_line_or_mobile, voip, ...), ``restricted``,
+    ``voip``, ``mismatch`` (its country is not the address's)."""
 
-    __slots__ = ("provider",)
+    name = NAME
+    codes = meanings(CODES)
+    variable = "phone"
+    hint_codes = frozenset({"PHONE_COUNTRY_RESTRICTED"})
 
     def __init__(self, provider: LineTypeProvider | None = None) -> None:
         self.provider = provider
 
-    def __call__(self, facts: Facts, ctx: Context) -> list[Evidence]:
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
         return _evidence(facts, ctx, self.provider)
 
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:
+        codes = found.codes
+        return {
+            "present": facts.phone is not None,
+            "valid": "PHONE_TYPE" in codes,
+            "country": found.text("PHONE_COUNTRY"),
+            "type": _text(found.mapping("PHONE_TYPE").get("type")),
+            "restricted": "PHONE_COUNTRY_RESTRICTED" in codes,
+            "voip": "PHONE_VOIP" in codes,
+            "mismatch": "PHONE_COUNTRY_MISMATCH" in codes,
+        }
 
-def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> list[Evidence]:
+
+def _evidence(facts: Facts, ctx: SignalContext, provider: LineTypeProvider | None) -> list[Evidence]:
     if facts.phone is None:
         return []
     info = parse(facts.phone)
     if not info.valid:
-        return [Evidence(signal=SIGNAL, code="PHONE_INVALID", confidence=1.0, detail=f"{info.masked}: {info.reason}")]
+        return [Evidence(signal=NAME, code="PHONE_INVALID", confidence=1.0, detail=f"{info.masked}: {info.reason}")]
     out: list[Evidence] = []
     line_type, carrier, source = info.type, info.carrier, "libphonenumber"
     if provider is not None:
@@ -373,7 +390,7 @@ def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> 
         except Exception as exc:  # a provider failing must not cost the offline evidence
             out.append(
                 Evidence(
-                    signal=SIGNAL,
+                    signal=NAME,
                     code="SIGNAL_UNAVAILABLE",
                     value=LOOKUP_UNAVAILABLE,
                     detail=f"the live line-type look-up ({provider.name}) could not answer "
@@ -388,13 +405,13 @@ def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> 
     if cc:
         out.append(
             Evidence(
-                signal=SIGNAL, code="PHONE_COUNTRY", value=cc, confidence=1.0, detail=f"{masked} is a number of {cc}"
+                signal=NAME, code="PHONE_COUNTRY", value=cc, confidence=1.0, detail=f"{masked} is a number of {cc}"
             )
         )
     described = line_type.replace("_", " ") + (f", {carrier}" if carrier else "")
     out.append(
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code="PHONE_TYPE",
             value={"type": line_type, "carrier": carrier or None},
             confidence=1.0,
@@ -405,7 +422,7 @@ def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> 
     if cc and cc in ctx.restricted:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="PHONE_COUNTRY_RESTRICTED",
                 value=cc,
                 confidence=RESTRICTED_CONFIDENCE,
@@ -415,7 +432,7 @@ def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> 
     if line_type in VOIP_TYPES:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="PHONE_VOIP",
                 value=line_type,
                 confidence=VOIP_TYPES[line_type],
@@ -427,7 +444,7 @@ def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> 
     if cc and ip and cc != ip:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="PHONE_COUNTRY_MISMATCH",
                 value={"phone": cc, "ip": ip},
                 confidence=MISMATCH_CONFIDENCE,
@@ -435,3 +452,10 @@ def _evidence(facts: Facts, ctx: Context, provider: LineTypeProvider | None) -> 
             )
         )
     return out
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+SIGNAL = PhoneSignal()

@@ -1,9 +1,9 @@
-"""The latency signal: what measured round-trip times say about a location claim.
+"""The latency (``rtt``) signal: what measured round-trip times say about a location claim.
 
 A pure function of the facts (no I/O; the populated-places table is loaded once per process
 and cached). It checks, against ``facts.rtt``:
 
-- the IP country, passed in as ``claimed_country`` (from the network signal's ``IP_COUNTRY``);
+- the IP country (the network signal's ``IP_COUNTRY``, ``ctx.ip_country``);
 - a declared location in ``facts.claimed`` ("CC" or ``(lat, lon)``), if any;
 
 and reports ``RTT_TOO_FAR_FROM_CLAIMED`` for each claim the speed of light rules out and one
@@ -16,7 +16,7 @@ a tunnel (``RTT_TUNNEL_GAP``). Measurements that were given but cannot be used g
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from geowarden.latency.model import Calibration
 from geowarden.latency.places import places
@@ -37,15 +37,32 @@ from geowarden.latency.verify import (
     region,
 )
 from geowarden.model import Evidence, Facts
+from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
-SIGNAL = "rtt"
+NAME = "rtt"
 
-
-class Context(Protocol):
-    """What the signal may use from the Warden's context: the restricted jurisdictions."""
-
-    @property
-    def restricted(self) -> frozenset[str]: ...
+#: Evidence codes of the latency signal, with their one-line meanings .
+CODES: dict[str, tuple[str, str]] = {
+    "RTT_TOO_FAR_FROM_CLAIMED": (
+        NAME,
+        "Measured round-trip times make the claimed location physically impossible: it lies outside "
+        "the region the speed of light allows (value: the claim and violation_km).",
+    ),
+    "RTT_REGION": (
+        NAME,
+        "Where the client can physically be, given the round-trip times (countries, largest cities, "
+        "centroid); informational.",
+    ),
+    "RTT_TUNNEL_GAP": (
+        NAME,
+        "Application-level RTTs consistently exceed the edge TCP RTT beyond last-mile jitter: TCP "
+        "terminates at a relay (proxy or tunnel) nearer the edge than the client.",
+    ),
+    "RTT_INSUFFICIENT": (
+        NAME,
+        "RTT measurements were given but too few were usable to verify a location or a tunnel.",
+    ),
+}
 
 
 def claimed_from_value(value: Any) -> Claimed | None:
@@ -69,7 +86,7 @@ def _describe(claimed: Claimed) -> str:
 
 def evaluate(
     facts: Facts,
-    ctx: Context | None = None,
+    ctx: SignalContext | None = None,
     claimed_country: str | None = None,
     *,
     calibration: Calibration | None = None,
@@ -108,7 +125,7 @@ def _claims(facts: Facts, claimed_country: str | None) -> list[tuple[str, Claime
 
 def _location(
     facts: Facts,
-    ctx: Context | None,
+    ctx: SignalContext | None,
     claimed_country: str | None,
     calibration: Calibration | None,
     tolerance: Tolerance,
@@ -117,7 +134,7 @@ def _location(
     if d.n == 0:
         return [
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code=INSUFFICIENT,
                 value={"what": "location", "samples": len(facts.rtt), "usable": 0},
                 confidence=1.0,
@@ -133,7 +150,7 @@ def _location(
         if violation > 0.0:
             out.append(
                 Evidence(
-                    signal=SIGNAL,
+                    signal=NAME,
                     code=TOO_FAR,
                     value={"claimed": claimed.to_json(), "source": source, "violation_km": round(violation, 1)},
                     confidence=min(0.99, 0.6 + 0.4 * min(1.0, violation / 1000.0)),
@@ -155,7 +172,7 @@ def _location(
     where = ", ".join(countries[:8]) + (f" and {len(countries) - 8} more" if len(countries) > 8 else "")
     out.append(
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code=REGION,
             value=value,
             confidence=1.0 if reg.get("consistent") else 0.5,
@@ -171,7 +188,7 @@ def _tunnel(tcp: Sequence[float], app: Sequence[float], config: TunnelConfig) ->
     if not res.sufficient:
         return [
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code=INSUFFICIENT,
                 value={"what": "tunnel", "tcp": res.n_tcp, "app": res.n_app},
                 confidence=1.0,
@@ -184,7 +201,7 @@ def _tunnel(tcp: Sequence[float], app: Sequence[float], config: TunnelConfig) ->
     strength = min(1.0, res.excess_ms / max(res.threshold_ms, 1.0))
     return [
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code="RTT_TUNNEL_GAP",
             value=res.to_dict(),
             confidence=round(0.6 + 0.35 * strength, 4),
@@ -192,3 +209,40 @@ def _tunnel(tcp: Sequence[float], app: Sequence[float], config: TunnelConfig) ->
             f"{res.threshold_ms:.0f} ms): TCP ends at a relay nearer the edge than the client",
         )
     ]
+
+
+class LatencySignal(BaseSignal):
+    """The ``rtt`` signal and its CEL variable ``rtt``: ``checked``, ``too_far`` (the address's
+    or a declared location is physically impossible given the measured round trips),
+    ``violation_km``, ``region_countries`` (where the client can be), ``region_restricted`` (those
+    of them the policy restricts), ``tunnel`` (a TCP/application RTT gap). Costs nothing when no
+    RTT was measured."""
+
+    name = NAME
+    codes = meanings(CODES)
+    variable = "rtt"
+
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        if not facts.rtt and not facts.rtt_tcp_ms and not facts.rtt_app_ms:
+            return []  # nothing measured: no cost, no evidence
+        return evaluate(facts, ctx, claimed_country=ctx.ip_country)
+
+    def export(self, found: Found, facts: Facts) -> dict[str, Any]:  # noqa: ARG002 - the contract's signature
+        codes = found.codes
+        region = found.mapping(REGION)
+        violation = max(
+            (float(e.value.get("violation_km", 0.0)) for e in found.evidence
+             if e.code == TOO_FAR and isinstance(e.value, dict)),
+            default=0.0,
+        )  # fmt: skip
+        return {
+            "checked": REGION in codes,
+            "too_far": TOO_FAR in codes,
+            "violation_km": violation,
+            "region_countries": [str(c) for c in region.get("countries", [])],
+            "region_restricted": [str(c) for c in region.get("restricted", [])],
+            "tunnel": "RTT_TUNNEL_GAP" in codes,
+        }
+
+
+SIGNAL = LatencySignal()

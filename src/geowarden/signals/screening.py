@@ -22,34 +22,67 @@ and the chains; unknown percentages, cycles and malformed entries give ``OWNERSH
 from __future__ import annotations
 
 from collections.abc import Set
-from typing import Protocol
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from geowarden.errors import SourceError
 from geowarden.model import Evidence, Facts
-from geowarden.screening.cli import load_index
-from geowarden.screening.match import STRONG, WEAK, NameIndex
-from geowarden.screening.ownership import BLOCKING_THRESHOLD, OwnershipGraph
+from geowarden.signals.base import BaseSignal, SignalContext
 
-SIGNAL = "screening"
+if TYPE_CHECKING:
+    from geowarden.screening.match import NameIndex
+
+NAME = "screening"
 _ORG = "<organisation>"
 
+#: Evidence codes of the screening signal (``signal="screening"``) and what they mean.
+CODES: dict[str, str] = {
+    "ORG_LISTED": "the organisation's name matches a listed party strongly (score >= 0.91); value: the best "
+    "match (name, list, score, entity_id, explanation)",
+    "NAME_MATCH_WEAK": "the organisation's name resembles a listed party (0.80 <= score < 0.91): for a reviewer; "
+    "value: the matches",
+    "ORG_OWNED_BY_RESTRICTED": "listed or restricted-jurisdiction owners hold 50 % or more of the organisation, "
+    "directly or indirectly, in the aggregate (OFAC 50 % rule); value: share, look-through share, chains",
+    "ORG_PARTLY_OWNED_BY_RESTRICTED": "listed or restricted-jurisdiction owners hold a share below 50 % "
+    "(or 50 % or more only if unknown stakes are counted); value as for ORG_OWNED_BY_RESTRICTED",
+    "OWNER_LISTED": "one declared owner's name matches a listed party strongly; value: owner and match",
+    "OWNERSHIP_INCOMPLETE": "the declared ownership has unknown percentages, cycles or malformed entries; "
+    "value: what is missing",
+    "SCREENING_UNAVAILABLE": "no sanctions lists are configured or readable, so names were not screened",
+}
 
-class Context(Protocol):
-    """What this signal reads from the signal context (``geowarden.warden.SignalContext``)."""
 
-    @property
-    def restricted(self) -> Set[str]: ...
+class ScreeningSignal(BaseSignal):
+    """The screening signal over the lists in ``data_dir`` (the ``../shared/data/sanctions``
+    layout; the index is built at the first organisation seen and shared by the process). It
+    contributes no CEL variable: rules read its codes (``ORG_LISTED`` in evidence, ...)."""
+
+    name = NAME
+    codes = MappingProxyType(CODES)
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
+
+    def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        if not facts.org_name and not facts.org_owners:
+            return []  # nothing to screen: no cost, no index built
+        return evaluate(facts, ctx, data_dir=self.data_dir)
 
 
-def evaluate(facts: Facts, ctx: Context, index: NameIndex | None = None) -> list[Evidence]:
+def evaluate(
+    facts: Facts, ctx: SignalContext, index: NameIndex | None = None, *, data_dir: Path | None = None
+) -> list[Evidence]:
     """Evidence about ``facts.org_name`` and ``facts.org_owners``; empty when neither is given."""
     if not facts.org_name and not facts.org_owners:
         return []
     if index is None:
+        from geowarden.screening.cli import load_index  # noqa: PLC0415 - the matcher loads only when screening
+
         try:
-            index = load_index()  # lazy, once per process
+            index = load_index(data_dir)  # lazy, once per process and directory
         except SourceError as exc:
-            return [Evidence(signal=SIGNAL, code="SCREENING_UNAVAILABLE", confidence=1.0, detail=exc.message)]
+            return [Evidence(signal=NAME, code="SCREENING_UNAVAILABLE", confidence=1.0, detail=exc.message)]
     out: list[Evidence] = []
     if facts.org_name:
         out.extend(_screen_org(facts.org_name, index))
@@ -59,6 +92,8 @@ def evaluate(facts: Facts, ctx: Context, index: NameIndex | None = None) -> list
 
 
 def _screen_org(name: str, index: NameIndex) -> list[Evidence]:
+    from geowarden.screening.match import STRONG, WEAK  # noqa: PLC0415 - see evaluate
+
     matches = index.search(name, threshold=WEAK, limit=5)
     if not matches:
         return []
@@ -66,7 +101,7 @@ def _screen_org(name: str, index: NameIndex) -> list[Evidence]:
     if best.score >= STRONG:
         return [
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="ORG_LISTED",
                 value=best.to_dict(),
                 confidence=best.score,
@@ -77,7 +112,7 @@ def _screen_org(name: str, index: NameIndex) -> list[Evidence]:
         ]
     return [
         Evidence(
-            signal=SIGNAL,
+            signal=NAME,
             code="NAME_MATCH_WEAK",
             value=[m.to_dict() for m in matches],
             confidence=best.score,
@@ -103,6 +138,9 @@ def parse_owner(raw: str) -> tuple[str, float | None, str | None, str | None]:
 
 
 def _ownership(org: str, owners: tuple[str, ...], index: NameIndex, restricted: Set[str]) -> list[Evidence]:
+    from geowarden.screening.match import STRONG  # noqa: PLC0415 - see evaluate
+    from geowarden.screening.ownership import BLOCKING_THRESHOLD, OwnershipGraph  # noqa: PLC0415
+
     out: list[Evidence] = []
     graph = OwnershipGraph()
     malformed: list[str] = []
@@ -121,7 +159,7 @@ def _ownership(org: str, owners: tuple[str, ...], index: NameIndex, restricted: 
             graph.mark(name, f"listed: {m.entity.list} {m.entity.entity_id} (score {m.score:.2f})")
             out.append(
                 Evidence(
-                    signal=SIGNAL,
+                    signal=NAME,
                     code="OWNER_LISTED",
                     value={"owner": name, "match": m.to_dict()},
                     confidence=m.score,
@@ -134,7 +172,7 @@ def _ownership(org: str, owners: tuple[str, ...], index: NameIndex, restricted: 
     if a.blocked_share >= BLOCKING_THRESHOLD:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="ORG_OWNED_BY_RESTRICTED",
                 value=value,
                 confidence=0.95,
@@ -145,7 +183,7 @@ def _ownership(org: str, owners: tuple[str, ...], index: NameIndex, restricted: 
     elif a.blocked_share > 0 or a.blocked_share_max > 0 or a.look_through > 0:
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="ORG_PARTLY_OWNED_BY_RESTRICTED",
                 value=value,
                 confidence=0.6 if a.blocked_share_max >= BLOCKING_THRESHOLD else 0.4,
@@ -159,7 +197,7 @@ def _ownership(org: str, owners: tuple[str, ...], index: NameIndex, restricted: 
         issues += malformed
         out.append(
             Evidence(
-                signal=SIGNAL,
+                signal=NAME,
                 code="OWNERSHIP_INCOMPLETE",
                 value=issues,
                 confidence=1.0,
@@ -167,3 +205,6 @@ def _ownership(org: str, owners: tuple[str, ...], index: NameIndex, restricted: 
             )
         )
     return out
+
+
+SIGNAL = ScreeningSignal()
