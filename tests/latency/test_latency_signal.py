@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from latency_data import WN
 
-from geowarden.signals.rtt import CODES, claimed_from_value, evaluate
 from geowarden.latency.verify import ClaimedCountry, ClaimedPoint
 from geowarden.model import Facts, RTTSample
 from geowarden.signals.codes import CODES as CENTRAL
+from geowarden.signals.rtt import CODES, claimed_from_value, evaluate
 
 
 @dataclass(frozen=True)

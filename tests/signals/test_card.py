@@ -13,8 +13,8 @@ from geowarden.model import Evidence
 from geowarden.policy import default_restricted
 from geowarden.signals import card
 from geowarden.signals.card import BinTable, CardSignal
-from geowarden.signals.registry import configure
 from geowarden.signals.codes import CODES
+from geowarden.signals.registry import configure
 from helpers import facts, require_shared
 
 RESTRICTED = frozenset(default_restricted())

@@ -43,7 +43,7 @@ from geowarden.errors import ConfigError, GeowardenError, InputError
 from geowarden.signals import phone
 
 #: Not a signal of its own: the step-up action a ``challenge`` decision asks for. It emits no
-#: evidence and is not in ``DEFAULT_SIGNALS``; the name is for logs and metrics.
+#: evidence and is not in the signal registry; the name is for logs and metrics.
 SIGNAL = "otp"
 CODES: dict[str, tuple[str, str]] = {}
 MIN_SECRET_BYTES: Final = 16

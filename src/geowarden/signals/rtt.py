@@ -41,7 +41,7 @@ from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
 NAME = "rtt"
 
-#: Evidence codes of the latency signal, with their one-line meanings .
+#: Evidence codes of the latency signal, with their one-line meanings.
 CODES: dict[str, tuple[str, str]] = {
     "RTT_TOO_FAR_FROM_CLAIMED": (
         NAME,
