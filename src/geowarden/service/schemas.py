@@ -15,7 +15,7 @@ RTTItem = tuple[
 ]
 
 #: One round-trip time in milliseconds (a TCP handshake or an application-level ping).
-RTTms = Annotated[StrictInt | StrictFloat, Field(ge=0, lt=10_000)]
+RTTms = Annotated[float, Strict(), Field(ge=0, lt=10_000)]
 #: A declared location: an ISO 3166-1 alpha-2 code or [lat, lon].
 Claimed = (
     Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]
