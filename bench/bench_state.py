@@ -3,7 +3,7 @@
 A realistic decision batch (20 operations): for the API key and for its account, distinct
 counts of addresses, /24 prefixes, ASNs and countries over (600, 3600, 86400) s; request and
 token counts over (3600, 604800) s; places; the hour profile; first seen; flags. Plus the
-behaviour signal's own batch (``geowarden.signals.behaviour.operations``, 11 operations).
+behaviour signal's own batch (``geowarden.signals.keystate.operations``, 11 operations).
 
 Traffic: ``--keys`` API keys (three per account), most used from one to three addresses of
 their own country, and ``--hot`` hot keys taking ``--hot-share`` of all requests from a pool
@@ -134,7 +134,7 @@ def decision_batch(r: Request) -> list[Op]:
 def signal_batch(r: Request) -> list[Op] | None:
     """The behaviour signal's own batch, when that module is there."""
     try:
-        from geowarden.signals.behaviour import Observation, operations  # noqa: PLC0415
+        from geowarden.signals.keystate import Observation, operations  # noqa: PLC0415
     except ImportError:
         return None
     obs = Observation(

@@ -19,7 +19,9 @@ from geowarden import Facts, Warden
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision
 from geowarden.policy.engine import PolicyEngine
-from geowarden.signals.behaviour import country_offsets, distance_km, prefix_of, profile_offset
+from geowarden.signals.geo import distance_km
+from geowarden.signals.keystate import prefix_of
+from geowarden.signals.rhythm import country_offsets, profile_offset
 from geowarden.state import StateStore, open_store
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC

@@ -19,7 +19,6 @@ a function of the features and the thresholds (``RULES``).
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,16 +27,11 @@ from typing import Any
 from geowarden.model import Evidence, Facts
 from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 from geowarden.signals.geo import distance_km
+from geowarden.signals.keystate import VOLUME_WINDOWS, WINDOWS, Observation, observe, operations
 from geowarden.signals.rhythm import FITS_HOURS, country_offsets, gap_hours, profile_offset
 from geowarden.signals.thresholds import BehaviourConfig
-from geowarden.state.base import Count, Distinct, FirstSeen, Flags, Hours, Op, Places
 
 NAME = "key"
-WINDOWS = (600, 3600, 86400)  # distinct counts: 10 minutes, 1 hour, 1 day
-VOLUME_WINDOWS = (3600, 7 * 86400)  # requests and tokens: 1 hour, 7 days
-PLACES_TTL = 86400
-FIRST_SEEN_TTL = 90 * 86400
-_LABELS = frozenset({"IP_HOSTING", "IP_VPN", "IP_PROXY", "IP_TOR"})
 
 CODES: dict[str, tuple[str, str]] = {
     "KEY_ACTIVITY": (
@@ -87,92 +81,6 @@ CODES: dict[str, tuple[str, str]] = {
         "a campaign); value: the findings' kinds, scores and subjects.",
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What one request contributes to the state."""
-
-    subject: str  # "k:<key id>" or "a:<account id>" when there is no key
-    account: str | None  # "a:<account id>"
-    ip: str
-    prefix: str
-    asn: str
-    country: str
-    anonymised: bool  # hosting, VPN, proxy or Tor
-    tokens: float
-
-
-def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
-    """The observation for a request, or None when it names neither a key nor an account."""
-    if facts.api_key_id:
-        subject = "k:" + facts.api_key_id
-    elif facts.account_id:
-        subject = "a:" + facts.account_id
-    else:
-        return None
-    country = asn = ""
-    anonymised = False
-    for e in found:
-        if e.code == "IP_COUNTRY" and isinstance(e.value, str):
-            country = e.value
-        elif e.code == "IP_NETWORK" and isinstance(e.value, dict) and e.value.get("asn") is not None:
-            asn = str(e.value["asn"])
-        elif e.code in _LABELS:
-            anonymised = True
-    tokens = facts.input_tokens or 0
-    return Observation(
-        subject=subject,
-        account="a:" + facts.account_id if facts.account_id and facts.api_key_id else None,
-        ip=facts.ip or "",
-        prefix=prefix_of(facts.ip or ""),
-        asn=asn,
-        country=country,
-        anonymised=anonymised,
-        tokens=float(tokens) if isinstance(tokens, int | float) and not isinstance(tokens, bool) else 0.0,
-    )
-
-
-def prefix_of(ip: str) -> str:
-    """The /24 of an IPv4 address or the /48 of an IPv6 address, as text ('' when neither)."""
-    if ip.count(".") == 3 and ":" not in ip:
-        return ip.rsplit(".", 1)[0] + ".0/24"
-    if ":" in ip:
-        return _prefix6(ip)
-    return ""
-
-
-@functools.lru_cache(maxsize=65536)
-def _prefix6(ip: str) -> str:
-    import ipaddress  # noqa: PLC0415
-
-    try:
-        return str(ipaddress.ip_network(ip + "/48", strict=False))
-    except ValueError:
-        return ""
-
-
-def operations(obs: Observation) -> list[Op]:
-    """The batch one request sends to the store (results come back in this order)."""
-    s = obs.subject
-    ops: list[Op] = [
-        Distinct(s + ":ip", obs.ip, WINDOWS),
-        Distinct(s + ":net", obs.prefix, WINDOWS),
-        Distinct(s + ":asn", obs.asn or "?", WINDOWS),
-        Count(s + ":req", 1.0, (3600, 86400)),
-        Count(s + ":anon", 1.0 if obs.anonymised else 0.0, (3600, 86400)),
-        Places(s + ":places", obs.country or "?", PLACES_TTL),
-        Hours(s + ":hours", 7),
-        Flags(s),
-    ]
-    acct = obs.account or s
-    ops += [
-        Count(acct + ":tok", obs.tokens, VOLUME_WINDOWS),
-        FirstSeen(acct + ":first", FIRST_SEEN_TTL),
-    ]
-    if obs.account:
-        ops.append(Flags(obs.account))
-    return ops
 
 
 def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
