@@ -85,12 +85,20 @@ def _latency(facts: Facts, ctx: SignalContext) -> list[Evidence]:
     return latency_signal.evaluate(facts, ctx, claimed_country=ctx.ip_country)
 
 
-def _screening(facts: Facts, ctx: SignalContext) -> list[Evidence]:
-    if not facts.org_name and not facts.org_owners:
-        return []  # nothing to screen: no cost
-    from geowarden.screening import signal as screening_signal  # noqa: PLC0415 - builds the name index once
+def _screening_of(lists: Path | None) -> Callable[[Facts, SignalContext], list[Evidence]]:
+    """The screening signal over the sanctions lists in ``lists`` (None: screening unavailable)."""
 
-    return screening_signal.evaluate(facts, ctx)
+    def _screening(facts: Facts, ctx: SignalContext) -> list[Evidence]:
+        if not facts.org_name and not facts.org_owners:
+            return []  # nothing to screen: no cost
+        from geowarden.screening import signal as screening_signal  # noqa: PLC0415 - builds the name index once
+
+        return screening_signal.evaluate(facts, ctx, directory=lists)
+
+    return _screening
+
+
+_screening = _screening_of(None)
 
 
 DEFAULT_SIGNALS: tuple[Signal, ...] = (
@@ -103,6 +111,12 @@ DEFAULT_SIGNALS: tuple[Signal, ...] = (
     ("key", behaviour.evaluate),
     ("screening", _screening),
 )
+
+
+def default_signals(settings: Settings) -> tuple[Signal, ...]:
+    """``DEFAULT_SIGNALS`` over the data sources the settings name (the sanctions lists)."""
+    screening = _screening_of(settings.screening_data)
+    return tuple((name, screening if name == "screening" else fn) for name, fn in DEFAULT_SIGNALS)
 
 
 @dataclass(slots=True)
@@ -195,6 +209,7 @@ class Warden:
         return cls(
             intel,
             load_policy(settings, policy),
+            signals=default_signals(settings),
             shadow=load_policy(settings, shadow) if shadow else None,
             state=open_store(settings.state_url),
         )
@@ -258,11 +273,11 @@ class Warden:
 
 
 def load_policy(settings: Settings, policy: Policy | Path | None) -> PolicyEngine | Policy:
-    """A policy object as given, or the engine for a file (given, ``GEOWARDEN_POLICY``, default)."""
+    """A policy object as given, or the engine for a file (given, ``settings.policy``, default)."""
     if policy is not None and not isinstance(policy, (str, Path)):
         return policy
-    path = Path(policy) if policy is not None else (Path(p) if (p := os.environ.get("GEOWARDEN_POLICY")) else None)
-    signer = TokenSigner.from_home(settings.home)
+    path = Path(policy) if policy is not None else settings.policy
+    signer = TokenSigner.from_settings(settings)
     return PolicyEngine.load(path, signer=signer, egress=load_egress(settings.home))
 
 

@@ -22,6 +22,7 @@ and the chains; unknown percentages, cycles and malformed entries give ``OWNERSH
 from __future__ import annotations
 
 from collections.abc import Set
+from pathlib import Path
 from typing import Protocol
 
 from geowarden.errors import SourceError
@@ -41,13 +42,17 @@ class Context(Protocol):
     def restricted(self) -> Set[str]: ...
 
 
-def evaluate(facts: Facts, ctx: Context, index: NameIndex | None = None) -> list[Evidence]:
-    """Evidence about ``facts.org_name`` and ``facts.org_owners``; empty when neither is given."""
+def evaluate(
+    facts: Facts, ctx: Context, index: NameIndex | None = None, *, directory: Path | None = None
+) -> list[Evidence]:
+    """Evidence about ``facts.org_name`` and ``facts.org_owners``; empty when neither is given.
+    The lists are ``index``, else the index of the lists in ``directory`` (``GEOWARDEN_SCREENING_DATA``;
+    none: ``SCREENING_UNAVAILABLE``)."""
     if not facts.org_name and not facts.org_owners:
         return []
     if index is None:
         try:
-            index = load_index()  # lazy, once per process
+            index = load_index(directory)  # lazy, once per process and directory
         except SourceError as exc:
             return [Evidence(signal=SIGNAL, code="SCREENING_UNAVAILABLE", confidence=1.0, detail=exc.message)]
     out: list[Evidence] = []
