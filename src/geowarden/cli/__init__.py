@@ -7,7 +7,7 @@ The settings are read from the environment once per invocation (the app's callba
 every command takes them from ``common.app_settings()``. One module per group of verbs:
 
 - ``ip``: address lookups; ``check``: ``check``, ``verify-location``, ``screen``;
-- ``intel``, ``policy``, ``allow``: those command groups;
+- ``intel``, ``policy``, ``allow``, ``audit``: those command groups;
 - ``sim``: ``simulate`` and ``eval``; ``service``: ``serve`` and ``token``;
 - ``analyze`` lives with the analytics (``geowarden.analytics.cli``).
 """
@@ -19,7 +19,7 @@ import sys
 import typer
 
 from geowarden.analytics.cli import analyze_cmd
-from geowarden.cli import allow, check, intel, ip, policy, service, sim
+from geowarden.cli import allow, audit, check, intel, ip, policy, service, sim
 from geowarden.cli.common import (
     JsonOpt,
     QuietOpt,
@@ -62,6 +62,7 @@ app.command("analyze")(analyze_cmd)
 app.add_typer(intel.app, name="intel")
 app.add_typer(policy.app, name="policy")
 app.add_typer(allow.app, name="allow")
+app.add_typer(audit.app, name="audit")
 app.add_typer(service.token_app, name="token")
 
 __all__ = [

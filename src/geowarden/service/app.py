@@ -442,9 +442,15 @@ def build_service(settings: Settings) -> Service:
 def create_app_from_env() -> Any:
     """Factory for ASGI servers: ``uvicorn --factory geowarden.service.app:create_app_from_env``.
 
-    The service's edge: reads the settings once. The FastAPI app sits behind the lean path for
-    valid ``POST /v1/decide`` requests (``fastpath``)."""
+    The service's edge: reads the settings once and, with
+    ``GEOWARDEN_AUDIT_RETENTION_DAYS``, prunes the audit log at start and then hourly
+    (``app.state.retention``). The FastAPI app sits behind the lean path for valid
+    ``POST /v1/decide`` requests (``fastpath``)."""
+    from geowarden.audit.retention import RetentionTask  # noqa: PLC0415
     from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
 
-    service = build_service(Settings.from_env())
-    return DecideFastPath(create_app(service), service)
+    settings = Settings.from_env()
+    service = build_service(settings)
+    api = create_app(service)
+    api.state.retention = RetentionTask(service.audit).start() if settings.audit_retention_days else None
+    return DecideFastPath(api, service)
