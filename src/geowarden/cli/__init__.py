@@ -3,8 +3,9 @@
 Every reporting command takes ``--json`` and then prints exactly one JSON document on stdout.
 Errors go to stderr as one line, with a non-zero exit, never a traceback.
 
-The settings are read from the environment once per invocation (the app's callback) and
-every command takes them from ``common.app_settings()``. One module per group of verbs:
+The settings are read from the environment once per invocation (the app's callback), the
+``geowarden`` logger is configured from them, and every command takes them from
+``common.app_settings()``. One module per group of verbs:
 
 - ``ip``: address lookups; ``check``: ``check``, ``verify-location``, ``screen``;
 - ``intel``, ``policy``, ``allow``, ``audit``: those command groups;
@@ -34,6 +35,7 @@ from geowarden.cli.common import (
     use_settings,
 )
 from geowarden.errors import GeowardenError
+from geowarden.logconfig import configure_logging
 from geowarden.settings import Settings
 
 app = typer.Typer(
@@ -48,6 +50,7 @@ app = typer.Typer(
 @app.callback()
 def _start() -> None:
     settings = Settings.from_env()  # the one read of the environment for this invocation
+    configure_logging(settings)
     use_settings(settings)
 
 

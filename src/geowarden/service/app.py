@@ -442,14 +442,16 @@ def build_service(settings: Settings) -> Service:
 def create_app_from_env() -> Any:
     """Factory for ASGI servers: ``uvicorn --factory geowarden.service.app:create_app_from_env``.
 
-    The service's edge: reads the settings once and, with
+    The service's edge: reads the settings once, configures logging, and, with
     ``GEOWARDEN_AUDIT_RETENTION_DAYS``, prunes the audit log at start and then hourly
     (``app.state.retention``). The FastAPI app sits behind the lean path for valid
     ``POST /v1/decide`` requests (``fastpath``)."""
     from geowarden.audit.retention import RetentionTask  # noqa: PLC0415
+    from geowarden.logconfig import configure_logging  # noqa: PLC0415
     from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
 
     settings = Settings.from_env()
+    configure_logging(settings)
     service = build_service(settings)
     api = create_app(service)
     api.state.retention = RetentionTask(service.audit).start() if settings.audit_retention_days else None
