@@ -214,10 +214,10 @@ class Warden:
             state=open_store(settings.state_url),
         )
 
-    def reload_policy(self, path: Path | None, settings: Settings | None = None) -> str:
+    def reload_policy(self, path: Path | None, settings: Settings) -> str:
         """Load a policy file and switch to it; if it does not load, the current policy stays
         active and the ``ConfigError`` (file, line, reason) is raised. Returns the new version."""
-        new = load_policy(settings or Settings.from_env(), path)  # raises before anything changes
+        new = load_policy(settings, path)  # raises before anything changes
         self.policy = new
         self._ctx = self._context()
         log.info("policy %s is active", new.version)
