@@ -1,7 +1,9 @@
 """Settings, read once from ``GEOWARDEN_*`` environment variables.
 
-Only the application (CLI, service) reads these; library objects such as ``Warden`` take
-explicit arguments and fall back to ``Settings.from_env()`` only when given none.
+Only the application's edges (the CLI, the service factory, the benchmarks) call
+``Settings.from_env()``; they pass the ``Settings`` down, and library code takes explicit
+arguments. ``Warden.open()`` without settings falls back to ``Settings.from_env()`` (the public
+API). Nothing else in the package reads the environment.
 
 | variable | default | meaning |
 |---|---|---|
@@ -10,17 +12,26 @@ explicit arguments and fall back to ``Settings.from_env()`` only when given none
 | ``GEOWARDEN_POLICY`` | the shipped ``policy/default.yaml`` | the policy file to decide with |
 | ``GEOWARDEN_ALLOWLIST_SECRET`` | ``$GEOWARDEN_HOME/secrets/allowlist.key`` | HMAC secret of allowlist tokens |
 | ``GEOWARDEN_AUDIT_URL`` | SQLite at ``$GEOWARDEN_HOME/audit.db`` | SQLAlchemy URL (``postgresql+psycopg://...``) |
-| ``GEOWARDEN_AUDIT_RETENTION_DAYS`` | keep forever | delete audited decisions older than this |
+| ``GEOWARDEN_AUDIT_RETENTION_DAYS`` | keep forever | delete audited decisions older than this (hourly) |
 | ``GEOWARDEN_STATE_URL`` | ``memory`` (this process) | behaviour state: ``memory`` or ``redis://host:port/db`` |
 | ``GEOWARDEN_TRUSTED_PROXIES`` | none | comma-separated addresses/networks whose forwarding headers are believed |
 | ``GEOWARDEN_PUBLIC_URL`` | ``http://127.0.0.1:8080`` | base of the appeal links given to end users |
-| ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` |
-| ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | standard logging level name |
+| ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` (one object per line) on stderr |
+| ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` |
+| ``GEOWARDEN_BIN_TABLE`` | none (the shipped scheme ranges only) | a card BIN table (CSV: a BIN and a country column) |
+| ``GEOWARDEN_SCREENING_DATA`` | none (no screening) | the sanctions lists (layout of ``shared/data/sanctions``) |
+| ``GEOWARDEN_PINGS`` | ``../shared/data/latency/wondernetwork`` | the simulator's inter-city pings (``pings.csv``) |
+| ``GEOWARDEN_SPARK_MASTER`` | ``local[2]`` | Spark master URL of ``geowarden analyze --backend spark`` |
+| ``GEOWARDEN_SPARK_CONF`` | none | extra Spark settings: ``key=value`` items separated by spaces |
+| ``GEOWARDEN_SIGNALS_OFF`` | none | comma-separated signal names the operator switches off (e.g. ``phone,card``) |
 """
 
 from __future__ import annotations
 
+import hmac
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,23 +39,73 @@ import platformdirs
 
 from geowarden.errors import ConfigError
 
-_LOG_FORMATS = ("text", "json")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+_SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+class Secret:
+    """A secret value whose ``repr`` and ``str`` never show it (so it cannot reach a traceback or a
+    log line); ``reveal()`` gives it to the one place that needs it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
+    # Where snapshots, state, tokens, secrets and the default audit database live.
     home: Path
+    # A specific snapshot directory to load instead of ``home/intel/current``.
     snapshot: Path | None = None
+    # The policy file to decide with; None: the shipped default policy.
+    policy: Path | None = None
+    # The HMAC secret of allowlist tokens; None: ``home/secrets/allowlist.key`` (created on first use).
+    allowlist_secret: Secret | None = None
+    # ``text`` or ``json``: how the ``geowarden`` logger writes to stderr.
     log_format: str = "text"
+    # The ``geowarden`` logger's level (a standard level name).
     log_level: str = "INFO"
+    # SQLAlchemy URL of the audit log; None: SQLite at ``home/audit.db``.
     audit_url: str | None = None
+    # Delete audited decisions older than this many days; None: keep forever.
     audit_retention_days: float | None = None
+    # Behaviour state store: ``memory`` (None) or ``redis://host:port/db``.
     state_url: str | None = None
+    # Comma-separated addresses/networks whose forwarding headers the service believes.
     trusted_proxies: str = ""
-    public_url: str = "http://127.0.0.1:8080"
-    signals_off: frozenset[str] = frozenset()  # signals the operator switched off
-    bin_table: Path | None = None  # the card signal's BIN table (CSV)
-    screening_data: Path | None = None  # the sanctions lists' directory
+    # Base of the appeal links given to end users (no trailing slash).
+    public_url: str = DEFAULT_PUBLIC_URL
+    # A card BIN table (CSV) for the card signal; None: the shipped scheme ranges only.
+    bin_table: Path | None = None
+    # The sanctions lists directory for screening; None: screening is unavailable.
+    screening_data: Path | None = None
+    # The directory of the inter-city ping table (``pings.csv``) the simulator reads; None: look
+    # for ``../shared/data/latency/wondernetwork``.
+    pings: Path | None = None
+    # Spark master URL for the Spark analytics backend; None: ``local[2]``.
+    spark_master: str | None = None
+    # Extra Spark settings, in the order given.
+    spark_conf: tuple[tuple[str, str], ...] = ()
+    # Signals the operator switches off, by name (checked against the signal registry when used).
+    signals_off: frozenset[str] = frozenset()
 
     @property
     def intel_dir(self) -> Path:
@@ -56,40 +117,84 @@ class Settings:
         return self.home / "downloads"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        home_raw = env.get("GEOWARDEN_HOME", "").strip()
-        home = Path(home_raw).expanduser() if home_raw else Path(platformdirs.user_data_dir("geowarden"))
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every ``GEOWARDEN_*`` variable (``os.environ`` unless given); a bad
+        value raises a one-line ``ConfigError`` naming the variable."""
+        env: Mapping[str, str] = os.environ if environ is None else environ
+
+        def text(name: str) -> str:
+            return env.get(name, "").strip()
+
+        def path(name: str) -> Path | None:
+            raw = text(name)
+            return Path(raw).expanduser() if raw else None
+
+        home = path("GEOWARDEN_HOME") or Path(platformdirs.user_data_dir("geowarden"))
         if home.exists() and not home.is_dir():
             raise ConfigError(f"GEOWARDEN_HOME={home} exists and is not a directory")
-        snap_raw = env.get("GEOWARDEN_SNAPSHOT", "").strip()
-        log_format = env.get("GEOWARDEN_LOG_FORMAT", "text").strip().lower() or "text"
-        if log_format not in _LOG_FORMATS:
-            raise ConfigError(f"GEOWARDEN_LOG_FORMAT must be one of {', '.join(_LOG_FORMATS)}, not {log_format!r}")
-        retention_raw = env.get("GEOWARDEN_AUDIT_RETENTION_DAYS", "").strip()
-        try:
-            retention = float(retention_raw) if retention_raw else None
-        except ValueError:
-            raise ConfigError(
-                f"GEOWARDEN_AUDIT_RETENTION_DAYS must be a number of days, not {retention_raw!r}"
-            ) from None
-        off = frozenset(n.strip() for n in env.get("GEOWARDEN_SIGNALS_OFF", "").split(",") if n.strip())
-        bins = env.get("GEOWARDEN_BIN_TABLE", "").strip()
-        lists = env.get("GEOWARDEN_SCREENING_DATA", "").strip()
+        log_format = text("GEOWARDEN_LOG_FORMAT").lower() or "text"
+        if log_format not in LOG_FORMATS:
+            raise ConfigError(f"GEOWARDEN_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+        log_level = text("GEOWARDEN_LOG_LEVEL").upper() or "INFO"
+        log_level = "WARNING" if log_level == "WARN" else log_level
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"GEOWARDEN_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+        secret = env.get("GEOWARDEN_ALLOWLIST_SECRET", "")
+        if secret and len(secret.encode()) < 16:
+            raise ConfigError("GEOWARDEN_ALLOWLIST_SECRET must be at least 16 bytes")
         return cls(
-            signals_off=off,
-            bin_table=Path(bins).expanduser() if bins else None,
-            screening_data=Path(lists).expanduser() if lists else None,
-            audit_url=env.get("GEOWARDEN_AUDIT_URL", "").strip() or None,
-            audit_retention_days=retention,
-            state_url=env.get("GEOWARDEN_STATE_URL", "").strip() or None,
-            trusted_proxies=env.get("GEOWARDEN_TRUSTED_PROXIES", ""),
-            public_url=env.get("GEOWARDEN_PUBLIC_URL", "").strip().rstrip("/") or "http://127.0.0.1:8080",
             home=home,
-            snapshot=Path(snap_raw).expanduser() if snap_raw else None,
+            snapshot=path("GEOWARDEN_SNAPSHOT"),
+            policy=path("GEOWARDEN_POLICY"),
+            allowlist_secret=Secret(secret) if secret else None,
             log_format=log_format,
-            log_level=env.get("GEOWARDEN_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            log_level=log_level,
+            audit_url=text("GEOWARDEN_AUDIT_URL") or None,
+            audit_retention_days=_retention(text("GEOWARDEN_AUDIT_RETENTION_DAYS")),
+            state_url=text("GEOWARDEN_STATE_URL") or None,
+            trusted_proxies=env.get("GEOWARDEN_TRUSTED_PROXIES", ""),
+            public_url=text("GEOWARDEN_PUBLIC_URL").rstrip("/") or DEFAULT_PUBLIC_URL,
+            bin_table=path("GEOWARDEN_BIN_TABLE"),
+            screening_data=path("GEOWARDEN_SCREENING_DATA"),
+            pings=path("GEOWARDEN_PINGS"),
+            spark_master=text("GEOWARDEN_SPARK_MASTER") or None,
+            spark_conf=_spark_conf(env.get("GEOWARDEN_SPARK_CONF", "")),
+            signals_off=_signals_off(env.get("GEOWARDEN_SIGNALS_OFF", "")),
         )
+
+
+def _retention(raw: str) -> float | None:
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ConfigError(f"GEOWARDEN_AUDIT_RETENTION_DAYS must be a number of days, not {raw!r}") from None
+    if not days > 0 or days == float("inf"):
+        raise ConfigError(f"GEOWARDEN_AUDIT_RETENTION_DAYS must be a positive number of days, not {raw!r}")
+    return days
+
+
+def _spark_conf(raw: str) -> tuple[tuple[str, str], ...]:
+    items = []
+    for item in raw.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"GEOWARDEN_SPARK_CONF: expected key=value items separated by spaces, got {item!r}")
+        items.append((key, value))
+    return tuple(items)
+
+
+def _signals_off(raw: str) -> frozenset[str]:
+    names = set()
+    for item in raw.split(","):
+        name = item.strip().lower()
+        if not name:
+            continue
+        if not _SIGNAL_NAME.match(name):
+            raise ConfigError(f"GEOWARDEN_SIGNALS_OFF: {item.strip()!r} is not a signal name (e.g. phone,card)")
+        names.add(name)
+    return frozenset(names)
 
 
 def secret_file(path: Path) -> bytes:

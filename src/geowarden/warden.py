@@ -147,10 +147,10 @@ class Warden:
             state=open_store(settings.state_url),
         )
 
-    def reload_policy(self, path: Path | None, settings: Settings | None = None) -> str:
+    def reload_policy(self, path: Path | None, settings: Settings) -> str:
         """Load a policy file and switch to it; if it does not load, the current policy stays
         active and the ``ConfigError`` (file, line, reason) is raised. Returns the new version."""
-        new = load_policy(settings or Settings.from_env(), path)  # raises before anything changes
+        new = load_policy(settings, path)  # raises before anything changes
         self.policy = new
         self._ctx = self._context()
         log.info("policy %s is active", new.version)
@@ -207,11 +207,11 @@ class Warden:
 
 
 def load_policy(settings: Settings, policy: Policy | Path | None) -> PolicyEngine | Policy:
-    """A policy object as given, or the engine for a file (given, ``GEOWARDEN_POLICY``, default)."""
+    """A policy object as given, or the engine for a file (given, ``settings.policy``, default)."""
     if policy is not None and not isinstance(policy, (str, Path)):
         return policy
-    path = Path(policy) if policy is not None else (Path(p) if (p := os.environ.get("GEOWARDEN_POLICY")) else None)
-    signer = TokenSigner.from_home(settings.home)
+    path = Path(policy) if policy is not None else settings.policy
+    signer = TokenSigner.from_settings(settings)
     return PolicyEngine.load(path, signer=signer, egress=load_egress(settings.home))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from geowarden.audit.store import AuditLog, sqlite_url
+from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision, Evidence, Facts
 
 PG_URL = os.environ.get("GEOWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -239,3 +241,112 @@ def test_kill_9_loses_no_acknowledged_decision(backend: str, tmp_path: Path) -> 
         log.close()
         if backend == "postgresql":
             _drop_schema(schema)
+
+
+# -- retention: the service's background task and `geowarden audit prune` ---------------------------
+
+
+def _aged(audit: AuditLog, days: float) -> tuple[Decision, Decision]:
+    """Two decisions appended now, the first then moved ``days`` into the past."""
+    from geowarden.audit.store import decisions
+
+    old, new = decision(), decision()
+    audit.append(old, Facts(ip="1.2.4.8"))
+    audit.append(new, Facts(ip="1.2.4.8"))
+    audit.add_event(old.decision_id, actor="r", event="queued", review="queued")
+    with audit.engine.begin() as conn:
+        conn.execute(
+            decisions.update().where(decisions.c.decision_id == old.decision_id).values(ts=time.time() - days * 86400)
+        )
+    return old, new
+
+
+def test_retention_task_prunes_at_start_and_keeps_running(audit: AuditLog) -> None:
+    from geowarden.audit.retention import RetentionTask
+
+    audit.retention_days = 30
+    old, new = _aged(audit, 40)
+    task = RetentionTask(audit, every=0.05).start()
+    try:
+        assert task.wait()
+        assert audit.get(old.decision_id) is None and audit.events(old.decision_id) == []
+        assert audit.get(new.decision_id) is not None
+        assert task.wait()  # and again, on its period
+        assert task.passes >= 2 and task.deleted == 1
+    finally:
+        task.stop()
+
+
+def test_retention_task_needs_a_period(tmp_path: Path) -> None:
+    from geowarden.audit.retention import RetentionTask
+
+    log = AuditLog(sqlite_url(tmp_path / "audit.db"), key=b"k" * 32)
+    with pytest.raises(ValueError, match="retention"):
+        RetentionTask(log)
+    log.close()
+
+
+def _cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")} | {"GEOWARDEN_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "geowarden", *args], env=base | env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+def test_audit_prune_command(audit: AuditLog, tmp_path: Path) -> None:
+    old, new = _aged(audit, 40)
+    home = tmp_path / "home"
+    p = _cli(home, "audit", "prune", "--json", GEOWARDEN_AUDIT_URL=audit.url, GEOWARDEN_AUDIT_RETENTION_DAYS="50")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["deleted"] == 0  # 40 days old is within 50
+    p = _cli(home, "audit", "prune", "--older-than", "30", "--json", GEOWARDEN_AUDIT_URL=audit.url)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["deleted"] == 1 and doc["older_than_days"] == 30 and doc["cutoff"].endswith("+00:00")
+    assert audit.get(old.decision_id) is None and audit.get(new.decision_id) is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "give --older-than DAYS or set GEOWARDEN_AUDIT_RETENTION_DAYS"),
+        (("--older-than", "0"), "--older-than must be a positive number of days, not 0"),
+    ],
+)
+def test_audit_prune_needs_a_period(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    p = _cli(tmp_path, "audit", "prune", *args)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [f"geowarden: error: {message}"]
+
+
+def test_the_service_prunes_when_retention_is_set(
+    audit: AuditLog, tmp_path: Path, tiny_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import logging
+
+    from geowarden.service.app import create_app_from_env
+
+    old, new = _aged(audit, 40)
+    for k in [k for k in os.environ if k.startswith("GEOWARDEN_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("GEOWARDEN_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GEOWARDEN_SNAPSHOT", str(tiny_snapshot.path))
+    monkeypatch.setenv("GEOWARDEN_AUDIT_URL", audit.url)
+    monkeypatch.setenv("GEOWARDEN_AUDIT_RETENTION_DAYS", "30")
+    logger = logging.getLogger("geowarden")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    app = create_app_from_env()
+    try:
+        task = app.app.state.retention
+        assert task is not None and task.wait()
+        assert audit.get(old.decision_id) is None and audit.get(new.decision_id) is not None
+    finally:
+        task.stop()
+        app.service.audit.close()
+        logger.handlers[:], logger.level, logger.propagate = saved
+    monkeypatch.delenv("GEOWARDEN_AUDIT_RETENTION_DAYS")
+    app = create_app_from_env()
+    assert app.app.state.retention is None  # without the setting nothing is pruned
+    app.service.audit.close()
+    logger.handlers[:], logger.level, logger.propagate = saved

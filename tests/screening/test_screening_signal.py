@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -69,21 +70,20 @@ def test_codes_documented() -> None:
         assert c in CODES
 
 
-def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cli.ENV_VAR, raising=False)
+def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch, sanctions_dir: Path) -> None:
+    monkeypatch.setenv(cli.ENV_VAR, str(sanctions_dir))  # the library never reads it: the caller passes lists
     ev = evaluate(Facts(org_name="Anything"), Ctx())
     assert codes(ev) == ["SCREENING_UNAVAILABLE"]
     with pytest.raises(SourceError):
         cli.screen_names(["x"])
 
 
-def test_screen_names_contract(monkeypatch: pytest.MonkeyPatch, sanctions_dir: object) -> None:
-    monkeypatch.setenv(cli.ENV_VAR, str(sanctions_dir))
+def test_screen_names_contract(sanctions_dir: Path) -> None:
     cli.clear_cache()
-    out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"])
+    out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"], directory=sanctions_dir)
     assert len(out) == 2 and out[1] == []
     m = out[0][0]
     assert set(m) == {"name", "list", "score", "entity_id", "explanation"} and m["entity_id"] == "ofac-sdn:36"
-    assert cli.load_index() is cli.load_index()  # cached per process
-    assert any(r.unjoined.get("alt") for r in cli.load_reports())
+    assert cli.load_index(sanctions_dir) is cli.load_index(sanctions_dir)  # cached per process
+    assert any(r.unjoined.get("alt") for r in cli.load_reports(sanctions_dir))
     cli.clear_cache()

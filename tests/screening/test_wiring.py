@@ -14,20 +14,25 @@ from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Facts
 from geowarden.policy.engine import PolicyEngine
 from geowarden.screening.cli import clear_cache
-from geowarden.warden import Warden
+from geowarden.settings import Settings
+from geowarden.warden import Warden, default_signals
 from helpers import require_shared
 
 
 @pytest.fixture
-def lists(monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = require_shared() / "sanctions"
-    monkeypatch.setenv("GEOWARDEN_SCREENING_DATA", str(data))
+def lists() -> Path:
     clear_cache()
-    return data
+    return require_shared() / "sanctions"
 
 
-def test_a_listed_organisation_is_blocked_at_signup(tiny_snapshot: Snapshot, lists: Path) -> None:
-    w = Warden(tiny_snapshot, PolicyEngine.load())
+def warden_with(snapshot: Snapshot, lists: Path | None, home: Path) -> Warden:
+    """A Warden whose screening signal reads ``lists`` (as ``GEOWARDEN_SCREENING_DATA`` would give)."""
+    settings = Settings(home=home, screening_data=lists)
+    return Warden(snapshot, PolicyEngine.load(), signals=default_signals(settings))
+
+
+def test_a_listed_organisation_is_blocked_at_signup(tiny_snapshot: Snapshot, lists: Path, tmp_path: Path) -> None:
+    w = warden_with(tiny_snapshot, lists, tmp_path)
     d = w.decide(Facts(ip="8.8.8.8", org_name="Rosoboronexport"))
     assert d.action == Action.BLOCK
     assert "ORG_LISTED" in [e.code for e in d.reasons]
@@ -35,18 +40,17 @@ def test_a_listed_organisation_is_blocked_at_signup(tiny_snapshot: Snapshot, lis
     assert clean.action == Action.ALLOW
 
 
-def test_majority_restricted_ownership_blocks(tiny_snapshot: Snapshot, lists: Path) -> None:
-    w = Warden(tiny_snapshot, PolicyEngine.load())
+def test_majority_restricted_ownership_blocks(tiny_snapshot: Snapshot, lists: Path, tmp_path: Path) -> None:
+    w = warden_with(tiny_snapshot, lists, tmp_path)
     owners = ("Rosoboronexport:30:RU", "Beijing Holding Co:30:CN", "Alice Smith:40:GB")
     d = w.decide(Facts(ip="8.8.8.8", org_name="Front Trading Ltd", org_owners=owners))
     assert d.action == Action.BLOCK
     assert "ORG_OWNED_BY_RESTRICTED" in [e.code for e in d.reasons] + [e.code for e in d.evidence]
 
 
-def test_without_lists_screening_fails_open(tiny_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GEOWARDEN_SCREENING_DATA", raising=False)
+def test_without_lists_screening_fails_open(tiny_snapshot: Snapshot, tmp_path: Path) -> None:
     clear_cache()
-    d = Warden(tiny_snapshot, PolicyEngine.load()).decide(Facts(ip="8.8.8.8", org_name="Rosoboronexport"))
+    d = warden_with(tiny_snapshot, None, tmp_path).decide(Facts(ip="8.8.8.8", org_name="Rosoboronexport"))
     assert "SCREENING_UNAVAILABLE" in [e.code for e in d.evidence]
     assert d.action == Action.ALLOW
 

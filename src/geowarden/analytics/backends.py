@@ -13,11 +13,10 @@ Everything else (validation, enrichment joins, the analyses) is one set of Ibis 
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -49,15 +48,16 @@ def open_engine(
     threads: int | None = None,
     memory_limit: str | None = None,
     spark_master: str | None = None,
+    spark_conf: Sequence[tuple[str, str]] = (),
 ) -> Engine:
-    """An engine by name: ``duckdb`` or ``spark`` (``spark_master``, else
-    ``GEOWARDEN_SPARK_MASTER``, else ``local[2]``)."""
+    """An engine by name: ``duckdb`` or ``spark`` (on ``spark_master``, default ``local[2]``,
+    with the extra Spark settings ``spark_conf``)."""
     if kind == "duckdb":
         return DuckDBEngine(threads=threads, memory_limit=memory_limit)
     if kind == "spark":
         from geowarden.analytics.spark import SparkEngine  # noqa: PLC0415 - pyspark is optional
 
-        return SparkEngine(master=spark_master or os.environ.get("GEOWARDEN_SPARK_MASTER") or "local[2]")
+        return SparkEngine(master=spark_master or "local[2]", conf=spark_conf)
     raise ConfigError(f"unknown backend {kind!r} (one of {', '.join(BACKENDS)})")
 
 

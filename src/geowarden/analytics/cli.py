@@ -49,7 +49,7 @@ def analyze_cmd(
 ) -> None:
     """Batch analytics over API logs: shared keys, account networks, campaigns, infrastructure."""
     from geowarden.analytics.run import analyze, feed_back, settings_from_json  # noqa: PLC0415
-    from geowarden.settings import Settings  # noqa: PLC0415
+    from geowarden.cli.common import app_settings  # noqa: PLC0415
     from geowarden.warden import Warden  # noqa: PLC0415
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -62,7 +62,8 @@ def analyze_cmd(
 
         store = open_store(feed_state)
     say = None if quiet else (lambda msg: err.print(f"[dim]· {msg}[/dim]"))
-    warden = Warden.open(Settings.from_env(), progress=say)
+    config = app_settings()
+    warden = Warden.open(config, progress=say)
     result = analyze(
         logs,
         accounts=accounts,
@@ -73,7 +74,8 @@ def analyze_cmd(
         progress=not quiet and err.is_terminal,
         say=say if not err.is_terminal else None,
         out_dir=out,
-        spark_master=spark_master,
+        spark_master=spark_master or config.spark_master,
+        spark_conf=config.spark_conf,
     )
     if not quiet:
         _print_problems(err, result.problems, "events")

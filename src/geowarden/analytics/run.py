@@ -77,6 +77,7 @@ def analyze(
     progress: bool = False,
     out_dir: Path | None = None,
     spark_master: str | None = None,
+    spark_conf: Sequence[tuple[str, str]] = (),
     threads: int | None = None,
     say: Callable[[str], None] | None = None,
 ) -> AnalysisResult:
@@ -84,7 +85,8 @@ def analyze(
 
     ``snapshot``: the intel snapshot (default: the current one, as ``Warden.open`` finds it);
     ``restricted``: jurisdictions (default: the default policy's); ``settings``: thresholds per
-    analysis (``{"keys": {"min_score": 0.6}}``); ``progress``: a rich progress display on
+    analysis (``{"keys": {"min_score": 0.6}}``); ``spark_master`` and ``spark_conf``: the Spark
+    backend's master URL (default ``local[2]``) and extra settings; ``progress``: a rich progress display on
     stderr; ``say``: a callback for phase messages instead."""
     from geowarden.analytics.backends import BACKENDS, open_engine  # noqa: PLC0415
     from geowarden.analytics.common import sharing  # noqa: PLC0415
@@ -107,7 +109,7 @@ def analyze(
 
         restricted = default_restricted()
     with _phases(progress, say) as phase:
-        engine = open_engine(backend, threads=threads, spark_master=spark_master)
+        engine = open_engine(backend, threads=threads, spark_master=spark_master, spark_conf=spark_conf)
         try:
             with phase("loading logs") as note:
                 c = _cpu()
@@ -220,10 +222,9 @@ def _cpu() -> float:
 
 
 def _default_snapshot() -> Snapshot:
-    from geowarden.settings import Settings  # noqa: PLC0415
     from geowarden.warden import Warden  # noqa: PLC0415
 
-    return Warden.open(Settings.from_env()).intel
+    return Warden.open().intel  # the current snapshot under GEOWARDEN_HOME
 
 
 def _unprefixed(note: Callable[[str], None], name: str) -> Callable[[str], None]:

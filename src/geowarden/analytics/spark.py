@@ -12,8 +12,9 @@ Spark reads the files on its executors, so the job scales with the cluster:
   mapped by its Spark type as DuckDB maps it.
 - CSV (accounts tables): small; read by DuckDB on the driver and handed over as Arrow.
 
-Configuration: the master is ``--spark-master``, else ``GEOWARDEN_SPARK_MASTER``, else
-``local[2]``; ``GEOWARDEN_SPARK_CONF`` adds settings (``key=value`` separated by spaces, e.g.
+Configuration (given by the caller; the CLI reads it with ``geowarden.settings``): the master is
+``--spark-master``, else ``GEOWARDEN_SPARK_MASTER``, else ``local[2]``; ``GEOWARDEN_SPARK_CONF``
+adds settings (``key=value`` separated by spaces, e.g.
 ``spark.executor.memory=8g spark.sql.shuffle.partitions=400``). On a cluster the log paths must
 be readable by the executors under the same names (a shared file system). An already running
 ``SparkSession`` in the process is reused (tests start one per module).
@@ -21,7 +22,7 @@ be readable by the executors under the same names (a shared file system). An alr
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from typing import Any
 
 import ibis
@@ -31,7 +32,6 @@ from geowarden.analytics.backends import DYNAMIC, JSON_TAGS, DuckDBEngine, raw_c
 from geowarden.analytics.load import Field, SourceFile
 from geowarden.errors import ConfigError
 
-CONF_ENV = "GEOWARDEN_SPARK_CONF"
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
@@ -43,21 +43,15 @@ DEFAULT_CONF = {
 }
 
 
-def session(master: str) -> Any:
-    """The process's SparkSession (started with ``master`` and the geowarden settings if none
-    is running)."""
+def session(master: str, conf: Sequence[tuple[str, str]] = ()) -> Any:
+    """The process's SparkSession (started with ``master``, geowarden's defaults and the extra
+    settings ``conf`` if none is running)."""
     try:
         from pyspark.sql import SparkSession  # noqa: PLC0415
     except ImportError:
         raise ConfigError("the Spark backend needs pyspark (pip install 'geowarden[spark]')") from None
     builder = SparkSession.builder.master(master).appName("geowarden-analyze")
-    conf = dict(DEFAULT_CONF)
-    for item in os.environ.get(CONF_ENV, "").split():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{CONF_ENV}: expected key=value items separated by spaces, got {item!r}")
-        conf[key] = value
-    for key, value in conf.items():
+    for key, value in {**DEFAULT_CONF, **dict(conf)}.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
@@ -75,8 +69,8 @@ def session(master: str) -> Any:
 class SparkEngine:
     kind = "spark"
 
-    def __init__(self, master: str = "local[2]") -> None:
-        self.spark = session(master)
+    def __init__(self, master: str = "local[2]", conf: Sequence[tuple[str, str]] = ()) -> None:
+        self.spark = session(master, conf)
         self.backend = ibis.pyspark.connect(self.spark)
         self._frames: dict[str, Any] = {}  # persisted DataFrames by view name
 

@@ -21,13 +21,16 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geowarden.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from geowarden.settings import Settings
 
 PREFIX = "gwa1"
 _SUBJECT_KINDS = ("account", "key")
@@ -53,15 +56,20 @@ class TokenSigner:
         return "TokenSigner(secret=<hidden>)"
 
     @classmethod
-    def from_home(cls, home: Path) -> TokenSigner:
-        """The secret from ``GEOWARDEN_ALLOWLIST_SECRET`` or ``$GEOWARDEN_HOME/secrets/allowlist.key``
-        (created, readable by the owner only, on first use)."""
-        env = os.environ.get("GEOWARDEN_ALLOWLIST_SECRET", "")
-        if env:
-            return cls(env.encode())
+    def from_home(cls, home: Path, secret: str | None = None) -> TokenSigner:
+        """The secret given, else the one in ``home/secrets/allowlist.key`` (created, readable by
+        the owner only, on first use)."""
+        if secret:
+            return cls(secret.encode())
         from geowarden.settings import secret_file  # noqa: PLC0415
 
         return cls(secret_file(home / "secrets" / "allowlist.key"))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenSigner:
+        """The signer of ``GEOWARDEN_ALLOWLIST_SECRET``, else of ``$GEOWARDEN_HOME/secrets/allowlist.key``."""
+        secret = settings.allowlist_secret
+        return cls.from_home(settings.home, secret.reveal() if secret is not None else None)
 
     def issue(self, subject: str, *, seconds: int, reason: str, now: float | None = None) -> str:
         kind, _, ident = subject.partition(":")

@@ -2,14 +2,14 @@
 
 The lists do not install with the package (a later ``geowarden intel update`` downloads them).
 The index is built from a directory in the ``../shared/data/sanctions`` layout (see
-``lists.load_directory``): the one given, else ``$GEOWARDEN_SCREENING_DATA``; with neither, a
-one-line ``SourceError``. It is built once per process and per directory (about 1.5 s for the
-full SDN + consolidated + UN + DPL + CSL lists) and then shared.
+``lists.load_directory``), the one the caller gives (the CLI and the service pass
+``GEOWARDEN_SCREENING_DATA`` from the settings); without one, a one-line ``SourceError``. It is
+built once per process and per directory (about 1.5 s for the full SDN + consolidated + UN + DPL
++ CSL lists) and then shared.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,8 +25,8 @@ _cache: dict[Path, tuple[NameIndex, list[ParseReport]]] = {}
 
 
 def data_dir(directory: str | Path | None = None) -> Path:
-    """The list directory to use: the argument, else ``$GEOWARDEN_SCREENING_DATA``."""
-    raw = directory if directory is not None else os.environ.get(ENV_VAR)
+    """The list directory given, checked; a ``SourceError`` without one."""
+    raw = directory
     if not raw:
         raise SourceError(f"no sanctions lists configured: pass a directory or set {ENV_VAR}")
     path = Path(raw).expanduser()

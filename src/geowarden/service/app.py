@@ -125,11 +125,8 @@ class Service:
 
     def screening_ready(self) -> bool:
         """Whether sanctions lists are configured (GEOWARDEN_SCREENING_DATA); /v1/screen needs them."""
-        import os  # noqa: PLC0415
-        from pathlib import Path  # noqa: PLC0415
-
-        path = os.environ.get("GEOWARDEN_SCREENING_DATA", "").strip()
-        return bool(path) and Path(path).is_dir()
+        path = self.settings.screening_data
+        return path is not None and path.is_dir()
 
     def appeal_ref(self, decision_id: str) -> str:
         mac = hmac.new(self._ref_key, decision_id.encode(), hashlib.sha256).hexdigest()[:24]
@@ -284,7 +281,8 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
             from geowarden.screening.cli import screen_names  # noqa: PLC0415
 
             country = body.country.upper() if body.country else None
-            results = await asyncio.to_thread(screen_names, body.names, country)
+            lists = service.settings.screening_data
+            results = await asyncio.to_thread(screen_names, body.names, country, directory=lists)
             return ScreenOut.model_validate({"results": results})
 
     @app.get("/v1/review", response_model=list[QueueItem], responses=unauthorized, tags=["review"])
@@ -434,19 +432,27 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     return app
 
 
-def build_service(settings: Settings | None = None) -> Service:
-    settings = settings or Settings.from_env()
+def build_service(settings: Settings) -> Service:
     warden = Warden.open(settings)
     audit = open_default(settings.home, url=settings.audit_url, retention_days=settings.audit_retention_days)
     tokens = TokenStore(settings.home / "tokens.json")
-    return Service(warden, audit, tokens, settings, TokenSigner.from_home(settings.home))
+    return Service(warden, audit, tokens, settings, TokenSigner.from_settings(settings))
 
 
 def create_app_from_env() -> Any:
     """Factory for ASGI servers: ``uvicorn --factory geowarden.service.app:create_app_from_env``.
 
-    The FastAPI app behind the lean path for valid ``POST /v1/decide`` requests (``fastpath``)."""
+    The service's edge: reads the settings once, configures logging, and, with
+    ``GEOWARDEN_AUDIT_RETENTION_DAYS``, prunes the audit log at start and then hourly
+    (``app.state.retention``). The FastAPI app sits behind the lean path for valid
+    ``POST /v1/decide`` requests (``fastpath``)."""
+    from geowarden.audit.retention import RetentionTask  # noqa: PLC0415
+    from geowarden.logconfig import configure_logging  # noqa: PLC0415
     from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
 
-    service = build_service()
-    return DecideFastPath(create_app(service), service)
+    settings = Settings.from_env()
+    configure_logging(settings)
+    service = build_service(settings)
+    api = create_app(service)
+    api.state.retention = RetentionTask(service.audit).start() if settings.audit_retention_days else None
+    return DecideFastPath(api, service)

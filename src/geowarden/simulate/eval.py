@@ -27,8 +27,10 @@ from geowarden.errors import ConfigError, InputError
 from geowarden.intel.snapshot import Snapshot
 from geowarden.logs import LogEvent, LogReader
 from geowarden.model import Facts, RTTSample
+from geowarden.policy.engine import PolicyEngine
+from geowarden.settings import Settings
 from geowarden.simulate.world import pop_location
-from geowarden.warden import Warden, load_policy
+from geowarden.warden import Warden, default_signals, load_policy
 
 RTT_WINDOW = 5
 EXTRA_TEXT = ("phone", "card_bin", "billing_country", "email")
@@ -114,14 +116,16 @@ class _Tally:
     actions: Counter[str] = field(default_factory=Counter)
 
 
-def _warden(policy: Path | None, snapshot: Snapshot | Path | None) -> Warden:
-    from geowarden.settings import Settings  # noqa: PLC0415
-
+def _warden(policy: Path | None, snapshot: Snapshot | Path | None, settings: Settings | None) -> Warden:
+    """A Warden for the evaluation: behaviour state in memory, on ``snapshot`` (or the current one),
+    with ``policy`` (or the settings' policy, or the shipped default)."""
     if policy is not None and not Path(policy).is_file():
         raise ConfigError(f"{policy}: no such policy file")
     if isinstance(snapshot, Snapshot):
-        return Warden(snapshot, load_policy(Settings.from_env(), policy))
-    return Warden.open(snapshot=Path(snapshot) if snapshot is not None else None, policy=policy)
+        if settings is None:
+            return Warden(snapshot, PolicyEngine.load(Path(policy) if policy is not None else None))
+        return Warden(snapshot, load_policy(settings, policy), signals=default_signals(settings))
+    return Warden.open(settings, snapshot=Path(snapshot) if snapshot is not None else None, policy=policy)
 
 
 def evaluate(
@@ -133,10 +137,14 @@ def evaluate(
     chart: Path | None = None,
     subject_share: float = 0.5,
     top: int = 5,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Decide every event of ``logs`` and score the decisions against ``labels`` (JSON-ready)."""
+    """Decide every event of ``logs`` and score the decisions against ``labels`` (JSON-ready).
+
+    ``settings`` (the CLI's) give the policy when none is given, the allowlist secret, the
+    registered egress ranges and the signals' data; without them, the shipped policy alone."""
     lab = read_labels(Path(labels))
-    warden = _warden(policy, snapshot)
+    warden = _warden(policy, snapshot, settings)
     reader = LogReader([Path(logs)])
     events = sorted(reader, key=lambda e: e.ts)
     tallies: dict[str, _Tally] = {}

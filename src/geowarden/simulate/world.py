@@ -7,7 +7,8 @@
   by the snapshot exactly where the persona says it is.
 - **Cities** are WonderNetwork's ping servers (id, coordinates, country); **round trips**
   between them are WonderNetwork's measured averages (``pings.csv``; real inter-city pings),
-  read from ``GEOWARDEN_PINGS`` or ``../shared/data/latency/wondernetwork``. Without that file
+  read from the directory given (the CLI passes ``GEOWARDEN_PINGS``) or
+  ``../shared/data/latency/wondernetwork``. Without that file
   a fibre model (great-circle distance at 2/3 c, 1.6 route inflation, 4 ms) stands in and
   ``rtt_source`` says so.
 - **Time zones** are real IANA zones (the nearest ``zone.tab`` zone of the city's country, from
@@ -20,7 +21,6 @@ import csv
 import functools
 import importlib.resources
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -295,9 +295,7 @@ def ip_strings(values: IntArray) -> list[str]:
 
 
 def _default_pings_dir() -> Path | None:
-    env = os.environ.get("GEOWARDEN_PINGS", "").strip()
-    if env:
-        return Path(env)
+    """``../shared/data/latency/wondernetwork`` beside the working directory or the source, if there."""
     here = Path(__file__).resolve()
     for base in (Path.cwd(), *here.parents):
         cand = base.parent / "shared" / "data" / "latency" / "wondernetwork"

@@ -1,0 +1,143 @@
+"""One-off checks: ``geowarden check`` (a decision), ``verify-location`` (is a claimed place
+physically possible) and ``screen`` (names against the sanctions lists)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, err, fail, open_warden, out, read_lines
+from geowarden.errors import ConfigError, InputError
+from geowarden.model import Facts
+
+
+def check_cmd(
+    ip: Annotated[str | None, typer.Option(help="Client IP address.")] = None,
+    phone: Annotated[str | None, typer.Option(help="Phone number (E.164).")] = None,
+    card_bin: Annotated[str | None, typer.Option("--card-bin", help="Payment card BIN (first 6-8 digits).")] = None,
+    billing_country: Annotated[
+        str | None, typer.Option("--billing-country", help="Billing country (ISO alpha-2).")
+    ] = None,
+    accept_language: Annotated[str | None, typer.Option("--accept-language", help="Accept-Language header.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="Client-reported IANA time zone.")] = None,
+    email: Annotated[str | None, typer.Option(help="Account email.")] = None,
+    org: Annotated[str | None, typer.Option(help="Organisation name.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account id.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", help="API key id (never the secret).")] = None,
+    allow_token: Annotated[str | None, typer.Option("--allow-token", help="Allowlist token presented.")] = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (YAML) instead of the default policy.")] = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Decide on one request from its facts and print the Decision with its reasons."""
+    if ip is not None:
+        from geowarden.intel import addr  # noqa: PLC0415
+
+        addr.parse(ip)  # a malformed address is a usage error here, not a decision
+    if billing_country is not None and not (len(billing_country) == 2 and billing_country.isalpha()):
+        raise ConfigError("--billing-country must be an ISO alpha-2 code such as DE")
+    if card_bin is not None:
+        from geowarden.signals.card import check_bin  # noqa: PLC0415
+
+        check_bin(card_bin)  # a full card number is refused here (InputError, no digits): it goes no further
+    facts = Facts(
+        ip=ip,
+        account_id=account,
+        api_key_id=api_key,
+        allow_token=allow_token,
+        phone=phone,
+        card_bin=card_bin,
+        billing_country=billing_country.upper() if billing_country else None,
+        accept_language=accept_language,
+        timezone=timezone,
+        email=email,
+        org_name=org,
+    )
+    warden = open_warden(quiet, policy)
+    decision = warden.decide(facts)
+    if as_json:
+        emit_json(decision.to_dict())
+        return
+    colour = {"allow": "green", "limited": "cyan", "challenge": "yellow", "review": "magenta", "block": "red"}
+    out.print(f"[bold {colour[decision.action.value]}]{decision.action.value.upper()}[/] score {decision.score:.2f}")
+    for ev in decision.reasons:
+        out.print(f"  {ev.code}: {ev.detail}", markup=False)
+    if decision.user_message:
+        out.print(f"  end user sees: {decision.user_message}", markup=False)
+    others = [e for e in decision.evidence if e not in decision.reasons]
+    for ev in others:
+        out.print(f"  [dim]{ev.code}: {ev.detail}[/dim]")
+    out.print(
+        f"  [dim]policy {decision.policy_version}, decision {decision.decision_id}, {decision.elapsed_us:.0f} µs[/dim]"
+    )
+
+
+def verify_location(
+    claimed: Annotated[str | None, typer.Option(help="Claimed location: a country code (CC) or LAT,LON.")] = None,
+    rtt: Annotated[list[str] | None, typer.Option(help="A measured round trip: LAT,LON=MS (repeatable).")] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="JSON Lines of claims ('-' = stdin).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Is a claimed location physically possible given round-trip times from known places?"""
+    from geowarden.latency.cli import claim_from_args, parse_claim_line, verify_claims  # noqa: PLC0415
+
+    if (claimed is None) == (file is None):
+        fail("give --claimed with --rtt, or --file", 2)
+    claims = []
+    bad = 0
+    if file is not None:
+        for n, text in read_lines(file):
+            try:
+                claims.append(parse_claim_line(text, n))
+            except InputError as exc:
+                bad += 1
+                err.print(f"geowarden: {'stdin' if file == '-' else file} {exc.message}", markup=False)
+    else:
+        if not rtt:
+            fail("give at least one --rtt LAT,LON=MS", 2)
+        claims.append(claim_from_args(claimed or "", rtt))
+    results = verify_claims(claims)
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            verdict = (
+                "[green]feasible[/green]" if r["feasible"] else f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
+            )
+            where = ", ".join(r.get("region", {}).get("countries", [])[:10])
+            out.print(f"{verdict}; the client can be in: {where or '-'}")
+    if bad:
+        raise typer.Exit(3)
+
+
+def screen_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="Organisation or person names.", show_default=False)] = None,
+    country: Annotated[
+        str | None, typer.Option(help="The name's country (ISO alpha-2): a hint, never a filter.")
+    ] = None,
+    file: Annotated[str | None, typer.Option("--file", "-f", help="Names one a line ('-' = stdin).")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Sanctions lists directory (default: GEOWARDEN_SCREENING_DATA).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Screen names against sanctions and export-control lists, in any script (docs/screening.md)."""
+    from geowarden.screening.cli import screen_names  # noqa: PLC0415
+
+    items = list(names or [])
+    if file is not None:
+        items += [text for _, text in read_lines(file)]
+    if not items:
+        fail("give names as arguments or --file FILE ('-' for stdin)", 2)
+    results = screen_names(items, country.upper() if country else None, directory=data or app_settings().screening_data)
+    if as_json:
+        emit_json(results)
+        return
+    for name, matches in zip(items, results, strict=True):
+        out.print(f"[bold]{name}[/bold]: " + ("no match" if not matches else f"{len(matches)} match(es)"))
+        for m in matches[:5]:
+            out.print(
+                f"  {m['score']:.2f} {m['name']} ({m['list']}, {m['entity_id']}): {m['explanation']}", markup=False
+            )

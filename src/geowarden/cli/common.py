@@ -1,0 +1,77 @@
+"""What every command module shares: the consoles, the common options, the one-line failure,
+progress messages, the single JSON document on stdout, and the settings of this invocation."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from geowarden.settings import Settings
+
+if TYPE_CHECKING:
+    from geowarden.warden import Warden
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages on stderr.")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"geowarden: error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def progress(quiet: bool) -> Callable[[str], None] | None:
+    """A progress callback printing dim lines on stderr, or None with --quiet."""
+    if quiet:
+        return None
+    return lambda msg: err.print(f"[dim]· {msg}[/dim]")
+
+
+def emit_json(doc: Any) -> None:
+    """The one JSON document a --json command prints on stdout."""
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False) + "\n")
+
+
+_settings: ContextVar[Settings] = ContextVar("geowarden_cli_settings")
+
+
+def use_settings(settings: Settings) -> None:
+    """Make ``settings`` this invocation's (the app's callback, once per invocation)."""
+    _settings.set(settings)
+
+
+def app_settings() -> Settings:
+    """The settings of this invocation, read from the environment once by the app's callback."""
+    try:
+        return _settings.get()
+    except LookupError:  # a command function called outside the app: its callback did not run
+        raise RuntimeError("geowarden.cli.app_settings() called outside a geowarden command") from None
+
+
+def open_warden(quiet: bool = False, policy: Path | None = None) -> Warden:
+    from geowarden.warden import Warden  # noqa: PLC0415 - keep --help fast
+
+    return Warden.open(app_settings(), policy=policy, progress=progress(quiet))
+
+
+def read_lines(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank, non-comment line of a file or stdin ('-')."""
+    try:
+        fh = sys.stdin if path == "-" else Path(path).open(encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}", 2)
+    with fh:
+        for n, line in enumerate(fh, 1):
+            text = line.split("#", 1)[0].strip()
+            if text:
+                yield n, text

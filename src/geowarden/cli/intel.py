@@ -1,0 +1,103 @@
+"""``geowarden intel build | info | update``: the IP-intelligence snapshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, err, fail, open_warden, out, progress
+
+app = typer.Typer(help="Build, update and inspect the IP-intelligence snapshot.", no_args_is_help=True)
+
+
+@app.command("build")
+def intel_build(
+    from_dir: Annotated[
+        Path | None, typer.Option("--from", help="Directory of source files (the layout of shared/data).")
+    ] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Leave this source out (repeatable).")] = None,
+    activate: Annotated[bool, typer.Option(help="Make the new snapshot the current one.")] = True,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compile a snapshot from every source recognised under DIR (or from the installed data)."""
+    from geowarden.intel import sources  # noqa: PLC0415
+    from geowarden.intel.build import build_snapshot  # noqa: PLC0415
+    from geowarden.intel.snapshot import Snapshot  # noqa: PLC0415
+    from geowarden.intel.store import SnapshotStore  # noqa: PLC0415
+
+    say = progress(quiet)
+    settings = app_settings()
+    if from_dir is None:
+        from geowarden.intel.sources.pypi import default_sources  # noqa: PLC0415
+
+        if say:
+            say("reading the data installed with geowarden's dependencies (iptocc, iporigin)")
+        srcs = [s for s in default_sources() if s.meta.name not in set(exclude or ())]
+        note = "default"
+    else:
+        if not from_dir.is_dir():
+            fail(f"--from {from_dir}: not a directory", 2)
+        if say:
+            say(f"reading sources under {from_dir}")
+        srcs = sources.discover(from_dir, exclude=exclude or ())
+        if not srcs:
+            fail(f"no known source under {from_dir} (see `geowarden intel info` for what is recognised)", 4)
+        note = f"built from {from_dir}"
+    store = SnapshotStore(settings.intel_dir)
+    with store.lock():
+        path = build_snapshot(srcs, store.dir, note=note, progress=say)
+        if activate:
+            store.activate(path)
+    info = Snapshot.open(path).info()
+    info["active"] = activate
+    if as_json:
+        emit_json(info)
+    else:
+        _print_info(info)
+
+
+@app.command("info")
+def intel_info(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
+    """Show the current snapshot: its sources, their dates, licences and required attributions."""
+    warden = open_warden(quiet)
+    info = warden.intel.info()
+    if as_json:
+        emit_json(info)
+    else:
+        _print_info(info)
+
+
+@app.command("update")
+def intel_update(
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download the public originals, verify them, build, and switch atomically."""
+    from geowarden.intel.update import run_update  # noqa: PLC0415
+
+    settings = app_settings()
+    result = run_update(settings, quiet=quiet, console=err)
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"snapshot {result['snapshot']} is now current ({len(result['downloaded'])} files downloaded)")
+        for s in result["skipped"]:
+            out.print(f"  skipped {s['name']}: {s['reason']}", markup=False)
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    out.print(f"[bold]snapshot {info['id']}[/bold]  built {info['built_at']}  {info.get('note', '')}")
+    c = info["counts"]
+    out.print(f"  {c['v4_intervals']:,} IPv4 and {c['v6_intervals']:,} IPv6 intervals, {c['rows']:,} distinct answers")
+    table = Table(box=None, header_style="bold")
+    for col in ("source", "kind", "entries", "date", "licence", "attribution"):
+        table.add_column(col)
+    for s in info["sources"]:
+        table.add_row(
+            s["name"], s["kind"], f"{s['entries']:,}", s.get("date") or "-", s["licence"], s.get("attribution") or ""
+        )
+    out.print(table)
