@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from geowarden.analytics.common import DAY_MS, HOUR_MS, account_table
+from geowarden.analytics.common import DAY_MS, HOUR_MS, account_table, anonymised, rows
 from geowarden.analytics.findings import AnalysisContext
 from geowarden.analytics.thresholds import ExposureThresholds
 from geowarden.signals.client import ZONE_JURISDICTIONS, parse_accept_language, zones
@@ -133,7 +133,7 @@ def account_profiles(ctx: AnalysisContext, ids: Sequence[str], source: Any | Non
     base = ctx.events if source is None else source
     t = base.join(wanted, "account_id", how="semi")
     if source is None:
-        anon = t.vpn.fill_null(False) | t.proxy.fill_null(False) | t.tor.fill_null(False) | t.hosting.fill_null(False)
+        anon = anonymised(t)
         count = t.count()
         first, last = t.ts_ms.min(), t.ts_ms.max()
     else:
@@ -144,28 +144,28 @@ def account_profiles(ctx: AnalysisContext, ids: Sequence[str], source: Any | Non
             t.last_ms.max(),
         )
     keys = [t.account_id, t.country, t.client_tz, t.accept_language, anon.name("anon")]
-    rows = t.group_by(keys).agg(events=count, first_ms=first, last_ms=last).to_pyarrow()
+    table = t.group_by(keys).agg(events=count, first_ms=first, last_ms=last).to_pyarrow()
     markers = restricted_markers(
-        ctx.restricted, pc.unique(rows["client_tz"]).to_pylist(), pc.unique(rows["accept_language"]).to_pylist()
+        ctx.restricted, pc.unique(table["client_tz"]).to_pylist(), pc.unique(table["accept_language"]).to_pylist()
     )
-    n = rows["events"]
+    n = table["events"]
     zero = pa.scalar(0, pa.int64())
 
     def where(mask: Any) -> Any:
         return pc.if_else(pc.fill_null(mask, False), n, zero)
 
-    rows = rows.append_column(
-        "restricted", where(pc.is_in(rows["country"], value_set=pa.array(markers.countries, pa.string())))
+    table = table.append_column(
+        "restricted", where(pc.is_in(table["country"], value_set=pa.array(markers.countries, pa.string())))
     )
-    rows = rows.append_column("anonymised", where(rows["anon"]))
-    rows = rows.append_column(
-        "tz_restricted", where(pc.is_in(rows["client_tz"], value_set=pa.array(markers.timezones, pa.string())))
+    table = table.append_column("anonymised", where(table["anon"]))
+    table = table.append_column(
+        "tz_restricted", where(pc.is_in(table["client_tz"], value_set=pa.array(markers.timezones, pa.string())))
     )
-    rows = rows.append_column(
-        "lang_restricted", where(pc.is_in(rows["accept_language"], value_set=pa.array(markers.languages, pa.string())))
+    table = table.append_column(
+        "lang_restricted", where(pc.is_in(table["accept_language"], value_set=pa.array(markers.languages, pa.string())))
     )
     sums = ["events", "restricted", "anonymised", "tz_restricted", "lang_restricted"]
-    per = rows.group_by("account_id").aggregate([*((c, "sum") for c in sums), ("first_ms", "min"), ("last_ms", "max")])
+    per = table.group_by("account_id").aggregate([*((c, "sum") for c in sums), ("first_ms", "min"), ("last_ms", "max")])
     accounts: dict[str, tuple[int | None, bool]] = {}
     if ctx.accounts is not None:
         ac = ctx.accounts.join(wanted, "account_id", how="semi")
@@ -173,7 +173,7 @@ def account_profiles(ctx: AnalysisContext, ids: Sequence[str], source: Any | Non
             created_ms=(ac.created.epoch_seconds() * 1000).min(),
             declared=_isin(ac.declared_country, markers.countries).cast("int64").sum(),
         )
-        for r in info.to_pyarrow().to_pylist():
+        for r in rows(info):
             created = r["created_ms"]
             accounts[r["account_id"]] = (None if created is None else int(created), bool(r["declared"]))
     out: dict[str, Profile] = {}

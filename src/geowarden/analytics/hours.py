@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geowarden.analytics.common import DAY_MS, HOUR_MS, account_table
+from geowarden.analytics.common import DAY_MS, HOUR_MS, account_table, rows
 from geowarden.analytics.findings import AnalysisContext
 
 #: Local hours when people are up and about (a request then is "waking"): 09:00 to 23:00.
@@ -72,9 +72,8 @@ def activity_hours(ctx: AnalysisContext, ids: Sequence[str]) -> dict[str, tuple[
         return {}
     t = ctx.events.join(account_table(ids), "account_id", how="semi")
     hour = ((t.ts_ms // HOUR_MS) % 24).name("hour")
-    rows = t.group_by([t.account_id, t.country, hour]).agg(n=t.count()).to_pyarrow().to_pylist()
     per: dict[str, tuple[dict[str | None, int], npt.NDArray[np.int64]]] = {}
-    for r in rows:
+    for r in rows(t.group_by([t.account_id, t.country, hour]).agg(n=t.count())):
         countries, hist = per.setdefault(r["account_id"], ({}, np.zeros(24, dtype=np.int64)))
         countries[r["country"]] = countries.get(r["country"], 0) + int(r["n"])
         hist[int(r["hour"]) % 24] += int(r["n"])

@@ -24,7 +24,7 @@ from typing import Any
 import ibis
 import numpy as np
 
-from geowarden.analytics.common import HOUR_MS, MINUTE_MS, crowd, iso, short_hash
+from geowarden.analytics.common import HOUR_MS, MINUTE_MS, crowd, iso, rows, short_hash
 from geowarden.analytics.exposure import Profile, group_exposure
 from geowarden.analytics.findings import AnalysisContext, Finding
 from geowarden.analytics.thresholds import CampaignThresholds
@@ -45,7 +45,7 @@ def adopters(ctx: AnalysisContext, t: CampaignThresholds, log_start_ms: int) -> 
     """The new models (first seen ``release_margin_hours`` after ``log_start_ms`` or later; the
     first ``max_new_models``) with ``min_accounts`` adopters or more, and their adopters."""
     ev = ctx.events
-    models = ev.filter(ev.model.notnull()).group_by("model").agg(first=ev.ts_ms.min()).to_pyarrow().to_pylist()
+    models = rows(ev.filter(ev.model.notnull()).group_by("model").agg(first=ev.ts_ms.min()))
     cutoff = log_start_ms + t.release_margin_hours * HOUR_MS
     new = sorted(
         (m for m in models if m["first"] >= cutoff),
@@ -72,20 +72,19 @@ def adopters(ctx: AnalysisContext, t: CampaignThresholds, log_start_ms: int) -> 
         )
         parts = part if parts is None else parts.union(part, distinct=False)
     assert parts is not None
-    rows = parts.filter((parts.post_on >= max(t.min_model_requests, 1)) & parts.first_on.notnull())
-    rows = rows.to_pyarrow().to_pylist()
+    found = rows(parts.filter((parts.post_on >= max(t.min_model_requests, 1)) & parts.first_on.notnull()))
     out = []
     for m in new:
         release = int(m["first"])
-        adopters = {
+        by_account = {
             r["account_id"]: (int(r["first_on"]), int(r["pre"]), int(r["post"]), int(r["post_on"]))
-            for r in rows
+            for r in found
             if r["model"] == m["model"]
             and r["first_on"] - release <= t.adopt_hours * HOUR_MS
             and r["post_on"] >= t.move_share * r["post"]
         }
-        if len(adopters) >= t.min_accounts:
-            out.append(Shift(m["model"], release, adopters))
+        if len(by_account) >= t.min_accounts:
+            out.append(Shift(m["model"], release, by_account))
     return out
 
 
