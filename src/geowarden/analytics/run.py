@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from geowarden.analytics.findings import KINDS, AnalysisContext, Finding
 from geowarden.analytics.load import Problems
+from geowarden.analytics.thresholds import BY_ANALYSIS
 from geowarden.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -182,8 +183,6 @@ def check_settings(settings: Mapping[str, Mapping[str, Any]]) -> None:
     """Settings name installed analyses and only their thresholds, each a non-negative number
     (``thresholds``): a typo is a ConfigError before anything runs, not a silently ignored
     threshold."""
-    from geowarden.analytics.thresholds import BY_ANALYSIS  # noqa: PLC0415
-
     for name in settings:
         module = _module(name) if name in ANALYSES else None
         if module is None:
