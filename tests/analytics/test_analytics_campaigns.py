@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from spark_support import DAY, HOUR, T0, accounts_table, as_dicts, duckdb_context, events_table, on_spark, spark_context
 
-from geowarden.analytics import campaigns
+from geowarden.analytics import campaigns, neardup
 from geowarden.analytics.findings import Finding
 
 MINUTE = 60_000
@@ -226,9 +226,9 @@ def test_unsynchronised_sets_need_more_than_near_duplicates(world: World) -> Non
 
 
 def test_fingerprints_parse_and_measure() -> None:
-    values, ok = campaigns.parse_fingerprints(["ffffffffffffffff", "000000000000000f", "xyz", None, "0" * 15])
+    values, ok = neardup.parse_fingerprints(["ffffffffffffffff", "000000000000000f", "xyz", None, "0" * 15])
     assert ok.tolist() == [True, True, False, False, False]
-    assert campaigns.hamming(values[:2], 0).tolist() == [64, 4]
+    assert neardup.hamming(values[:2], 0).tolist() == [64, 4]
     assert values.dtype == np.uint64
 
 

@@ -1,23 +1,22 @@
-"""Small helpers shared by the analyses: thresholds, ramps, and bringing small results home."""
+"""Small helpers shared by the analyses: ramps and scores, ids and times, progress, and bringing
+small results home (the usage table shared by a run, ASN names, the events' client flags)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import hashlib
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-from geowarden.errors import ConfigError
 
 if TYPE_CHECKING:
     from geowarden.analytics.findings import AnalysisContext
 
-
-def number_setting(analysis: str, name: str, value: Any) -> float:
-    """A threshold as a number; anything else (text, a boolean, a negative number) is a
-    ConfigError naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"settings: {analysis}.{name} must be a non-negative number, not {value!r}")
-    return float(value)
+#: Epoch milliseconds in a minute, an hour, a day (``ts_ms`` arithmetic).
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
 
 
 def ramp(value: float, low: float, high: float) -> float:
@@ -27,6 +26,19 @@ def ramp(value: float, low: float, high: float) -> float:
     return min(1.0, max(0.0, (value - low) / (high - low)))
 
 
+def floored(exposure: float, floor: float) -> float:
+    """How much of a score restricted exposure lets through: ``floor`` without any, 1 with full
+    exposure, linear between (a shared key or a crowded network with an ordinary clientele stays
+    at ``floor`` times its shape)."""
+    return floor + (1 - floor) * exposure
+
+
+def crowd(accounts: int) -> float:
+    """How much a coordinated group counts by its number of accounts, ``1 - exp(-accounts / 5)``:
+    0.18 for one, 0.63 for five, 0.86 for ten (campaigns and model shifts)."""
+    return 1 - math.exp(-accounts / 5)
+
+
 def noisy_or(parts: Mapping[str, float], weights: Mapping[str, float]) -> float:
     """``1 - prod(1 - w * p)``: each part can raise the result, none alone reaches its weight's
     complement, and together they saturate towards 1."""
@@ -34,6 +46,43 @@ def noisy_or(parts: Mapping[str, float], weights: Mapping[str, float]) -> float:
     for name, value in parts.items():
         keep *= 1 - weights[name] * value
     return 1 - keep
+
+
+def short_hash(value: str, n: int = 12) -> str:
+    """The first ``n`` hex digits of the SHA-256 of ``value``."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:n]
+
+
+def group_id(prefix: str, members: Iterable[str]) -> str:
+    """A stable id for a set of accounts: ``prefix-`` and 12 hex digits of a hash of them, sorted."""
+    return f"{prefix}-{short_hash(chr(10).join(sorted(members)))}"
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch milliseconds as an ISO 8601 UTC time to the second (None stays None)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def say(ctx: AnalysisContext, message: str) -> None:
+    """Report a phase of an analysis to ``ctx.progress``, if anyone listens."""
+    if ctx.progress is not None:
+        ctx.progress(message)
+
+
+def account_table(ids: Iterable[str]) -> Any:
+    """The distinct account ids as a one-column (``account_id``) in-memory table, sorted: to
+    semi-join a table with, so only these accounts' rows are read."""
+    import ibis  # noqa: PLC0415
+    import pyarrow as pa  # noqa: PLC0415
+
+    return ibis.memtable(pa.table({"account_id": pa.array(sorted(set(ids)), pa.string())}))
+
+
+def anonymised(t: Any) -> Any:
+    """Whether a request came from a hosting, VPN, proxy or Tor address (unknown: no)."""
+    return (t.hosting | t.vpn | t.proxy | t.tor).fill_null(False)
 
 
 def rows(expr: Any) -> list[dict[str, Any]]:
@@ -91,7 +140,7 @@ def _usage(ctx: AnalysisContext) -> Any:
         country=ev.country,
         r=is_r.cast("int64"),
         cr=ev.client_restricted.fill_null(False).cast("int64"),
-        anon=(ev.hosting | ev.vpn | ev.proxy | ev.tor).fill_null(False).cast("int64"),
+        anon=anonymised(ev).cast("int64"),
     )
     return one.group_by(["account_id", "key", "prefix", "asn", "country"]).aggregate(
         n=one.count(), r=one.r.sum(), cr=one.cr.sum(), anon=one.anon.sum()

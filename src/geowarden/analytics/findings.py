@@ -84,7 +84,7 @@ class Finding:
 class AnalysisContext:
     """What every analysis reads: the enriched events, the accounts table if given, the
     restricted jurisdictions (from the policy), and the thresholds (``settings``: analysis name ->
-    parameter -> value, defaults in each analysis module)."""
+    parameter -> value; each analysis reads its own with ``thresholds.<Analysis>Thresholds.read``)."""
 
     events: Any  # ibis.Table
     accounts: Any | None  # ibis.Table | None
@@ -92,6 +92,3 @@ class AnalysisContext:
     restricted: frozenset[str]
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
-
-    def param(self, analysis: str, name: str, default: Any) -> Any:
-        return self.settings.get(analysis, {}).get(name, default)

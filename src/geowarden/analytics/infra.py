@@ -14,7 +14,7 @@ and the like) — so the count alone never makes a finding. A network is scored 
   ``leak_share`` of its requests come from restricted countries, or ``hint_share`` of them from
   clients that look restricted (``events.client_restricted``: time zone or language region).
 
-``score = carrier * (FLOOR + (1 - FLOOR) * exposure)``, so a crowded gateway with an ordinary
+``score = carrier * (floor + (1 - floor) * exposure)``, so a crowded gateway with an ordinary
 clientele scores at most ``floor``, below ``min_score``. Only networks with ``min_accounts``
 accounts (prefixes) or ``min_asn_accounts`` (ASNs) are scored; the score is computed in Python
 from integer counts, identical on every backend.
@@ -24,57 +24,43 @@ from __future__ import annotations
 
 from typing import Any
 
-from geowarden.analytics.common import asn_orgs, noisy_or, number_setting, ramp, rows, usage
+from geowarden.analytics.common import asn_orgs, floored, noisy_or, ramp, rows, usage
 from geowarden.analytics.findings import AnalysisContext, Finding
+from geowarden.analytics.thresholds import InfraThresholds
 
 NAME = "infra"
 KIND = "infrastructure"
 
 #: Thresholds (override with ``settings["infra"][name]``).
-DEFAULTS: dict[str, Any] = {
-    "min_accounts": 8,  # accounts on a prefix before it is scored
-    "many_accounts": 40,  # accounts on a prefix that is fully crowded
-    "min_asn_accounts": 20,  # accounts on an ASN before it is scored
-    "many_asn_accounts": 200,
-    "concentration": 5.0,  # accounts per prefix / the ASN's typical prefix: fully concentrated
-    "leak_share": 0.01,  # share of an account's requests from restricted countries that exposes it
-    "hint_share": 0.5,  # share of an account's requests from restricted-looking clients that exposes it
-    "exposed_share": 0.5,  # share of exposed accounts that is full exposure (prefix)
-    "asn_exposed_share": 0.3,  # the same for an ASN
-    "floor": 0.35,
-    "min_score": 0.5,
-    "examples": 10,  # exposed accounts listed in the evidence
-}
+THRESHOLDS = InfraThresholds
+DEFAULTS = THRESHOLDS.defaults()
 
 WEIGHTS = {"crowd": 0.5, "concentration": 0.4, "anonymised": 0.4}
 ASN_WEIGHTS = {"crowd": 0.5, "anonymised": 0.5}
 
 
-def param(ctx: AnalysisContext, name: str) -> float:
-    return number_setting(NAME, name, ctx.param(NAME, name, DEFAULTS[name]))
-
-
 def run(ctx: AnalysisContext) -> list[Finding]:
+    t = THRESHOLDS.read(ctx.settings)
     with usage(ctx) as use:
-        return _run(ctx, use)
+        return _run(ctx, t, use)
 
 
-def _run(ctx: AnalysisContext, base: Any) -> list[Finding]:
+def _run(ctx: AnalysisContext, t: InfraThresholds, base: Any) -> list[Finding]:
     per_account = base.group_by("account_id").aggregate(n=base.n.sum(), r=base.r.sum(), cr=base.cr.sum())
     exposed = per_account.select(
         account_id=per_account.account_id,
         exposed=(
-            ((per_account.r >= per_account.n * float(param(ctx, "leak_share"))) & (per_account.r > 0))
-            | ((per_account.cr >= per_account.n * float(param(ctx, "hint_share"))) & (per_account.cr > 0))
+            ((per_account.r >= per_account.n * t.leak_share) & (per_account.r > 0))
+            | ((per_account.cr >= per_account.n * t.hint_share) & (per_account.cr > 0))
         ).cast("int64"),
     )
-    prefixes = _prefixes(ctx, base, exposed)
-    out = prefixes + _asns(ctx, base, exposed, [f.subject for f in prefixes])
+    prefixes = _prefixes(ctx, t, base, exposed)
+    out = prefixes + _asns(ctx, t, base, exposed, [f.subject for f in prefixes])
     out.sort(key=lambda f: (-f.score, f.subject))
     return out
 
 
-def _prefixes(ctx: AnalysisContext, base: Any, exposed: Any) -> list[Finding]:
+def _prefixes(ctx: AnalysisContext, t: InfraThresholds, base: Any, exposed: Any) -> list[Finding]:
     per_prefix = base.group_by(["prefix", "asn"]).aggregate(
         accounts=base.account_id.nunique(),
         keys=base.key.nunique(),
@@ -85,13 +71,13 @@ def _prefixes(ctx: AnalysisContext, base: Any, exposed: Any) -> list[Finding]:
     per_asn = per_prefix.group_by("asn").aggregate(
         asn_accounts=per_prefix.accounts.sum(), asn_prefixes=per_prefix.count()
     )
-    cands = per_prefix.filter(per_prefix.accounts >= int(param(ctx, "min_accounts")))
+    cands = per_prefix.filter(per_prefix.accounts >= int(t.min_accounts))
     cands = cands.join(per_asn, "asn", how="left")
     pairs = base.semi_join(cands.select("prefix"), "prefix").select("prefix", "account_id").distinct()
     pairs = pairs.join(exposed, "account_id")
     exp = pairs.group_by("prefix").aggregate(exposed=pairs.exposed.sum())
     found = rows(cands.join(exp, "prefix", how="left"))
-    examples = _examples(ctx, pairs, "prefix")
+    examples = _examples(pairs, "prefix", int(t.examples))
     orgs = asn_orgs(ctx, {r["asn"] for r in found if r["asn"] is not None})
     out = []
     for r in found:
@@ -101,14 +87,14 @@ def _prefixes(ctx: AnalysisContext, base: Any, exposed: Any) -> list[Finding]:
         ratio = n_acc / max(expected, 1.0) if expected is not None else 1.0
         events = int(r["events"])
         parts = {
-            "crowd": ramp(n_acc, float(param(ctx, "min_accounts")), float(param(ctx, "many_accounts"))),
-            "concentration": ramp(ratio, 1.0, float(param(ctx, "concentration"))),
+            "crowd": ramp(n_acc, t.min_accounts, t.many_accounts),
+            "concentration": ramp(ratio, 1.0, t.concentration),
             "anonymised": int(r["anon"]) / events,
         }
         exposed_n = int(r["exposed"] or 0)
         share = exposed_n / n_acc
-        exposure = ramp(share, 0.0, float(param(ctx, "exposed_share")))
-        f = _finding(ctx, str(r["prefix"]), parts, WEIGHTS, exposure)
+        exposure = ramp(share, 0.0, t.exposed_share)
+        f = _finding(t, str(r["prefix"]), parts, WEIGHTS, exposure)
         if f is None:
             continue
         asn = r["asn"]
@@ -133,7 +119,7 @@ def _prefixes(ctx: AnalysisContext, base: Any, exposed: Any) -> list[Finding]:
     return out
 
 
-def _asns(ctx: AnalysisContext, base: Any, exposed: Any, flagged: list[str]) -> list[Finding]:
+def _asns(ctx: AnalysisContext, t: InfraThresholds, base: Any, exposed: Any, flagged: list[str]) -> list[Finding]:
     """ASN findings. Exposed accounts already explained by a flagged prefix of the ASN do not
     count again (a cloud ASN is not a finding because one reseller's /24 in it is)."""
     b = base.filter(base.asn.notnull())
@@ -145,7 +131,7 @@ def _asns(ctx: AnalysisContext, base: Any, exposed: Any, flagged: list[str]) -> 
         restricted=b.r.sum(),
         anon=b.anon.sum(),
     )
-    cands = per_asn.filter(per_asn.accounts >= int(param(ctx, "min_asn_accounts")))
+    cands = per_asn.filter(per_asn.accounts >= int(t.min_asn_accounts))
     pairs = b.semi_join(cands.select("asn"), "asn").select("asn", "account_id").distinct()
     pairs = pairs.join(exposed, "account_id")
     exp = pairs.group_by("asn").aggregate(exposed=pairs.exposed.sum())
@@ -155,22 +141,22 @@ def _asns(ctx: AnalysisContext, base: Any, exposed: Any, flagged: list[str]) -> 
         on = b.filter(b.prefix.isin(flagged)).select("asn", "account_id").distinct()
         on = on.join(exposed.filter(exposed.exposed == 1), "account_id")
         covered = {r["asn"]: int(r["n"]) for r in rows(on.group_by("asn").aggregate(n=on.count()))}
-    examples = _examples(ctx, pairs, "asn")
+    examples = _examples(pairs, "asn", int(t.examples))
     orgs = asn_orgs(ctx, {r["asn"] for r in found})
     out = []
     for r in found:
         n_acc = int(r["accounts"])
         events = int(r["events"])
         parts = {
-            "crowd": ramp(n_acc, float(param(ctx, "min_asn_accounts")), float(param(ctx, "many_asn_accounts"))),
+            "crowd": ramp(n_acc, t.min_asn_accounts, t.many_asn_accounts),
             "anonymised": int(r["anon"]) / events,
         }
         exposed_n = int(r["exposed"] or 0)
         covered_n = covered.get(r["asn"], 0)
         share = (exposed_n - covered_n) / n_acc
-        exposure = ramp(share, 0.0, float(param(ctx, "asn_exposed_share")))
+        exposure = ramp(share, 0.0, t.asn_exposed_share)
         asn = int(r["asn"])
-        f = _finding(ctx, f"AS{asn}", parts, ASN_WEIGHTS, exposure)
+        f = _finding(t, f"AS{asn}", parts, ASN_WEIGHTS, exposure)
         if f is None:
             continue
         f.evidence.update(
@@ -195,12 +181,11 @@ def _asns(ctx: AnalysisContext, base: Any, exposed: Any, flagged: list[str]) -> 
 
 
 def _finding(
-    ctx: AnalysisContext, subject: str, parts: dict[str, float], weights: dict[str, float], exposure: float
+    t: InfraThresholds, subject: str, parts: dict[str, float], weights: dict[str, float], exposure: float
 ) -> Finding | None:
     carrier = noisy_or(parts, weights)
-    floor = float(param(ctx, "floor"))
-    score = carrier * (floor + (1 - floor) * exposure)
-    if score < float(param(ctx, "min_score")):
+    score = carrier * floored(exposure, t.floor)
+    if score < t.min_score:
         return None
     evidence = {
         "carrier": round(carrier, 4),
@@ -210,11 +195,11 @@ def _finding(
     return Finding(kind=KIND, subject=subject, score=round(score, 6), evidence=evidence)
 
 
-def _examples(ctx: AnalysisContext, pairs: Any, unit: str) -> dict[Any, list[str]]:
-    """A few exposed accounts per network (the smallest ids: deterministic on every backend)."""
+def _examples(pairs: Any, unit: str, limit: int) -> dict[Any, list[str]]:
+    """Up to ``limit`` exposed accounts per network (the smallest ids: deterministic on every
+    backend)."""
     import ibis  # noqa: PLC0415
 
-    limit = int(param(ctx, "examples"))
     ex = pairs.filter(pairs.exposed == 1)
     ex = ex.mutate(rank=ibis.row_number().over(group_by=ex[unit], order_by=ex.account_id))
     ex = ex.filter(ex["rank"] < limit)

@@ -16,7 +16,7 @@ Honest heavy users look different, and the score is built so that they stay low:
 - a global company with offices in several countries does use one key in several countries at
   once, but nothing about it points to a restricted jurisdiction.
 
-So the score is ``sharing * breadth * (FLOOR + (1 - FLOOR) * exposure)``:
+So the score is ``sharing * breadth * (floor + (1 - floor) * exposure)`` (``common.floored``):
 
 - *sharing* (``noisy_or`` of the parts, ``WEIGHTS``): ``spread`` (most countries in one bucket),
   ``concurrency`` (share of busy buckets, two requests or more, that have two countries or
@@ -28,9 +28,9 @@ So the score is ``sharing * breadth * (FLOOR + (1 - FLOOR) * exposure)``:
 - *exposure*: the share of requests from restricted countries, or of the other requests with
   restricted-looking clients, whichever is higher.
 
-Without any restricted exposure a key scores at most ``FLOOR``, below ``min_score``. Each part is
-linear between a "normal" and a "certainly" value (``DEFAULTS``); every number used is in the
-finding's ``evidence``.
+Without any restricted exposure a key scores at most ``floor``, below ``min_score``. Each part is
+linear between a "normal" and a "certainly" value (``thresholds.KeyThresholds``); every number
+used is in the finding's ``evidence``.
 
 Everything heavy runs in the backend: a pre-filter over the shared usage table
 (``common.usage``: keys with ``min_events`` requests, more than one country or ``min_asns``
@@ -44,41 +44,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from geowarden.analytics.common import events, noisy_or, number_setting, ramp, rows, usage
+from geowarden.analytics.common import HOUR_MS, MINUTE_MS, anonymised, events, floored, noisy_or, ramp, rows, usage
 from geowarden.analytics.findings import AnalysisContext, Finding
+from geowarden.analytics.thresholds import KeyThresholds
 
 NAME = "keys"
 KIND = "key_shared"
 
 #: Thresholds (override with ``settings["keys"][name]``).
-DEFAULTS: dict[str, Any] = {
-    "min_events": 30,  # requests a key needs before it is judged
-    "min_asns": 4,  # networks that make a one-country key a candidate
-    "bucket_minutes": 5,  # "at the same time"
-    "countries_at_once": 4,  # countries in one bucket that count as fully spread (2 at once: a third)
-    "concurrent_share": 0.2,  # share of busy buckets (>= 2 requests) with >= 2 countries: fully concurrent
-    "concurrent_buckets": 6,  # buckets with >= 2 countries for full confidence (one is a VPN reconnecting)
-    "prefixes_few": 2,  # prefixes one job or one person uses (a job in two regions: two)
-    "prefixes_many": 8,  # prefixes that mean many people
-    "asns_normal": 3,  # networks one team or job uses
-    "asns_many": 20,  # networks that mean many unrelated users
-    "restricted_share": 0.05,  # share of requests from restricted countries that is full exposure
-    "client_share": 0.25,  # share of the other requests with restricted-looking clients: full exposure
-    "floor": 0.35,  # the score of a fully shared key with no restricted exposure
-    "min_score": 0.5,  # findings below this are not reported
-    "top_countries": 8,  # countries listed in the evidence
-}
+THRESHOLDS = KeyThresholds
+DEFAULTS = THRESHOLDS.defaults()
 
 WEIGHTS = {"spread": 0.5, "concurrency": 0.5, "networks": 0.4, "relay": 0.25}
 
 
-def param(ctx: AnalysisContext, name: str) -> float:
-    return number_setting(NAME, name, ctx.param(NAME, name, DEFAULTS[name]))
-
-
 def run(ctx: AnalysisContext) -> list[Finding]:
+    t = THRESHOLDS.read(ctx.settings)
     restricted = sorted(ctx.restricted)
-    bucket_ms = int(float(param(ctx, "bucket_minutes")) * 60_000)
+    bucket_ms = int(t.bucket_minutes * MINUTE_MS)
     # A first pass over the shared usage table (far fewer rows than events): keys busy enough,
     # in more than one country or on many networks, that can reach min_score at all. Only
     # their events are looked at closely.
@@ -91,17 +74,17 @@ def run(ctx: AnalysisContext) -> list[Finding]:
             r=use.r.sum(),
             cr=use.cr.sum(),
         )
-        cond = (per.n >= int(param(ctx, "min_events"))) & (
-            (per.countries >= 2) | (per.asns >= int(param(ctx, "min_asns")))
-        )
-        if param(ctx, "floor") < param(ctx, "min_score"):  # no exposure: the score stays under floor
+        cond = (per.n >= int(t.min_events)) & ((per.countries >= 2) | (per.asns >= int(t.min_asns)))
+        if t.floor < t.min_score:  # no exposure: the score stays under floor
             cond &= (per.r > 0) | (per.cr > 0)
-        if param(ctx, "min_score") > 0:  # no breadth (few prefixes, no restricted country): score 0
-            cond &= (per.prefixes > int(param(ctx, "prefixes_few"))) | (per.r > 0)
-        return _candidates(ctx, per.filter(cond).select("key"), bucket_ms, restricted)
+        if t.min_score > 0:  # no breadth (few prefixes, no restricted country): score 0
+            cond &= (per.prefixes > int(t.prefixes_few)) | (per.r > 0)
+        return _candidates(ctx, t, per.filter(cond).select("key"), bucket_ms, restricted)
 
 
-def _candidates(ctx: AnalysisContext, busy: Any, bucket_ms: int, restricted: list[str]) -> list[Finding]:
+def _candidates(
+    ctx: AnalysisContext, t: KeyThresholds, busy: Any, bucket_ms: int, restricted: list[str]
+) -> list[Finding]:
     """Score the keys in ``busy`` from their own events."""
     ev = events(ctx)
     near = ev.semi_join(busy, ev.api_key_id == busy.key)
@@ -113,9 +96,9 @@ def _candidates(ctx: AnalysisContext, busy: Any, bucket_ms: int, restricted: lis
         asn=near.asn,
         country=near.country,
         r=is_r.cast("int64"),
-        anon=(near.hosting | near.vpn | near.proxy | near.tor).fill_null(False).cast("int64"),
+        anon=anonymised(near).cast("int64"),
         rc=(near.client_restricted.fill_null(False) & ~is_r).cast("int64"),
-        hour=(near.ts_ms // 3_600_000) % 24,
+        hour=(near.ts_ms // HOUR_MS) % 24,
         bucket=near.ts_ms // bucket_ms,
         ts_ms=near.ts_ms,
     ).cache()  # the candidates' events, narrow: everything below reads these, not the log
@@ -132,12 +115,12 @@ def _candidates(ctx: AnalysisContext, busy: Any, bucket_ms: int, restricted: lis
         )
         cells = sub.group_by(["key", "bucket", "country"]).aggregate(n=sub.count(), r=sub.r.max())
         hours = sub.group_by(["key", "hour"]).aggregate(n=sub.count())
-        return _score_all(ctx, nets, cells, hours)
+        return _score_all(ctx, t, nets, cells, hours)
     finally:
         sub.release()
 
 
-def _score_all(ctx: AnalysisContext, nets: Any, cells: Any, hours: Any) -> list[Finding]:
+def _score_all(ctx: AnalysisContext, t: KeyThresholds, nets: Any, cells: Any, hours: Any) -> list[Finding]:
     """Findings from the per-key network usage, the (key, bucket, country) cells and the hours.
     Each small result is fetched on its own and they meet in Python: Spark cannot join two
     aggregates of one cached table in a plan."""
@@ -153,7 +136,7 @@ def _score_all(ctx: AnalysisContext, nets: Any, cells: Any, hours: Any) -> list[
         first_ms=nets.first_ms.min(),
         last_ms=nets.last_ms.max(),
     )
-    cands = per_key.filter((per_key.countries >= 2) | (per_key.asns >= int(param(ctx, "min_asns"))))
+    cands = per_key.filter((per_key.countries >= 2) | (per_key.asns >= int(t.min_asns)))
     found = rows(cands)
     if not found:
         return []
@@ -195,6 +178,7 @@ def score_key(
     ctx: AnalysisContext, r: dict[str, Any], countries: list[tuple[str, int]], owners: list[str]
 ) -> Finding | None:
     """The finding for one candidate key (``r``: its counts), or None below ``min_score``."""
+    t = THRESHOLDS.read(ctx.settings)
     n = int(r["events"])
     busy = int(r.get("busy") or 0)
     concurrent = int(r.get("concurrent") or 0)
@@ -209,28 +193,27 @@ def score_key(
     concurrent_share = concurrent / busy if busy else 0.0
     restricted_share = restricted_n / n
     client_share = client_n / outside if outside else 0.0
-    support = ramp(concurrent, 1, float(param(ctx, "concurrent_buckets")))
+    support = ramp(concurrent, 1, t.concurrent_buckets)
     parts = {
-        "spread": ramp(at_once, 1, float(param(ctx, "countries_at_once"))) * support,
-        "concurrency": ramp(concurrent_share, 0.0, float(param(ctx, "concurrent_share"))) * support,
-        "networks": ramp(asns, float(param(ctx, "asns_normal")), float(param(ctx, "asns_many"))),
+        "spread": ramp(at_once, 1, t.countries_at_once) * support,
+        "concurrency": ramp(concurrent_share, 0.0, t.concurrent_share) * support,
+        "networks": ramp(asns, t.asns_normal, t.asns_many),
         "relay": anon_share * hours / 24,
     }
     sharing = noisy_or(parts, WEIGHTS)
     breadth = max(
-        ramp(int(r["prefixes"]), float(param(ctx, "prefixes_few")), float(param(ctx, "prefixes_many"))),
-        ramp(mixed, 0, float(param(ctx, "concurrent_buckets"))),
+        ramp(int(r["prefixes"]), t.prefixes_few, t.prefixes_many),
+        ramp(mixed, 0, t.concurrent_buckets),
     )
     exposure = max(
-        ramp(restricted_share, 0.0, float(param(ctx, "restricted_share"))),
-        ramp(client_share, 0.0, float(param(ctx, "client_share"))),
+        ramp(restricted_share, 0.0, t.restricted_share),
+        ramp(client_share, 0.0, t.client_share),
     )
-    floor = float(param(ctx, "floor"))
-    score = sharing * breadth * (floor + (1 - floor) * exposure)
-    if score < float(param(ctx, "min_score")):
+    score = sharing * breadth * floored(exposure, t.floor)
+    if score < t.min_score:
         return None
     countries.sort(key=lambda c: (-c[1], c[0]))
-    top = int(param(ctx, "top_countries"))
+    top = int(t.top_countries)
     evidence = {
         "events": n,
         "accounts": int(r["accounts"]),
@@ -244,7 +227,7 @@ def score_key(
         "concurrent_buckets": concurrent,
         "concurrent_share": round(concurrent_share, 4),
         "mixed_buckets": mixed,
-        "bucket_minutes": float(param(ctx, "bucket_minutes")),
+        "bucket_minutes": t.bucket_minutes,
         "restricted_share": round(restricted_share, 4),
         "restricted_client_share": round(client_share, 4),
         "anonymised_share": round(anon_share, 4),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from geowarden.analytics.findings import KINDS, AnalysisContext, Finding
 from geowarden.analytics.load import Problems
+from geowarden.analytics.thresholds import BY_ANALYSIS
 from geowarden.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -181,17 +182,15 @@ def _stats(
 
 
 def check_settings(settings: Mapping[str, Mapping[str, Any]]) -> None:
-    """Settings name installed analyses and, where an analysis lists its thresholds
-    (``DEFAULTS``), only those: a typo is a ConfigError, not a silently ignored threshold."""
-    for name, values in settings.items():
+    """Settings name installed analyses and only their thresholds, each a non-negative number
+    (``thresholds``): a typo is a ConfigError before anything runs, not a silently ignored
+    threshold."""
+    for name in settings:
         module = _module(name) if name in ANALYSES else None
         if module is None:
             raise ConfigError(f"settings: no analysis named {name!r} (one of {', '.join(ANALYSES)})")
-        known = getattr(module, "DEFAULTS", None)
-        if isinstance(known, Mapping):
-            unknown = sorted(set(values) - set(known))
-            if unknown:
-                raise ConfigError(f"settings: {name} has no threshold {', '.join(unknown)}")
+        if name in BY_ANALYSIS:
+            BY_ANALYSIS[name].read(settings)
 
 
 def _run_analyses(
@@ -234,14 +233,20 @@ def _unprefixed(note: Callable[[str], None], name: str) -> Callable[[str], None]
 
 def _module(name: str) -> Any | None:
     """``geowarden.analytics.<name>`` if it exists (and has ``run``), else None."""
+    module = _installed(name)
+    return module if callable(getattr(module, "run", None)) else None
+
+
+def _installed(name: str) -> Any | None:
+    """The module ``geowarden.analytics.<name>``, or None when it is not there (an error inside
+    it is raised)."""
     full = f"geowarden.analytics.{name}"
     try:
-        module = importlib.import_module(full)
+        return importlib.import_module(full)
     except ModuleNotFoundError as exc:
         if exc.name == full:
             return None
         raise
-    return module if callable(getattr(module, "run", None)) else None
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -249,10 +254,10 @@ def _module(name: str) -> Any | None:
 
 def _summary(ctx: AnalysisContext) -> tuple[dict[str, Any], dict[str, int]]:
     """What the report draws: events by country and day, the ASNs carrying the most accounts."""
-    from geowarden.analytics.common import asn_orgs, rows, usage  # noqa: PLC0415
+    from geowarden.analytics.common import DAY_MS, asn_orgs, rows, usage  # noqa: PLC0415
 
     ev = ctx.events
-    day = (ev.ts_ms // 86_400_000).name("day")
+    day = (ev.ts_ms // DAY_MS).name("day")
     vol = ev.group_by([day, ev.country]).aggregate(events=ev.count())
     volume = [
         {
@@ -314,22 +319,11 @@ def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Pa
 def write_report(result: AnalysisResult, out_dir: Path) -> Path | None:
     """Findings files, and ``report.html`` when the report module is there (its path, else None)."""
     write_findings(result.findings, out_dir)
-    report = _module_attr("report", "write")
+    report = getattr(_installed("report"), "write", None)
     if report is None:
         return None
     path: Path = report(_out_dir(out_dir), result)
     return path
-
-
-def _module_attr(name: str, attr: str) -> Any | None:
-    full = f"geowarden.analytics.{name}"
-    try:
-        module = importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name == full:
-            return None
-        raise
-    return getattr(module, attr, None)
 
 
 def _out_dir(out_dir: Path) -> Path:
