@@ -59,7 +59,10 @@ DEFAULTS: dict[str, Any] = {
     "spark_master": None,
     "spark_conf": (),
     "signals_off": frozenset(),
+    "twilio": None,
 }
+#: Variables that only make sense together (tested below rather than one at a time).
+PAIRED = {"GEOWARDEN_TWILIO_SID", "GEOWARDEN_TWILIO_TOKEN"}
 
 # (variable, bad value, part of the message)
 BAD: list[tuple[str, str, str]] = [
@@ -107,7 +110,7 @@ def test_every_variable_is_covered_and_documented() -> None:
         and isinstance(node.value, str)
         and re.fullmatch(r"GEOWARDEN_[A-Z_]+", node.value)
     }
-    assert {v for v, *_ in CASES} | {"GEOWARDEN_HOME"} == read_vars
+    assert {v for v, *_ in CASES} | {"GEOWARDEN_HOME"} | PAIRED == read_vars
     doc = ast.get_docstring(tree) or ""
     assert all(f"``{v}``" in doc for v in read_vars)
     readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
@@ -162,17 +165,39 @@ def _reads_environment(tree: ast.AST) -> list[int]:
     return lines
 
 
-# The card signal's BIN table moves to the settings-driven signal registry separately.
-PENDING = {"signals/card.py"}
-
-
 def test_only_settings_reads_the_environment() -> None:
     found = {}
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
-        if rel == "settings.py" or rel in PENDING:
+        if rel == "settings.py":
             continue
         lines = _reads_environment(ast.parse(path.read_text(encoding="utf-8")))
         if lines:
             found[rel] = lines
     assert found == {}
+
+
+def test_twilio_credentials_go_together_and_stay_secret(tmp_path: Path) -> None:
+    token = "0123456789abcdef0123456789abcdef"
+    settings = read(tmp_path, GEOWARDEN_TWILIO_SID="SK123", GEOWARDEN_TWILIO_TOKEN=token)
+    assert settings.twilio is not None and settings.twilio[0] == "SK123"
+    assert settings.twilio[1].reveal() == token and token not in repr(settings)
+    for alone in ({"GEOWARDEN_TWILIO_SID": "SK123"}, {"GEOWARDEN_TWILIO_TOKEN": token}):
+        with pytest.raises(ConfigError, match="GEOWARDEN_TWILIO_SID and GEOWARDEN_TWILIO_TOKEN go together"):
+            read(tmp_path, **alone)
+
+
+def test_twilio_settings_switch_the_live_phone_lookup_on(tmp_path: Path) -> None:
+    from geowarden.signals.phone import PhoneSignal
+    from geowarden.warden import configured_signals
+
+    def phone_of(settings: Settings) -> PhoneSignal:
+        (signal,) = [s for s in configured_signals(settings) if s.name == "phone"]
+        assert isinstance(signal, PhoneSignal)
+        return signal
+
+    assert phone_of(read(tmp_path)).provider is None
+    live = phone_of(read(tmp_path, GEOWARDEN_TWILIO_SID="SK1", GEOWARDEN_TWILIO_TOKEN="t" * 32)).provider
+    assert live is not None and live.name == "twilio-lookup" and "t" * 32 not in repr(live)
+    off = [s.name for s in configured_signals(read(tmp_path, GEOWARDEN_SIGNALS_OFF="phone,email"))]
+    assert "phone" not in off and "email" not in off and "ip" in off

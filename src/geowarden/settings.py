@@ -24,6 +24,8 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_SPARK_MASTER`` | ``local[2]`` | Spark master URL of ``geowarden analyze --backend spark`` |
 | ``GEOWARDEN_SPARK_CONF`` | none | extra Spark settings: ``key=value`` items separated by spaces |
 | ``GEOWARDEN_SIGNALS_OFF`` | none | comma-separated signal names the operator switches off (e.g. ``phone,card``) |
+| ``GEOWARDEN_TWILIO_SID`` | none (offline) | Twilio key SID: the phone signal asks Twilio Lookup for line types |
+| ``GEOWARDEN_TWILIO_TOKEN`` | none | its secret (needed with the SID) |
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ class Settings:
     spark_conf: tuple[tuple[str, str], ...] = ()
     # Signals the operator switches off, by name (checked against the signal registry when used).
     signals_off: frozenset[str] = frozenset()
+    # Twilio Lookup credentials (SID, secret) for live phone line types; None: offline data only.
+    twilio: tuple[str, Secret] | None = None
 
     @property
     def intel_dir(self) -> Path:
@@ -142,7 +146,11 @@ class Settings:
         secret = env.get("GEOWARDEN_ALLOWLIST_SECRET", "")
         if secret and len(secret.encode()) < 16:
             raise ConfigError("GEOWARDEN_ALLOWLIST_SECRET must be at least 16 bytes")
+        twilio_sid, twilio_token = text("GEOWARDEN_TWILIO_SID"), env.get("GEOWARDEN_TWILIO_TOKEN", "").strip()
+        if bool(twilio_sid) != bool(twilio_token):
+            raise ConfigError("GEOWARDEN_TWILIO_SID and GEOWARDEN_TWILIO_TOKEN go together: set both or neither")
         return cls(
+            twilio=(twilio_sid, Secret(twilio_token)) if twilio_sid else None,
             home=home,
             snapshot=path("GEOWARDEN_SNAPSHOT"),
             policy=path("GEOWARDEN_POLICY"),

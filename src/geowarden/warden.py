@@ -37,6 +37,7 @@ from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
 from geowarden.signals import registry
 from geowarden.signals.base import Signal, SignalContext
+from geowarden.signals.phone import CachedLineTypes, TwilioLookup
 from geowarden.signals.thresholds import DEFAULT_BEHAVIOUR, BehaviourConfig
 from geowarden.state import StateStore, open_store
 
@@ -128,9 +129,7 @@ class Warden:
         time), or the snapshot directory given; the policy file given, ``GEOWARDEN_POLICY``, or the
         shipped default policy."""
         settings = settings or Settings.from_env()
-        signals = registry.configure(
-            off=settings.signals_off, bin_table=settings.bin_table, screening_data=settings.screening_data
-        )
+        signals = configured_signals(settings)
         path = snapshot or settings.snapshot
         if path is not None:
             intel = Snapshot.open(path)
@@ -204,6 +203,22 @@ class Warden:
             decision_id=_new_id(),
             elapsed_us=elapsed,
         )
+
+
+def configured_signals(settings: Settings) -> tuple[Signal, ...]:
+    """The registry's signals as the settings configure them: the operator's data sources plugged
+    in (a BIN table, the sanctions lists, Twilio Lookup for phone line types, cached), the signals
+    named in ``GEOWARDEN_SIGNALS_OFF`` left out."""
+    lookup = None
+    if settings.twilio is not None:
+        sid, token = settings.twilio
+        lookup = CachedLineTypes(TwilioLookup(sid, token.reveal()))
+    return registry.configure(
+        off=settings.signals_off,
+        bin_table=settings.bin_table,
+        screening_data=settings.screening_data,
+        phone_lookup=lookup,
+    )
 
 
 def load_policy(settings: Settings, policy: Policy | Path | None) -> PolicyEngine | Policy:

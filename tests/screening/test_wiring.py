@@ -15,7 +15,7 @@ from geowarden.model import Action, Facts
 from geowarden.policy.engine import PolicyEngine
 from geowarden.screening.cli import clear_cache
 from geowarden.settings import Settings
-from geowarden.warden import Warden, default_signals
+from geowarden.warden import Warden, configured_signals
 from helpers import require_shared
 
 
@@ -28,7 +28,7 @@ def lists() -> Path:
 def warden_with(snapshot: Snapshot, lists: Path | None, home: Path) -> Warden:
     """A Warden whose screening signal reads ``lists`` (as ``GEOWARDEN_SCREENING_DATA`` would give)."""
     settings = Settings(home=home, screening_data=lists)
-    return Warden(snapshot, PolicyEngine.load(), signals=default_signals(settings))
+    return Warden(snapshot, PolicyEngine.load(), signals=configured_signals(settings))
 
 
 def test_a_listed_organisation_is_blocked_at_signup(tiny_snapshot: Snapshot, lists: Path, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from geowarden.model import Facts, RTTSample
 from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
 from geowarden.simulate.world import pop_location
-from geowarden.warden import Warden, default_signals, load_policy
+from geowarden.warden import Warden, configured_signals, load_policy
 
 RTT_WINDOW = 5
 EXTRA_TEXT = ("phone", "card_bin", "billing_country", "email")
@@ -124,7 +124,7 @@ def _warden(policy: Path | None, snapshot: Snapshot | Path | None, settings: Set
     if isinstance(snapshot, Snapshot):
         if settings is None:
             return Warden(snapshot, PolicyEngine.load(Path(policy) if policy is not None else None))
-        return Warden(snapshot, load_policy(settings, policy), signals=default_signals(settings))
+        return Warden(snapshot, load_policy(settings, policy), signals=configured_signals(settings))
     return Warden.open(settings, snapshot=Path(snapshot) if snapshot is not None else None, policy=policy)
 
 
