@@ -21,6 +21,7 @@ from pathlib import Path
 
 from geowarden.errors import NoSnapshotError, SnapshotError
 from geowarden.intel.build import build_snapshot
+from geowarden.intel.format import META_FILE
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import SourceData
 
@@ -52,7 +53,7 @@ class SnapshotStore:
         except FileNotFoundError:
             return None
         path = self.dir / sid
-        if not sid or not (path / "meta.json").is_file():
+        if not sid or not (path / META_FILE).is_file():
             raise SnapshotError(
                 f"{self.current_file} names snapshot {sid!r}, which is missing: run `geowarden intel build`"
             )
@@ -62,7 +63,7 @@ class SnapshotStore:
         if not self.dir.is_dir():
             return []
         return sorted(
-            p for p in self.dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "meta.json").is_file()
+            p for p in self.dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file()
         )
 
     def activate(self, path: Path) -> None:
