@@ -25,7 +25,6 @@ import geowarden
 from geowarden.console import ConsoleUpdateProgress
 from geowarden.errors import DownloadError
 from geowarden.intel import update
-from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import SourceData
 from geowarden.intel.store import SnapshotStore
@@ -107,10 +106,7 @@ def _settings(home: Path) -> Settings:
 
 def _tiny_current(settings: Settings) -> Path:
     """Make a tiny handmade snapshot the current one, as a previous update would have."""
-    store = SnapshotStore(settings.intel_dir)
-    path = build_snapshot(tiny_sources(), store.dir, note="before")
-    store.activate(path)
-    return path
+    return SnapshotStore(settings.intel_dir).build_and_activate(tiny_sources(), note="before")
 
 
 def _console(*, quiet: bool = False) -> tuple[ConsoleUpdateProgress, io.StringIO]:

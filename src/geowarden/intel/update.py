@@ -125,11 +125,12 @@ def run_update(
     cannot be downloaded or verified and ``SourceError`` when the build fails; the previous
     snapshot then stays current.
     """
+    table = tuple(packaged_remotes() if remotes is None else remotes)
     run = _Run(
         http=client or default_client(),
         progress=progress or _Silent(),
         day=today or datetime.now(UTC).date(),
-        remotes=tuple(packaged_remotes() if remotes is None else remotes),
+        remotes=table,
     )
     try:
         with _exclusive(downloads_dir):
