@@ -50,3 +50,12 @@ def test_activate_refuses_foreign_or_broken_snapshots(tmp_path: Path) -> None:
     (store.dir / "CURRENT").write_text("missing-id\n")
     with pytest.raises(SnapshotError, match="missing"):
         store.current_path()
+
+
+def test_build_without_activating_keeps_the_current_one(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    current = store.build_and_activate(_src("AU"), note="AU")
+    built = store.build_and_activate(_src("NZ"), note="NZ", activate=False)
+    assert built != current
+    assert store.current_path() == current
+    assert {p.name for p in store.snapshots()} == {current.name, built.name}

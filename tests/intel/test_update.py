@@ -22,9 +22,9 @@ import pytest
 from rich.console import Console
 
 import geowarden
+from geowarden.cli.console import ConsoleUpdateProgress
 from geowarden.errors import DownloadError
 from geowarden.intel import update
-from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import SourceData
 from geowarden.intel.store import SnapshotStore
@@ -106,15 +106,17 @@ def _settings(home: Path) -> Settings:
 
 def _tiny_current(settings: Settings) -> Path:
     """Make a tiny handmade snapshot the current one, as a previous update would have."""
-    store = SnapshotStore(settings.intel_dir)
-    path = build_snapshot(tiny_sources(), store.dir, note="before")
-    store.activate(path)
-    return path
+    return SnapshotStore(settings.intel_dir).build_and_activate(tiny_sources(), note="before")
 
 
-def _quiet_console() -> tuple[Console, io.StringIO]:
+def _console(*, quiet: bool = False) -> tuple[ConsoleUpdateProgress, io.StringIO]:
+    """What the command line passes, drawing into a buffer."""
     buf = io.StringIO()
-    return Console(file=buf, width=200, highlight=False), buf
+    return ConsoleUpdateProgress(Console(file=buf, width=200, highlight=False), quiet=quiet), buf
+
+
+def _run(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    return update.run_update(settings.intel_dir, settings.downloads_dir, **kwargs)
 
 
 # -- the full update, once ------------------------------------------------------------------
@@ -137,9 +139,9 @@ def full_run(originals: dict[str, bytes], tmp_path_factory: pytest.TempPathFacto
     routes[AFRINIC + ".md5"] = b"MD5 (delegated-afrinic-extended-latest) = " + b"0" * 32 + b"\n"
     server = Server(routes)
     settings = _settings(tmp_path_factory.mktemp("home"))
-    con, buf = _quiet_console()
+    con, buf = _console()
     with server.client() as client:
-        result = update.run_update(settings, console=con, client=client, today=TODAY)
+        result = _run(settings, progress=con, client=client, today=TODAY)
     return FullRun(settings, server, result, buf.getvalue())
 
 
@@ -213,9 +215,9 @@ def _fail_run(tmp_path: Path, routes: dict[str, bytes], today: date = TODAY) -> 
     settings = _settings(tmp_path)
     before = _tiny_current(settings)
     server = Server(routes)
-    con, _ = _quiet_console()
+    con, _ = _console()
     with server.client() as client, pytest.raises(DownloadError) as info:
-        update.run_update(settings, console=con, client=client, today=today)
+        _run(settings, progress=con, client=client, today=today)
     message = info.value.message
     assert "\n" not in message
     store = SnapshotStore(settings.intel_dir)
@@ -287,9 +289,9 @@ def test_a_list_that_shrank_by_half_is_refused(
     routes[FASTLY] = b"<html>maintenance</html>"  # not JSON
     github = "https://api.github.com/meta"
     server = Server(routes, errors={github: httpx.ConnectTimeout("timed out")})
-    con, buf = _quiet_console()
+    con, buf = _console()
     with server.client() as client:
-        result = update.run_update(settings, console=con, client=client, today=TODAY)
+        result = _run(settings, progress=con, client=client, today=TODAY)
     skipped = {s["name"]: s["reason"] for s in result["skipped"]}
     assert skipped["github"] == f"{github}: ConnectTimeout: timed out"
     assert "last good download" in skipped["tor-exits"]
@@ -310,10 +312,10 @@ def test_a_list_that_kept_its_size_is_accepted(
     tmp_path: Path, originals: dict[str, bytes], tiny_build: list[Path]
 ) -> None:
     settings = _settings(tmp_path)
-    con, _ = _quiet_console()
+    con, _ = _console()
     for _ in range(2):  # the second run compares with the first
         with Server(dict(originals)).client() as client:
-            result = update.run_update(settings, console=con, client=client, today=TODAY)
+            result = _run(settings, progress=con, client=client, today=TODAY)
         assert {s["name"] for s in result["skipped"]} == {"rir-arin", "rir-ripencc", "rir-apnic"}
     assert len(tiny_build) == 2
     assert not tiny_build[0].exists()
@@ -330,9 +332,9 @@ def test_quiet_prints_nothing_when_nothing_is_skipped(
         body = originals[LACNIC].replace(b"lacnic", rir.encode())  # a well-formed file of that registry
         routes[url] = body
         routes[url + ".md5"] = hashlib.md5(body, usedforsecurity=False).hexdigest().encode()
-    con, buf = _quiet_console()
+    con, buf = _console(quiet=True)
     with Server(routes).client() as client:
-        result = update.run_update(_settings(tmp_path), quiet=True, console=con, client=client, today=TODAY)
+        result = _run(_settings(tmp_path), progress=con, client=client, today=TODAY)
     assert result["skipped"] == []
     assert buf.getvalue() == ""
 
@@ -343,7 +345,7 @@ def test_another_update_running_is_refused(tmp_path: Path) -> None:
     with (settings.downloads_dir / ".lock").open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         with Server({}).client() as client, pytest.raises(DownloadError, match="another"):
-            update.run_update(settings, client=client, today=TODAY)
+            _run(settings, client=client, today=TODAY)
 
 
 def test_default_client_identifies_itself() -> None:

@@ -25,7 +25,6 @@ def intel_build(
 ) -> None:
     """Compile a snapshot from every source recognised under DIR (or from the installed data)."""
     from geowarden.intel import sources  # noqa: PLC0415
-    from geowarden.intel.build import build_snapshot  # noqa: PLC0415
     from geowarden.intel.snapshot import Snapshot  # noqa: PLC0415
     from geowarden.intel.store import SnapshotStore  # noqa: PLC0415
 
@@ -48,10 +47,7 @@ def intel_build(
             fail(f"no known source under {from_dir} (see `geowarden intel info` for what is recognised)", 4)
         note = f"built from {from_dir}"
     store = SnapshotStore(settings.intel_dir)
-    with store.lock():
-        path = build_snapshot(srcs, store.dir, note=note, progress=say)
-        if activate:
-            store.activate(path)
+    path = store.build_and_activate(srcs, note=note, progress=say, activate=activate)
     info = Snapshot.open(path).info()
     info["active"] = activate
     if as_json:
@@ -77,10 +73,16 @@ def intel_update(
     quiet: QuietOpt = False,
 ) -> None:
     """Download the public originals, verify them, build, and switch atomically."""
+    from geowarden.cli.console import ConsoleUpdateProgress  # noqa: PLC0415
     from geowarden.intel.update import run_update  # noqa: PLC0415
 
     settings = app_settings()
-    result = run_update(settings, quiet=quiet, console=err)
+    result = run_update(settings.intel_dir, settings.downloads_dir, progress=ConsoleUpdateProgress(err, quiet=quiet))
+    if settings.snapshot is not None:
+        err.print(
+            "[yellow]note:[/yellow] GEOWARDEN_SNAPSHOT is set and pins another snapshot; "
+            "unset it to use the updated one"
+        )
     if as_json:
         emit_json(result)
     else:

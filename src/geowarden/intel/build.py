@@ -4,7 +4,7 @@ How it works: every range boundary of every source becomes a breakpoint, so the 
 is cut into elementary intervals inside which no source changes its answer. Each source then
 "paints" its answer onto the intervals it covers (country, ASN, labels, provider), neighbouring
 intervals with identical answers are merged, and identical answer rows are stored once.
-What goes on disk is columnar ``.npy`` arrays plus ``meta.json`` (see ``snapshot.py``).
+What goes on disk is columnar ``.npy`` arrays plus ``meta.json`` (see ``format.py``).
 
 Country fusion (the ``country`` field; every source's own answer is kept beside it):
 
@@ -32,6 +32,23 @@ import numpy as np
 import numpy.typing as npt
 
 from geowarden.errors import SourceError
+from geowarden.intel.format import (
+    FLAG_BITS,
+    FLAG_DISAGREE,
+    FLAG_RESERVED,
+    FLAG_SPLIT24,
+    FORMAT_VERSION,
+    META_FILE,
+    V4_INDEX24,
+    V4_ROWS,
+    V4_STARTS,
+    V6_ROWS,
+    V6_STARTS,
+    SnapshotMeta,
+    country_field,
+    label_word_field,
+    row_array,
+)
 from geowarden.intel.sources.base import (
     LABELS,
     MAX_KEY,
@@ -42,13 +59,6 @@ from geowarden.intel.sources.base import (
     SourceMeta,
     network_bounds,
 )
-
-FORMAT_VERSION = 2
-
-FLAG_BITS = {"hosting": 1, "vpn": 2, "tor": 4, "proxy": 8, "relay": 16}
-FLAG_RESERVED = 32
-FLAG_DISAGREE = 64
-FLAG_SPLIT24 = np.uint32(1 << 31)  # in the /24 index: the block holds more than one interval
 
 # Roles of country sources in the vote, by source name.
 GEOFEED_SOURCES = ("geofeed",)
@@ -406,7 +416,7 @@ class _Compiler:
         fill = (keys[pos] == asn) & (asn != 0) & (self.provider == 0)
         self.provider[fill] = names[pos[fill]]
 
-    def tables(self) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
+    def tables(self) -> tuple[dict[str, npt.NDArray[Any]], SnapshotMeta]:
         """Merge equal neighbours, store each distinct answer row once, split the families."""
         self.say("merging intervals")
         fields: dict[str, npt.NDArray[Any]] = {
@@ -417,9 +427,9 @@ class _Compiler:
             "provider": self.provider,
         }
         for name, col in self.cc_cols.items():
-            fields[f"cc:{name}"] = col
+            fields[country_field(name)] = col
         for w in range(len(self.srcbits)):
-            fields[f"src{w}"] = self.srcbits[w]
+            fields[label_word_field(w)] = self.srcbits[w]
         dtype = np.dtype([(k, v.dtype) for k, v in fields.items()])
         table = np.empty(self.n, dtype=dtype)
         for k, v in fields.items():
@@ -437,16 +447,16 @@ class _Compiler:
         in_v4 = (starts >= _keys([V4_BASE])[0]) & (starts <= _keys([V4_LAST])[0])
         v4_starts = _v4_values(starts[in_v4])
         arrays: dict[str, npt.NDArray[Any]] = {
-            "v4_starts": v4_starts,
-            "v4_rows": iv_row[in_v4],
-            "v4_index24": _index24(v4_starts),
+            V4_STARTS: v4_starts,
+            V4_ROWS: iv_row[in_v4],
+            V4_INDEX24: _index24(v4_starts),
             # The IPv6 table covers the whole key space; IPv4 queries never reach its mapped block.
-            "v6_starts": starts,
-            "v6_rows": iv_row,
+            V6_STARTS: starts,
+            V6_ROWS: iv_row,
         }
         for k in fields:
-            arrays["row_" + k.replace(":", "__")] = np.ascontiguousarray(rows[k])
-        meta: dict[str, Any] = {
+            arrays[row_array(k)] = np.ascontiguousarray(rows[k])
+        meta: SnapshotMeta = {
             "format": FORMAT_VERSION,
             "sources": [
                 {**s.meta.to_dict(), "entries": len(s), "skipped": s.skipped}
@@ -474,7 +484,7 @@ def _v4_values(keys: npt.NDArray[np.bytes_]) -> npt.NDArray[np.uint32]:
     return np.ascontiguousarray(raw).view(">u4").ravel().astype(np.uint32)
 
 
-def _write(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], out_root: Path, say: Progress) -> Path:
+def _write(arrays: dict[str, npt.NDArray[Any]], meta: SnapshotMeta, out_root: Path, say: Progress) -> Path:
     """Write under a temporary name, then rename: a snapshot directory is complete or absent."""
     digest = hashlib.sha256()
     for k in sorted(arrays):
@@ -484,7 +494,7 @@ def _write(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], out_root: 
     digest.update(json.dumps({k: v for k, v in meta.items() if k not in ("counts", "note")}, sort_keys=True).encode())
     built = datetime.now(UTC)
     snap_id = f"{built:%Y%m%d}-{digest.hexdigest()[:12]}"
-    meta = {"format": meta.pop("format"), "id": snap_id, "built_at": built.isoformat(timespec="seconds"), **meta}
+    meta = {"format": meta["format"], "id": snap_id, "built_at": built.isoformat(timespec="seconds"), **meta}
     out_root.mkdir(parents=True, exist_ok=True)
     final = out_root / snap_id
     if final.exists():
@@ -494,7 +504,7 @@ def _write(arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], out_root: 
     try:
         for k, arr in arrays.items():
             np.save(tmp / f"{k}.npy", arr, allow_pickle=False)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
         tmp.replace(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,15 +1,6 @@
 """A compiled, immutable intel snapshot: load (memory-mapped) and look addresses up.
 
-On disk a snapshot is a directory named ``<date>-<content hash>`` holding ``meta.json`` and
-numpy arrays:
-
-- ``v4_starts`` (uint32, sorted) and ``v4_rows``: the IPv4 space cut into intervals, each
-  pointing at an answer row; ``v4_index24``: for each /24 block the interval holding its first
-  address, with the high bit set when the block holds more than one interval;
-- ``v6_starts`` (16-byte big-endian keys, sorted) and ``v6_rows``: the same for IPv6;
-- ``row_*``: the answer rows, one array per field (fused ``country``, ``asn``, ``org``,
-  ``flags``, ``provider``, each country source's own answer ``cc__<source>``, and bitmasks of
-  which label sources said so, ``src<k>``).
+The format on disk (``meta.json`` and one numpy array per column) is described in ``format.py``.
 
 A lookup of an IPv4 address is one read of the /24 index (plus a binary search in the rare
 split block) and one read per answer field: no Python objects are made until asked for.
@@ -28,7 +19,25 @@ import numpy.typing as npt
 
 from geowarden.errors import AddressError, SnapshotError
 from geowarden.intel import addr
-from geowarden.intel.build import FLAG_BITS, FLAG_DISAGREE, FLAG_RESERVED, FLAG_SPLIT24, FORMAT_VERSION
+from geowarden.intel.format import (
+    FLAG_BITS,
+    FLAG_DISAGREE,
+    FLAG_RESERVED,
+    FLAG_SPLIT24,
+    FORMAT_VERSION,
+    META_FILE,
+    REQUIRED_ARRAYS,
+    ROW_PREFIX,
+    V4_INDEX24,
+    V4_ROWS,
+    V4_STARTS,
+    V6_ROWS,
+    V6_STARTS,
+    SnapshotMeta,
+    country_field,
+    field_of,
+    label_word_field,
+)
 
 NO_ROW = np.uint32(0xFFFF_FFFF)
 _SPLIT = np.uint32(FLAG_SPLIT24)
@@ -144,17 +153,17 @@ class Lookups:
 class Snapshot:
     """A loaded snapshot. Open with ``Snapshot.open(path)``; safe to share between threads."""
 
-    def __init__(self, path: Path, meta: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]):
+    def __init__(self, path: Path, meta: SnapshotMeta, arrays: dict[str, npt.NDArray[Any]]):
         self.path = path
         self.meta = meta
         self.id: str = meta["id"]
-        self.v4_starts = arrays["v4_starts"]
-        self.v4_rows = arrays["v4_rows"]
-        self.v4_index24 = arrays["v4_index24"]
-        self.v6_starts = arrays["v6_starts"]
-        self.v6_rows = arrays["v6_rows"]
+        self.v4_starts = arrays[V4_STARTS]
+        self.v4_rows = arrays[V4_ROWS]
+        self.v4_index24 = arrays[V4_INDEX24]
+        self.v6_starts = arrays[V6_STARTS]
+        self.v6_rows = arrays[V6_ROWS]
         self.row_columns: dict[str, npt.NDArray[Any]] = {
-            k.removeprefix("row_").replace("__", ":"): v for k, v in arrays.items() if k.startswith("row_")
+            field_of(k): v for k, v in arrays.items() if k.startswith(ROW_PREFIX)
         }
         self.country_sources: list[str] = meta["country_sources"]
         #: (source, label) per bit of the ``src<k>`` columns: which source said which label.
@@ -164,8 +173,9 @@ class Snapshot:
         self.flag_bits: dict[str, int] = meta["flags"]
         self._countries: list[str] = meta["countries"]
         self._strings: list[str] = meta["strings"]
-        self._cc_cols = [(name, self.row_columns[f"cc:{name}"]) for name in self.country_sources]
-        self._src_words = [self.row_columns[f"src{w}"] for w in range((len(self.label_sources) + 63) // 64 or 1)]
+        self._cc_cols = [(name, self.row_columns[country_field(name)]) for name in self.country_sources]
+        words = (len(self.label_sources) + 63) // 64 or 1
+        self._src_words = [self.row_columns[label_word_field(w)] for w in range(words)]
         self._col_country = self.row_columns["country"]
         self._col_asn = self.row_columns["asn"]
         self._col_org = self.row_columns["org"]
@@ -178,11 +188,11 @@ class Snapshot:
     @classmethod
     def open(cls, path: Path) -> Snapshot:
         path = Path(path)
-        meta_path = path / "meta.json"
+        meta_path = path / META_FILE
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise SnapshotError(f"not a snapshot (no meta.json): {path}") from None
+            raise SnapshotError(f"not a snapshot (no {META_FILE}): {path}") from None
         except (OSError, ValueError) as exc:
             raise SnapshotError(f"unreadable snapshot metadata {meta_path}: {exc}") from None
         if meta.get("format") != FORMAT_VERSION:
@@ -198,8 +208,7 @@ class Snapshot:
                 arrays[f.stem] = np.load(f, mmap_mode="r", allow_pickle=False).view(np.ndarray)
         except (OSError, ValueError) as exc:
             raise SnapshotError(f"corrupt snapshot {path.name}: {exc}") from None
-        needed = {"v4_starts", "v4_rows", "v4_index24", "v6_starts", "v6_rows", "row_country"}
-        missing = needed - arrays.keys()
+        missing = REQUIRED_ARRAYS - arrays.keys()
         if missing:
             raise SnapshotError(f"corrupt snapshot {path.name}: missing {', '.join(sorted(missing))}")
         return cls(path, meta, arrays)

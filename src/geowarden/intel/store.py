@@ -16,11 +16,12 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 from geowarden.errors import NoSnapshotError, SnapshotError
 from geowarden.intel.build import build_snapshot
+from geowarden.intel.format import META_FILE
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import SourceData
 
@@ -52,7 +53,7 @@ class SnapshotStore:
         except FileNotFoundError:
             return None
         path = self.dir / sid
-        if not sid or not (path / "meta.json").is_file():
+        if not sid or not (path / META_FILE).is_file():
             raise SnapshotError(
                 f"{self.current_file} names snapshot {sid!r}, which is missing: run `geowarden intel build`"
             )
@@ -62,7 +63,7 @@ class SnapshotStore:
         if not self.dir.is_dir():
             return []
         return sorted(
-            p for p in self.dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "meta.json").is_file()
+            p for p in self.dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file()
         )
 
     def activate(self, path: Path) -> None:
@@ -76,11 +77,33 @@ class SnapshotStore:
         tmp.replace(self.current_file)
         self._prune(current=path)
 
-    def build_and_activate(self, sources: list[SourceData], *, note: str, progress: Progress | None = None) -> Path:
+    def build_and_activate(
+        self, sources: Sequence[SourceData], *, note: str, progress: Progress | None = None, activate: bool = True
+    ) -> Path:
+        """Lock, build, activate: compile ``sources`` into a new snapshot of this store and (unless
+        ``activate`` is false) make it the current one; return its path.
+
+        If the new snapshot does not load, the ``SnapshotError`` is raised with its name in
+        ``context["snapshot"]``, a snapshot directory this call created is removed, and the
+        previous snapshot stays current.
+        """
         with self.lock():
-            path = build_snapshot(sources, self.dir, note=note, progress=progress)
-            self.activate(path)
-            return path
+            return self._build_locked(sources, note=note, progress=progress, activate=activate)
+
+    def _build_locked(
+        self, sources: Sequence[SourceData], *, note: str, progress: Progress | None, activate: bool
+    ) -> Path:
+        existing = {p.name for p in self.dir.iterdir()}
+        path = build_snapshot(sources, self.dir, note=note, progress=progress)
+        if activate:
+            try:
+                self.activate(path)
+            except SnapshotError as exc:
+                if path.name not in existing:
+                    shutil.rmtree(path, ignore_errors=True)
+                exc.context.setdefault("snapshot", path.name)
+                raise
+        return path
 
     def open_current(
         self, *, default_sources: Callable[[], list[SourceData]] | None = None, progress: Progress | None = None
@@ -95,8 +118,7 @@ class SnapshotStore:
                 if path is None:
                     if progress:
                         progress("no intel snapshot yet: building the default one from installed data (once)")
-                    path = build_snapshot(default_sources(), self.dir, note="default", progress=progress)
-                    self.activate(path)
+                    path = self._build_locked(default_sources(), note="default", progress=progress, activate=True)
         return Snapshot.open(path)
 
     def _prune(self, *, current: Path, exclude: Collection[str] = ()) -> None:

@@ -20,30 +20,27 @@ Every decision is appended to the audit log and acknowledged only once committed
 # dependency aliases local to create_app.
 
 import asyncio
-import hashlib
-import hmac
-import json
 import logging
-import re
+import math
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from geowarden.audit.store import AuditLog, open_default
-from geowarden.errors import GeowardenError
+from geowarden.audit.store import open_default
+from geowarden.errors import AuthError, GeowardenError, RateLimitError
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenInfo, TokenStore
-from geowarden.service.clientip import TrustedProxies, client_ip
+from geowarden.service.clientip import client_ip
+from geowarden.service.core import COOKIE, Service, token_of
 from geowarden.service.middleware import facts_from_headers
 from geowarden.service.schemas import (
     DECIDE_EXAMPLE,
     DECISION_ID_PATTERN,
-    REF_PATTERN,
     AppealIn,
     AppealOut,
     DecisionOut,
@@ -59,103 +56,22 @@ from geowarden.settings import Settings
 from geowarden.warden import Warden
 
 log = logging.getLogger("geowarden.service")
-COOKIE = "gw_token"
-_REF = re.compile(REF_PATTERN)
 
 
-@dataclass(slots=True)
-class Metrics:
-    registry: CollectorRegistry
-    decisions: Counter
-    reasons: Counter
-    latency: Histogram
-    unavailable: Counter
-
-    @classmethod
-    def create(cls) -> "Metrics":
-        reg = CollectorRegistry()
-        return cls(
-            reg,
-            Counter(
-                "geowarden_decisions_total", "Decisions by action and endpoint", ["action", "endpoint"], registry=reg
-            ),
-            Counter(
-                "geowarden_decision_reasons_total", "Reasons (evidence codes) behind decisions", ["code"], registry=reg
-            ),
-            Histogram(
-                "geowarden_decision_seconds",
-                "Time to decide, signals and policy, excluding the audit commit",
-                buckets=(25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3),
-                registry=reg,
-            ),
-            Counter(
-                "geowarden_signal_unavailable_total",
-                "Signals that could not answer (fail modes)",
-                ["signal"],
-                registry=reg,
-            ),
-        )
-
-    def watch_state(self, warden: Warden) -> None:
-        """Gauges read from the behaviour state store at each scrape: whether it answers, and how
-        many of its calls could not (each such decision ran under the ``key`` fail mode)."""
-        up = Gauge("geowarden_state_up", "Whether the behaviour state store answers (1) or not (0)",
-                   registry=self.registry)  # fmt: skip
-        failures = Gauge("geowarden_state_failures", "State store calls that could not answer since start",
-                         registry=self.registry)  # fmt: skip
-        up.set_function(lambda: 1.0 if warden.state.health().get("ok") else 0.0)
-        failures.set_function(lambda: float(warden.state.health().get("failures", 0)))
+async def geowarden_error(_request: Request, exc: Exception) -> Response:
+    """Any geowarden error: its own HTTP status (see the tree in ``geowarden.errors``) and its
+    one-line message; a rate limit says when to come back."""
+    assert isinstance(exc, GeowardenError)
+    headers = None
+    if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
+    return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
 
-class Service:
-    """What the routes share."""
-
-    def __init__(
-        self, warden: Warden, audit: AuditLog, tokens: TokenStore, settings: Settings, signer: TokenSigner
-    ) -> None:
-        self.warden = warden
-        self.audit = audit
-        self.tokens = tokens
-        self.settings = settings
-        self.signer = signer
-        self.trusted = TrustedProxies.parse(settings.trusted_proxies)
-        self.metrics = Metrics.create()
-        self.metrics.watch_state(warden)
-        self._ref_key = signer.derive("appeal-ref")
-
-    def screening_ready(self) -> bool:
-        """Whether sanctions lists are configured (GEOWARDEN_SCREENING_DATA); /v1/screen needs them."""
-        path = self.settings.screening_data
-        return path is not None and path.is_dir()
-
-    def appeal_ref(self, decision_id: str) -> str:
-        mac = hmac.new(self._ref_key, decision_id.encode(), hashlib.sha256).hexdigest()[:24]
-        return f"{decision_id}.{mac}"
-
-    def check_ref(self, ref: str) -> str | None:
-        if not _REF.match(ref):
-            return None
-        decision_id, _, mac = ref.partition(".")
-        good = self.appeal_ref(decision_id).partition(".")[2]
-        return decision_id if mac and hmac.compare_digest(mac, good) else None
-
-    def appeal_url(self, d: Decision) -> str | None:
-        if d.action != Action.BLOCK:
-            return None
-        return f"{self.settings.public_url}/appeal/{self.appeal_ref(d.decision_id)}"
-
-    async def decide(self, facts: Facts, *, endpoint: str, kind: str = "request") -> Decision:
-        t0 = time.perf_counter()
-        d = self.warden.decide(facts)
-        self.metrics.latency.observe(time.perf_counter() - t0)
-        self.metrics.decisions.labels(d.action.value, endpoint).inc()
-        for e in d.reasons:
-            self.metrics.reasons.labels(e.code).inc()
-        for e in d.evidence:
-            if e.code == "SIGNAL_UNAVAILABLE":
-                self.metrics.unavailable.labels(str(e.value)).inc()
-        await self.audit.submit_async(d, facts, kind=kind)  # acknowledged once durable
-        return d
+#: How errors become HTTP answers: one table, every geowarden error through its ``status``.
+ERROR_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
+    GeowardenError: geowarden_error,
+}
 
 
 def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement per route, read top to bottom
@@ -169,22 +85,14 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     )
     app.state.service = service
 
-    @app.exception_handler(GeowardenError)
-    async def _geowarden_error(_request: Request, exc: GeowardenError) -> JSONResponse:
-        status = 400 if exc.code in (2, 3) else 503
-        return JSONResponse({"detail": exc.message}, status_code=status)
-
-    def token_of(request: Request) -> str | None:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("bearer "):
-            return auth[7:].strip()
-        return request.headers.get("x-geowarden-token") or request.cookies.get(COOKIE)
+    for error, handler in ERROR_HANDLERS.items():
+        app.add_exception_handler(error, handler)
 
     def need(scope: str) -> Any:
         async def dep(request: Request) -> TokenInfo:  # async: FastAPI would run a plain def in a thread
-            info = service.tokens.check(token_of(request), scope)
+            info = service.tokens.check(token_of(request.headers), scope)
             if info is None:
-                raise HTTPException(status_code=401, detail=f"a token with scope {scope!r} is required")
+                raise AuthError(f"a token with scope {scope!r} is required")
             return info
 
         return dep
@@ -193,13 +101,8 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     can_review = Annotated[TokenInfo, Depends(need("review"))]
 
     def with_client(facts_in: FactsIn, request: Request) -> Facts:
-        facts = facts_in.to_facts()
-        if facts.ip is None:
-            peer = request.client.host if request.client else None
-            ip = client_ip(peer, {k.lower(): v for k, v in request.headers.items()}, service.trusted)
-            if ip is not None:
-                facts = replace(facts, ip=ip)
-        return facts
+        peer = request.client.host if request.client else None
+        return service.with_client(facts_in.to_facts(), peer, {k.lower(): v for k, v in request.headers.items()})
 
     decide_body = Annotated[FactsIn, Body(openapi_examples={"restricted": {"value": DECIDE_EXAMPLE}})]
     unauthorized: dict[int | str, dict[str, Any]] = {
@@ -226,14 +129,10 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         return decision_response(d)
 
     def decision_response(d: Decision) -> Response:
-        # The documented DecisionOut shape, serialised directly: re-validating our own output
-        # through pydantic costs more than the decision itself (tests check the shape).
-        doc = d.to_dict()
-        doc["appeal_url"] = service.appeal_url(d)
-        return Response(json.dumps(doc, default=str), media_type="application/json")
+        return Response(service.decision_json(d), media_type="application/json")
 
     async def edge(request: Request, endpoint: str) -> Response:
-        if service.tokens.check(token_of(request), "decide") is None:
+        if service.tokens.check(token_of(request.headers), "decide") is None:
             return JSONResponse({"detail": "a token with scope 'decide' is required"}, status_code=401)
         h = {k.lower(): v for k, v in request.headers.items()}
         peer = request.client.host if request.client else None
@@ -387,7 +286,7 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def dashboard(request: Request) -> Response:
-        if service.tokens.check(token_of(request), "review") is None:
+        if service.tokens.check(token_of(request.headers), "review") is None:
             return RedirectResponse("/login", status_code=303)
         from geowarden.service.pages import dashboard_page as page  # noqa: PLC0415
 

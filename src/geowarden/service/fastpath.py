@@ -10,18 +10,13 @@ FastAPI ones. Tests drive both paths against one schema.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from geowarden.service.clientip import client_ip
+from geowarden.service.core import Service, token_of
 from geowarden.service.schemas import FactsIn
-
-if TYPE_CHECKING:
-    from geowarden.service.app import Service
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,7 +39,7 @@ class DecideFastPath:
             return
         body, complete = await _read(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        token = _token(headers)
+        token = token_of(headers)
         facts_in = None
         if complete and self.service.tokens.check(token, "decide") is not None:
             try:
@@ -54,14 +49,10 @@ class DecideFastPath:
         if facts_in is None:
             await self.app(scope, _replay(body, receive, complete), send)
             return
-        facts = facts_in.to_facts()
-        if facts.ip is None:
-            peer = scope["client"][0] if scope.get("client") else None
-            facts = replace(facts, ip=client_ip(peer, headers, self.service.trusted))
+        peer = scope["client"][0] if scope.get("client") else None
+        facts = self.service.with_client(facts_in.to_facts(), peer, headers)
         d = await self.service.decide(facts, endpoint="decide")
-        doc = d.to_dict()
-        doc["appeal_url"] = self.service.appeal_url(d)
-        payload = json.dumps(doc, default=str).encode()
+        payload = self.service.decision_json(d).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -70,13 +61,6 @@ class DecideFastPath:
             }
         )
         await send({"type": "http.response.body", "body": payload})
-
-
-def _token(headers: dict[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return headers.get("x-geowarden-token")
 
 
 async def _read(receive: Receive) -> tuple[bytes, bool]:

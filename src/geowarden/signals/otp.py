@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 import httpx
 
-from geowarden.errors import ConfigError, GeowardenError, InputError
+from geowarden.errors import ConfigError, GeowardenError, InputError, RateLimitError
 from geowarden.signals import phone
 
 #: Not a signal of its own: the step-up action a ``challenge`` decision asks for. It emits no
@@ -52,13 +52,16 @@ MIN_SECRET_BYTES: Final = 16
 class OtpError(GeowardenError):
     """A one-time code could not be issued. Never carries the number or the code."""
 
+    status = 503
 
-class OtpRateLimitError(OtpError):
+
+class OtpRateLimitError(RateLimitError, OtpError):
     """Too many codes for this number or account; try again after ``retry_after`` seconds."""
 
+    retry_after: float
+
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after)
 
 
 class OtpDeliveryError(OtpError):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from geowarden.simulate import prompts
+from geowarden.simulate.prompts import U64Array, hex_strings, random64
 from geowarden.simulate.timeline import DAY_MS, HOUR_MS
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ class AccountFacts:
 
     ids: list[str]
     created: IntArray
-    payment: prompts.U64Array
-    phone_line: prompts.U64Array  # who holds the number: equal for accounts sharing a line
+    payment: U64Array
+    phone_line: U64Array  # who holds the number: equal for accounts sharing a line
     phones: list[str | None]
     emails: list[str | None]
     organisation: list[str | None]
@@ -72,7 +72,7 @@ class AccountTable:
         for p in self.parts:
             cols["account_id"].extend(p.ids)
             cols["created"].extend(p.created.tolist())
-            cols["payment_fingerprint"].extend(prompts.hex_strings(p.payment))
+            cols["payment_fingerprint"].extend(hex_strings(p.payment))
             cols["phone_hash"].extend(
                 phone_hash(x, line) for x, line in zip(p.phones, p.phone_line.tolist(), strict=True)
             )
@@ -120,13 +120,13 @@ def created_times(p: Persona, first: IntArray, rng: np.random.Generator) -> IntA
 
 def share_identity(
     p: Persona, phones: list[str | None], bins: list[str | None], rng: np.random.Generator
-) -> tuple[prompts.U64Array, prompts.U64Array]:
+) -> tuple[U64Array, U64Array]:
     """(payment fingerprint, phone line) per account, sharing cards and lines across
     ``shared_cards``, families and ``shared_phones`` as the persona says (``bins`` and
     ``phones`` are updated in place to match)."""
     n = len(phones)
-    own = prompts.random64(rng, n)
-    line = prompts.random64(rng, n)
+    own = random64(rng, n)
+    line = random64(rng, n)
     holder = np.arange(n)
     if p.shared_cards > 0:
         users = np.arange(n) if p.shared_card_share >= 1 else np.flatnonzero(rng.random(n) < p.shared_card_share)
@@ -153,7 +153,7 @@ def share_identity(
             for a in range(n):
                 if phones[a] is not None:
                     phones[a], line[a] = pool[pick[a]]
-    payment: prompts.U64Array = own[holder]
+    payment: U64Array = own[holder]
     return payment, line
 
 

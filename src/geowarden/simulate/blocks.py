@@ -18,11 +18,22 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from geowarden.errors import ConfigError
-from geowarden.simulate import accounts, prompts, timeline, world
-from geowarden.simulate.accounts import AccountFacts
+from geowarden.simulate.accounts import AccountFacts, created_times, first_seen, share_identity
 from geowarden.simulate.personas import Persona
-from geowarden.simulate.timeline import DAY_MS, HOUR_MS, T0_MS
-from geowarden.simulate.world import AddressSpace, Geo, IntArray, Selector
+from geowarden.simulate.prompts import Popular, U64Array, fingerprints, popular
+from geowarden.simulate.timeline import DAY_MS, HOUR_MS, T0_MS, city_offsets, pick_accounts
+from geowarden.simulate.world import (
+    MOBILE_ASNS,
+    MODELS,
+    UA_BROWSER,
+    UA_SDK,
+    AddressSpace,
+    Geo,
+    IntArray,
+    Selector,
+    ip_strings,
+    language,
+)
 
 Column = npt.NDArray[np.int64] | npt.NDArray[np.float64] | npt.NDArray[np.uint64]
 
@@ -36,15 +47,15 @@ class Context:
     rng: np.random.Generator
     t0: int
     end: int
-    popular: prompts.Popular
-    templates: prompts.U64Array = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
-    models: tuple[str, ...] = world.MODELS
+    popular: Popular
+    templates: U64Array = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    models: tuple[str, ...] = MODELS
     release_ms: int | None = None
 
     @classmethod
     def default(cls, rng: np.random.Generator, days: float = 1.0) -> Context:
         own = rng.spawn(1)[0]  # does not move ``rng``
-        return cls(own, T0_MS, T0_MS + int(days * DAY_MS), prompts.popular(own))
+        return cls(own, T0_MS, T0_MS + int(days * DAY_MS), popular(own))
 
 
 @dataclass(slots=True)
@@ -108,7 +119,7 @@ def _selector(via: str, country: str) -> Selector:
     if via in {"local", "restricted_local"}:
         return Selector(countries=cc)
     if via == "mobile":
-        return Selector(countries=cc, asns=world.MOBILE_ASNS.get(country, ()))
+        return Selector(countries=cc, asns=MOBILE_ASNS.get(country, ()))
     if via == "corp_proxy":
         return Selector(countries=cc, any_flags=("proxy",), no_flags=("tor", "reserved"), provider="zscaler")
     if via == "cloud":
@@ -232,7 +243,7 @@ def _clients(
             sel = _selector(r.via, cc)
             pool = space.sample_prefixes(sel, r.prefixes, n_addr, rng) if r.prefixes else space.sample(sel, n_addr, rng)
             base = len(addresses)
-            addresses.extend(world.ip_strings(pool))
+            addresses.extend(ip_strings(pool))
             addr_idx[mm] = base + rng.integers(0, n_addr, size=len(mm))
             for i in mm.tolist():
                 client_country[i] = cc
@@ -275,7 +286,7 @@ def _settings(
         return tz, [None] * n_clients
     lang_cc = cl_origin if p.lang_from == "origin" else cl_loc_cc
     codes, which = np.unique(lang_cc, return_inverse=True)
-    langs = [world.language(str(c)) for c in codes] + ["en-US,en;q=0.9"]
+    langs = [language(str(c)) for c in codes] + ["en-US,en;q=0.9"]
     lang_idx = np.where(spoof_lang, len(codes), which)
     lang: list[str | None] = [langs[j] for j in lang_idx.tolist()]
     return tz, lang
@@ -339,11 +350,11 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
     if p.user_agents:
         ua_pool = list(p.user_agents)
     elif p.ua == "browser":
-        ua_pool = list(world.UA_BROWSER)
+        ua_pool = list(UA_BROWSER)
     elif p.ua == "sdk":
-        ua_pool = list(world.UA_SDK)
+        ua_pool = list(UA_SDK)
     else:
-        ua_pool = [*world.UA_BROWSER, *world.UA_SDK]
+        ua_pool = [*UA_BROWSER, *UA_SDK]
     cl_ua = rng.integers(0, len(ua_pool), size=n_clients)
     if flying:
         cl_ua = np.concatenate([cl_ua, cl_ua])
@@ -372,7 +383,7 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
         bins.append(farm_bins[a % len(farm_bins)] if farm_bins else _bin(card_kind[a], rng))
         billing.append({"origin": o, "location": loc, "exit": ex}.get(p.billing, o))
         emails.append(_email(mail_kind[a], o, int(suffix[a]) * 1000 + a, rng, domain))
-    payment, phone_line = accounts.share_identity(p, phones, bins, xr)
+    payment, phone_line = share_identity(p, phones, bins, xr)
     # -- events ---------------------------------------------------------------------------------
     if p.burst > 0:  # runs of consecutive requests by one account
         runs = max(1, int(np.ceil(n_events / p.burst)))
@@ -383,8 +394,8 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
     else:
         act = rng.lognormal(0.0, p.activity_sigma, size=n_accounts)
         if p.diurnal > 0:  # people send when it is day where they are
-            offsets = timeline.city_offsets(zones)[away.cities[::cpa]]
-            ev_acc = timeline.pick_accounts(rng, ts, act, offsets, p.diurnal)
+            offsets = city_offsets(zones)[away.cities[::cpa]]
+            ev_acc = pick_accounts(rng, ts, act, offsets, p.diurnal)
         else:
             ev_acc = rng.choice(n_accounts, size=n_events, p=act / act.sum())
     if flying:  # one flight each, origin -> location, nothing sent in the air
@@ -407,15 +418,15 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
     inp = np.minimum(rng.lognormal(6.5, 1.2, size=n_events), 200_000).astype(np.int64)
     out = np.minimum(rng.lognormal(5.5, 1.0, size=n_events), 16_000).astype(np.int64)
     status = np.where(rng.random(n_events) < 0.02, 429, 200)
-    model = rng.integers(0, len(world.MODELS), size=n_events)
+    model = rng.integers(0, len(MODELS), size=n_events)
     if ctx.release_ms is not None:  # each account moves to the new model some time after its release
         switch = ctx.release_ms + xr.gamma(4.0, p.adopt_hours * HOUR_MS / 4.0, size=n_accounts)
         model[(ts >= switch[ev_acc]) & (xr.random(n_events) < p.adopt_share)] = len(ctx.models) - 1
-    fingerprint = prompts.fingerprints(p.prompts, ev_acc, n_accounts, p.app_prompts, xr, ctx.popular, ctx.templates)
-    first = accounts.first_seen(ev_acc, ts, n_accounts, ctx.end)
+    fingerprint = fingerprints(p.prompts, ev_acc, n_accounts, p.app_prompts, xr, ctx.popular, ctx.templates)
+    first = first_seen(ev_acc, ts, n_accounts, ctx.end)
     facts = AccountFacts(
         ids=account_ids,
-        created=accounts.created_times(p, first, xr),
+        created=created_times(p, first, xr),
         payment=payment,
         phone_line=phone_line,
         phones=phones,

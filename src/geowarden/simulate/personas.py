@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geowarden.errors import ConfigError
-from geowarden.simulate import prompts, world
+from geowarden.simulate.prompts import KINDS
+from geowarden.simulate.world import CITIES
 
 RESTRICTED_HOMES = ("CN", "RU")
 NETWORK_KINDS = ("local", "mobile", "corp_proxy", "cloud", "vpn", "resi_proxy", "restricted_local")
@@ -133,13 +134,13 @@ class Persona:
             raise ConfigError(f"persona {self.kind}: label must be account or key")
         if self.clients_per_account < 1 or self.keys_per_account < 1:
             raise ConfigError(f"persona {self.kind}: clients_per_account and keys_per_account must be >= 1")
-        bad = sorted(set(self.prompts) - set(prompts.KINDS))
+        bad = sorted(set(self.prompts) - set(KINDS))
         if bad or any(v < 0 for v in self.prompts.values()) or sum(self.prompts.values()) <= 0:
-            kinds = ", ".join(prompts.KINDS)
+            kinds = ", ".join(KINDS)
             raise ConfigError(f"persona {self.kind}: prompts is a mix of {kinds} with positive weights")
         if self.prompts.get("campaign", 0) > 0 and self.campaign_templates < 1:
             raise ConfigError(f"persona {self.kind}: a campaign needs campaign_templates >= 1")
-        names = {c[1] for c in world.CITIES}
+        names = {c[1] for c in CITIES}
         unknown = sorted(set(self.cities) - names)
         if unknown:
             raise ConfigError(f"persona {self.kind}: unknown cities {', '.join(unknown)} (see world.CITIES)")

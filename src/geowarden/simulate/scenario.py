@@ -37,10 +37,12 @@ import yaml
 
 from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import Snapshot
-from geowarden.simulate import prompts, timeline, world
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
 from geowarden.simulate.personas import PERSONAS, Persona
+from geowarden.simulate.prompts import Popular, U64Array, arrow_hex, hex_strings, popular, random64
+from geowarden.simulate.timeline import BUCKET_MS, T0_MS, assign, city_offsets, entry_profile, has_profile, warp
+from geowarden.simulate.world import MODELS, AddressSpace, Geo, city_zones, load_geo
 
 STRING_COLUMNS = (
     "account_id", "api_key_id", "ip", "user_agent", "accept_language", "client_tz", "pop", "model",
@@ -49,7 +51,6 @@ STRING_COLUMNS = (
 NUMBER_COLUMNS = ("rtt_ms", "rtt_app_ms", "input_tokens", "output_tokens", "status")
 HEX_COLUMNS = ("prompt_fingerprint",)  # uint64, written as 16 lowercase hex characters
 COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS, *HEX_COLUMNS)
-T0_MS = timeline.T0_MS  # 2026-01-01T00:00:00Z
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ def _release(raw: dict[str, Any], days: float, where: str) -> Release | None:
         return None
     if not isinstance(spec, dict) or not isinstance(spec.get("model"), str) or not spec["model"]:
         raise ConfigError(f"{where}: model_release is a mapping with a model name and a day")
-    if spec["model"] in world.MODELS:
+    if spec["model"] in MODELS:
         raise ConfigError(f"{where}: model_release: {spec['model']!r} already exists before the release")
     try:
         day = float(spec.get("day", days / 2))
@@ -161,8 +162,8 @@ def _release(raw: dict[str, Any], days: float, where: str) -> Release | None:
 class Truth:
     """What was planted, for tests and evaluation scripts (never written into the logs)."""
 
-    popular: prompts.Popular
-    templates: dict[str, prompts.U64Array]  # campaign id (or entry name) -> templates
+    popular: Popular
+    templates: dict[str, U64Array]  # campaign id (or entry name) -> templates
     release: tuple[str, int] | None  # (model, epoch ms)
 
 
@@ -178,7 +179,7 @@ class Generated:
     labels: list[dict[str, Any]]
     fallbacks: list[str]
     rtt_source: str
-    hex64: dict[str, prompts.U64Array] = field(default_factory=dict)  # column -> values (hex text)
+    hex64: dict[str, U64Array] = field(default_factory=dict)  # column -> values (hex text)
     accounts: AccountTable = field(default_factory=AccountTable)
     truth: Truth | None = None
 
@@ -198,7 +199,7 @@ class Generated:
         for name, arr in self.numbers.items():
             cols[name] = pa.array(arr)
         for name, values in self.hex64.items():
-            cols[name] = prompts.arrow_hex(values)
+            cols[name] = arrow_hex(values)
         return pa.table(cols)
 
     def jsonl_lines(self, start: int, stop: int) -> list[str]:
@@ -208,7 +209,7 @@ class Generated:
             enc = ["" if v is None else f',"{name}":{json.dumps(v)}' for v in pool]
             frags.append((enc, idx[start:stop].tolist()))
         nums = [(name, arr[start:stop].tolist()) for name, arr in self.numbers.items()]
-        hexes = [(name, prompts.hex_strings(arr[start:stop])) for name, arr in self.hex64.items()]
+        hexes = [(name, hex_strings(arr[start:stop])) for name, arr in self.hex64.items()]
         ts = self.ts[start:stop].tolist()
         prefix = self.request_id_prefix
         out: list[str] = []
@@ -229,9 +230,9 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
     # independent streams for what was added since the first version (the main stream draws as before)
     streams = rng.spawn(len(scenario.entries) + 2)
     time_rng, world_rng = streams[-2], streams[-1]
-    geo = world.load_geo(pings)
-    zones = world.city_zones(geo)
-    space = world.AddressSpace.of(snapshot)
+    geo = load_geo(pings)
+    zones = city_zones(geo)
+    space = AddressSpace.of(snapshot)
     span_ms = scenario.days * 86_400_000.0
     gaps = rng.exponential(span_ms / events, size=events)
     weights = _profiles(scenario, span_ms, geo, zones, time_rng)
@@ -241,9 +242,9 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
         entry_of = np.searchsorted(np.cumsum(shares / shares.sum()), rng.random(events), side="right")
         entry_of = np.minimum(entry_of, len(scenario.entries) - 1)
     else:
-        ms, bucket = timeline.warp(np.cumsum(gaps), weights.sum(axis=0), span_ms / weights.shape[1])
+        ms, bucket = warp(np.cumsum(gaps), weights.sum(axis=0), span_ms / weights.shape[1])
         ts = T0_MS + ms
-        entry_of = timeline.assign(bucket, weights, rng.random(events))
+        entry_of = assign(bucket, weights, rng.random(events))
     # a stable counting sort by entry (what argsort(kind="stable") gives, in K linear passes)
     parts = [np.flatnonzero(entry_of == k) for k in range(len(scenario.entries))]
     order = np.concatenate(parts)
@@ -257,11 +258,11 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
         "status": np.zeros(events, dtype=np.int64),
     }  # fmt: skip
     hex64 = {c: np.zeros(events, dtype=np.uint64) for c in HEX_COLUMNS}
-    truth = Truth(prompts.popular(world_rng), {}, None)
-    models: tuple[str, ...] = world.MODELS
+    truth = Truth(popular(world_rng), {}, None)
+    models: tuple[str, ...] = MODELS
     release_ms = None
     if scenario.release is not None:
-        models = (*world.MODELS, scenario.release.model)
+        models = (*MODELS, scenario.release.model)
         release_ms = T0_MS + int(scenario.release.day * 86_400_000)
         truth.release = (scenario.release.model, release_ms)
     table = AccountTable()
@@ -271,7 +272,7 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
         if e.persona.prompts.get("campaign", 0) > 0:
             tag = e.campaign or e.name
             if tag not in truth.templates:
-                truth.templates[tag] = prompts.random64(world_rng, e.persona.campaign_templates)
+                truth.templates[tag] = random64(world_rng, e.persona.campaign_templates)
             templates = truth.templates[tag]
         ctx = Context(streams[k], T0_MS, T0_MS + int(span_ms), truth.popular, templates, models, release_ms)
         where = order[bounds[k] : bounds[k + 1]]
@@ -310,19 +311,19 @@ def _labels(e: Entry, subjects: list[str]) -> list[dict[str, Any]]:
 
 
 def _profiles(
-    scenario: Scenario, span_ms: float, geo: world.Geo, zones: list[str], rng: np.random.Generator
+    scenario: Scenario, span_ms: float, geo: Geo, zones: list[str], rng: np.random.Generator
 ) -> npt.NDArray[np.float64] | None:
     """Entries x one-minute buckets: each entry's share times its time profile; None when
     every persona is flat in time."""
-    if not any(timeline.has_profile(e.persona) for e in scenario.entries):
+    if not any(has_profile(e.persona) for e in scenario.entries):
         return None
-    n_buckets = max(1, int(np.ceil(span_ms / timeline.BUCKET_MS)))
+    n_buckets = max(1, int(np.ceil(span_ms / BUCKET_MS)))
     bucket_ms = span_ms / n_buckets
-    offsets = timeline.city_offsets(zones)
+    offsets = city_offsets(zones)
     shares = np.array([e.share for e in scenario.entries])
     rows = [
-        timeline.entry_profile(e.persona, n_buckets, bucket_ms, geo, offsets, rng)
-        if timeline.has_profile(e.persona)
+        entry_profile(e.persona, n_buckets, bucket_ms, geo, offsets, rng)
+        if has_profile(e.persona)
         else np.ones(n_buckets)
         for e in scenario.entries
     ]
@@ -335,7 +336,7 @@ def _place(
     where: npt.NDArray[np.int64],
     strings: dict[str, tuple[list[str | None], npt.NDArray[np.int32]]],
     numbers: dict[str, npt.NDArray[Any]],
-    hex64: dict[str, prompts.U64Array],
+    hex64: dict[str, U64Array],
 ) -> None:
     sources: dict[str, list[str | None]] = {
         "account_id": list(block.accounts),

@@ -51,6 +51,8 @@ MAX_MEMBERS = 4096  # distinct members kept per name by the memory store (counts
 class StateUnavailable(GeowardenError):  # noqa: N818 - reads as a condition, like the signal it causes
     """The state store could not answer (unreachable, timed out, or backing off after a failure)."""
 
+    status = 503
+
 
 @dataclass(frozen=True, slots=True)
 class Count:
