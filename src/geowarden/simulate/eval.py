@@ -25,9 +25,9 @@ from typing import Any
 
 from geowarden.errors import ConfigError, InputError
 from geowarden.intel.snapshot import Snapshot
+from geowarden.latency.pops import pop_location
 from geowarden.logs import LogEvent, LogReader
 from geowarden.model import Facts, RTTSample
-from geowarden.simulate.world import pop_location
 from geowarden.warden import Warden, load_policy
 
 RTT_WINDOW = 5
