@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from geowarden.analytics.load import Field, SourceFile
+from geowarden.analytics.load import SourceFile
 from geowarden.errors import ConfigError
+from geowarden.events import Field
 
 BACKENDS = ("duckdb", "spark")
 

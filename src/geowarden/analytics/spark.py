@@ -28,8 +28,9 @@ import ibis
 import ibis.expr.datatypes as dt
 
 from geowarden.analytics.backends import DYNAMIC, JSON_TAGS, DuckDBEngine, raw_columns, static_tags
-from geowarden.analytics.load import Field, SourceFile
+from geowarden.analytics.load import SourceFile
 from geowarden.errors import ConfigError
+from geowarden.events import Field
 
 CONF_ENV = "GEOWARDEN_SPARK_CONF"
 DEFAULT_CONF = {
