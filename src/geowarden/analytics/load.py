@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from geowarden.analytics.engine import Engine, SourceFile
 from geowarden.errors import ConfigError
 from geowarden.events import EXACT, ISO_PATTERN, LOG_FIELDS, MAX_PROBLEMS, TS_MAX_MS, TS_MIN_MS, Field, Problem
 
 if TYPE_CHECKING:
-    from geowarden.analytics.backends import Engine
     from geowarden.intel.snapshot import Snapshot
 
 
@@ -64,16 +64,6 @@ EVENT_COLUMNS = (
     "pop", "model",
     "prompt_fingerprint", "rtt_ms", "input_tokens", "output_tokens", "status",
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    path: Path
-    format: Literal["jsonl", "parquet", "csv"]
-
-    @property
-    def gzip(self) -> bool:
-        return self.path.suffix == ".gz"
 
 
 @dataclass(slots=True)
