@@ -342,3 +342,10 @@ def test_rtt_windows_per_account_and_address() -> None:
     assert (f.rtt_tcp_ms, f.rtt_app_ms) == ((1.0, 2.0), (11.0, 12.0))
     streamed = [f for _, f in event_facts([*a, other], window=2)]
     assert streamed[2].rtt_tcp_ms == (1.0, 2.0) and streamed[3].rtt_tcp_ms == (1.0,)
+
+
+def test_the_simulator_writes_the_contract_and_the_extras() -> None:
+    from geowarden.events import APP_RTT, EXTRA_TEXT
+    from geowarden.simulate.scenario import COLUMNS
+
+    assert {f.name for f in LOG_FIELDS} | {APP_RTT, *EXTRA_TEXT} == set(COLUMNS)

@@ -36,18 +36,24 @@ import numpy.typing as npt
 import yaml
 
 from geowarden.errors import ConfigError
+from geowarden.events import APP_RTT, EXTRA_TEXT, LOG_FIELDS
 from geowarden.intel.snapshot import Snapshot
 from geowarden.simulate import prompts, timeline, world
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
 from geowarden.simulate.personas import PERSONAS, Persona
 
-STRING_COLUMNS = (
-    "account_id", "api_key_id", "ip", "user_agent", "accept_language", "client_tz", "pop", "model",
-    "phone", "card_bin", "billing_country", "email",
-)  # fmt: skip
-NUMBER_COLUMNS = ("rtt_ms", "rtt_app_ms", "input_tokens", "output_tokens", "status")
+# The columns written: the API log fields (``events.LOG_FIELDS``) and the extras the eval reads.
 HEX_COLUMNS = ("prompt_fingerprint",)  # uint64, written as 16 lowercase hex characters
+STRING_COLUMNS = (
+    *(f.name for f in LOG_FIELDS if f.kind in ("id", "text") and f.name not in ("request_id", *HEX_COLUMNS)),
+    *EXTRA_TEXT,
+)
+NUMBER_COLUMNS = (
+    *(f.name for f in LOG_FIELDS if f.kind == "float"),
+    APP_RTT,
+    *(f.name for f in LOG_FIELDS if f.kind == "int"),
+)
 COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS, *HEX_COLUMNS)
 T0_MS = timeline.T0_MS  # 2026-01-01T00:00:00Z
 
