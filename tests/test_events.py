@@ -101,6 +101,7 @@ LINES: list[bytes] = [
     row("ip-spaced", ip=" 8.8.4.4 "),
     # texts
     row("ua-array", user_agent=["x"]),
+    row("text-blanks", user_agent=" Mozilla/5.0 ", client_tz="\tUTC ", model=" "),
     row("ua-number", user_agent=7, client_tz="Europe/Berlin", accept_language="de-DE"),
     row("text-escapes", user_agent='caf\u00e9 "quoted" \\ back', pop="fra"),
     # numbers
@@ -131,6 +132,7 @@ LINES: list[bytes] = [
     raw("nested-trailing", ', "x": [1, 2,]'),
     b'{"request_id": "double-comma", "a": 1,,}',
     b"\x0c" + row("formfeed"),
+    "\ufeff".encode() + row("bom"),
     b"  \t" + row("leading-blanks"),
     raw("latin1", ', "user_agent": "caf\xe9"'),
     b'{"ts": ' + str(T0).encode() + b', "request_id": "bad-bytes", "ip": "8.8.8.8", "\xff\xfe": 1}',

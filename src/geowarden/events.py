@@ -173,6 +173,7 @@ _NUMBER = re.compile(
     re.IGNORECASE,
 )
 _TAGS_NOT_TEXT = ("bool", "object", "array")
+_REQUIRED = tuple(f.name for f in LOG_FIELDS if f.required)
 
 
 class _Bad:
@@ -192,36 +193,60 @@ def parse_row(row: Any, line: int, *, typed: bool = False) -> Event:
         raise InputError(row.reason)
     if not isinstance(row, dict):
         raise InputError("not a JSON object")
-    raw = {f.name: _raw(row.get(f.name), f, typed) for f in LOG_FIELDS}
-    missing = [
-        f.name for f in LOG_FIELDS if f.required and (raw[f.name][0] is None or raw[f.name][:2] == ("string", ""))
-    ]
+    get = row.get
+    missing = [name for name in _REQUIRED if (v := get(name)) is None or v == ""]
     if missing:
         raise InputError(f"missing {', '.join(missing)}")
     kw: dict[str, Any] = {"line": line}
     for f in LOG_FIELDS:
-        tag, text, number = raw[f.name]
+        value = get(f.name)
+        if value is None:
+            continue
+        cls = type(value)
         if f.kind == "ts":
-            kw["ts_ms"] = _time(f.name, tag, text, number)
+            if cls is int or cls is float:  # the common cases first: no classification
+                kw["ts_ms"] = _time(f.name, "number", None, value)
+            elif cls is str:
+                kw["ts_ms"] = _time(f.name, "string", value, None)
+            else:
+                kw["ts_ms"] = _time(f.name, *_raw(value, f, typed))
         elif f.kind in ("id", "text"):
+            if cls is str:
+                kw[f.name] = (
+                    value.strip(BLANKS) if f.kind == "id" and (value[:1] == " " or value[-1:] == " ") else value
+                )
+                continue
+            tag, text, _ = _raw(value, f, typed)
             if tag in _TAGS_NOT_TEXT:
                 raise InputError(f"{f.name} is not a string")
-            if tag is not None and text is not None:
-                kw[f.name] = clean_id(text) if f.kind == "id" else text
-        elif tag is not None:
-            stripped = text.strip(BLANKS) if tag == "string" and text is not None else None
-            if stripped == "":
-                continue  # an empty string: absent
-            value = number if tag == "number" else _to_double(stripped) if stripped is not None else None
-            if value is None or not math.isfinite(value) or abs(value) >= EXACT:
-                raise InputError(f"{f.name} is not a number")
-            kw[f.name] = value if f.kind == "float" else int(value)
+            kw[f.name] = clean_id(text) if f.kind == "id" and text is not None else text
+        elif (number := _number(f, value, typed)) is not None:
+            kw[f.name] = number
     try:
         addr.parse(kw["ip"])
     except InputError:
         raise InputError("ip is not an IP address") from None
     kw["extra"] = {k: v for k, v in row.items() if k not in LOG_FIELD_NAMES}
     return Event(**kw)
+
+
+def _number(f: Field, value: Any, typed: bool) -> float | int | None:
+    """The value of a numeric field (None: absent), or ``InputError``."""
+    number: float | None
+    if type(value) is int or type(value) is float:
+        number = value if -EXACT < value < EXACT else None
+    else:
+        tag, text, number = _raw(value, f, typed)
+        if tag == "string" and text is not None:
+            stripped = text.strip(BLANKS)
+            if not stripped:
+                return None  # an empty string: absent
+            number = _to_double(stripped)
+        elif tag != "number":
+            number = None
+    if number is None or not math.isfinite(number) or abs(number) >= EXACT:
+        raise InputError(f"{f.name} is not a number")
+    return float(number) if f.kind == "float" else int(number)
 
 
 def clean_id(text: str) -> str:
@@ -357,10 +382,15 @@ def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        out.setdefault(k, v)
+    out = dict(pairs)
+    if len(out) < len(pairs):  # a duplicated key: its first value counts
+        out = {}
+        for k, v in pairs:
+            out.setdefault(k, v)
     return out
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_first_wins)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -372,10 +402,10 @@ def decode_line(text: str) -> Any:
     """A JSON value as the backends' JSON parser reads it (trailing commas, NaN and Infinity
     accepted; lone surrogates rejected; the first of duplicated keys kept), or a ``_Bad``."""
     try:
-        row = json.loads(text, object_pairs_hook=_first_wins)
+        row = _DECODER.decode(text)
     except (json.JSONDecodeError, RecursionError):
         try:
-            row = json.loads(_LENIENT.sub(lambda m: _lenient(text, m), text), object_pairs_hook=_first_wins)
+            row = _DECODER.decode(_LENIENT.sub(lambda m: _lenient(text, m), text))
         except (json.JSONDecodeError, RecursionError):
             return _Bad("not JSON")
     if "\\u" in text and _has_surrogate(row):
