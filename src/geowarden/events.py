@@ -39,7 +39,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -174,6 +174,7 @@ _NUMBER = re.compile(
 )
 _TAGS_NOT_TEXT = ("bool", "object", "array")
 _REQUIRED = tuple(f.name for f in LOG_FIELDS if f.required)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Bad:
@@ -281,7 +282,7 @@ def _raw(value: Any, f: Field, typed: bool) -> tuple[str | None, str | None, flo
         when = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return "number", None, float(math.floor(when.timestamp() * 1000))
+        return "number", None, float((when - _EPOCH) // timedelta(milliseconds=1))
     return "string", str(value), None
 
 
