@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from geowarden.errors import ConfigError
+from geowarden.events import EventReader
 from geowarden.intel.snapshot import Snapshot
-from geowarden.logs import LogReader
 from geowarden.simulate import load_scenario, scenario_names, simulate
 
 
@@ -28,7 +28,7 @@ def test_simulate_writes_readable_logs_and_labels(tmp_path: Path, tiny_snapshot:
     out, labels = tmp_path / f"logs{suffix}", tmp_path / "labels.jsonl"
     summary = simulate("baseline", 2000, 5, out, labels, snapshot=tiny_snapshot)
     assert summary["events"] == 2000
-    reader = LogReader([out])
+    reader = EventReader([out])
     events = list(reader)
     assert len(events) == 2000 and reader.skipped == 0
     assert {"phone", "email", "card_bin", "billing_country", "rtt_app_ms"} <= set().union(*(e.extra for e in events))

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from geowarden.errors import ConfigError
+from geowarden.events import EventReader
 from geowarden.intel.snapshot import Snapshot
-from geowarden.logs import LogReader
 from geowarden.simulate import accounts, load_scenario, prompts, scenario_names, simulate
 from geowarden.simulate.eval import read_labels
 from geowarden.simulate.scenario import Generated, build, write_labels, write_parquet
@@ -250,7 +250,7 @@ def test_simulate_writes_the_accounts_table_as_json_lines(tmp_path: Path, tiny_s
     assert summary["accounts"] == str(accts) and summary["model_release"]["model"] == "large-3"
     rows = [json.loads(x) for x in accts.read_text().splitlines()]
     assert len(rows) == summary["account_rows"] and set(rows[0]) == set(accounts.COLUMNS)
-    seen = {e.account_id: e for e in LogReader([out])}
+    seen = {e.account_id: e for e in EventReader([out])}
     by_id = {r["account_id"]: r for r in rows}
     assert seen.keys() <= by_id.keys()
     assert all(e.prompt_fingerprint is not None and len(e.prompt_fingerprint) == 16 for e in seen.values())

@@ -9,6 +9,10 @@ Everything else (validation, enrichment joins, the analyses) is one set of Ibis 
   CSV are read by DuckDB itself. Tables live in memory and spill to a temporary directory.
 - ``SparkEngine`` (``spark.py``): Spark reads the files itself (``spark.read.text`` /
   ``spark.read.parquet``) and parses JSON with ``try_parse_json``; the same raw table comes out.
+  Imported only when chosen (pyspark is optional); it reads small CSV files with the DuckDB
+  engine it is given.
+
+The ``Engine`` protocol and the raw-column helpers both engines share are in ``engine.py``.
 """
 
 from __future__ import annotations
@@ -18,28 +22,13 @@ import tempfile
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
-from geowarden.analytics.load import Field, SourceFile
+from geowarden.analytics.engine import DYNAMIC, Engine, SourceFile, raw_columns, static_tags
 from geowarden.errors import ConfigError
+from geowarden.events import Field
 
 BACKENDS = ("duckdb", "spark")
-
-
-class Engine(Protocol):
-    kind: str
-    backend: Any  # the ibis backend
-
-    def raw_table(
-        self, files: list[SourceFile], fields: tuple[Field, ...], name: str
-    ) -> tuple[Any, dict[str, str | None]]: ...
-    def materialize(self, name: str, expr: Any) -> Any: ...
-    def from_arrow(self, name: str, table: Any) -> Any: ...
-    def to_arrow(self, expr: Any) -> Any: ...
-    def view(self, name: str, expr: Any) -> Any: ...
-    def timestamp(self, ms: Any) -> Any: ...
-    def drop(self, name: str) -> None: ...
-    def close(self) -> None: ...
 
 
 def open_engine(
@@ -57,38 +46,8 @@ def open_engine(
     if kind == "spark":
         from geowarden.analytics.spark import SparkEngine  # noqa: PLC0415 - pyspark is optional
 
-        return SparkEngine(master=spark_master or "local[2]", conf=spark_conf)
+        return SparkEngine(master=spark_master or "local[2]", local=DuckDBEngine, conf=spark_conf)
     raise ConfigError(f"unknown backend {kind!r} (one of {', '.join(BACKENDS)})")
-
-
-# -- raw columns, shared by the SQL of both engines --------------------------------------------
-
-#: DuckDB ``json_type`` (and Spark ``schema_of_variant``) answers -> raw type tags.
-JSON_TAGS = {"VARCHAR": "string", "STRING": "string", "BOOLEAN": "bool", "OBJECT": "object", "ARRAY": "array"}
-
-
-def raw_columns(fields: tuple[Field, ...]) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of the raw table."""
-    cols = [("src", "INTEGER"), ("line", "BIGINT"), ("bad", "VARCHAR")]
-    for f in fields:
-        cols.append((f.name, "VARCHAR"))
-        if f.numeric:
-            cols.append((f"{f.name}__n", "DOUBLE"))
-        cols.append((f"{f.name}__t", "VARCHAR"))
-    return cols
-
-
-DYNAMIC = "*"  # a field whose tag varies from row to row (JSON, CSV numbers)
-
-
-def static_tags(per_file: list[dict[str, str | None]], fields: tuple[Field, ...]) -> dict[str, str | None]:
-    """The fields whose tag is one constant over every file (``None``: absent everywhere)."""
-    out: dict[str, str | None] = {}
-    for f in fields:
-        seen = {tags.get(f.name, DYNAMIC) for tags in per_file}
-        if len(seen) == 1 and DYNAMIC not in seen:
-            out[f.name] = seen.pop()
-    return out
 
 
 @contextmanager

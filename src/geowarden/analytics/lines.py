@@ -3,7 +3,7 @@
 The file is read in blocks of ``BLOCK`` bytes; each block is cut after its last line break,
 split with numpy and handed to Arrow without copying (the offsets point into the block). Line
 breaks are ``\\n``, ``\\r\\n`` and a lone ``\\r``, as in Python's text mode (the reference
-reader ``geowarden.logs``) and Hadoop's line reader (Spark), so line numbers agree with both.
+reader ``geowarden.events``) and Hadoop's line reader (Spark), so line numbers agree with both.
 A block that is not valid UTF-8 is decoded with replacement characters (as the reference reader
 does) instead of failing the file. The text of each line keeps its line break; JSON parsers
 treat it as whitespace.

@@ -24,7 +24,9 @@ The work happens in three steps, none of them per row in Python:
    address``); the others get ``prefix``, ``country``, ``asn``, ``org`` and the labels.
 
 Every malformed row is counted and reported (file, line, reason); none goes silently missing.
-Unknown columns are ignored. Blank lines are not rows (as in ``geowarden.logs.LogReader``).
+Unknown columns are ignored. Blank lines are not rows. The fields (``LOG_FIELDS``), the problem
+type and these rules are ``geowarden.events``'s: its ``EventReader`` applies them row by row in
+Python and accepts the same rows with the same problems.
 """
 
 from __future__ import annotations
@@ -35,36 +37,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from geowarden.analytics.engine import Engine, SourceFile
 from geowarden.errors import ConfigError
+from geowarden.events import EXACT, ISO_PATTERN, LOG_FIELDS, MAX_PROBLEMS, TS_MAX_MS, TS_MIN_MS, Field, Problem
 
 if TYPE_CHECKING:
-    from geowarden.analytics.backends import Engine
     from geowarden.intel.snapshot import Snapshot
 
-Kind = Literal["id", "text", "ts", "float", "int"]
 
-
-@dataclass(frozen=True, slots=True)
-class Field:
-    name: str
-    kind: Kind
-    required: bool = False
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in ("ts", "float", "int")
-
-
-LOG_FIELDS: tuple[Field, ...] = (
-    Field("ts", "ts", True),
-    Field("request_id", "id", True),
-    Field("account_id", "id", True),
-    Field("api_key_id", "id", True),
-    Field("ip", "id", True),
-    *(Field(n, "text") for n in ("user_agent", "accept_language", "client_tz", "pop", "model", "prompt_fingerprint")),
-    Field("rtt_ms", "float"),
-    *(Field(n, "int") for n in ("input_tokens", "output_tokens", "status")),
-)
 ACCOUNT_FIELDS: tuple[Field, ...] = (
     Field("account_id", "id", True),
     Field("created", "ts"),
@@ -77,16 +57,6 @@ ACCOUNT_FIELDS: tuple[Field, ...] = (
 LOG_SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz", ".parquet")
 ACCOUNT_SUFFIXES = (*LOG_SUFFIXES, ".csv", ".csv.gz")
 
-TS_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
-TS_MAX_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
-MAX_PROBLEMS = 1000  # problems listed one by one (all are counted)
-_EXACT = 2**53  # beyond this a float64 no longer holds every integer
-_ISO = (
-    "^([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    "(?:[Tt ]([0-9]{2})(?::([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?)?"
-    " ?(Z|z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?$"
-)
-
 #: Columns of ``events``, in order (see ``findings.py``).
 EVENT_COLUMNS = (
     "ts", "ts_ms", "request_id", "account_id", "api_key_id", "ip", "prefix", "country", "asn", "org",
@@ -94,29 +64,6 @@ EVENT_COLUMNS = (
     "pop", "model",
     "prompt_fingerprint", "rtt_ms", "input_tokens", "output_tokens", "status",
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class SourceFile:
-    path: Path
-    format: Literal["jsonl", "parquet", "csv"]
-
-    @property
-    def gzip(self) -> bool:
-        return self.path.suffix == ".gz"
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    file: str
-    line: int
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "reason": self.reason}
-
-    def __str__(self) -> str:
-        return f"{self.file} line {self.line}: {self.reason}"
 
 
 @dataclass(slots=True)
@@ -235,7 +182,7 @@ def validate(raw: Any, fields: tuple[Field, ...], tags: dict[str, str | None] | 
             flags[f"_{f.name}_miss"] = absent | ((tag == "string") & (text == ""))
         if f.kind in ("float", "int"):
             v = t[f"_{f.name}_v"]
-            finite = v.notnull() & ~v.isnan() & ~v.isinf() & (v.abs() < _EXACT)
+            finite = v.notnull() & ~v.isnan() & ~v.isinf() & (v.abs() < EXACT)
             blank = (tag == "string") & (text.strip() == "")
             flags[f"_{f.name}_bad"] = ~absent & ~blank & ~finite.fill_null(False)
     t = t.mutate(**flags)
@@ -292,9 +239,9 @@ def _parse_time(t: Any, name: str, tag: Any) -> Any:
     s = t[c + "s"]
     t = t.mutate(
         **{
-            c + "iso": s.re_search(_ISO).fill_null(False),
-            c + "frac": s.re_extract(_ISO, 7),
-            c + "tz": s.re_extract(_ISO, 8).replace(":", ""),
+            c + "iso": s.re_search(ISO_PATTERN).fill_null(False),
+            c + "frac": s.re_extract(ISO_PATTERN, 7),
+            c + "tz": s.re_extract(ISO_PATTERN, 8).replace(":", ""),
         }
     )
     s, tz = t[c + "s"], t[c + "tz"]
@@ -336,7 +283,7 @@ def _parse_time(t: Any, name: str, tag: Any) -> Any:
         - t[c + "tzs"] * (t[c + "tzh"] * 60 + t[c + "tzm"]) * 60_000
     )  # fmt: skip
     ms = ibis.cases(
-        ((tag == "number") & number.notnull() & (number.abs() < _EXACT), number.floor().cast("int64")),
+        ((tag == "number") & number.notnull() & (number.abs() < EXACT), number.floor().cast("int64")),
         ((tag == "string") & t[c + "ok"], iso_ms),
         else_=ibis.null("int64"),
     )

@@ -10,7 +10,8 @@ Spark reads the files on its executors, so the job scales with the cluster:
   type (the raw tag), ``try_variant_get`` its text and number. Needs Spark 4.
 - Parquet: ``spark.read.parquet`` with ``_metadata.row_index`` (the row number), each column
   mapped by its Spark type as DuckDB maps it.
-- CSV (accounts tables): small; read by DuckDB on the driver and handed over as Arrow.
+- CSV (accounts tables): small; read by the ``local`` engine (DuckDB) on the driver and handed
+  over as Arrow.
 
 Configuration (given by the caller; the CLI reads it with ``geowarden.settings``): the master is
 ``--spark-master``, else ``GEOWARDEN_SPARK_MASTER``, else ``local[2]``; ``GEOWARDEN_SPARK_CONF``
@@ -22,15 +23,15 @@ be readable by the executors under the same names (a shared file system). An alr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
 
-from geowarden.analytics.backends import DYNAMIC, JSON_TAGS, DuckDBEngine, raw_columns, static_tags
-from geowarden.analytics.load import Field, SourceFile
+from geowarden.analytics.engine import DYNAMIC, JSON_TAGS, Engine, SourceFile, raw_columns, static_tags
 from geowarden.errors import ConfigError
+from geowarden.events import Field
 
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
@@ -69,8 +70,12 @@ def session(master: str, conf: Sequence[tuple[str, str]] = ()) -> Any:
 class SparkEngine:
     kind = "spark"
 
-    def __init__(self, master: str = "local[2]", conf: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self, master: str = "local[2]", *, local: Callable[[], Engine], conf: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        """``local``: an engine on the driver for small typeless files (CSV accounts tables)."""
         self.spark = session(master, conf)
+        self._local = local
         self.backend = ibis.pyspark.connect(self.spark)
         self._frames: dict[str, Any] = {}  # persisted DataFrames by view name
 
@@ -164,7 +169,7 @@ class SparkEngine:
 
     def _via_duckdb(self, src: int, f: SourceFile, fields: tuple[Field, ...]) -> Any:
         """A small typeless file (CSV accounts): DuckDB on the driver, then Arrow to Spark."""
-        local = DuckDBEngine()
+        local = self._local()
         try:
             raw, _ = local.raw_table([f], fields, "raw")
             table = local.to_arrow(raw)

@@ -54,14 +54,14 @@ def policy_backtest(
     """Replay API logs under a candidate policy and report the decisions that would change."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
-    from geowarden.logs import LogReader  # noqa: PLC0415
+    from geowarden.events import EventReader  # noqa: PLC0415
     from geowarden.policy.backtest import backtest  # noqa: PLC0415
     from geowarden.warden import load_policy  # noqa: PLC0415
 
     settings = app_settings()
     candidate = load_policy(settings, policy)
     warden = open_warden(quiet, against)
-    reader = LogReader(logs)
+    reader = EventReader(logs)
     columns = (SpinnerColumn(), TextColumn("replaying {task.completed:,} events"), TimeElapsedColumn())
     with Progress(*columns, console=err, disable=quiet or not err.is_terminal, transient=True) as bar:
         task = bar.add_task("backtest", total=None)

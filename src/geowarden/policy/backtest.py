@@ -1,7 +1,8 @@
 """Replay API log events under two policies and report what would change.
 
-Each event's facts go through the signals once; both policies judge the same evidence, so every
-difference is the policies' alone. The report counts decisions by action under each policy, the
+Each event's facts (``events.event_facts``: the same facts, RTT windows included, as
+``geowarden eval`` judges) go through the signals once; both policies judge the same evidence, so
+every difference is the policies' alone. The report counts decisions by action under each policy, the
 transitions (old action -> new action), the rules behind the changes, and examples.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from geowarden.logs import LogEvent
+from geowarden.events import Event, event_facts
 from geowarden.model import Evidence, Facts
 from geowarden.policy.base import Policy
 
@@ -32,7 +33,7 @@ class BacktestReport:
     max_examples: int = 5
 
     def add(
-        self, event: LogEvent, old_action: str, old_rules: tuple[str, ...], new_action: str, new_rules: tuple[str, ...]
+        self, event: Event, old_action: str, old_rules: tuple[str, ...], new_action: str, new_rules: tuple[str, ...]
     ) -> None:
         self.events += 1
         self.old_actions[old_action] += 1
@@ -78,7 +79,7 @@ class BacktestReport:
 
 
 def backtest(
-    events: Iterable[LogEvent],
+    events: Iterable[Event],
     old: Policy,
     new: Policy,
     evidence_for: Callable[[Facts], list[Evidence]],
@@ -87,8 +88,7 @@ def backtest(
     progress: Callable[[int], None] | None = None,
 ) -> BacktestReport:
     report = BacktestReport(old.version, new.version, max_examples=max_examples)
-    for i, event in enumerate(events, 1):
-        facts = event.facts()
+    for i, (event, facts) in enumerate(event_facts(events), 1):
         evidence = evidence_for(facts)
         a = old.judge(evidence, facts)
         b = new.judge(evidence, facts)

@@ -1,10 +1,10 @@
 """Evaluate the live decision path (``Warden.decide``) on labelled simulated traffic.
 
-Each event becomes ``Facts`` — the DESIGN columns plus the extra columns the simulator writes
-(``phone``, ``card_bin``, ``billing_country``, ``email``), the edge RTT as one landmark
-measurement from the pop, and the last few edge and application RTTs of the same account and
-address (``rtt_tcp_ms`` / ``rtt_app_ms``, what an edge that keeps a short window would pass) —
-and is decided in time order. Per persona:
+Each event becomes ``Facts`` (``events.event_facts``, as ``policy backtest`` judges them) — the
+DESIGN columns plus the extra columns the simulator writes (``phone``, ``card_bin``,
+``billing_country``, ``email``), the edge RTT as one landmark measurement from the pop, and the
+last few edge and application RTTs of the same account and address (``rtt_tcp_ms`` /
+``rtt_app_ms``, what an edge that keeps a short window would pass) — and is decided in time order. Per persona:
 
 - ``n``: subjects (accounts or keys, by the label's ``kind``) seen in the logs; ``events``;
 - ``not_allowed_events``: share of events not allowed (action challenge, review or block);
@@ -18,22 +18,17 @@ and is decided in time order. Per persona:
 from __future__ import annotations
 
 import json
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geowarden.errors import ConfigError, InputError
+from geowarden.events import EventReader, event_facts
 from geowarden.intel.snapshot import Snapshot
-from geowarden.logs import LogEvent, LogReader
-from geowarden.model import Facts, RTTSample
 from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
-from geowarden.simulate.world import pop_location
 from geowarden.warden import Warden, configured_signals, load_policy
-
-RTT_WINDOW = 5
-EXTRA_TEXT = ("phone", "card_bin", "billing_country", "email")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,34 +72,6 @@ def read_labels(path: Path) -> dict[tuple[str, str], Label]:
     return out
 
 
-def facts_of(ev: LogEvent, tcp: deque[float] | None = None, app: deque[float] | None = None) -> Facts:
-    """Facts for one event, with the simulator's extra columns and RTT measurements."""
-    tcp_ms: tuple[float, ...] = ()
-    app_ms: tuple[float, ...] = ()
-    text = {k: (str(v) if v is not None else None) for k in EXTRA_TEXT if (v := ev.extra.get(k)) is not None}
-    rtt: tuple[RTTSample, ...] = ()
-    if ev.rtt_ms is not None and ev.pop is not None and (loc := pop_location(ev.pop)) is not None:
-        rtt = (RTTSample(lat=loc[0], lon=loc[1], ms=max(ev.rtt_ms, 0.1)),)
-    if tcp is not None and app is not None and len(app) > 0:
-        tcp_ms, app_ms = tuple(tcp), tuple(app)
-    return Facts(
-        ip=ev.ip,
-        timestamp=ev.ts,
-        account_id=ev.account_id,
-        api_key_id=ev.api_key_id,
-        accept_language=ev.accept_language,
-        timezone=ev.client_tz,
-        user_agent=ev.user_agent,
-        phone=text.get("phone"),
-        card_bin=text.get("card_bin"),
-        billing_country=text.get("billing_country"),
-        email=text.get("email"),
-        rtt=rtt,
-        rtt_tcp_ms=tcp_ms,
-        rtt_app_ms=app_ms,
-    )
-
-
 @dataclass(slots=True)
 class _Tally:
     should_allow: bool
@@ -145,23 +112,16 @@ def evaluate(
     registered egress ranges and the signals' data; without them, the shipped policy alone."""
     lab = read_labels(Path(labels))
     warden = _warden(policy, snapshot, settings)
-    reader = LogReader([Path(logs)])
-    events = sorted(reader, key=lambda e: e.ts)
+    reader = EventReader([Path(logs)])
+    events = sorted(reader, key=lambda e: e.ts_ms)
     tallies: dict[str, _Tally] = {}
     unlabelled = 0
-    windows: dict[tuple[str, str], tuple[deque[float], deque[float]]] = {}
-    for ev in events:
+    for ev, facts in event_facts(events):
         label = lab.get(("key", ev.api_key_id)) or lab.get(("account", ev.account_id))
         if label is None:
             unlabelled += 1
             continue
-        tcp = app = None
-        app_ms = ev.extra.get("rtt_app_ms")
-        if isinstance(app_ms, int | float) and ev.rtt_ms is not None:
-            tcp, app = windows.setdefault((ev.account_id, ev.ip), (deque(maxlen=RTT_WINDOW), deque(maxlen=RTT_WINDOW)))
-            tcp.append(float(ev.rtt_ms))
-            app.append(float(app_ms))
-        decision = warden.decide(facts_of(ev, tcp, app))
+        decision = warden.decide(facts)
         t = tallies.setdefault(label.persona, _Tally(label.should_allow, label.observable))
         t.events += 1
         t.actions[decision.action.value] += 1
@@ -182,7 +142,7 @@ def _report(
     tallies: dict[str, _Tally],
     share: float,
     top: int,
-    reader: LogReader,
+    reader: EventReader,
     unlabelled: int,
     warden: Warden,
     chart: Path | None,

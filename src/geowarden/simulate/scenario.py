@@ -36,6 +36,7 @@ import numpy.typing as npt
 import yaml
 
 from geowarden.errors import ConfigError
+from geowarden.events import APP_RTT, EXTRA_TEXT, LOG_FIELDS
 from geowarden.intel.snapshot import Snapshot
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
@@ -44,12 +45,17 @@ from geowarden.simulate.prompts import Popular, U64Array, arrow_hex, hex_strings
 from geowarden.simulate.timeline import BUCKET_MS, T0_MS, assign, city_offsets, entry_profile, has_profile, warp
 from geowarden.simulate.world import MODELS, AddressSpace, Geo, city_zones, load_geo
 
-STRING_COLUMNS = (
-    "account_id", "api_key_id", "ip", "user_agent", "accept_language", "client_tz", "pop", "model",
-    "phone", "card_bin", "billing_country", "email",
-)  # fmt: skip
-NUMBER_COLUMNS = ("rtt_ms", "rtt_app_ms", "input_tokens", "output_tokens", "status")
+# The columns written: the API log fields (``events.LOG_FIELDS``) and the extras the eval reads.
 HEX_COLUMNS = ("prompt_fingerprint",)  # uint64, written as 16 lowercase hex characters
+STRING_COLUMNS = (
+    *(f.name for f in LOG_FIELDS if f.kind in ("id", "text") and f.name not in ("request_id", *HEX_COLUMNS)),
+    *EXTRA_TEXT,
+)
+NUMBER_COLUMNS = (
+    *(f.name for f in LOG_FIELDS if f.kind == "float"),
+    APP_RTT,
+    *(f.name for f in LOG_FIELDS if f.kind == "int"),
+)
 COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS, *HEX_COLUMNS)
 
 

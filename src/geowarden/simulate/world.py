@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import Snapshot
+from geowarden.latency.pops import POPS as EDGE_POPS
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -83,19 +84,9 @@ CITIES: tuple[tuple[int, str, str, float, float], ...] = (
     (176, "Novosibirsk", "RU", 55.0167, 82.9333),
 )
 
-#: Edge locations (pop code -> city name in ``CITIES``): where the API terminates TCP.
-POPS: dict[str, str] = {
-    "iad": "Washington",
-    "sjc": "SanJose",
-    "dfw": "Dallas",
-    "lhr": "London",
-    "fra": "Frankfurt",
-    "nrt": "Tokyo",
-    "sin": "Singapore",
-    "bom": "Pune",
-    "syd": "Sydney",
-    "gru": "SaoPaulo",
-}
+#: Edge locations (pop code -> city name in ``CITIES``): where the API terminates TCP
+#: (``latency.pops.POPS``, whose coordinates are those cities').
+POPS: dict[str, str] = {code: pop.city for code, pop in EDGE_POPS.items()}
 
 #: Accept-Language headers as sent by browsers set to the country's main language.
 LANGUAGES: dict[str, str] = {
@@ -377,17 +368,6 @@ def load_geo(pings_dir: Path | None = None) -> Geo:
         nearest,
         source,
     )
-
-
-def pop_location(code: str) -> tuple[float, float] | None:
-    """Coordinates of a pop code (for the eval: an edge RTT is a landmark measurement)."""
-    name = POPS.get(code)
-    if name is None:
-        return None
-    for _id, city, _cc, lat, lon in CITIES:
-        if city == name:
-            return lat, lon
-    return None
 
 
 # -- time zones -------------------------------------------------------------------------------
