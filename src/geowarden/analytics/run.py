@@ -8,15 +8,13 @@
     write_findings(result.findings, Path("out"))                             # findings.json, .parquet
     feed_back(result.findings, open_store("redis://..."), ttl=7 * 86400)    # flags for the live path
 
-The analyses are modules of this package named in ``ANALYSES``, each with
-``run(ctx: AnalysisContext) -> list[Finding]``; a module that is not there is skipped (and said
-so in ``stats["analyses_missing"]``). With ``out_dir``, ``report.write(out_dir, result)`` writes
-the HTML report when the report module is there, and the findings are written either way.
+The analyses are the modules of this package named in ``ANALYSES``, each with
+``run(ctx: AnalysisContext) -> list[Finding]``, run in that order. With ``out_dir``,
+``write_report`` writes the findings and the HTML report (``report.write``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import resource
 import time
@@ -27,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geowarden.analytics import campaigns, graph, infra, keys, report
 from geowarden.analytics.findings import KINDS, AnalysisContext, Finding
 from geowarden.analytics.load import Problems
 from geowarden.analytics.thresholds import BY_ANALYSIS
@@ -36,7 +35,13 @@ if TYPE_CHECKING:
     from geowarden.intel.snapshot import Snapshot
 
 #: Analysis modules, in the order they run.
-ANALYSES = ["keys", "infra", "graph", "campaigns"]
+#: Every analysis, in the order it runs.
+ANALYSES: dict[str, Callable[[AnalysisContext], list[Finding]]] = {
+    "keys": keys.run,
+    "infra": infra.run,
+    "graph": graph.run,
+    "campaigns": campaigns.run,
+}
 TOP_ASNS = 20
 FINDINGS_JSON = "findings.json"
 FINDINGS_PARQUET = "findings.parquet"
@@ -182,12 +187,11 @@ def _stats(
 
 
 def check_settings(settings: Mapping[str, Mapping[str, Any]]) -> None:
-    """Settings name installed analyses and only their thresholds, each a non-negative number
+    """Settings name analyses and only their thresholds, each a non-negative number
     (``thresholds``): a typo is a ConfigError before anything runs, not a silently ignored
     threshold."""
     for name in settings:
-        module = _module(name) if name in ANALYSES else None
-        if module is None:
+        if name not in ANALYSES:
             raise ConfigError(f"settings: no analysis named {name!r} (one of {', '.join(ANALYSES)})")
         if name in BY_ANALYSIS:
             BY_ANALYSIS[name].read(settings)
@@ -196,18 +200,16 @@ def check_settings(settings: Mapping[str, Mapping[str, Any]]) -> None:
 def _run_analyses(
     ctx: AnalysisContext, phase: Any, seconds: dict[str, float], cpu: dict[str, float]
 ) -> tuple[list[Finding], list[str], list[str]]:
-    """Every analysis of ``ANALYSES`` that is installed: (findings, ran, missing)."""
+    """Every analysis of ``ANALYSES``: (findings, ran, missing — always empty, kept in the stats
+    for readers of older result files)."""
     findings: list[Finding] = []
-    ran, missing = [], []
-    for name in ANALYSES:
-        module = _module(name)
-        if module is None:
-            missing.append(name)
-            continue
+    ran: list[str] = []
+    missing: list[str] = []
+    for name, run in ANALYSES.items():
         with phase(f"analysis: {name}") as note:
             ctx.progress = _unprefixed(note, name)
             t, c = time.perf_counter(), _cpu()
-            findings.extend(module.run(ctx))
+            findings.extend(run(ctx))
             seconds[name] = round(time.perf_counter() - t, 3)
             cpu[name] = round(_cpu() - c, 3)
         ran.append(name)
@@ -229,24 +231,6 @@ def _default_snapshot() -> Snapshot:
 def _unprefixed(note: Callable[[str], None], name: str) -> Callable[[str], None]:
     """``note`` without the analysis name that some analyses put in front of their messages."""
     return lambda msg: note(msg[len(name) + 2 :] if msg.startswith(f"{name}: ") else msg)
-
-
-def _module(name: str) -> Any | None:
-    """``geowarden.analytics.<name>`` if it exists (and has ``run``), else None."""
-    module = _installed(name)
-    return module if callable(getattr(module, "run", None)) else None
-
-
-def _installed(name: str) -> Any | None:
-    """The module ``geowarden.analytics.<name>``, or None when it is not there (an error inside
-    it is raised)."""
-    full = f"geowarden.analytics.{name}"
-    try:
-        return importlib.import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name == full:
-            return None
-        raise
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -317,13 +301,9 @@ def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Pa
 
 
 def write_report(result: AnalysisResult, out_dir: Path) -> Path | None:
-    """Findings files, and ``report.html`` when the report module is there (its path, else None)."""
+    """Findings files and ``report.html`` (its path)."""
     write_findings(result.findings, out_dir)
-    report = getattr(_installed("report"), "write", None)
-    if report is None:
-        return None
-    path: Path = report(_out_dir(out_dir), result)
-    return path
+    return report.write(_out_dir(out_dir), result)
 
 
 def _out_dir(out_dir: Path) -> Path:
