@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("phone.evaluate (repeated numbers)", *pairs(phone.evaluate, phone_facts)),
         ("phone.parse, number seen before (cached)", phone.parse, repeated),
         ("phone.parse, uncached (libphonenumber)", lambda s: uncached(phone.normalise(s)), cold),
-        ("card.evaluate (BIN table + schemes)", *pairs(card_signal, card_facts)),
+        ("card.evaluate (BIN table + schemes)", *pairs(card_signal.evaluate, card_facts)),
         ("email.evaluate", *pairs(email.evaluate, email_facts)),
         ("client.evaluate (time zone + languages)", *pairs(client.evaluate, client_facts)),
     ]

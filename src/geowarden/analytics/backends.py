@@ -24,7 +24,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from geowarden.analytics.engine import DYNAMIC, Engine, SourceFile, raw_columns, static_tags
+from geowarden.analytics.engine import (
+    DYNAMIC,
+    Dialect,
+    Engine,
+    SourceFile,
+    TypeKind,
+    raw_columns,
+    static_tags,
+    typed_columns,
+)
 from geowarden.errors import ConfigError
 from geowarden.events import Field
 
@@ -245,36 +254,38 @@ class DuckDBEngine:
 
 
 def _typed_column(fl: Field, dtype: str | None) -> tuple[list[str], str | None]:
-    """Raw columns (text, [number,] tag) of one field of a typed (Parquet) source, and the tag:
-    the column's type, a constant (None when the column is absent)."""
-    if dtype is None:
-        return _absent(fl), None
-    c = _q(fl.name)
-    base = dtype.split("(")[0].split(" ")[0]
-    as_text = c if base == "VARCHAR" else f"CAST({c} AS VARCHAR)"
-    text, num = _NULL_TEXT, _NULL_NUM
-    if dtype.startswith(("STRUCT", "MAP")) or dtype.endswith("]"):
-        tag, text = ("array" if dtype.endswith("]") else "object"), as_text
-    elif base == "BOOLEAN":
-        tag, text = "bool", as_text
-    elif base.startswith(("TIMESTAMP", "DATE")) and fl.kind == "ts":
-        tag, num = "number", f"epoch_ms({c}::TIMESTAMP)::DOUBLE"
-    elif base in _NUMERIC_TYPES:
-        tag = "number"
-        if fl.numeric:
-            num = f"CAST({c} AS DOUBLE)"
-        else:
-            text = as_text
-    else:
-        tag, text = "string", as_text
-    return ([text, num, _lit(tag)] if fl.numeric else [text, _lit(tag)]), tag
+    """Raw columns of one field of a Parquet source, by its DuckDB type (``engine.typed_columns``)."""
+    return typed_columns(fl, None if dtype is None else _kind(dtype), _q(fl.name), _DUCKDB)
+
+
+def _kind(dtype: str) -> TypeKind:
+    base = dtype.split("(", maxsplit=1)[0].split(" ", maxsplit=1)[0]
+    if dtype.startswith(("STRUCT", "MAP")):
+        return "object"
+    if dtype.endswith("]"):
+        return "array"
+    if base == "BOOLEAN":
+        return "bool"
+    if base.startswith(("TIMESTAMP", "DATE")):
+        return "timestamp"
+    if base in _NUMERIC_TYPES:
+        return "number"
+    return "string" if base == "VARCHAR" else "other"
 
 
 _NULL_TEXT, _NULL_NUM = "NULL::VARCHAR", "NULL::DOUBLE"
+_DUCKDB = Dialect(
+    null_text=_NULL_TEXT,
+    null_num=_NULL_NUM,
+    as_text=lambda c, kind: c if kind == "string" else f"CAST({c} AS VARCHAR)",
+    epoch_ms=lambda c: f"epoch_ms({c}::TIMESTAMP)::DOUBLE",
+    as_double=lambda c: f"CAST({c} AS DOUBLE)",
+    literal=_lit,
+)
 
 
 def _absent(fl: Field) -> list[str]:
-    return [_NULL_TEXT, _NULL_NUM, _NULL_TEXT] if fl.numeric else [_NULL_TEXT, _NULL_TEXT]
+    return typed_columns(fl, None, "", _DUCKDB)[0]
 
 
 _NUMERIC_TYPES = frozenset(

@@ -29,7 +29,17 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as dt
 
-from geowarden.analytics.engine import DYNAMIC, JSON_TAGS, Engine, SourceFile, raw_columns, static_tags
+from geowarden.analytics.engine import (
+    DYNAMIC,
+    JSON_TAGS,
+    Dialect,
+    Engine,
+    SourceFile,
+    TypeKind,
+    raw_columns,
+    static_tags,
+    typed_columns,
+)
 from geowarden.errors import ConfigError
 from geowarden.events import Field
 
@@ -241,36 +251,34 @@ def _timestamp_millis_signature(ms: int) -> dt.Timestamp(timezone="UTC"):  # typ
 _timestamp_millis = ibis.udf.scalar.builtin(name="timestamp_millis")(_timestamp_millis_signature)
 
 
-_NULL_TEXT, _NULL_NUM = "CAST(NULL AS STRING)", "CAST(NULL AS DOUBLE)"
+_SPARK = Dialect(
+    null_text="CAST(NULL AS STRING)",
+    null_num="CAST(NULL AS DOUBLE)",
+    as_text=lambda c, kind: f"to_json({c})" if kind in ("object", "array") else f"CAST({c} AS STRING)",
+    epoch_ms=lambda c: f"CAST(unix_millis(CAST({c} AS TIMESTAMP)) AS DOUBLE)",
+    as_double=lambda c: f"CAST({c} AS DOUBLE)",
+    literal=lambda text: f"'{text}'",
+)
 
 
 def _typed(fl: Field, dtype: Any) -> tuple[list[str], str | None]:
-    """Raw columns (text, [number,] tag) of one Parquet column, by its Spark type (as
-    ``backends._typed_column`` does by its DuckDB type)."""
+    """Raw columns of one Parquet column, by its Spark type (``engine.typed_columns``), named."""
+    names = [fl.name, *([f"{fl.name}__n"] if fl.numeric else []), f"{fl.name}__t"]
+    values, tag = typed_columns(fl, None if dtype is None else _kind(dtype), f"`{fl.name}`", _SPARK)
+    return [f"{v} AS {n}" for v, n in zip(values, names, strict=True)], tag
+
+
+def _kind(dtype: Any) -> TypeKind:
     from pyspark.sql import types as T  # noqa: N812, PLC0415
 
-    names = [fl.name, *([f"{fl.name}__n"] if fl.numeric else []), f"{fl.name}__t"]
-    if dtype is None:
-        values = [_NULL_TEXT, *([_NULL_NUM] if fl.numeric else []), _NULL_TEXT]
-        return [f"{v} AS {n}" for v, n in zip(values, names, strict=True)], None
-    c = f"`{fl.name}`"
-    as_text = f"CAST({c} AS STRING)"
-    text, num = _NULL_TEXT, _NULL_NUM
     if isinstance(dtype, (T.StructType, T.MapType)):
-        tag, text = "object", f"to_json({c})"
-    elif isinstance(dtype, T.ArrayType):
-        tag, text = "array", f"to_json({c})"
-    elif isinstance(dtype, T.BooleanType):
-        tag, text = "bool", as_text
-    elif isinstance(dtype, (T.TimestampType, T.TimestampNTZType, T.DateType)) and fl.kind == "ts":
-        tag, num = "number", f"CAST(unix_millis(CAST({c} AS TIMESTAMP)) AS DOUBLE)"
-    elif isinstance(dtype, T.NumericType):
-        tag = "number"
-        if fl.numeric:
-            num = f"CAST({c} AS DOUBLE)"
-        else:
-            text = as_text
-    else:
-        tag, text = "string", as_text
-    values = [text, *([num] if fl.numeric else []), f"'{tag}'"]
-    return [f"{v} AS {n}" for v, n in zip(values, names, strict=True)], tag
+        return "object"
+    if isinstance(dtype, T.ArrayType):
+        return "array"
+    if isinstance(dtype, T.BooleanType):
+        return "bool"
+    if isinstance(dtype, (T.TimestampType, T.TimestampNTZType, T.DateType)):
+        return "timestamp"
+    if isinstance(dtype, T.NumericType):
+        return "number"
+    return "string" if isinstance(dtype, T.StringType) else "other"
