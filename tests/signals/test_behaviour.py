@@ -6,7 +6,6 @@ a private prefix) with the full snapshot built from ../shared/data and the shipp
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from geowarden.model import Action, Decision
 from geowarden.policy.engine import PolicyEngine
 from geowarden.signals.behaviour import country_offsets, distance_km, prefix_of, profile_offset
 from geowarden.state import StateStore, open_store
+from helpers import require
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 SHANGHAI = "101.80.{}.{}"  # China Telecom, Shanghai
@@ -53,10 +53,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
     if request.param == "memory":
         yield open_store("memory")
         return
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not answering on 127.0.0.1:6379 (CI starts it in .ci/run)")
-        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+    require(_redis_up(), "Redis is not answering on 127.0.0.1:6379")
     s = open_store("redis://127.0.0.1:6379/0", prefix=f"gwtest:{uuid.uuid4().hex[:8]}:")
     yield s
     s.clear()
