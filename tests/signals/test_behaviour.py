@@ -1,7 +1,7 @@
 """The behaviour signal through the Warden: per-key state over a stream of requests.
 
 Every test runs on both state stores (memory, and the real Redis server on 127.0.0.1:6379 under
-a private prefix) with the full snapshot built from ../shared/data and the shipped policy.
+a private prefix) with a small handmade snapshot (``behaviour_snapshot``) and the shipped policy.
 """
 
 from __future__ import annotations
@@ -61,8 +61,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
 
 
 @pytest.fixture
-def warden(full_snapshot: Snapshot, store: StateStore) -> Warden:
-    return Warden(full_snapshot, PolicyEngine.load(), state=store)
+def warden(behaviour_snapshot: Snapshot, store: StateStore) -> Warden:
+    return Warden(behaviour_snapshot, PolicyEngine.load(), state=store)
 
 
 def _ip(template: str, rng: random.Random) -> str:
@@ -219,17 +219,17 @@ def test_no_key_and_no_account_costs_nothing(warden: Warden) -> None:
     assert not any(e.signal == "key" for e in d.evidence)
 
 
-def test_thresholds_come_from_the_policy(full_snapshot: Snapshot, tmp_path: Path) -> None:
+def test_thresholds_come_from_the_policy(behaviour_snapshot: Snapshot, tmp_path: Path) -> None:
     text = Path(PolicyEngine.load().spec.path).read_text(encoding="utf-8")
     assert "countries_max: 3 " in text
     text = text.replace("countries_max: 3 ", "countries_max: 1 ")
     path = tmp_path / "strict.yaml"
     path.write_text(text, encoding="utf-8")
-    w = Warden(full_snapshot, PolicyEngine.load(path), state=open_store("memory"))
+    w = Warden(behaviour_snapshot, PolicyEngine.load(path), state=open_store("memory"))
     w.decide(Facts(ip="79.192.0.1", api_key_id="ak-p", timestamp=T0))
     d = w.decide(Facts(ip="126.0.0.1", api_key_id="ak-p", timestamp=T0 + 86000))
     assert _evidence(d, "KEY_MANY_COUNTRIES")["max"] == 1
-    default = Warden(full_snapshot, PolicyEngine.load(), state=open_store("memory"))
+    default = Warden(behaviour_snapshot, PolicyEngine.load(), state=open_store("memory"))
     default.decide(Facts(ip="79.192.0.1", api_key_id="ak-p", timestamp=T0))
     assert "KEY_MANY_COUNTRIES" not in _codes(default.decide(Facts(ip="126.0.0.1", api_key_id="ak-p",
                                                                    timestamp=T0 + 86000)))  # fmt: skip
