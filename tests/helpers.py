@@ -30,6 +30,7 @@ def missing(what: str) -> NoReturn:
 
     Works in a test, in a fixture and at module level (a whole module skips).
     """
+    __tracebackhide__ = True  # report the test's line, not this one
     if os.environ.get("CI") == "true":
         pytest.fail(f"{what} (required under CI)")
     pytest.skip(what, allow_module_level=True)
@@ -37,12 +38,14 @@ def missing(what: str) -> NoReturn:
 
 def require(present: object, what: str) -> None:
     """Carry on when ``present`` is true; otherwise :func:`missing` (``what`` says what is missing)."""
+    __tracebackhide__ = True
     if not present:
         missing(what)
 
 
 def require_shared() -> Path:
     """The shared data directory (:data:`SHARED`), required as :func:`require` does."""
+    __tracebackhide__ = True
     require(SHARED.is_dir(), f"shared data not found at {SHARED}")
     return SHARED
 
