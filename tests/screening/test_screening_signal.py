@@ -77,8 +77,8 @@ def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch) -> None:
         cli.screen_names(["x"])
 
 
-def test_screen_names_contract(monkeypatch: pytest.MonkeyPatch, sanctions_dir: object) -> None:
-    monkeypatch.setenv(cli.ENV_VAR, str(sanctions_dir))
+def test_screen_names_contract(monkeypatch: pytest.MonkeyPatch, small_lists: object) -> None:
+    monkeypatch.setenv(cli.ENV_VAR, str(small_lists))
     cli.clear_cache()
     out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"])
     assert len(out) == 2 and out[1] == []

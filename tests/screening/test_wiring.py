@@ -15,12 +15,12 @@ from geowarden.model import Action, Facts
 from geowarden.policy.engine import PolicyEngine
 from geowarden.screening.cli import clear_cache
 from geowarden.warden import Warden
-from helpers import require_shared
+from helpers import FIXTURES
 
 
 @pytest.fixture
 def lists(monkeypatch: pytest.MonkeyPatch) -> Path:
-    data = require_shared() / "sanctions"
+    data = FIXTURES / "sanctions"
     monkeypatch.setenv("GEOWARDEN_SCREENING_DATA", str(data))
     clear_cache()
     return data
