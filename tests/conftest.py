@@ -18,8 +18,9 @@ from helpers import require, require_shared, tiny_sources
 from redis_support import PrivateRedis, free_port
 
 #: Fixtures that make any test using them slow: a snapshot built from all of ../shared/data
-#: (about a minute), a private redis-server killed with -9 and restarted.
-SLOW_FIXTURES = frozenset({"full_snapshot_path", "private_redis"})
+#: (about a minute), ``intel update`` over all of it (tests/intel/test_update.py), a private
+#: redis-server killed with -9 and restarted.
+SLOW_FIXTURES = frozenset({"full_snapshot_path", "full_run", "private_redis"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
