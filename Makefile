@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CODE    = src tests $(wildcard bench scripts)
 
-.PHONY: install dev run lint typecheck pytest test bench eval clean
+.PHONY: install dev run lint typecheck pytest test test-fast bench eval clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ pytest: dev
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest       ## everything CI checks
+
+test-fast: dev                    ## the quick tests only (no lint): everything not marked slow
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install                    ## benchmarks against the maxminddb C reader (see bench/README.md)
 	$(BIN)/python bench/bench_lookup.py

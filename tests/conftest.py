@@ -1,8 +1,11 @@
-"""Shared fixtures: real data from ../shared/data, and snapshots built once per session."""
+"""Shared fixtures: real data from ../shared/data, and snapshots built once per session.
+
+A test that uses a fixture in :data:`SLOW_FIXTURES` is marked ``slow`` here (``make test-fast``
+leaves it out, ``make test`` runs it); other slow tests carry ``@pytest.mark.slow`` themselves.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +14,20 @@ import pytest
 
 from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
-from helpers import require_shared, tiny_sources
+from helpers import require, require_shared, tiny_sources
 from redis_support import PrivateRedis, free_port
+
+#: Fixtures that make any test using them slow: a snapshot built from all of ../shared/data
+#: (about a minute), ``intel update`` over all of it (tests/intel/test_update.py), a private
+#: redis-server killed with -9 and restarted.
+SLOW_FIXTURES = frozenset({"full_snapshot_path", "full_run", "private_redis"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +61,7 @@ def default_snapshot_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A throwaway real redis-server on a free port, for tests that kill and restart it."""
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server not on PATH (required under CI)")
-        pytest.skip("redis-server not on PATH")
+    require(shutil.which("redis-server"), "redis-server not on PATH")
     server = PrivateRedis(free_port(), tmp_path)
     server.start()
     yield server

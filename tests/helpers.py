@@ -1,10 +1,16 @@
-"""Test helpers: where the shared data is, and tiny handmade sources."""
+"""Test helpers: where the shared data is, what a test may require of the machine, tiny handmade sources.
+
+A test that needs something this machine may lack (the shared data, a server, a browser, Java)
+calls :func:`require` (or :func:`missing`): it skips, except under CI (``CI=true``), where a
+missing requirement is a failure. Pure logic does not need the shared data: it runs on the small
+files under ``tests/fixtures`` (written for the tests) or on sources built in a fixture.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -12,15 +18,35 @@ from geowarden.intel.sources.base import SourceData, SourceKind, SourceMeta
 from geowarden.model import Facts
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+#: Small files written for the tests (never copies of the shared data).
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+#: The real public data, ``../shared/data``. ``GEOWARDEN_TEST_SHARED`` points the tests elsewhere;
+#: set it to a missing directory to see which tests need the shared data.
+SHARED = Path(os.environ.get("GEOWARDEN_TEST_SHARED") or REPO.parent / "shared" / "data")
+
+
+def missing(what: str) -> NoReturn:
+    """Skip because ``what`` is missing here; under CI (``CI=true``) fail instead.
+
+    Works in a test, in a fixture and at module level (a whole module skips).
+    """
+    __tracebackhide__ = True  # report the test's line, not this one
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (required under CI)")
+    pytest.skip(what, allow_module_level=True)
+
+
+def require(present: object, what: str) -> None:
+    """Carry on when ``present`` is true; otherwise :func:`missing` (``what`` says what is missing)."""
+    __tracebackhide__ = True
+    if not present:
+        missing(what)
 
 
 def require_shared() -> Path:
-    """The shared data directory; skipped when absent, except under CI where that is a failure."""
-    if not SHARED.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared data missing at {SHARED} (required under CI)")
-        pytest.skip(f"shared data not found at {SHARED}")
+    """The shared data directory (:data:`SHARED`), required as :func:`require` does."""
+    __tracebackhide__ = True
+    require(SHARED.is_dir(), f"shared data not found at {SHARED}")
     return SHARED
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import ibis
 import pyarrow as pa
-import pytest
 
 from geowarden.analytics.findings import AnalysisContext, Finding
 from geowarden.policy import default_restricted
+from helpers import require
 
 EVENTS = pa.schema(
     [
@@ -123,11 +123,7 @@ def require_spark() -> None:
         missing.append("pyspark")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         missing.append("java")
-    if missing:
-        message = f"{' and '.join(missing)} not available"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message} (required under CI)")
-        pytest.skip(message)
+    require(not missing, f"{' and '.join(missing)} not available")
 
 
 @functools.cache

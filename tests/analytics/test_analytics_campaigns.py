@@ -232,6 +232,7 @@ def test_fingerprints_parse_and_measure() -> None:
     assert values.dtype == np.uint64
 
 
+@pytest.mark.slow
 def test_spark_finds_the_same(tables: tuple[pa.Table, pa.Table], found: list[Finding]) -> None:
     spark_found = on_spark(campaigns.run, spark_context(*tables, name="campaign_events"))
     assert as_dicts(spark_found) == as_dicts(found)

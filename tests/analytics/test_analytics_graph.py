@@ -277,6 +277,7 @@ def test_bad_threshold_is_a_config_error(tables: tuple[pa.Table, pa.Table]) -> N
         graph.run(duckdb_context(*tables, settings={"graph": {"min_edge": "high"}}))
 
 
+@pytest.mark.slow
 def test_spark_finds_the_same_clusters(tables: tuple[pa.Table, pa.Table], found: list[Finding]) -> None:
     spark_found = on_spark(graph.run, spark_context(*tables, name="graph_events"))
     assert as_dicts(spark_found) == as_dicts(found)

@@ -22,6 +22,8 @@ from spark_support import as_dicts, spark_session
 from geowarden.analytics.run import AnalysisResult, analyze
 from geowarden.intel.snapshot import Snapshot
 
+pytestmark = pytest.mark.slow  # starts PySpark (about 20 s)
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from geowarden.audit.store import AuditLog, sqlite_url
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision, Evidence, Facts
+from helpers import require
 
 PG_URL = os.environ.get("GEOWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -49,10 +50,7 @@ def audit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AuditLog]:
     if request.param == "sqlite":
         log = AuditLog(sqlite_url(tmp_path / "audit.db"), key=b"k" * 32)
     else:
-        if not _pg_available():
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"PostgreSQL not reachable at {PG_URL} (required under CI)")
-            pytest.skip("PostgreSQL not reachable")
+        require(_pg_available(), f"PostgreSQL not reachable at {PG_URL}")
         schema = _fresh_pg_schema()
         log = AuditLog(PG_URL + f"?options=-csearch_path%3D{schema}", key=b"k" * 32)
     yield log
@@ -209,15 +207,13 @@ while True:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_9_loses_no_acknowledged_decision(backend: str, tmp_path: Path) -> None:
     if backend == "sqlite":
         url = sqlite_url(tmp_path / "audit.db")
     else:
-        if not _pg_available():
-            if os.environ.get("CI") == "true":
-                pytest.fail("PostgreSQL not reachable (required under CI)")
-            pytest.skip("PostgreSQL not reachable")
+        require(_pg_available(), f"PostgreSQL not reachable at {PG_URL}")
         schema = _fresh_pg_schema()
         url = PG_URL + f"?options=-csearch_path%3D{schema}"
     proc = subprocess.Popen([sys.executable, "-c", KILLER, url], stdout=subprocess.PIPE, text=True)

@@ -11,7 +11,6 @@ where either is a failure. Every browser wait is bounded (WAIT_MS).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,10 @@ import sqlalchemy as sa
 
 from geowarden.audit.store import sqlite_url
 from geowarden.intel.snapshot import Snapshot
+from helpers import missing
 from service.test_e2e import Server, start, stop
+
+pytestmark = pytest.mark.slow  # a real server and a real Chromium
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -44,16 +46,10 @@ BLOCK_FILL = "rgb(207, 34, 46)"  # STATE_FILL.block in dashboard.js
 ALLOW_FILL = "rgb(45, 164, 78)"  # STATE_FILL.allow
 
 
-def _required(what: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (required under CI)")
-    pytest.skip(what, allow_module_level=True)
-
-
 try:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 except ImportError:  # depends on the machine
-    _required("the playwright package is not installed (pip install -e '.[dev]')")
+    missing("the playwright package is not installed (pip install -e '.[dev]')")
 
 
 @dataclass
@@ -67,7 +63,7 @@ class Seeded:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file() or shutil.which(CHROMIUM) is None:
-        _required(f"{CHROMIUM} not found (apt-get install -y chromium)")
+        missing(f"{CHROMIUM} not found (apt-get install -y chromium)")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True, timeout=30_000)
         try:

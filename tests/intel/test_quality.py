@@ -22,6 +22,8 @@ from geowarden.intel.sources.cloud import consumer_isp_reference
 from geowarden.policy import default_restricted
 from helpers import require_shared
 
+pytestmark = pytest.mark.slow  # builds the full and the default snapshot
+
 RESTRICTED = default_restricted()
 
 KNOWN = [

@@ -29,8 +29,9 @@ from geowarden.intel.sources.cloud import consumer_isp_reference
 from geowarden.intel.sources.lists import bounds
 from geowarden.intel.sources.mmdb import read_mmdb
 from geowarden.intel.sources.registry import parse_delegated
+from helpers import SHARED, require_shared
 
-DATA = Path(__file__).parents[2].parent / "shared" / "data"
+DATA = SHARED
 
 #: Every source discover() must find in ../shared/data.
 EXPECTED = {
@@ -58,11 +59,7 @@ EXPECTED = {
 
 
 def shared() -> Path:
-    if not DATA.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared data missing at {DATA} (required under CI)")
-        pytest.skip(f"shared data not found at {DATA}")
-    return DATA
+    return require_shared()
 
 
 @pytest.fixture(scope="module")

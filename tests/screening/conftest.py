@@ -1,4 +1,10 @@
-"""Shared fixtures: the real lists parsed and indexed once per session."""
+"""Shared fixtures: the lists parsed and indexed once per session.
+
+``index`` is built from the few OFAC rows written for the tests (tests/fixtures/sanctions, the
+official CSV layout): the matching logic needs no shared data. ``shared_index`` is built from the
+real lists in ../shared/data, for what only the real lists can show (no strong match for unlisted
+names among fifteen thousand parties, the real counts).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,17 @@ import pytest
 
 from geowarden.screening.lists import Entity, ParseReport, load_directory
 from geowarden.screening.match import NameIndex
-from helpers import require_shared
+from helpers import FIXTURES, require_shared
+
+
+@pytest.fixture(scope="session")
+def small_lists() -> Path:
+    return FIXTURES / "sanctions"
+
+
+@pytest.fixture(scope="session")
+def index(small_lists: Path) -> NameIndex:
+    return NameIndex(load_directory(small_lists)[0])
 
 
 @pytest.fixture(scope="session")
@@ -22,5 +38,5 @@ def loaded(sanctions_dir: Path) -> tuple[list[Entity], list[ParseReport]]:
 
 
 @pytest.fixture(scope="session")
-def index(loaded: tuple[list[Entity], list[ParseReport]]) -> NameIndex:
+def shared_index(loaded: tuple[list[Entity], list[ParseReport]]) -> NameIndex:
     return NameIndex(loaded[0])

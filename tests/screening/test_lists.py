@@ -6,16 +6,17 @@ import pytest
 
 from geowarden.errors import SourceError
 from geowarden.screening.lists import (
+    OFAC_CONS,
     OFAC_SDN,
     UN_CONS,
     Entity,
     ParseReport,
     country_code,
+    load_directory,
     parse_dpl,
     parse_ofac,
     parse_un,
 )
-from helpers import require_shared
 
 
 def _by_id(entities: list[Entity]) -> dict[str, Entity]:
@@ -96,5 +97,15 @@ def test_country_names_resolve() -> None:
     assert country_code("Atlantis") is None
 
 
-def test_require_shared_is_used() -> None:
-    assert require_shared().is_dir()
+def test_a_directory_joins_aliases_and_addresses_and_counts_what_does_not_join(
+    small_lists: Path, tmp_path: Path
+) -> None:
+    ents, reports = load_directory(small_lists)
+    assert [Path(r.source).name for r in reports] == ["sdn.csv", "cons_prim.csv"]
+    assert [r.entities for r in reports] == [7, 1] and not any(r.skipped for r in reports)
+    assert reports[0].unjoined == {"alt": 1, "add": 1}  # rows for an entity this vintage lacks
+    e = _by_id(ents)["ofac-sdn:18782"]
+    assert e.aliases == ["RUSSIAN DEFENSE EXPORT ROSOBORONEXPORT", "ROSOBORONEXPORT JSC"] and e.countries == ["RU"]
+    assert {e.list for e in ents} == {OFAC_SDN, OFAC_CONS}
+    with pytest.raises(SourceError, match="no sanctions list"):
+        load_directory(tmp_path)

@@ -70,20 +70,20 @@ def test_codes_documented() -> None:
         assert c in CODES
 
 
-def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch, sanctions_dir: Path) -> None:
-    monkeypatch.setenv(cli.ENV_VAR, str(sanctions_dir))  # the library never reads it: the caller passes lists
+def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch, small_lists: Path) -> None:
+    monkeypatch.setenv(cli.ENV_VAR, str(small_lists))  # the library never reads it: the caller passes lists
     ev = evaluate(Facts(org_name="Anything"), Ctx())
     assert codes(ev) == ["SCREENING_UNAVAILABLE"]
     with pytest.raises(SourceError):
         cli.screen_names(["x"])
 
 
-def test_screen_names_contract(sanctions_dir: Path) -> None:
+def test_screen_names_contract(small_lists: Path) -> None:
     cli.clear_cache()
-    out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"], directory=sanctions_dir)
+    out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"], directory=small_lists)
     assert len(out) == 2 and out[1] == []
     m = out[0][0]
     assert set(m) == {"name", "list", "score", "entity_id", "explanation"} and m["entity_id"] == "ofac-sdn:36"
-    assert cli.load_index(sanctions_dir) is cli.load_index(sanctions_dir)  # cached per process
-    assert any(r.unjoined.get("alt") for r in cli.load_reports(sanctions_dir))
+    assert cli.load_index(small_lists) is cli.load_index(small_lists)  # cached per process
+    assert any(r.unjoined.get("alt") for r in cli.load_reports(small_lists))
     cli.clear_cache()

@@ -16,13 +16,13 @@ from geowarden.policy.engine import PolicyEngine
 from geowarden.screening.cli import clear_cache
 from geowarden.settings import Settings
 from geowarden.warden import Warden, configured_signals
-from helpers import require_shared
+from helpers import FIXTURES
 
 
 @pytest.fixture
 def lists() -> Path:
     clear_cache()
-    return require_shared() / "sanctions"
+    return FIXTURES / "sanctions"
 
 
 def warden_with(snapshot: Snapshot, lists: Path | None, home: Path) -> Warden:

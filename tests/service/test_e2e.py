@@ -18,6 +18,9 @@ import pytest
 
 from geowarden.audit.store import AuditLog, sqlite_url
 from geowarden.intel.snapshot import Snapshot
+from helpers import SHARED, require
+
+pytestmark = pytest.mark.slow  # a real server process per module, schemathesis, kill -9
 
 TRUSTED_PEER = "127.0.0.2"  # the "edge" connects from here; configured as a trusted proxy
 
@@ -56,7 +59,7 @@ def start(tiny_snapshot: Snapshot, home: Path) -> Server:
         "GEOWARDEN_TRUSTED_PROXIES": f"{TRUSTED_PEER}/32",
         "GEOWARDEN_PUBLIC_URL": "https://ai.example",
     }
-    lists = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sanctions"
+    lists = SHARED / "sanctions"
     if lists.is_dir():
         env["GEOWARDEN_SCREENING_DATA"] = str(lists)
     tokens = {s: json.loads(cli(env, "token", "create", "--scope", s, "--json"))["token"] for s in ("decide", "review")}
@@ -275,8 +278,7 @@ def test_audited_decisions_carry_the_network(server: Server) -> None:
 
 
 def test_screen_endpoint(server: Server) -> None:
-    if "GEOWARDEN_SCREENING_DATA" not in server.env:
-        pytest.skip("no sanctions lists in ../shared/data")
+    require("GEOWARDEN_SCREENING_DATA" in server.env, f"no sanctions lists in {SHARED}")
     with server.client() as c:
         r = c.post("/v1/screen", json={"names": ["Рособоронэкспорт", "Acme Bakery GmbH"], "country": "RU"})
         assert r.status_code == 200, r.text

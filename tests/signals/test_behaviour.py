@@ -1,12 +1,11 @@
 """The behaviour signal through the Warden: per-key state over a stream of requests.
 
 Every test runs on both state stores (memory, and the real Redis server on 127.0.0.1:6379 under
-a private prefix) with the full snapshot built from ../shared/data and the shipped policy.
+a private prefix) with a small handmade snapshot (``behaviour_snapshot``) and the shipped policy.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from geowarden.signals.geo import distance_km
 from geowarden.signals.keystate import prefix_of
 from geowarden.signals.rhythm import country_offsets, profile_offset
 from geowarden.state import StateStore, open_store
+from helpers import require
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 SHANGHAI = "101.80.{}.{}"  # China Telecom, Shanghai
@@ -55,10 +55,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
     if request.param == "memory":
         yield open_store("memory")
         return
-    if not _redis_up():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not answering on 127.0.0.1:6379 (CI starts it in .ci/run)")
-        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+    require(_redis_up(), "Redis is not answering on 127.0.0.1:6379")
     s = open_store("redis://127.0.0.1:6379/0", prefix=f"gwtest:{uuid.uuid4().hex[:8]}:")
     yield s
     s.clear()
@@ -66,8 +63,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
 
 
 @pytest.fixture
-def warden(full_snapshot: Snapshot, store: StateStore) -> Warden:
-    return Warden(full_snapshot, PolicyEngine.load(), state=store)
+def warden(behaviour_snapshot: Snapshot, store: StateStore) -> Warden:
+    return Warden(behaviour_snapshot, PolicyEngine.load(), state=store)
 
 
 def _ip(template: str, rng: random.Random) -> str:
@@ -224,17 +221,17 @@ def test_no_key_and_no_account_costs_nothing(warden: Warden) -> None:
     assert not any(e.signal == "key" for e in d.evidence)
 
 
-def test_thresholds_come_from_the_policy(full_snapshot: Snapshot, tmp_path: Path) -> None:
+def test_thresholds_come_from_the_policy(behaviour_snapshot: Snapshot, tmp_path: Path) -> None:
     text = Path(PolicyEngine.load().spec.path).read_text(encoding="utf-8")
     assert "countries_max: 3 " in text
     text = text.replace("countries_max: 3 ", "countries_max: 1 ")
     path = tmp_path / "strict.yaml"
     path.write_text(text, encoding="utf-8")
-    w = Warden(full_snapshot, PolicyEngine.load(path), state=open_store("memory"))
+    w = Warden(behaviour_snapshot, PolicyEngine.load(path), state=open_store("memory"))
     w.decide(Facts(ip="79.192.0.1", api_key_id="ak-p", timestamp=T0))
     d = w.decide(Facts(ip="126.0.0.1", api_key_id="ak-p", timestamp=T0 + 86000))
     assert _evidence(d, "KEY_MANY_COUNTRIES")["max"] == 1
-    default = Warden(full_snapshot, PolicyEngine.load(), state=open_store("memory"))
+    default = Warden(behaviour_snapshot, PolicyEngine.load(), state=open_store("memory"))
     default.decide(Facts(ip="79.192.0.1", api_key_id="ak-p", timestamp=T0))
     assert "KEY_MANY_COUNTRIES" not in _codes(default.decide(Facts(ip="126.0.0.1", api_key_id="ak-p",
                                                                    timestamp=T0 + 86000)))  # fmt: skip

@@ -18,6 +18,7 @@ import redis
 from geowarden.state.base import StateStore
 from geowarden.state.memory import MemoryStore
 from geowarden.state.redisstore import RedisStore
+from helpers import require
 
 REDIS_URL = os.environ.get("GEOWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 #: Generous timeouts for the contract tests (2 shared cores, other suites running): the
@@ -43,10 +44,7 @@ def _redis_answers() -> str | None:
 def redis_url() -> str:
     """The test server's URL; skips (or fails under CI) when it does not answer."""
     why = _redis_answers()
-    if why is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis not answering at {REDIS_URL} (required under CI): {why}")
-        pytest.skip(f"Redis not answering at {REDIS_URL}: {why}")
+    require(why is None, f"Redis not answering at {REDIS_URL}: {why}")
     return REDIS_URL
 
 
