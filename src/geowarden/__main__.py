@@ -1,3 +1,5 @@
+"""``python -m geowarden``: the same command line as ``geowarden``."""
+
 from geowarden.cli import main
 
 main()

@@ -1,0 +1,1 @@
+"""IP intelligence: public sources compiled into immutable, memory-mapped snapshots, and the lookups over them."""
