@@ -1,0 +1,1 @@
+"""IP intelligence: public sources compiled into an immutable, memory-mapped snapshot."""

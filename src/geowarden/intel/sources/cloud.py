@@ -19,8 +19,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from geowarden.intel.sources import geofeed, ranges
 from geowarden.intel.sources.base import SourceData, SourceKind, SourceMeta
+from geowarden.intel.sources.geofeed import SOURCES as GEOFEED_SOURCES
+from geowarden.intel.sources.geofeed import loaders as geofeed_loaders
 from geowarden.intel.sources.lists import (
     Loader,
     add_list_file,
@@ -32,6 +33,8 @@ from geowarden.intel.sources.lists import (
     read_json,
     rel,
 )
+from geowarden.intel.sources.ranges import SOURCES as RANGES_SOURCES
+from geowarden.intel.sources.ranges import loaders as ranges_loaders
 
 CLOUD_DIR = Path("cloud")
 
@@ -194,8 +197,8 @@ SOURCES: dict[str, SourceMeta] = {
         for name, (_f, _p, _l, _prov, title, url) in _JSON_FEEDS.items()
     },
     **{name: _meta(name, title, url) for name, (_s, _p, title, url) in _TEXT_FEEDS.items()},
-    **geofeed.SOURCES,
-    **ranges.SOURCES,
+    **GEOFEED_SOURCES,
+    **RANGES_SOURCES,
 }
 
 # -- parsers ---------------------------------------------------------------------------------
@@ -244,6 +247,6 @@ def loaders(directory: Path) -> list[Loader]:
         files = [p for p in pair if p.is_file()]
         if files:
             out.append((name, partial(_text_feed, name, files, directory)))
-    out += geofeed.loaders(cloud, directory)
-    out += ranges.loaders(directory)
+    out += geofeed_loaders(cloud, directory)
+    out += ranges_loaders(directory)
     return out
