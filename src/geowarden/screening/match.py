@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
-from geowarden.screening.lists import Entity
+from geowarden.screening.entity import Entity
 from geowarden.screening.names import Normalised, normalise, skeleton
 
 #: A match at or above this is "strong" (``ORG_LISTED``); between WEAK and STRONG it is weak.
