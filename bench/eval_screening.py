@@ -53,8 +53,10 @@ from pypinyin.pinyin_dict import pinyin_dict
 from rapidfuzz import fuzz, process, utils
 from rapidfuzz.distance import JaroWinkler
 
-from geowarden.screening.lists import Entity, load_directory
-from geowarden.screening.match import STRONG, WEAK, NameIndex, normalise, score_tokens
+from geowarden.screening.entity import Entity
+from geowarden.screening.lists import load_directory
+from geowarden.screening.match import STRONG, WEAK, NameIndex, score_tokens
+from geowarden.screening.names import normalise
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CHINA = {"CN", "HK", "MO", "TW"}

@@ -45,8 +45,8 @@ from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Lookups, Snapshot
 from geowarden.intel.sources import discover
 from geowarden.intel.sources.base import V4_BASE, SourceData
-from geowarden.intel.sources.cloud import consumer_isp_reference
 from geowarden.intel.sources.pypi import iptocc_source
+from geowarden.intel.sources.ranges import consumer_isp_reference
 from geowarden.policy import default_restricted
 
 RESTRICTED = default_restricted()

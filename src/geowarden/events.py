@@ -28,6 +28,11 @@ edge RTT as a landmark measurement from its pop, the extra columns ``phone``, ``
 ``billing_country``, ``email``), and, given an ``RTTWindows``, the recent edge and application RTTs
 of the same account and address (the tunnel gap). ``event_facts`` does that over a stream of
 events with one window per stream: ``policy backtest`` and ``geowarden eval`` both judge these.
+
+This module is one concept, the API-log event contract, and stays one module: the field table,
+the row rules above, the file reader that applies them and the facts an event gives are the
+contract's parts, read together whenever the contract changes (and kept in step with
+``analytics/load.py``); split, each part would only be half of a rule.
 """
 
 from __future__ import annotations

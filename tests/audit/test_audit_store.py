@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from geowarden.audit.store import AuditLog, sqlite_url
+from geowarden.audit.schema import sqlite_url
+from geowarden.audit.store import AuditLog
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision, Evidence, Facts
 from helpers import require
@@ -146,7 +147,7 @@ def test_counts_for_the_dashboard(audit: AuditLog) -> None:
         audit.append(d, Facts(ip="8.8.8.8"))
     other = decision(Action.BLOCK)
     audit.append(other, Facts(ip="1.2.4.8"))
-    from geowarden.audit.store import decisions
+    from geowarden.audit.schema import decisions
 
     with audit.engine.begin() as conn:
         ids = [d.decision_id for d in google]
@@ -167,7 +168,7 @@ def test_retention_prunes_old_decisions(audit: AuditLog) -> None:
     audit.append(old, Facts(ip="1.2.4.8"))
     audit.append(new, Facts(ip="1.2.4.8"))
     with audit.engine.begin() as conn:
-        from geowarden.audit.store import decisions
+        from geowarden.audit.schema import decisions
 
         conn.execute(
             decisions.update().where(decisions.c.decision_id == old.decision_id).values(ts=time.time() - 40 * 86400)
@@ -186,9 +187,9 @@ def test_many_concurrent_writers_are_group_committed(audit: AuditLog) -> None:
 
 def test_the_password_never_shows() -> None:
     log_repr = repr(AuditLog.__new__(AuditLog)) if False else None  # noqa: F841 - constructing needs a DB
-    from geowarden.audit.store import _safe_url
+    from geowarden.audit.schema import safe_url
 
-    assert "s3cret" not in _safe_url("postgresql+psycopg://u:s3cret@db/x")
+    assert "s3cret" not in safe_url("postgresql+psycopg://u:s3cret@db/x")
 
 
 KILLER = """
@@ -244,7 +245,7 @@ def test_kill_9_loses_no_acknowledged_decision(backend: str, tmp_path: Path) -> 
 
 def _aged(audit: AuditLog, days: float) -> tuple[Decision, Decision]:
     """Two decisions appended now, the first then moved ``days`` into the past."""
-    from geowarden.audit.store import decisions
+    from geowarden.audit.schema import decisions
 
     old, new = decision(), decision()
     audit.append(old, Facts(ip="1.2.4.8"))

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from geowarden.audit.store import sqlite_url
+from geowarden.audit.schema import sqlite_url
 from geowarden.intel.snapshot import Snapshot
 from helpers import missing
 from service.test_e2e import Server, start, stop

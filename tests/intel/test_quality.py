@@ -18,7 +18,7 @@ import pytest
 
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import V4_BASE
-from geowarden.intel.sources.cloud import consumer_isp_reference
+from geowarden.intel.sources.ranges import consumer_isp_reference
 from geowarden.policy import default_restricted
 from helpers import require_shared
 

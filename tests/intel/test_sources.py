@@ -25,9 +25,9 @@ from geowarden.intel.sources.base import (
     key_of,
     network_bounds,
 )
-from geowarden.intel.sources.cloud import consumer_isp_reference
 from geowarden.intel.sources.lists import bounds
 from geowarden.intel.sources.mmdb import read_mmdb
+from geowarden.intel.sources.ranges import consumer_isp_reference
 from geowarden.intel.sources.registry import parse_delegated
 from helpers import SHARED, require_shared
 

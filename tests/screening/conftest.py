@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from geowarden.screening.lists import Entity, ParseReport, load_directory
+from geowarden.screening.entity import Entity, ParseReport
+from geowarden.screening.lists import load_directory
 from geowarden.screening.match import NameIndex
 from helpers import FIXTURES, require_shared
 

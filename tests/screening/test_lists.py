@@ -5,18 +5,11 @@ from pathlib import Path
 import pytest
 
 from geowarden.errors import SourceError
-from geowarden.screening.lists import (
-    OFAC_CONS,
-    OFAC_SDN,
-    UN_CONS,
-    Entity,
-    ParseReport,
-    country_code,
-    load_directory,
-    parse_dpl,
-    parse_ofac,
-    parse_un,
-)
+from geowarden.screening.entity import OFAC_CONS, OFAC_SDN, UN_CONS, Entity, ParseReport, country_code
+from geowarden.screening.lists import load_directory
+from geowarden.screening.ofac import parse_ofac
+from geowarden.screening.trade import parse_dpl
+from geowarden.screening.un import parse_un
 
 
 def _by_id(entities: list[Entity]) -> dict[str, Entity]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from geowarden.screening.match import STRONG, NameIndex, normalise, score_tokens
+from geowarden.screening.match import STRONG, NameIndex, score_tokens
+from geowarden.screening.names import normalise
 
 
 def _top(index: NameIndex, q: str, country: str | None = None) -> tuple[str, float, str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from geowarden.audit.store import AuditLog, sqlite_url
+from geowarden.audit.schema import sqlite_url
+from geowarden.audit.store import AuditLog
 from geowarden.intel.snapshot import Snapshot
 from helpers import SHARED, require
 

@@ -1,6 +1,6 @@
 """The audit log: every decision, append-only, with the review and appeal trail beside it.
 
-One SQLAlchemy Core schema over two back ends: SQLite in WAL mode by default
+One SQLAlchemy Core schema (:mod:`.schema`) over two back ends: SQLite in WAL mode by default
 (``$GEOWARDEN_HOME/audit.db``) and PostgreSQL at scale (``GEOWARDEN_AUDIT_URL=postgresql+psycopg://...``).
 A decision is acknowledged only after its row is committed, so a process killed with ``kill -9``
 loses no acknowledged decision. Writes are group-committed by one writer thread: many requests
@@ -9,6 +9,8 @@ share one transaction, each waits for the commit that holds its row.
 Personal data never reaches the log as given: phone numbers, card BINs and email addresses are
 stored as keyed hashes (HMAC-SHA256 with the audit key), enough to find every decision about
 the same number without storing the number. Allowlist tokens are not stored at all.
+
+The dashboard's aggregates are computed in :mod:`.stats`.
 """
 
 from __future__ import annotations
@@ -24,51 +26,25 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from geowarden.audit.schema import (
+    AuditRecord,
+    decisions,
+    make_engine,
+    metadata,
+    record_of,
+    review_events,
+    safe_url,
+    sqlite_url,
+)
+from geowarden.audit.stats import counts
 from geowarden.errors import ConfigError
 from geowarden.model import PERSONAL_FIELDS, Decision, Facts
 
-metadata = sa.MetaData()
-
-decisions = sa.Table(
-    "decisions",
-    metadata,
-    sa.Column("decision_id", sa.String(32), primary_key=True),
-    sa.Column("ts", sa.Float, nullable=False, index=True),
-    sa.Column("kind", sa.String(16), nullable=False),  # request | signup
-    sa.Column("action", sa.String(16), nullable=False, index=True),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("policy_version", sa.String(80), nullable=False),
-    sa.Column("elapsed_us", sa.Float, nullable=False),
-    sa.Column("ip", sa.String(64)),
-    sa.Column("country", sa.String(8), index=True),
-    sa.Column("asn", sa.BigInteger),
-    sa.Column("account_id", sa.String(128), index=True),
-    sa.Column("api_key_id", sa.String(128)),
-    sa.Column("reasons", sa.Text, nullable=False),  # JSON list of codes
-    sa.Column("rules", sa.Text, nullable=False),  # JSON list
-    sa.Column("facts", sa.Text, nullable=False),  # JSON, personal fields as keyed hashes
-    sa.Column("evidence", sa.Text, nullable=False),  # JSON list of Evidence dicts
-    sa.Column("review", sa.String(16), nullable=False, index=True),  # none | queued | confirmed | overturned
-)
-
-review_events = sa.Table(
-    "review_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("decision_id", sa.String(32), nullable=False, index=True),
-    sa.Column("ts", sa.Float, nullable=False),
-    sa.Column("actor", sa.String(128), nullable=False),  # token name, or "end-user" for appeals
-    sa.Column("event", sa.String(16), nullable=False),  # queued | appeal | confirm | overturn
-    sa.Column("note", sa.Text, nullable=False),
-)
-
-REVIEW_STATES = ("none", "queued", "confirmed", "overturned")
 _DECISION_COLUMNS = tuple(c.name for c in decisions.columns)
 _EVENT_COLUMNS = ("decision_id", "ts", "actor", "event", "note")
 # Built from the table definitions above, never from input.
@@ -91,30 +67,6 @@ def _resolve(futs: list[asyncio.Future[None]], error: BaseException | None) -> N
             fut.set_exception(error)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
-    decision_id: str
-    ts: float
-    kind: str
-    action: str
-    score: float
-    policy_version: str
-    elapsed_us: float
-    ip: str | None
-    country: str | None
-    asn: int | None
-    account_id: str | None
-    api_key_id: str | None
-    reasons: list[str]
-    rules: list[str]
-    facts: dict[str, Any]
-    evidence: list[dict[str, Any]]
-    review: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
 class AuditLog:
     """Append decisions and review events; query them back. Thread-safe."""
 
@@ -124,7 +76,7 @@ class AuditLog:
         self.url = url
         self._key = key
         self.retention_days = retention_days
-        self.engine = _engine(url)
+        self.engine = make_engine(url)
         self._sqlite = self.engine.dialect.name == "sqlite"
         metadata.create_all(self.engine)
         # Pending rows and who waits for them: a concurrent Future (threads) or an asyncio Future
@@ -139,7 +91,7 @@ class AuditLog:
         self.written = 0
 
     def __repr__(self) -> str:
-        return f"AuditLog({_safe_url(self.url)!r})"
+        return f"AuditLog({safe_url(self.url)!r})"
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -320,7 +272,7 @@ class AuditLog:
     def get(self, decision_id: str) -> AuditRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(decisions).where(decisions.c.decision_id == decision_id)).mappings().first()
-        return _record(row) if row is not None else None
+        return record_of(row) if row is not None else None
 
     def recent(self, *, limit: int = 100, review: str | None = None, action: str | None = None) -> list[AuditRecord]:
         q = sa.select(decisions).order_by(decisions.c.ts.desc()).limit(limit)
@@ -329,113 +281,15 @@ class AuditLog:
         if action is not None:
             q = q.where(decisions.c.action == action)
         with self.engine.connect() as conn:
-            return [_record(r) for r in conn.execute(q).mappings()]
+            return [record_of(r) for r in conn.execute(q).mappings()]
 
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(decisions)).scalar_one())
 
     def counts(self, *, since: float = 0.0, top_asns: int = 20, top_reasons: int = 5) -> dict[str, Any]:
-        """Aggregates for the dashboard since ``since`` (epoch seconds).
-
-        - ``by_action``: {action: n};
-        - ``by_country``: {country (``??`` when unknown): {action: n}};
-        - ``by_reason``: {code: n}, most frequent first;
-        - ``series``: [{hour (epoch seconds), action, n}] by hour;
-        - ``by_asn``: the ``top_asns`` networks with most decisions, most first:
-          [{asn, org, n, by_action}]; ``org`` is the name found in the evidence of that network's
-          latest decision (an evidence value ``{"asn": N, "org": "..."}``), or None;
-        - ``reason_series``: [{hour, reason, n}] for the ``top_reasons`` most frequent codes.
-        """
-
-        def org_in(evidence: str, asn: int) -> str | None:
-            try:
-                items = json.loads(evidence)
-            except ValueError:
-                return None
-            for e in items if isinstance(items, list) else ():
-                value = e.get("value") if isinstance(e, dict) else None
-                if (
-                    isinstance(value, dict)
-                    and isinstance(value.get("org"), str)
-                    and value.get("asn", asn) in (asn, str(asn))
-                ):
-                    return str(value["org"])[:200]
-            return None
-
-        with self.engine.connect() as conn:
-            by_action: dict[str, int] = dict(
-                conn.execute(
-                    sa.select(decisions.c.action, sa.func.count())
-                    .where(decisions.c.ts >= since)
-                    .group_by(decisions.c.action)
-                ).all()
-            )
-            country_rows = conn.execute(
-                sa.select(decisions.c.country, decisions.c.action, sa.func.count())
-                .where(decisions.c.ts >= since)
-                .group_by(decisions.c.country, decisions.c.action)
-            ).all()
-            reason_rows = conn.execute(
-                sa.select(decisions.c.ts, decisions.c.reasons).where(decisions.c.ts >= since).limit(200_000)
-            ).all()
-            hour = sa.cast(decisions.c.ts, sa.BigInteger) // 3600  # integer division: floor for ts >= 0
-            series = conn.execute(
-                sa.select(hour, decisions.c.action, sa.func.count())
-                .where(decisions.c.ts >= since)
-                .group_by(hour, decisions.c.action)
-                .order_by(hour)
-            ).all()
-            asn_rows = conn.execute(
-                sa.select(decisions.c.asn, decisions.c.action, sa.func.count())
-                .where(decisions.c.ts >= since, decisions.c.asn.is_not(None))
-                .group_by(decisions.c.asn, decisions.c.action)
-            ).all()
-            by_asn_action: dict[int, dict[str, int]] = {}
-            for asn, act, n in asn_rows:
-                by_asn_action.setdefault(int(asn), {})[act] = int(n)
-            top = sorted(by_asn_action, key=lambda a: (-sum(by_asn_action[a].values()), a))[: max(0, top_asns)]
-            orgs: dict[int, str] = {}
-            if top:
-                latest = (
-                    sa.select(decisions.c.asn, sa.func.max(decisions.c.ts).label("ts"))
-                    .where(decisions.c.ts >= since, decisions.c.asn.in_(top))
-                    .group_by(decisions.c.asn)
-                    .subquery()
-                )
-                for asn, evidence in conn.execute(
-                    sa.select(decisions.c.asn, decisions.c.evidence).join(
-                        latest, sa.and_(decisions.c.asn == latest.c.asn, decisions.c.ts == latest.c.ts)
-                    )
-                ).all():
-                    org = org_in(evidence, int(asn))
-                    if org is not None:
-                        orgs.setdefault(int(asn), org)
-        by_country: dict[str, dict[str, int]] = {}
-        for cc, act, n in country_rows:
-            by_country.setdefault(cc or "??", {})[act] = int(n)
-        by_reason: dict[str, int] = {}
-        reason_hours: dict[tuple[int, str], int] = {}
-        for ts, reasons in reason_rows:
-            h = int(ts // 3600) * 3600
-            for code in json.loads(reasons):
-                by_reason[code] = by_reason.get(code, 0) + 1
-                reason_hours[h, code] = reason_hours.get((h, code), 0) + 1
-        ranked = dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
-        keep = set(list(ranked)[: max(0, top_reasons)])
-        return {
-            "by_action": {k: int(v) for k, v in by_action.items()},
-            "by_country": by_country,
-            "by_reason": ranked,
-            "series": [{"hour": int(h) * 3600, "action": a, "n": int(n)} for h, a, n in series],
-            "by_asn": [
-                {"asn": a, "org": orgs.get(a), "n": sum(by_asn_action[a].values()), "by_action": by_asn_action[a]}
-                for a in top
-            ],
-            "reason_series": [
-                {"hour": h, "reason": code, "n": n} for (h, code), n in sorted(reason_hours.items()) if code in keep
-            ],
-        }
+        """Aggregates for the dashboard since ``since`` (epoch seconds): :func:`.stats.counts`."""
+        return counts(self.engine, since=since, top_asns=top_asns, top_reasons=top_reasons)
 
     def prune(self, *, now: float | None = None) -> int:
         """Delete decisions (and their events) older than the retention period; returns how many."""
@@ -450,62 +304,7 @@ class AuditLog:
     def iter_all(self) -> Iterator[AuditRecord]:
         with self.engine.connect() as conn:
             for row in conn.execute(sa.select(decisions).order_by(decisions.c.ts)).mappings():
-                yield _record(row)
-
-
-def _record(row: Any) -> AuditRecord:
-    return AuditRecord(
-        decision_id=row["decision_id"],
-        ts=row["ts"],
-        kind=row["kind"],
-        action=row["action"],
-        score=row["score"],
-        policy_version=row["policy_version"],
-        elapsed_us=row["elapsed_us"],
-        ip=row["ip"],
-        country=row["country"],
-        asn=row["asn"],
-        account_id=row["account_id"],
-        api_key_id=row["api_key_id"],
-        reasons=json.loads(row["reasons"]),
-        rules=json.loads(row["rules"]),
-        facts=json.loads(row["facts"]),
-        evidence=json.loads(row["evidence"]),
-        review=row["review"],
-    )
-
-
-def _engine(url: str) -> sa.Engine:
-    try:
-        if url.startswith("sqlite"):
-            # timeout 0: a locked database raises at once and _commit retries quickly (see there).
-            engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 0})
-
-            @sa.event.listens_for(engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                # NORMAL in WAL mode: a commit survives the process being killed (the WAL is in the OS
-                # page cache); only a power failure may lose the last commits.
-                cur.execute("PRAGMA synchronous=NORMAL")
-                cur.close()
-
-            return engine
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"audit database {_safe_url(url)}: {exc}") from None
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages and reprs."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid url>"
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+                yield record_of(row)
 
 
 def open_default(home: Path, *, url: str | None = None, retention_days: float | None = None) -> AuditLog:
@@ -517,4 +316,4 @@ def open_default(home: Path, *, url: str | None = None, retention_days: float | 
     return AuditLog(url or sqlite_url(home / "audit.db"), key=key, retention_days=retention_days)
 
 
-__all__: Sequence[str] = ["REVIEW_STATES", "AuditLog", "AuditRecord", "open_default", "sqlite_url"]
+__all__: Sequence[str] = ["AuditLog", "open_default"]

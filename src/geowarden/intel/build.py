@@ -14,6 +14,11 @@ Country fusion (the ``country`` field; every source's own answer is kept beside 
 
 Where the sources' answers differ, the interval carries ``FLAG_DISAGREE``: the disagreement is
 evidence for the policy, never resolved silently.
+
+This module is one concept, the snapshot compiler, and stays one module: cutting the address
+space, painting and fusing the answers, and writing the arrays are the stages of one pass over
+the same intervals and share its intermediate arrays; the on-disk format it writes is already
+apart (``format.py``), as are the parsers that feed it (``sources/``).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from geowarden.errors import SourceError
-from geowarden.screening.lists import ParseReport, load_directory
+from geowarden.screening.entity import ParseReport
+from geowarden.screening.lists import load_directory
 from geowarden.screening.match import WEAK, NameIndex
 
 ENV_VAR = "GEOWARDEN_SCREENING_DATA"

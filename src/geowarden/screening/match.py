@@ -1,11 +1,7 @@
-# ruff: noqa: RUF002 - names in other scripts are the point
-"""Name matching against the lists: normalise, block, score, explain.
+"""Name matching against the lists: block, score, explain.
 
-1. **Normalise** (:func:`normalise`): NFKC; Chinese characters to pinyin syllables (``pypinyin``,
-   context-aware for polyphones); every other script to Latin (``anyascii``: Cyrillic, Arabic,
-   Greek, Hebrew, Hangul, kana, Thai ...); lower case; apostrophes dropped, other punctuation to
-   spaces; company legal forms removed at either end of the name (``Co., Ltd``, ``Limited``,
-   ``LLC``, ``GmbH``, ``JSC``, ``ООО``/``OOO``, ``有限公司`` = "you xian gong si", ...).
+1. **Normalise** (:func:`~geowarden.screening.names.normalise`, in :mod:`.names`): every name,
+   listed or queried, as Latin tokens without company legal forms, whatever its script.
 2. **Block** (:class:`NameIndex`): every alias is filed under keys of its tokens (the token, a
    consonant skeleton, a 4-letter prefix and suffix); a query collects aliases that share keys,
    weighted by how rare each key is, and only the best few are scored.
@@ -23,19 +19,15 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
-import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
-from anyascii import anyascii
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
-from geowarden.screening.lists import Entity
+from geowarden.screening.entity import Entity
+from geowarden.screening.names import Normalised, normalise, skeleton
 
 #: A match at or above this is "strong" (``ORG_LISTED``); between WEAK and STRONG it is weak.
 STRONG = 0.91
@@ -44,236 +36,6 @@ WEAK = 0.80
 _MIN_TOKEN_SIM = 0.80  # token pairs below this count as not agreeing
 _TOP_CANDIDATES = 40  # aliases fully scored per query
 _MAX_POSTING = 4000  # keys shared by more aliases than this are too common to block on alone
-
-# Legal forms as tokens after transliteration; multi-word forms first. Removed at either end.
-_LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
-    tuple(f.split())
-    for f in sorted(
-        {
-            # English and international
-            "co",
-            "company",
-            "corp",
-            "corporation",
-            "inc",
-            "incorporated",
-            "ltd",
-            "limited",
-            "llc",
-            "llp",
-            "lp",
-            "plc",
-            "pllc",
-            "jsc",
-            "ojsc",
-            "pjsc",
-            "cjsc",
-            "ao",
-            "oao",
-            "zao",
-            "pao",
-            "ooo",
-            "tov",
-            "pat",
-            "gmbh",
-            "ag",
-            "kg",
-            "mbh",
-            "sa",
-            "sarl",
-            "srl",
-            "spa",
-            "bv",
-            "nv",
-            "oy",
-            "pte",
-            "pty",
-            "bhd",
-            "sdn bhd",
-            "fze",
-            "fzco",
-            "fzc",
-            "fzllc",
-            "fz llc",
-            "kft",
-            "sp z o o",
-            "sp zoo",
-            "doo",
-            "ead",
-            "ltda",
-            "sas",
-            "sa de cv",
-            "s a",
-            "s a de c v",
-            "cia",
-            "company limited",
-            "co ltd",
-            "pvt ltd",
-            "private limited",
-            "limited liability company",
-            "limited liability partnership",
-            "joint stock company",
-            "open joint stock company",
-            "closed joint stock company",
-            "public joint stock company",
-            "public company",
-            "general trading",
-            "trading co",
-            # Russian / Ukrainian written out (after anyascii)
-            "obshchestvo s ogranichennoy otvetstvennostyu",
-            "aktsionernoe obshchestvo",
-            "publichnoe aktsionernoe obshchestvo",
-            "zakrytoe aktsionernoe obshchestvo",
-            "otkrytoe aktsionernoe obshchestvo",
-            "tovarystvo z obmezhenoyu vidpovidalnistyu",
-            # Chinese (pinyin of 有限公司, 股份有限公司, 有限责任公司, 公司)
-            "you xian gong si",
-            "gu fen you xian gong si",
-            "you xian ze ren gong si",
-            "gong si",
-            # Japanese / Korean / Arabic / Persian / Turkish
-            "kabushiki kaisha",
-            "kk",
-            "jusikhoesa",
-            "sharikat",
-            "sherkat",
-            "as",
-            "anonim sirketi",
-            "ltd sti",
-            "sti",
-            # articles
-            "the",
-        },
-        key=lambda f: -len(f.split()),
-    )
-)
-_FOLD_MULTI = (("dzh", "j"), ("kh", "h"), ("ph", "f"), ("ck", "k"), ("ks", "x"), ("ch", "\x01"))
-_FOLD_ONE = str.maketrans({"c": "k", "q": "k", "w": "v", "y": "i", "\x01": "ch"})
-_DOUBLE = re.compile(r"([a-z])\1+")
-
-
-@lru_cache(maxsize=262144)
-def fold(token: str) -> str:
-    """Spellings that transliteration conventions swap, made equal: dzh/j, kh/h, ph/f, c/k/q, w/v,
-    y/i, ks/x, doubled letters. Applied to every token on both sides of a comparison, so
-    "Компаны" (kompany) = "company", "Хассан" (khassan) = "Hassan", "Quan" = "Kuan"."""
-    if token.isdigit():
-        return token
-    t = token
-    for a, b in _FOLD_MULTI:
-        t = t.replace(a, b)
-    return _DOUBLE.sub(r"\1", t.translate(_FOLD_ONE))
-
-
-_LEGAL_FORMS = tuple(tuple(fold(t) for t in f) for f in _LEGAL_FORMS)
-_LEGAL_FIRST: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-_LEGAL_LAST: dict[str, list[tuple[str, ...]]] = defaultdict(list)
-for _f in _LEGAL_FORMS:
-    _LEGAL_FIRST[_f[0]].append(_f)
-    _LEGAL_LAST[_f[-1]].append(_f)
-
-_LEGAL_TOKENS = frozenset(t for f in _LEGAL_FORMS for t in f if len(t) >= 5)
-
-
-@lru_cache(maxsize=65536)
-def _canon(token: str) -> str:
-    """A token as a legal-form word when it is one with a typo ("limitbd" -> "limited")."""
-    if len(token) < 5 or token in _LEGAL_TOKENS:
-        return token
-    for lt in _LEGAL_TOKENS:
-        if abs(len(lt) - len(token)) <= 2 and fuzz.ratio(lt, token) >= 85:
-            return lt
-    return token
-
-
-_ABJAD = frozenset({"ARABIC", "HEBREW", "SYRIAC"})
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_DROP = re.compile(r"['`\u2019\u02bc\u02bf\u02be]")
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
-
-
-@dataclass(frozen=True, slots=True)
-class Normalised:
-    """A name made comparable: Latin tokens, what was removed, which scripts it came from."""
-
-    tokens: tuple[str, ...]
-    legal_forms: tuple[str, ...] = ()
-    scripts: tuple[str, ...] = ()
-
-    @property
-    def compact(self) -> str:
-        return "".join(self.tokens)
-
-    @property
-    def abjad(self) -> bool:
-        """Written in a script that leaves short vowels out (Arabic, Hebrew): compare skeletons."""
-        return any(s in _ABJAD for s in self.scripts)
-
-
-def _scripts(text: str) -> tuple[str, ...]:
-    found: set[str] = set()
-    for ch in text:
-        if ord(ch) < 0x80 or not ch.isalpha():
-            continue
-        name = unicodedata.name(ch, "")
-        word = name.split(" ", 1)[0]
-        found.add("HAN" if word == "CJK" else word)
-    found.discard("LATIN")
-    return tuple(sorted(found))
-
-
-@lru_cache(maxsize=65536)
-def normalise(text: str) -> Normalised:
-    """Comparable Latin tokens for a name in any script (see the module docstring)."""
-    text = unicodedata.normalize("NFKC", text)
-    scripts = _scripts(text) if not text.isascii() else ()
-    if "HAN" in scripts and _HAN.search(text):
-        text = " ".join(lazy_pinyin(text))
-    if not text.isascii():
-        text = anyascii(text)
-    text = _NON_ALNUM.sub(" ", _DROP.sub("", text.lower()))
-    tokens = [fold(t) for t in text.split()]
-    removed: list[str] = []
-    changed = True
-    while changed and len(tokens) > 1:
-        changed = False
-        for form in _LEGAL_FIRST.get(_canon(tokens[0]), ()):
-            n = len(form)
-            if tuple(map(_canon, tokens[:n])) == form and len(tokens) > n:
-                removed.append(" ".join(form))
-                tokens = tokens[n:]
-                changed = True
-                break
-        if changed or len(tokens) <= 1:
-            continue
-        for form in _LEGAL_LAST.get(_canon(tokens[-1]), ()):
-            n = len(form)
-            if tuple(map(_canon, tokens[-n:])) == form and len(tokens) > n:
-                removed.append(" ".join(form))
-                tokens = tokens[:-n]
-                changed = True
-                break
-    return Normalised(tuple(tokens), tuple(removed), scripts)
-
-
-_SKELETON_MAP = str.maketrans({"q": "k", "c": "k", "z": "s", "w": "v", "j": "g", "x": "ks"})
-
-
-@lru_cache(maxsize=131072)
-def skeleton(token: str) -> str:
-    """A consonant skeleton: vowels (and y, h after a consonant) dropped, doubles collapsed,
-    close consonants folded (c/q->k, z->s, w->v, j->g, ph->f). "mohammed", "muhammad" and
-    Arabic "mhmd" all give "mhmd"."""
-    t = token.replace("ph", "f").replace("kh", "h").replace("gh", "g").replace("th", "t").replace("dh", "d")
-    t = t.replace("sh", "s").replace("ch", "k").translate(_SKELETON_MAP)
-    out: list[str] = []
-    for ch in t:
-        if ch in "aeiouy":
-            continue
-        if out and out[-1] == ch:
-            continue
-        out.append(ch)
-    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from html import escape
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from geowarden.audit.store import AuditRecord
+from geowarden.audit.schema import AuditRecord
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

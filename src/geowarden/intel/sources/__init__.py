@@ -18,7 +18,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from geowarden.errors import SourceError
-from geowarden.intel.sources import cloud, lists, mmdb, pypi, registry
+from geowarden.intel.sources import cloud, lists, mmdb, pypi, ranges, registry
 from geowarden.intel.sources.base import SourceData, SourceKind, SourceMeta
 from geowarden.intel.sources.lists import Loader
 
@@ -48,9 +48,9 @@ def known_source(name: str) -> SourceMeta | None:
     if name in KNOWN_SOURCES:
         return KNOWN_SOURCES[name]
     if name.startswith("ipranges-"):
-        return cloud.ipranges_meta(name.removeprefix("ipranges-"))
+        return ranges.ipranges_meta(name.removeprefix("ipranges-"))
     if name.startswith("cloud-more-"):
-        return cloud.more_meta(name.removeprefix("cloud-more-"))
+        return ranges.more_meta(name.removeprefix("cloud-more-"))
     return None
 
 

@@ -76,6 +76,18 @@ def read_json(path: Path, directory: Path) -> Any:
         raise fail(rel(path, directory), f"not valid JSON: {exc}") from exc
 
 
+def json_list(doc: Any, *path: str) -> list[Any]:
+    """``doc[path[0]][path[1]]...`` if that is a list, else ValueError naming the path."""
+    node = doc
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            raise ValueError(f"no '{'.'.join(path)}'")
+        node = node[key]
+    if not isinstance(node, list):
+        raise ValueError(f"'{'.'.join(path)}' is not a list")
+    return node
+
+
 def bounds(text: str) -> tuple[int, int]:
     """Inclusive key bounds of a network or address, like ``network_bounds`` but faster.
 
