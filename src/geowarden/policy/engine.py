@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -348,10 +348,15 @@ def _one_line(text: str) -> str:
     return first[:300]
 
 
+#: One variable's value for one request: (what the signals found, the facts, allowlist matched, egress).
+Getter = Callable[[Found, Facts, bool, bool], Any]
+
+
 class ContextBuilder:
     """Assembles the variables a rule sees: the engine's own (``CORE_VARIABLES``) and each
-    signal's export. Built once per policy; a request costs one pass to index the evidence and
-    one export per variable the rules read."""
+    signal's export. Built once per policy, with a plan (one getter per variable) for every set of
+    variables asked for; a request costs one pass to index the evidence and one call per variable
+    the rules read."""
 
     def __init__(self, signals: Sequence[Signal], restricted: list[str]) -> None:
         self.restricted = restricted
@@ -361,6 +366,29 @@ class ContextBuilder:
             raise ConfigError(f"signals export clashing CEL variables: {', '.join(clash) or 'a name twice'}")
         self.hints = tuple((s.name, s.hint_codes) for s in signals if s.hint_codes)
         self.variables = CORE_VARIABLES | frozenset(self.exports)
+        self._getters: dict[str, Getter] = {
+            "restricted": lambda _found, _facts, _m, _e: self.restricted,
+            "evidence": lambda found, _facts, _m, _e: [e.code for e in found.evidence],
+            "confidence": lambda found, _facts, _m, _e: {e.code: float(e.confidence) for e in found.evidence},
+            "allow": lambda _found, facts, m, e: {"matched": m, "egress": e, "token": bool(facts.allow_token)},
+            "facts": lambda _found, facts, _m, _e: _facts(facts),
+            "hints": lambda found, _facts, _m, _e: [s for s, codes in self.hints if not found.codes.isdisjoint(codes)],
+            "unavailable": lambda found, _facts, _m, _e: sorted(
+                {str(e.value) for e in found.evidence if e.code == "SIGNAL_UNAVAILABLE"}
+            ),
+        }
+        for name, signal in self.exports.items():
+            self._getters[name] = _exporter(signal)
+        self._plans: dict[tuple[str, ...], tuple[tuple[str, Getter], ...]] = {}
+        self._all = self.plan(sorted(self.variables))
+
+    def plan(self, names: Sequence[str]) -> tuple[tuple[str, Getter], ...]:
+        """The getters of ``names`` (in that order), built once per distinct list."""
+        key = tuple(names)
+        got = self._plans.get(key)
+        if got is None:
+            got = self._plans[key] = tuple((name, self._getters[name]) for name in key)
+        return got
 
     def __call__(
         self,
@@ -372,35 +400,17 @@ class ContextBuilder:
         only: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         found = Found.of(evidence) if evidence else NOTHING
-        wanted = self.variables if only is None else only
-        out: dict[str, Any] = {}
-        for name in sorted(wanted):
-            out[name] = self._value(name, found, facts, matched=matched, egress=egress)
-        return out
+        plan = self._all if only is None else self.plan(only)
+        return {name: get(found, facts, matched, egress) for name, get in plan}
 
     def probe(self) -> dict[str, Any]:
         """The context of a request with no facts at all: every key present, every value empty."""
         return self([], Facts(), matched=False, egress=False)
 
-    def _value(self, name: str, found: Found, facts: Facts, *, matched: bool, egress: bool) -> Any:
-        signal = self.exports.get(name)
-        if signal is not None:
-            return signal.export(found, facts)
-        if name == "restricted":
-            return self.restricted
-        if name == "evidence":
-            return [e.code for e in found.evidence]
-        if name == "confidence":
-            return {e.code: float(e.confidence) for e in found.evidence}
-        if name == "allow":
-            return {"matched": matched, "egress": egress, "token": bool(facts.allow_token)}
-        if name == "facts":
-            return _facts(facts)
-        if name == "hints":
-            return [signal for signal, codes in self.hints if not found.codes.isdisjoint(codes)]
-        if name == "unavailable":
-            return sorted({str(e.value) for e in found.evidence if e.code == "SIGNAL_UNAVAILABLE"})
-        raise KeyError(name)
+
+def _exporter(signal: Signal) -> Getter:
+    export = signal.export
+    return lambda found, facts, _m, _e: export(found, facts)
 
 
 def _facts(facts: Facts) -> dict[str, Any]:

@@ -390,6 +390,9 @@ _KEY_FIELDS = (
 )  # fmt: skip
 
 
+_UNCHECKED: dict[str, Any] = {"checked": False, **dict(_KEY_FIELDS)}
+
+
 class BehaviourSignal(BaseSignal):
     """The ``key`` signal and its CEL variable ``key``: ``checked``, the counters of
     ``KEY_ACTIVITY`` (zero when unknown), ``flags`` and ``restricted_places`` (restricted
@@ -403,6 +406,8 @@ class BehaviourSignal(BaseSignal):
         return evaluate(facts, ctx)
 
     def export(self, found: Found, facts: Facts) -> dict[str, Any]:  # noqa: ARG002 - the contract's signature
+        if "KEY_ACTIVITY" not in found.codes:  # no key state for this request (most requests)
+            return {**_UNCHECKED, "flags": [], "restricted_places": []}
         activity = found.mapping("KEY_ACTIVITY")
         places: set[str] = set()
         for e in found.evidence:
