@@ -103,11 +103,14 @@ def verify_location(
         emit_json(results)
     else:
         for r in results:
-            verdict = (
-                "[green]feasible[/green]" if r["feasible"] else f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
-            )
+            if r["feasible"] is None:
+                verdict = f"[yellow]inconclusive[/yellow] ({r.get('inconclusive', '')})"
+            elif r["feasible"]:
+                verdict = "[green]feasible[/green]"
+            else:
+                verdict = f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
             where = ", ".join(r.get("region", {}).get("countries", [])[:10])
-            out.print(f"{verdict}; the client can be in: {where or '-'}")
+            out.print(f"{verdict}, confidence {r['confidence']:.2f}; the client can be in: {where or '-'}")
     if bad:
         raise typer.Exit(3)
 
