@@ -42,7 +42,6 @@ from geowarden.latency.rule import (
     STRICT,
     TRUE,
     Tolerance,
-    against,
     confidence,
     outcome,
     violation_km,
@@ -121,6 +120,38 @@ class Discs:
         out: FloatArray = km_of_dot(xyz @ self.xyz.T) - (self.radius_km + extra_km)
         return out
 
+    def against(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0, limit: float | None = None) -> FloatArray:
+        """``rule.against`` for each point (rows of ``xyz``).
+
+        With ``limit``, the tightest discs are scored first and a point already past ``limit`` is
+        not scored further (its value is then only known to exceed ``limit``): most of a country
+        or of the globe is ruled out by a handful of discs.
+        """
+        order = np.argsort(self.radius_km, kind="stable")
+        score = np.zeros(len(xyz))
+        alive = np.arange(len(xyz))
+        for chunk in (order[:8], order[8:40], order[40:]):
+            if len(chunk) == 0 or len(alive) == 0:
+                continue
+            score[alive] += self._chunk(xyz[alive], chunk, tol, extra_km)
+            if limit is not None:
+                alive = alive[score[alive] <= limit]
+        return score
+
+    def _chunk(self, xyz: FloatArray, chunk: npt.NDArray[np.intp], tol: Tolerance, extra_km: float) -> FloatArray:
+        """Score of the points against some discs; a distance is computed only for a partly violated disc."""
+        dots = xyz @ self.xyz[chunk].T
+        r = self.radius_km[chunk] + extra_km
+        full = dots < cos_of_km(r + tol.severity_km)[None, :]
+        g = full.astype(np.float64)
+        part = (dots < cos_of_km(r)[None, :]) & ~full
+        if part.any():
+            g[part] = np.clip(
+                (km_of_dot(dots[part]) - np.broadcast_to(r, dots.shape)[part]) / tol.severity_km, 0.0, 1.0
+            )
+        out: FloatArray = g @ self.weight[chunk]
+        return out
+
 
 def usable(s: RTTSample) -> bool:
     return (
@@ -181,18 +212,18 @@ def _candidates(ps: PointSet, d: Discs, tol: Tolerance, extra_km: float = 0.0) -
 def _open_rows(
     ps: PointSet, d: Discs, tol: Tolerance, extra_km: float = 0.0
 ) -> tuple[npt.NDArray[np.intp], FloatArray]:
-    """Rows of ``ps`` that the rule does not rule out, and each one's largest excess."""
+    """Rows of ``ps`` that the rule does not rule out, and the evidence against each."""
     rows = _candidates(ps, d, tol, extra_km)
-    e = d.excess(ps.xyz[rows], extra_km)
-    ok = against(e, d.weight, tol) <= _limit(d, tol)
-    return rows[ok], e[ok].max(axis=1, initial=-np.inf)
+    score = d.against(ps.xyz[rows], tol, extra_km, _limit(d, tol))
+    ok = score <= _limit(d, tol)
+    return rows[ok], score[ok]  # a score of 0: inside every disc
 
 
 def feasible_mask(xyz: FloatArray, d: Discs, tol: Tolerance, extra_km: float = 0.0) -> npt.NDArray[np.bool_]:
     """Which points (rows of ``xyz``) the rule does not rule out."""
     if d.n == 0:
         return np.ones(len(xyz), dtype=bool)
-    out: npt.NDArray[np.bool_] = against(d.excess(xyz, extra_km), d.weight, tol) <= _limit(d, tol)
+    out: npt.NDArray[np.bool_] = d.against(xyz, tol, extra_km, _limit(d, tol)) <= _limit(d, tol)
     return out
 
 
@@ -201,7 +232,7 @@ def region_is_empty(d: Discs, tol: Tolerance) -> bool:
     pl = places()
     for ps, extra in ((pl.lattice, 0.0), (pl.points, PLACE_SLACK_KM)):
         rows = _candidates(ps, d, tol, extra)
-        if len(rows) and (against(d.excess(ps.xyz[rows], extra), d.weight, tol) <= _limit(d, tol)).any():
+        if len(rows) and (d.against(ps.xyz[rows], tol, extra, _limit(d, tol)) <= _limit(d, tol)).any():
             return False
     return True
 
@@ -239,7 +270,7 @@ def region(d: Discs, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float =
     if float(np.linalg.norm(cen)) < 1e-9:  # the whole globe: no meaningful centre
         cen = pts.sum(axis=0) + np.array([0.0, 0.0, 1e-6])
     radius = float(km_of_dot((pts @ (cen / np.linalg.norm(cen))).min()))
-    strict = bool((lat_worst <= 0.0).any() or (pl_worst <= 0.0).any())
+    strict = bool((lat_worst <= 0.0).any() or (pl_worst <= 0.0).any())  # some point inside every disc
     pop = pl.population[pl_ok]
     if len(pl_ok) > REGION_CITIES:
         part = np.argpartition(-pop, REGION_CITIES)[:REGION_CITIES]
@@ -284,23 +315,24 @@ def assess(
     d: Discs, claimed: Claimed, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float = PLACE_SLACK_KM
 ) -> Assessment:
     """Score a claim against the discs (no emptiness check: see ``verify``). Unknown country: ``KeyError``."""
+    extra = 0.0
     if isinstance(claimed, ClaimedPoint):
-        e = d.excess(unit_vectors(claimed.lat, claimed.lon).reshape(1, 3))
+        xyz = unit_vectors(claimed.lat, claimed.lon).reshape(1, 3)
         idx = None
     else:
         pl = places()
         idx = pl.by_country.get(claimed.code)
         if idx is None or len(idx) == 0:
             raise KeyError(claimed.code)
-        e = d.excess(pl.points.xyz[idx], place_slack_km)
-    score = against(e, d.weight, tol)
+        xyz, extra = pl.points.xyz[idx], place_slack_km
+    score = d.against(xyz, tol, extra)
     ans = outcome(score, d.total_weight, d.n, tol)
     k = int(np.lexsort((score, -ans))[0])  # the best answer, then the least evidence against
     best = int(ans[k])
     viol = 0.0
     if best == FALSE:
         near = np.argsort(score, kind="stable")[:VIOLATION_PLACES]
-        viol = float(violation_km(e[near], d.weight, tol).min())
+        viol = float(violation_km(d.excess(xyz[near], extra), d.weight, tol).min())
     return Assessment(best, float(score[k]), viol, None if idx is None else int(idx[k]))
 
 
