@@ -108,7 +108,7 @@ def evaluate(
     if facts.rtt:
         out.extend(_location(facts, ctx, claimed_country, calibration, tolerance))
     tcp, app = facts.rtt_tcp_ms, facts.rtt_app_ms
-    if tcp or app:
+    if app:  # the edge sends its TCP RTT with every request: alone, it is no tunnel measurement
         out.extend(_tunnel(_floats(tcp), _floats(app), tunnel_config))
     return out
 
@@ -247,7 +247,7 @@ class LatencySignal(BaseSignal):
     variable = "rtt"
 
     def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
-        if not facts.rtt and not facts.rtt_tcp_ms and not facts.rtt_app_ms:
+        if not facts.rtt and not facts.rtt_app_ms:
             return []  # nothing measured: no cost, no evidence
         return evaluate(facts, ctx, claimed_country=ctx.ip_country)
 
