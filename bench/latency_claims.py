@@ -161,20 +161,21 @@ def score(cases: list[Case], tol: Tolerance, *, empty_check: bool = True) -> dic
 
 def tune(cases: list[Case], grid: dict[str, list[float]]) -> tuple[Tolerance, list[dict[str, Any]]]:
     """The rule that catches most false claims on the tuning half (random landmarks, N >= 40) while
-    rejecting <= 1 % of true claims at every N >= 20 and leaving <= 4 % inconclusive at N >= 40."""
+    rejecting <= 1 % of true claims at every N >= 20 and leaving <= 5 % inconclusive at N >= 40
+    (both strategies and "all"). Only the tuning half is scored."""
     tuning = [c for c in cases if c.side == "tune"]
     tried: list[dict[str, Any]] = []
     best: tuple[float, Tolerance] | None = None
     for sev, base, share in itertools.product(grid["severity_km"], grid["reject_base"], grid["reject_share"]):
         tol = Tolerance(severity_km=sev, reject_base=base, reject_share=share)
-        tallies = score(tuning, tol, empty_check=False)
+        tallies = score(tuning, tol)
         ok, catch = True, []
         for (_, strategy, n), t in tallies.items():
             d = t.to_dict()
             big = n == "all" or int(n) >= 40
             if (n == "all" or int(n) >= 20) and d["honest_rejected"] > 0.01:
                 ok = False
-            if big and d["honest_inconclusive"] > 0.04:
+            if big and d["honest_inconclusive"] > 0.05:
                 ok = False
             if big and strategy == "random":
                 catch.append(d["false_caught"])

@@ -46,7 +46,7 @@ class Tolerance:
     severity_km: float = 800.0
     accept: float = 0.05
     reject_base: float = 0.5
-    reject_share: float = 0.0
+    reject_share: float = 0.0025
     min_discs: int = 3
 
     def __post_init__(self) -> None:
