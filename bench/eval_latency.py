@@ -263,6 +263,13 @@ def _rate(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f} %"
 
 
+def cell(d: dict[str, Any]) -> str:
+    return (
+        f"{_rate(d['honest_rejected'])} / {_rate(d['honest_inconclusive'])} / "
+        f"{_rate(d['false_caught'])} (n={d['n_honest']}, {d['n_false']})"
+    )
+
+
 def claims_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, Any]:
     """Landmark subsets x strategies x seeds, tuning half vs reporting half, and the AWS drift check."""
     t0 = time.perf_counter()
@@ -292,13 +299,18 @@ def claims_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, 
                 continue
             t, r = tallies[key_t].to_dict(), tallies[key_r].to_dict()
             rows[f"{n}/{strategy}"] = {"in_sample": t, "held_out": r}
-
-            def cell(d: dict[str, Any]) -> str:
-                return (f"{_rate(d['honest_rejected'])} / {_rate(d['honest_inconclusive'])} / "
-                        f"{_rate(d['false_caught'])} (n={d['n_honest']}, {d['n_false']})")  # fmt: skip
-
             print(f"  {n!s:<10} {strategy:<9} {cell(t):<72} {cell(r)}", file=out)
     doc["wonder_network"] = rows
+    countries = lc.score_countries(cases, tol, mesh)
+    doc["wonder_network_countries"] = {f"{k[2]}/{k[1]}/{k[0]}": v.to_dict() for k, v in countries.items()}
+    print("\ncountry claims (own country true; countries >= 1,500 km away false), same cases:", file=out)
+    for n in lc.COUNTS:
+        for strategy in ("random", "farthest", "all"):
+            if ("tune", strategy, str(n)) not in countries:
+                continue
+            t = countries[("tune", strategy, str(n))].to_dict()
+            r = countries[("report", strategy, str(n))].to_dict()
+            print(f"  {n!s:<10} {strategy:<9} {cell(t):<72} {cell(r)}", file=out)
     aws = lc.load_aws(DATA / "latency" / "aws-interregion")
     drift = lc.score(lc.aws_cases(aws, args.seeds), tol)
     doc["drift_aws_2025"] = {f"{k[2]}/{k[1]}": v.to_dict() for k, v in drift.items()}

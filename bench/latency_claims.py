@@ -25,8 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from geowarden.latency import model as lm
-from geowarden.latency.rule import FALSE, NULL, Tolerance, against, outcome
-from geowarden.latency.verify import Discs, region_is_empty
+from geowarden.latency.places import places
+from geowarden.latency.rule import FALSE, NULL, TRUE, Tolerance, against, outcome
+from geowarden.latency.verify import PLACE_SLACK_KM, Discs, _candidates, region_is_empty
 
 F64 = npt.NDArray[np.float64]
 FALSE_KM = 1500.0
@@ -46,6 +47,7 @@ class Case:
     weight: F64
     discs: Discs
     clean: bool = True  # False: the full mesh refutes the client's own listed location (its "truth" is not true)
+    client: int = -1
 
 
 @dataclass
@@ -95,7 +97,7 @@ def _case(
     false_ex = (mesh.dist[np.ix_(use, far)] - radius[:, None]).T
     lat, lon = mesh.lat[use], mesh.lon[use]
     d = Discs(lat, lon, mesh.rtt[use, c], radius, lm.unit_vectors(lat, lon).reshape(-1, 3), weight, 0)
-    return Case(side, n, strategy, true_ex, false_ex, weight, d, clean)
+    return Case(side, n, strategy, true_ex, false_ex, weight, d, clean, c)
 
 
 def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> list[Case]:
@@ -243,3 +245,43 @@ def aws_cases(aws: Any, seeds: int) -> list[Case]:
             cal = lm.calibrate(aws.lat[pops], aws.lon[pops], aws.rtt[np.ix_(pops, pops)], min_pairs=5)
             cases.append(_case("drift", n, "all" if n == "all" else "random", c, pops, cal, aws))
     return cases
+
+
+def score_countries(cases: list[Case], tol: Tolerance, mesh: Any) -> dict[tuple[str, str, str], Tally]:
+    """Country claims: the client's own country (true) and every country whose nearest populated
+    place is >= 1,500 km from the client (false); a country is answered by its best place, with
+    ``PLACE_SLACK_KM`` on every disc, as ``verify`` does."""
+    pl = places()
+    order = np.argsort(pl.country_idx, kind="stable")
+    starts = np.searchsorted(pl.country_idx[order], np.arange(len(pl.codes)))
+    far: dict[int, npt.NDArray[np.bool_]] = {}
+    out: dict[tuple[str, str, str], Tally] = {}
+    for cs in cases:
+        t = out.setdefault((cs.side, cs.strategy, str(cs.n)), Tally())
+        c, d = cs.client, cs.discs
+        if c not in far:
+            near = np.maximum.reduceat(pl.points.xyz[order] @ lm.unit_vectors(mesh.lat[c], mesh.lon[c]), starts)
+            far[c] = lm.km_of_dot(near) >= FALSE_KM
+        own = pl.codes.index(mesh.country[c]) if mesh.country[c] in pl.codes else None
+        if d.n == 0:
+            t.honest[1] += cs.clean and own is not None
+            t.honest[2] += cs.clean and own is not None
+            t.false[1] += int(far[c].sum())
+            continue
+        limit = tol.reject_at(d.total_weight)
+        rows = _candidates(pl.points, d, tol, PLACE_SLACK_KM)
+        sc = d.against(pl.points.xyz[rows], tol, PLACE_SLACK_KM, limit)
+        best = np.full(len(pl.codes), np.inf)
+        np.minimum.at(best, pl.country_idx[rows], sc)
+        ans = np.where(best <= tol.accept, TRUE, np.where(best <= limit, NULL, FALSE))
+        if d.n < tol.min_discs:
+            ans[ans == FALSE] = NULL
+        if (ans == FALSE).any() and region_is_empty(d, tol):
+            ans[ans == FALSE] = NULL
+        if own is not None and cs.clean:
+            t.honest[0] += ans[own] == FALSE
+            t.honest[1] += ans[own] == NULL
+            t.honest[2] += 1
+        t.false[0] += int((ans[far[c]] == FALSE).sum())
+        t.false[1] += int(far[c].sum())
+    return out
