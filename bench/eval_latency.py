@@ -1,29 +1,22 @@
-"""Evaluate latency location verification on real pings (WonderNetwork, ../shared/data/latency).
+"""Evaluate latency location verification on real pings (../shared/data/latency).
 
 What it measures (docs/latency.md has the method and the results):
 
-1. **Landmark consistency** of the whole mesh: which servers' listed locations are physically
-   impossible (``model.find_inconsistent`` at 2/3 c). Those clients are reported apart: their
-   "true" claim is not true.
-2. **Claims**, for PoP counts ``--pops`` (default 20, 40, 60) over ``--seeds`` splits (default
-   10). Split: PoPs are chosen by farthest-point sampling from a random first server (well
-   spread, fixed seed per split); every other server is a client. The clients are dealt into
-   two folds; the calibrated configuration calibrates its PoPs on the mesh of PoPs + the *other*
-   fold, so no client's own pings ever calibrate the bound used on it. Each PoP "measures" the
-   client with the minimum RTT of the 24-hour series (``--stat avg`` for the average).
-   - true claims: the client's listed point, and its country;
-   - false claims: every other server location >= 1,500 km from the client, and every country
-     whose nearest populated place is >= 1,500 km from the client.
-   Three configurations: ``naive`` (2/3 c, every disc trusted), ``physical`` (the default for
-   uncalibrated PoPs: 2/3 c + 25 km, tolerance rule) and ``calibrated`` (per-PoP speeds,
-   inconsistent PoPs dropped, tolerance rule).
+1. **Landmark consistency** of the whole WonderNetwork mesh: which servers' listed locations are
+   physically impossible (``model.find_inconsistent`` at 2/3 c).
+2. **Claims** (``latency_claims.py``): landmark subsets of 10, 20, 40, 60, 100 servers (random and
+   farthest-point, ``--seeds`` draws each) and all (leave-one-out); clients dealt once into a
+   tuning half and a reporting half, the landmarks calibrated on the landmarks + tuning clients
+   only; true and false (>= 1,500 km) point and country claims; true claims rejected,
+   inconclusive, false claims caught, in-sample and held-out side by side. ``--tune`` searches
+   the rule's parameters on the tuning half. **Drift**: the same rule on the 2025 AWS
+   inter-region medians.
 3. **Tunnel detector** on simulated sessions built from real pings with last-mile jitter:
    honest clients (client -> PoP) and TCP-terminating tunnels (client -> exit -> PoP).
 
-    python bench/eval_latency.py                 # ~1 minute
-    python bench/eval_latency.py --json          # one JSON document on stdout
-    python bench/eval_latency.py --pops 40 --seeds 20 --stat avg
-    python bench/eval_latency.py --pops 40 --margin 0.05 --tolerance-km 600 --sessions 1000
+    python bench/eval_latency.py                 # ~75 s
+    python bench/eval_latency.py --json > /tmp/lat.json && python bench/plot_latency_rates.py /tmp/lat.json
+    python bench/eval_latency.py --tune          # + the parameter search on the tuning half
 """
 
 from __future__ import annotations
