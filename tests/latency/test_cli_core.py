@@ -130,3 +130,12 @@ def test_command_line_and_file_forms_agree() -> None:
 def test_unknown_country_in_a_built_claim_is_an_input_error() -> None:
     with pytest.raises(InputError, match="unknown country"):
         verify_claims([Claim(ClaimedCountry("QQ"), (RTTSample(lat=0.0, lon=0.0, ms=5.0),))])
+
+
+def test_verify_each_reports_a_bad_claim_and_answers_the_rest() -> None:
+    from geowarden.latency.cli import verify_each
+
+    good = Claim(ClaimedCountry("DE"), (RTTSample(lat=50.11, lon=8.68, ms=3.0),))
+    out = verify_each([good, Claim(ClaimedCountry("QQ"), good.rtt), good])
+    assert isinstance(out[1], InputError) and "QQ" in out[1].message
+    assert [o["feasible"] for o in (out[0], out[2]) if isinstance(o, dict)] == [True, True]
