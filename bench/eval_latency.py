@@ -1,35 +1,29 @@
-"""Evaluate latency location verification on real pings (WonderNetwork, ../shared/data/latency).
+"""Evaluate latency location verification on real pings (../shared/data/latency).
 
 What it measures (docs/latency.md has the method and the results):
 
-1. **Landmark consistency** of the whole mesh: which servers' listed locations are physically
-   impossible (``model.find_inconsistent`` at 2/3 c). Those clients are reported apart: their
-   "true" claim is not true.
-2. **Claims**, for PoP counts ``--pops`` (default 20, 40, 60) over ``--seeds`` splits (default
-   10). Split: PoPs are chosen by farthest-point sampling from a random first server (well
-   spread, fixed seed per split); every other server is a client. The clients are dealt into
-   two folds; the calibrated configuration calibrates its PoPs on the mesh of PoPs + the *other*
-   fold, so no client's own pings ever calibrate the bound used on it. Each PoP "measures" the
-   client with the minimum RTT of the 24-hour series (``--stat avg`` for the average).
-   - true claims: the client's listed point, and its country;
-   - false claims: every other server location >= 1,500 km from the client, and every country
-     whose nearest populated place is >= 1,500 km from the client.
-   Three configurations: ``naive`` (2/3 c, every disc trusted), ``physical`` (the default for
-   uncalibrated PoPs: 2/3 c + 25 km, tolerance rule) and ``calibrated`` (per-PoP speeds,
-   inconsistent PoPs dropped, tolerance rule).
+1. **Landmark consistency** of the whole WonderNetwork mesh: which servers' listed locations are
+   physically impossible (``model.find_inconsistent`` at 2/3 c).
+2. **Claims** (``latency_claims.py``): landmark subsets of 10, 20, 40, 60, 100 servers (random and
+   farthest-point, ``--seeds`` draws each) and all (leave-one-out); clients dealt once into a
+   tuning half and a reporting half, the landmarks calibrated on the landmarks + tuning clients
+   only; true and false (>= 1,500 km) point and country claims; true claims rejected,
+   inconclusive, false claims caught, in-sample and held-out side by side. ``--tune`` searches
+   the rule's parameters on the tuning half. **Drift**: the same rule on the 2025 AWS
+   inter-region medians.
 3. **Tunnel detector** on simulated sessions built from real pings with last-mile jitter:
    honest clients (client -> PoP) and TCP-terminating tunnels (client -> exit -> PoP).
 
-    python bench/eval_latency.py                 # ~1 minute
-    python bench/eval_latency.py --json          # one JSON document on stdout
-    python bench/eval_latency.py --pops 40 --seeds 20 --stat avg
-    python bench/eval_latency.py --pops 40 --margin 0.05 --tolerance-km 600 --sessions 1000
+    python bench/eval_latency.py                 # ~75 s
+    python bench/eval_latency.py --json > /tmp/lat.json && python bench/plot_latency_rates.py /tmp/lat.json
+    python bench/eval_latency.py --tune          # + the parameter search on the tuning half
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -40,14 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import latency_claims as lc
 import numpy as np
 import numpy.typing as npt
 import pycountry
 
 from geowarden.latency import model as lm
-from geowarden.latency.places import places
+from geowarden.latency.rule import DEFAULT_TOLERANCE
 from geowarden.latency.tunnel import DEFAULT_CONFIG, TunnelConfig, tunnel_gap
-from geowarden.latency.verify import DEFAULT_TOLERANCE, PLACE_SLACK_KM, STRICT, Tolerance, robust_violation
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("GEOWARDEN_BENCH_DATA", ROOT.parent / "shared" / "data"))
@@ -128,171 +122,6 @@ def load_mesh(stat: str = "min", data: Path = WN) -> Mesh:
         js,
         lm.pair_distances(lat, lon),
     )
-
-
-def spread_pops(mesh: Mesh, n_pops: int, rng: np.random.Generator) -> list[int]:
-    """Farthest-point sampling from a random first server: PoPs spread over the globe."""
-    sel = [int(rng.integers(mesh.n))]
-    dmin = mesh.dist[sel[0]].copy()
-    while len(sel) < n_pops:
-        k = int(np.argmax(dmin))
-        sel.append(k)
-        dmin = np.minimum(dmin, mesh.dist[k])
-    return sel
-
-
-@dataclass
-class Counts:
-    true_point: list[int]  # [rejected, total]
-    true_point_clean: list[int]
-    true_country: list[int]
-    true_country_clean: list[int]
-    false_point: list[int]  # [caught, total]
-    false_country: list[int]
-    rejected_clients: dict[str, int]
-
-    @classmethod
-    def zero(cls) -> Counts:
-        return cls([0, 0], [0, 0], [0, 0], [0, 0], [0, 0], [0, 0], {})
-
-    def to_dict(self) -> dict[str, Any]:
-        def rate(x: list[int]) -> dict[str, Any]:
-            return {"rate": round(x[0] / x[1], 5) if x[1] else None, "n": x[1], "count": x[0]}
-
-        top = sorted(self.rejected_clients.items(), key=lambda kv: -kv[1])[:10]
-        return {
-            "true_point_rejected": rate(self.true_point),
-            "true_point_rejected_clean": rate(self.true_point_clean),
-            "true_country_rejected": rate(self.true_country),
-            "true_country_rejected_clean": rate(self.true_country_clean),
-            "false_point_caught": rate(self.false_point),
-            "false_country_caught": rate(self.false_country),
-            "most_rejected_clients": [{"client": k, "splits": v} for k, v in top],
-        }
-
-
-class CountryIndex:
-    """Places grouped by country, for per-country "any place feasible" reductions."""
-
-    def __init__(self) -> None:
-        pl = places()
-        order = np.argsort(pl.country, kind="stable")
-        self.xyz = pl.points.xyz[order]
-        cc = pl.country[order]
-        self.codes, self.starts = np.unique(cc, return_index=True)
-        self.codes = np.array([str(c) for c in self.codes])
-        self.pos = {str(c): k for k, c in enumerate(self.codes)}
-
-    def nearest_km(self, lat: float, lon: float) -> F64:
-        """Per country: the distance to its nearest place."""
-        dots = self.xyz @ lm.unit_vectors(lat, lon)
-        best = np.maximum.reduceat(dots, self.starts)
-        return lm.km_of_dot(best)
-
-    def feasible(self, disc_xyz: F64, radius: F64, tol: Tolerance) -> npt.NDArray[np.bool_]:
-        """Per country: is some place feasible (tolerance rule, place slack added to every disc)?
-
-        The same rule as ``verify.feasible_mask``, computed only for the places within reach of
-        the tightest disc (the others cannot be feasible).
-        """
-        t = tol.for_discs(len(radius))
-        r = radius + PLACE_SLACK_KM
-        j = int(np.argmin(r))
-        rows = np.flatnonzero(self.xyz @ disc_xyz[j] >= lm.cos_of_km(r[j] + t.max_km))
-        dots = disc_xyz @ self.xyz[rows].T  # (discs, places): reductions along the long axis
-        outside = np.count_nonzero(dots < lm.cos_of_km(r)[:, None], axis=0)
-        near = (dots >= lm.cos_of_km(r + t.max_km)[:, None]).all(axis=0)
-        ok = np.zeros(len(self.xyz), dtype=bool)
-        ok[rows] = (outside <= t.count) & near
-        return np.logical_or.reduceat(ok, self.starts)
-
-
-def evaluate_claims(
-    mesh: Mesh,
-    n_pops: int,
-    seeds: int,
-    bad: set[int],
-    cidx: CountryIndex,
-    *,
-    margin: float = lm.DEFAULT_MARGIN,
-    tolerance: Tolerance = DEFAULT_TOLERANCE,
-) -> dict[str, dict[str, Any]]:
-    configs = ("naive", "physical", "calibrated")
-    counts = {c: Counts.zero() for c in configs}
-    xyz_all = lm.unit_vectors(mesh.lat, mesh.lon)
-    near = [cidx.nearest_km(float(mesh.lat[c]), float(mesh.lon[c])) for c in range(mesh.n)]
-    for seed in range(seeds):
-        rng = np.random.default_rng(SEED + seed)
-        pops = spread_pops(mesh, n_pops, rng)
-        rest = np.array([c for c in range(mesh.n) if c not in set(pops)])
-        rng.shuffle(rest)
-        folds = (rest[::2], rest[1::2])
-        for f in (0, 1):
-            clients, other = folds[f], folds[1 - f]
-            ref = np.array(list(pops) + list(other))
-            cal = lm.calibrate(
-                mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(len(pops)), margin=margin
-            )
-            speeds: dict[int, float] = {}
-            for p in pops:
-                if not cal.is_inconsistent(float(mesh.lat[p]), float(mesh.lon[p])):
-                    speeds[p] = cal.bound_for(float(mesh.lat[p]), float(mesh.lon[p])).speed_km_per_ms
-            for c in clients:
-                for cfg in configs:
-                    if cfg == "calibrated":
-                        use = [p for p in pops if p in speeds and not np.isnan(mesh.rtt[p, c])]
-                        v = np.array([speeds[p] for p in use])
-                        radius = np.minimum(v * mesh.rtt[use, c] / 2.0 + lm.PHYSICAL.slack_km, lm.HALF_CIRCUMFERENCE_KM)
-                    else:
-                        use = [p for p in pops if not np.isnan(mesh.rtt[p, c])]
-                        bound = lm.NAIVE if cfg == "naive" else lm.PHYSICAL
-                        radius = np.asarray(bound.max_km(mesh.rtt[use, c]), dtype=np.float64)
-                    tol = STRICT if cfg == "naive" else tolerance
-                    _score(counts[cfg], mesh, c, np.array(use), radius, tol, xyz_all, near[c], cidx, c in bad)
-    return {c: counts[c].to_dict() for c in configs}
-
-
-def _score(
-    cnt: Counts,
-    mesh: Mesh,
-    c: int,
-    use: npt.NDArray[np.intp],
-    radius: F64,
-    tol: Tolerance,
-    xyz_all: F64,
-    near_c: F64,
-    cidx: CountryIndex,
-    is_bad: bool,
-) -> None:
-    if len(use) == 0:
-        return
-    # point claims: the client itself, and every server >= 1,500 km away
-    excess = mesh.dist[use][:, c] - radius
-    rejected = bool(robust_violation(excess[None, :], tol)[0] > 0)
-    cnt.true_point[0] += rejected
-    cnt.true_point[1] += 1
-    if not is_bad:
-        cnt.true_point_clean[0] += rejected
-        cnt.true_point_clean[1] += 1
-    if rejected:
-        cnt.rejected_clients[mesh.name[c]] = cnt.rejected_clients.get(mesh.name[c], 0) + 1
-    far = np.flatnonzero(mesh.dist[c] >= FALSE_KM)
-    ex = (mesh.dist[np.ix_(use, far)] - radius[:, None]).T
-    caught = robust_violation(ex, tol) > 0
-    cnt.false_point[0] += int(caught.sum())
-    cnt.false_point[1] += len(far)
-    # country claims
-    ok = cidx.feasible(xyz_all[use], radius, tol)
-    k = cidx.pos.get(mesh.country[c])
-    if k is not None:
-        cnt.true_country[0] += not ok[k]
-        cnt.true_country[1] += 1
-        if not is_bad:
-            cnt.true_country_clean[0] += not ok[k]
-            cnt.true_country_clean[1] += 1
-    wrong = near_c >= FALSE_KM
-    cnt.false_country[0] += int((~ok[wrong]).sum())
-    cnt.false_country[1] += int(wrong.sum())
 
 
 # ---------------------------------------------------------------- tunnel simulation
@@ -423,16 +252,80 @@ def _pct(x: dict[str, Any]) -> str:
     return "-" if x["rate"] is None else f"{100 * x['rate']:.2f} % (n={x['n']})"
 
 
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"
+
+
+def cell(d: dict[str, Any]) -> str:
+    return (
+        f"{_rate(d['honest_rejected'])} / {_rate(d['honest_inconclusive'])} / "
+        f"{_rate(d['false_caught'])} (n={d['n_honest']}, {d['n_false']})"
+    )
+
+
+def claims_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, Any]:
+    """Landmark subsets x strategies x seeds, tuning half vs reporting half, and the AWS drift check."""
+    t0 = time.perf_counter()
+    cases = lc.wn_cases(mesh, args.seeds)
+    tol = DEFAULT_TOLERANCE
+    doc: dict[str, Any] = {"tolerance": dataclasses.asdict(tol), "cases": len(cases)}
+    if args.tune:
+        # severity >= 800 km: one disc alone must miss by more than 400 km to reject (a design
+        # constraint, not a tuned value: one misplaced landmark must not reject a city's clients)
+        tuned, tried = lc.tune(cases, {"severity_km": [800, 1200], "reject_base": [0.5, 0.7],
+                                       "reject_share": [0.0, 0.0025, 0.005]})  # fmt: skip
+        doc["tuning"] = {"chosen": dataclasses.asdict(tuned), "tried": tried}
+        print(f"tuning half: chosen {tuned} (grid of {len(tried)}, "
+              f"{sum(t['ok'] for t in tried)} met the constraints)", file=out)  # fmt: skip
+    tallies = lc.score(cases, tol)
+    rows: dict[str, Any] = {}
+    print(f"\nclaims, rule {tol} ({len(cases)} client x landmark-set cases, {args.seeds} seeds):", file=out)
+    head = "true rejected / inconclusive / false caught"
+    print(
+        f"  {'landmarks':<10} {'strategy':<9} {'in-sample (tuning half): ' + head:<72} held-out (reporting half)",
+        file=out,
+    )
+    for n in lc.COUNTS:
+        for strategy in ("random", "farthest", "all"):
+            key_t, key_r = ("tune", strategy, str(n)), ("report", strategy, str(n))
+            if key_t not in tallies:
+                continue
+            t, r = tallies[key_t].to_dict(), tallies[key_r].to_dict()
+            rows[f"{n}/{strategy}"] = {"in_sample": t, "held_out": r}
+            print(f"  {n!s:<10} {strategy:<9} {cell(t):<72} {cell(r)}", file=out)
+    doc["wonder_network"] = rows
+    countries = lc.score_countries(cases, tol, mesh)
+    doc["wonder_network_countries"] = {f"{k[2]}/{k[1]}/{k[0]}": v.to_dict() for k, v in countries.items()}
+    print("\ncountry claims (own country true; countries >= 1,500 km away false), same cases:", file=out)
+    for n in lc.COUNTS:
+        for strategy in ("random", "farthest", "all"):
+            if ("tune", strategy, str(n)) not in countries:
+                continue
+            t = countries[("tune", strategy, str(n))].to_dict()
+            r = countries[("report", strategy, str(n))].to_dict()
+            print(f"  {n!s:<10} {strategy:<9} {cell(t):<72} {cell(r)}", file=out)
+    aws = lc.load_aws(DATA / "latency" / "aws-interregion")
+    drift = lc.score(lc.aws_cases(aws, args.seeds), tol)
+    doc["drift_aws_2025"] = {f"{k[2]}/{k[1]}": v.to_dict() for k, v in drift.items()}
+    print("\ndrift: the same rule on AWS inter-region medians 2025 (32 regions, each the client of the others):",
+          file=out)  # fmt: skip
+    for k, v in sorted(drift.items(), key=lambda kv: str(kv[0])):
+        d = v.to_dict()
+        print(f"  {k[2]:<5} {k[1]:<7} true rejected {_rate(d['honest_rejected'])}, inconclusive "
+              f"{_rate(d['honest_inconclusive'])}, false caught {_rate(d['false_caught'])} "
+              f"(n={d['n_honest']}, {d['n_false']})", file=out)  # fmt: skip
+    doc["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    return doc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
-    ap.add_argument("--pops", type=int, nargs="+", default=[20, 40, 60], help="PoP counts to evaluate")
-    ap.add_argument("--seeds", type=int, default=10, help="random splits per PoP count")
+    ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count and strategy")
+    ap.add_argument("--tune", action="store_true", help="also search the rule's parameters on the tuning half")
     ap.add_argument("--stat", choices=["min", "avg"], default="min", help="which RTT of the 24 h series a PoP sees")
     ap.add_argument("--sessions", type=int, default=20000, help="simulated sessions per class (tunnel detector)")
     ap.add_argument("--tcp-samples", type=int, default=3)
     ap.add_argument("--app-samples", type=int, default=5)
-    ap.add_argument("--margin", type=float, default=lm.DEFAULT_MARGIN, help="calibration margin (speed x (1 + m))")
-    ap.add_argument("--tolerance-km", type=float, default=DEFAULT_TOLERANCE.max_km, help="tolerance rule: max km")
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout (the text goes to stderr)")
     args = ap.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
@@ -453,42 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "date": dt.date.today().isoformat(),
         "data": {"servers": mesh.n, "stat": args.stat, "source": "WonderNetwork pings 2020-07-19/20"},
         "inconsistent_landmarks": [{"name": mesh.name[i], "violations": k} for i, k in removed],
-        "split": {
-            "pops": "farthest-point sampling from a random first server",
-            "clients": "all other servers, two folds",
-            "calibration": "PoPs + the other fold",
-            "seeds": args.seeds,
-            "first_seed": SEED,
-            "false_claims_km": FALSE_KM,
-            "margin": args.margin,
-            "tolerance_km": args.tolerance_km,
-        },
-        "claims": {},
     }
-    cidx = CountryIndex()
-    for n_pops in args.pops:
-        tol = Tolerance(DEFAULT_TOLERANCE.count, args.tolerance_km, DEFAULT_TOLERANCE.min_discs)
-        res = evaluate_claims(mesh, n_pops, args.seeds, bad, cidx, margin=args.margin, tolerance=tol)
-        doc["claims"][str(n_pops)] = res
-        print(f"\n{n_pops} PoPs, {args.seeds} splits:", file=out)
-        print(
-            f"  {'config':<11} {'true point rejected':>26} {'(clean clients)':>24} {'true country rejected':>24}"
-            f" {'false point caught':>26} {'false country caught':>26}",
-            file=out,
-        )
-        for cfg, r in res.items():
-            print(
-                f"  {cfg:<11} {_pct(r['true_point_rejected']):>26} {_pct(r['true_point_rejected_clean']):>24}"
-                f" {_pct(r['true_country_rejected']):>24} {_pct(r['false_point_caught']):>26}"
-                f" {_pct(r['false_country_caught']):>26}",
-                file=out,
-            )
-        worst = res["calibrated"]["most_rejected_clients"][:6]
-        if worst:
-            print(
-                "  calibrated, most rejected clients: " + ", ".join(f"{w['client']} ({w['splits']})" for w in worst),
-                file=out,
-            )
+    doc["claims"] = claims_section(args, mesh, out)
     tun = evaluate_tunnels(mesh, args.sessions, args.tcp_samples, args.app_samples, bad, DEFAULT_CONFIG)
     doc["tunnel"] = tun
     print(

@@ -18,7 +18,7 @@ from geowarden.latency.cli import (
 from geowarden.latency.verify import Claim, ClaimedCountry, ClaimedPoint
 from geowarden.model import RTTSample
 
-KEYS = {"feasible", "violation_km", "region", "reasons"}
+KEYS = {"feasible", "confidence", "violation_km", "landmarks", "region", "reasons"}
 
 
 @pytest.mark.parametrize(
@@ -110,11 +110,12 @@ def test_verify_claims_shape_and_order(wn: WN) -> None:
         Claim(ClaimedCountry("DE"), ()),
     ]
     out = verify_claims(claims)
-    assert [set(o) for o in out] == [KEYS] * 4
-    assert [o["feasible"] for o in out] == [True, False, True, True]
+    assert [set(o) for o in out] == [KEYS] * 3 + [KEYS | {"inconclusive"}]
+    assert [o["feasible"] for o in out] == [True, False, True, None]  # no sample: inconclusive, not true
     assert out[0]["reasons"] == ["RTT_REGION"] and out[0]["violation_km"] == 0.0
     assert out[1]["reasons"] == ["RTT_TOO_FAR_FROM_CLAIMED", "RTT_REGION"] and out[1]["violation_km"] > 10_000
-    assert out[3]["reasons"] == ["RTT_INSUFFICIENT"]
+    assert out[3]["reasons"] == ["RTT_INSUFFICIENT", "RTT_INCONCLUSIVE"]
+    assert all(0.5 <= o["confidence"] <= 0.99 for o in out) and out[1]["confidence"] > 0.9
     assert "DE" in out[0]["region"]["countries"] and out[0]["region"]["centroid"] is not None
     json.dumps(out)  # JSON-ready as it is
 
@@ -129,3 +130,12 @@ def test_command_line_and_file_forms_agree() -> None:
 def test_unknown_country_in_a_built_claim_is_an_input_error() -> None:
     with pytest.raises(InputError, match="unknown country"):
         verify_claims([Claim(ClaimedCountry("QQ"), (RTTSample(lat=0.0, lon=0.0, ms=5.0),))])
+
+
+def test_verify_each_reports_a_bad_claim_and_answers_the_rest() -> None:
+    from geowarden.latency.cli import verify_each
+
+    good = Claim(ClaimedCountry("DE"), (RTTSample(lat=50.11, lon=8.68, ms=3.0),))
+    out = verify_each([good, Claim(ClaimedCountry("QQ"), good.rtt), good])
+    assert isinstance(out[1], InputError) and "QQ" in out[1].message
+    assert [o["feasible"] for o in (out[0], out[2]) if isinstance(o, dict)] == [True, True]

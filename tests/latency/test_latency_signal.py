@@ -25,7 +25,9 @@ def _codes(evidence: list) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_codes_table() -> None:
-    assert set(CODES) == {"RTT_TOO_FAR_FROM_CLAIMED", "RTT_REGION", "RTT_TUNNEL_GAP", "RTT_INSUFFICIENT"}
+    assert set(CODES) == {
+        "RTT_TOO_FAR_FROM_CLAIMED", "RTT_REGION", "RTT_TUNNEL_GAP", "RTT_INSUFFICIENT", "RTT_INCONCLUSIVE",
+    }  # fmt: skip
     assert all(signal == "rtt" and meaning.endswith(".") for signal, meaning in CODES.values())
     assert not set(CODES) & (set(CENTRAL) - set(CODES))  # no clash with the codes of other signals
 

@@ -162,6 +162,23 @@ def test_auth_request_round_trip(server: Server) -> None:
         assert (vpn.status_code, vpn.headers["x-geowarden-action"]) == (200, "challenge")  # upstream steps up
 
 
+def test_auth_request_carries_the_edge_rtt_to_the_tunnel_check(server: Server) -> None:
+    """nginx passes $tcpinfo_rtt (microseconds) and the application RTTs; a 2 ms TCP RTT under ~80 ms
+    application RTTs is a relay: challenged, with the reason in the response headers."""
+    h = {
+        "x-geowarden-token": server.tokens["decide"],
+        "x-forwarded-for": "8.8.8.8",
+        "x-geowarden-rtt-us": "2000",
+        "x-geowarden-app-rtt-ms": "80,82.5,85",
+    }
+    with server.client(scope=None, source=TRUSTED_PEER) as c:
+        r = c.get("/auth_request", headers=h)
+        assert (r.status_code, r.headers["x-geowarden-action"]) == (200, "challenge")
+        assert r.headers["x-geowarden-reasons"] == "RTT_TUNNEL_GAP"
+        plain = c.get("/auth_request", headers={k: v for k, v in h.items() if k != "x-geowarden-app-rtt-ms"})
+        assert plain.headers["x-geowarden-action"] == "allow"
+
+
 def test_a_forged_x_forwarded_for_from_an_untrusted_peer_is_ignored(server: Server) -> None:
     h = {"x-geowarden-token": server.tokens["decide"], "x-forwarded-for": "8.8.8.8"}
     with server.client(scope=None) as c:  # connects from 127.0.0.1: not a trusted proxy

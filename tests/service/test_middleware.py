@@ -92,3 +92,39 @@ def test_facts_hook(tiny_snapshot: Snapshot) -> None:
         GeowardenMiddleware, warden=Warden(tiny_snapshot), facts_from=facts, on_decision=lambda d, f: seen.append(d)
     )
     assert get(app, "/x", client=("8.8.8.8", 1), headers={"x-real-client": "1.2.4.8"}).status_code == 403
+
+
+TUNNEL_HEADERS = {"x-forwarded-for": "8.8.8.8", "x-geowarden-rtt-us": "2000", "x-geowarden-app-rtt-ms": "80,82.5,85"}
+
+
+def test_the_edge_rtt_header_reaches_the_tunnel_check(tiny_snapshot: Snapshot) -> None:
+    """nginx's $tcpinfo_rtt (2 ms, in microseconds) against application RTTs of ~80 ms: TCP ends at a relay."""
+    seen: list[Decision] = []
+    app = make_app(tiny_snapshot, "203.0.113.0/24", seen)
+    r = get(app, "/v1/chat", client=("203.0.113.1", 1234), headers=TUNNEL_HEADERS)
+    assert (r.status_code, r.json()["action"]) == (200, "challenge")
+    gap = next(e for e in seen[-1].evidence if e.code == "RTT_TUNNEL_GAP")
+    assert gap.value["tcp_min_ms"] == 2.0 and gap.value["app_min_ms"] == 80.0
+    # the edge's TCP RTT alone (no application RTTs) is no tunnel measurement: no latency evidence at all
+    get(
+        app,
+        "/v1/chat",
+        client=("203.0.113.1", 1234),
+        headers={"x-forwarded-for": "8.8.8.8", "x-geowarden-rtt-us": "2000"},
+    )
+    assert [e.code for e in seen[-1].evidence if e.signal == "rtt"] == []
+
+
+def test_rtt_headers_from_an_untrusted_peer_are_ignored(tiny_snapshot: Snapshot) -> None:
+    seen: list[Decision] = []
+    app = make_app(tiny_snapshot, "203.0.113.0/24", seen)
+    get(app, "/v1/chat", client=("198.51.100.7", 1234), headers=TUNNEL_HEADERS)  # the client itself
+    assert [e.code for e in seen[-1].evidence if e.signal == "rtt"] == []
+
+
+@pytest.mark.parametrize("value", ["", "0", "-5", "nan", "inf", "abc", "2000,x", "99999999999"])
+def test_malformed_rtt_headers_are_not_measurements(value: str) -> None:
+    from geowarden.service.middleware import edge_rtts
+
+    tcp, _ = edge_rtts({"x-geowarden-rtt-us": value})
+    assert tcp == ((2.0,) if value == "2000,x" else ())

@@ -81,7 +81,7 @@ def verify_location(
     as_json: JsonOpt = False,
 ) -> None:
     """Is a claimed location physically possible given round-trip times from known places?"""
-    from geowarden.latency.cli import claim_from_args, parse_claim_line, verify_claims  # noqa: PLC0415
+    from geowarden.latency.cli import claim_from_args, parse_claim_line, verify_each  # noqa: PLC0415
 
     if (claimed is None) == (file is None):
         fail("give --claimed with --rtt, or --file", 2)
@@ -98,16 +98,25 @@ def verify_location(
         if not rtt:
             fail("give at least one --rtt LAT,LON=MS", 2)
         claims.append(claim_from_args(claimed or "", rtt))
-    results = verify_claims(claims)
+    results = []
+    for res in verify_each(claims):
+        if isinstance(res, InputError):  # a claim that parsed but cannot be checked: reported, the rest go on
+            bad += 1
+            err.print(f"geowarden: {res.message}", markup=False)
+        else:
+            results.append(res)
     if as_json:
         emit_json(results)
     else:
         for r in results:
-            verdict = (
-                "[green]feasible[/green]" if r["feasible"] else f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
-            )
+            if r["feasible"] is None:
+                verdict = f"[yellow]inconclusive[/yellow] ({r.get('inconclusive', '')})"
+            elif r["feasible"]:
+                verdict = "[green]feasible[/green]"
+            else:
+                verdict = f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
             where = ", ".join(r.get("region", {}).get("countries", [])[:10])
-            out.print(f"{verdict}; the client can be in: {where or '-'}")
+            out.print(f"{verdict}, confidence {r['confidence']:.2f}; the client can be in: {where or '-'}")
     if bad:
         raise typer.Exit(3)
 

@@ -5,9 +5,12 @@
     geowarden verify-location --claimed CC|LAT,LON --rtt LAT,LON=MS [--rtt ...]
     geowarden verify-location --file F     # JSON Lines: {"claimed": "CC" or [lat, lon], "rtt": [[lat, lon, ms], ...]}
 
-Per claim, in input order: ``feasible`` (bool), ``violation_km``, ``region``, ``reasons``.
+Per claim, in input order: ``feasible`` (true, false, or null when inconclusive), ``confidence``,
+``violation_km``, ``landmarks``, ``region``, ``reasons`` (and ``inconclusive``: why, when null).
 Malformed input raises ``InputError`` with a one-line reason (``parse_claim_line`` starts it with
-``line N:``); nothing from the input beyond the offending token is echoed.
+``line N:``); nothing from the input beyond the offending token is echoed. Refused: RTTs that
+are not finite, not positive or above ``MAX_RTT_MS``; positions outside the globe; the same
+landmark twice in one claim (give each once, with its smallest RTT); unknown country codes.
 """
 
 from __future__ import annotations
@@ -38,9 +41,12 @@ __all__ = [
     "parse_claimed_arg",
     "parse_rtt_arg",
     "verify_claims",
+    "verify_each",
 ]
 
 _MAX_TOKEN = 40  # characters of an offending token quoted in an error message
+#: No round trip on Earth takes this long (a geostationary hop is ~600 ms): a unit error (us, not ms).
+MAX_RTT_MS = 10_000.0
 
 
 def _quote(text: str) -> str:
@@ -67,6 +73,19 @@ def _check_position(lat: float, lon: float) -> None:
 def _check_ms(ms: float) -> None:
     if not ms > 0.0:
         raise InputError(f"RTT {ms:g} ms is not positive")
+    if ms > MAX_RTT_MS:
+        raise InputError(f"RTT {ms:g} ms is above {MAX_RTT_MS:,.0f} ms (microseconds given as ms?)")
+
+
+def _check_unique(samples: Sequence[RTTSample]) -> None:
+    seen: dict[tuple[float, float], int] = {}
+    for k, s in enumerate(samples):
+        j = seen.setdefault((s.lat, s.lon), k)
+        if j != k:
+            raise InputError(
+                f"rtt {k} repeats the landmark of rtt {j} ({s.lat:g}, {s.lon:g}): give each landmark once, "
+                "with its smallest RTT"
+            )
 
 
 def _country(code: str) -> ClaimedCountry:
@@ -107,7 +126,9 @@ def parse_claimed_arg(text: str) -> Claimed:
 
 def claim_from_args(claimed: str, rtts: Sequence[str]) -> Claim:
     """A claim from the command-line options ``--claimed`` and ``--rtt`` (repeated)."""
-    return Claim(parse_claimed_arg(claimed), tuple(parse_rtt_arg(r) for r in rtts))
+    samples = tuple(parse_rtt_arg(r) for r in rtts)
+    _check_unique(samples)
+    return Claim(parse_claimed_arg(claimed), samples)
 
 
 def _is_number(x: Any) -> bool:
@@ -149,6 +170,7 @@ def _parse_object(doc: Any) -> Claim:
         except InputError as e:
             raise InputError(f"'rtt'[{k}]: {e.message}") from None
         samples.append(RTTSample(lat=lat, lon=lon, ms=ms))
+    _check_unique(samples)
     return Claim(claimed, tuple(samples))
 
 
@@ -173,12 +195,32 @@ def verify_claims(
     calibration: Calibration | None = None,
     tolerance: Tolerance = DEFAULT_TOLERANCE,
 ) -> list[dict[str, Any]]:
-    """Verify each claim; one JSON-ready dict per claim, in input order."""
+    """Verify each claim; one JSON-ready dict per claim, in input order.
+
+    A claim that cannot be checked (a country with no known places) raises ``InputError``;
+    ``verify_each`` reports such problems per claim instead.
+    """
     out: list[dict[str, Any]] = []
+    for res in verify_each(claims, calibration=calibration, tolerance=tolerance):
+        if isinstance(res, InputError):
+            raise res
+        out.append(res)
+    return out
+
+
+def verify_each(
+    claims: Iterable[Claim],
+    *,
+    calibration: Calibration | None = None,
+    tolerance: Tolerance = DEFAULT_TOLERANCE,
+) -> list[dict[str, Any] | InputError]:
+    """Verify each claim: its JSON-ready result, or the ``InputError`` that stopped it, in input order."""
+    out: list[dict[str, Any] | InputError] = []
     for claim in claims:
         try:
-            res = verify(claim.rtt, claim.claimed, calibration=calibration, tolerance=tolerance)
+            out.append(verify(claim.rtt, claim.claimed, calibration=calibration, tolerance=tolerance).to_dict())
         except KeyError:
-            raise InputError(f"unknown country code or no populated places known for it: {claim.claimed}") from None
-        out.append(res.to_dict())
+            out.append(
+                InputError(f"unknown country code or no populated places known for it: {claim.claimed.to_json()}")
+            )
     return out

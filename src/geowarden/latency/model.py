@@ -103,6 +103,9 @@ PHYSICAL = DistanceBound(FIBRE_KM_PER_MS, 25.0)
 #: Calibration defaults, chosen on the WonderNetwork mesh (docs/latency.md, bench/eval_latency.py).
 DEFAULT_MARGIN = 0.10  # per-landmark speed x (1 + margin)
 DEFAULT_MIN_PAIRS = 8  # fewer consistent pairs than this: the landmark stays on PHYSICAL
+#: Reliability of a landmark kept by ``find_inconsistent`` although one of its pairs beats 2/3 c:
+#: the pair proves that one of the two is misplaced, and the other may be this one.
+SUSPECT_RELIABILITY = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class Landmark:
     bound: DistanceBound
     name: str = ""
     pairs: int = 0  # consistent mesh pairs the calibration saw
+    reliability: float = 1.0  # weight of its disc in the rule (``rule.against``); below 1: suspect
 
 
 def _key(lat: float, lon: float) -> tuple[int, int]:
@@ -143,6 +147,10 @@ class Calibration:
         lm = self._index.get(_key(lat, lon))
         return lm.bound if lm is not None else self.default
 
+    def reliability_for(self, lat: float, lon: float) -> float:
+        lm = self._index.get(_key(lat, lon))
+        return lm.reliability if lm is not None else 1.0
+
     def is_inconsistent(self, lat: float, lon: float) -> bool:
         return _key(lat, lon) in self._bad
 
@@ -155,6 +163,7 @@ class Calibration:
                 "speed_km_per_ms": round(lm.bound.speed_km_per_ms, 3),
                 "slack_km": lm.bound.slack_km,
                 "pairs": lm.pairs,
+                "reliability": lm.reliability,
             }
 
         return {
@@ -180,6 +189,7 @@ class Calibration:
                 ),
                 name=str(x.get("name", "")),
                 pairs=int(x.get("pairs", 0)),
+                reliability=min(1.0, max(0.0, float(x.get("reliability", 1.0)))),
             )
 
         return cls(
@@ -255,15 +265,21 @@ def calibrate(
     Inconsistent landmarks are found first (``find_inconsistent``) and neither calibrated nor used
     to calibrate others. Each remaining landmark's speed is the fastest it reaches to any other
     consistent landmark (``(distance - slack) / (rtt / 2)``), times ``1 + margin``, capped at
-    2/3 c; with fewer than ``min_pairs`` consistent pairs it keeps the physical bound. ``only``
+    2/3 c; with fewer than ``min_pairs`` consistent pairs it keeps the physical bound. A kept
+    landmark that beats 2/3 c against one removed on that single conflict (``find_inconsistent``'s
+    coin toss) gets reliability ``SUSPECT_RELIABILITY``. ``only``
     restricts which landmarks are calibrated (e.g. the PoPs), the others still serve as references.
     """
     la, lo = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     n = len(la)
     labels = list(names) if names is not None else [""] * n
-    bad = {i for i, _ in find_inconsistent(la, lo, rtt_ms, PHYSICAL)}
+    removed = find_inconsistent(la, lo, rtt_ms, PHYSICAL)
+    bad = {i for i, _ in removed}
     dist = pair_distances(la, lo)
     rtt = np.fmin(rtt_ms, rtt_ms.T)
+    tossed = np.zeros(n, dtype=bool)  # removed on a single conflict: the partner may be the misplaced one
+    tossed[[i for i, k in removed if k <= 1]] = True
+    suspect: npt.NDArray[np.bool_] = np.asarray((violations(dist, rtt, PHYSICAL) & tossed[None, :]).any(axis=1))
     good = np.array([i not in bad for i in range(n)])
     wanted = range(n) if only is None else only
     landmarks: list[Landmark] = []
@@ -278,6 +294,7 @@ def calibrate(
             speed = float(np.max((dist[i, ok] - slack_km) / (rtt[i, ok] / 2.0)))
             speed = min(FIBRE_KM_PER_MS, max(speed, 1.0) * (1.0 + margin))
             bound = DistanceBound(speed, slack_km)
-        landmarks.append(Landmark(float(la[i]), float(lo[i]), bound, labels[i], pairs))
+        weight = SUSPECT_RELIABILITY if suspect[i] else 1.0
+        landmarks.append(Landmark(float(la[i]), float(lo[i]), bound, labels[i], pairs, weight))
     inconsistent = tuple(Landmark(float(la[i]), float(lo[i]), PHYSICAL, labels[i]) for i in sorted(bad))
     return Calibration(tuple(landmarks), inconsistent, DistanceBound(FIBRE_KM_PER_MS, slack_km), margin)

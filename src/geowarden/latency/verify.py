@@ -1,20 +1,19 @@
 """Is a claimed location physically possible, given RTTs measured from several landmarks?
 
 Each usable RTT sample (a landmark at lat, lon that measured ``ms`` to the client) becomes a
-disc: the client is within ``bound.max_km(ms)`` of the landmark. The feasible region is where
-the discs overlap; a claim (a point, or a country as the set of its populated places) is
-feasible if it lies in that region.
+disc: the client is within ``bound.max_km(ms)`` of the landmark. A claim (a point, or a country
+as the set of its populated places) is judged by how much landmark weight excludes it and by how
+far (``rule``): the answer is ``feasible`` true, false, or None (inconclusive, ``RTT_INCONCLUSIVE``)
+when
 
-Bad landmarks (a wrong listed location, a bound that one odd route beats) must not reject honest
-clients, so the rule tolerates a little (``Tolerance``): a point is infeasible only when
+- the violations are within what honest routes produce (``rule.Tolerance``),
+- fewer than ``Tolerance.min_discs`` landmarks answered, or
+- the discs contradict each other: no point on Earth escapes the rejection rule (the region is
+  empty; a misplaced landmark, or samples not all from one place). The measurement then proves
+  nothing about the claim.
 
-- more than ``count`` discs exclude it (default: one disc may be wrong), or
-- any disc excludes it by more than ``max_km`` (default 400 km: a tolerated disc may be off by
-  a city or two, not by a continent).
-
-The rule is monotone: every disc only grows with more RTT, so adding delay never turns a feasible
-claim infeasible, and the feasible region only grows. ``violation_km`` is how far past that rule
-the claim is (0 when feasible); for a country, the smallest over its places.
+The feasible region is every point the rule does not rule out. ``violation_km`` is how far past
+the rejection rule the claim is (0 unless false); for a country, the smallest over its places.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ import numpy.typing as npt
 
 from geowarden.latency.model import (
     EARTH_RADIUS_KM,
-    HALF_CIRCUMFERENCE_KM,
     PHYSICAL,
     Calibration,
     FloatArray,
@@ -37,16 +35,36 @@ from geowarden.latency.model import (
     unit_vectors,
 )
 from geowarden.latency.places import LATTICE_CELL_KM2, PointSet, places
+from geowarden.latency.rule import (
+    DEFAULT_TOLERANCE,
+    FALSE,
+    NULL,
+    STRICT,
+    TRUE,
+    Tolerance,
+    confidence,
+    outcome,
+    violation_km,
+)
 from geowarden.model import RTTSample
+
+__all__ = ["DEFAULT_TOLERANCE", "STRICT", "Tolerance"]
 
 KM_PER_DEGREE = EARTH_RADIUS_KM * np.pi / 180.0
 #: Extra radius for country claims: a client may live this far from the nearest 15,000-people place.
 PLACE_SLACK_KM = 50.0
 REGION_CITIES = 10
+#: Places of a country whose violation is computed exactly (those with the least evidence against).
+VIOLATION_PLACES = 20
 
 TOO_FAR = "RTT_TOO_FAR_FROM_CLAIMED"
 REGION = "RTT_REGION"
 INSUFFICIENT = "RTT_INSUFFICIENT"
+INCONCLUSIVE = "RTT_INCONCLUSIVE"
+#: Why an answer is inconclusive (``VerifyResult.why``).
+WHY_FEW = "too few landmarks"
+WHY_EMPTY = "no point on Earth fits the discs"
+WHY_HONEST = "violations within what honest routes produce"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,26 +96,6 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
-class Tolerance:
-    """How many discs may exclude a feasible point, and by how much at most.
-
-    With fewer than ``min_discs`` discs there is no majority to outvote a wrong one, and every
-    disc is trusted as it is.
-    """
-
-    count: int = 1
-    max_km: float = 400.0
-    min_discs: int = 3
-
-    def for_discs(self, n: int) -> Tolerance:
-        return self if n >= self.min_discs else STRICT
-
-
-STRICT = Tolerance(0, HALF_CIRCUMFERENCE_KM * 2, 0)
-DEFAULT_TOLERANCE = Tolerance()
-
-
-@dataclass(frozen=True, slots=True)
 class Discs:
     """The usable constraints: one disc per landmark (its smallest RTT), unit vectors precomputed."""
 
@@ -106,11 +104,53 @@ class Discs:
     ms: FloatArray
     radius_km: FloatArray
     xyz: FloatArray
+    weight: FloatArray  # the landmark's reliability (1 unless a calibration says otherwise)
     unusable: int  # samples dropped: not finite, out of range, or from a landmark known to be inconsistent
 
     @property
     def n(self) -> int:
         return len(self.lat)
+
+    @property
+    def total_weight(self) -> float:
+        return float(self.weight.sum())
+
+    def excess(self, xyz: FloatArray, extra_km: float = 0.0) -> FloatArray:
+        """(points, discs): how far outside each disc each point is (negative: inside)."""
+        out: FloatArray = km_of_dot(xyz @ self.xyz.T) - (self.radius_km + extra_km)
+        return out
+
+    def against(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0, limit: float | None = None) -> FloatArray:
+        """``rule.against`` for each point (rows of ``xyz``).
+
+        With ``limit``, the tightest discs are scored first and a point already past ``limit`` is
+        not scored further (its value is then only known to exceed ``limit``): most of a country
+        or of the globe is ruled out by a handful of discs.
+        """
+        order = np.argsort(self.radius_km, kind="stable")
+        score = np.zeros(len(xyz))
+        alive = np.arange(len(xyz))
+        for chunk in (order[:8], order[8:40], order[40:]):
+            if len(chunk) == 0 or len(alive) == 0:
+                continue
+            score[alive] += self._chunk(xyz[alive], chunk, tol, extra_km)
+            if limit is not None:
+                alive = alive[score[alive] <= limit]
+        return score
+
+    def _chunk(self, xyz: FloatArray, chunk: npt.NDArray[np.intp], tol: Tolerance, extra_km: float) -> FloatArray:
+        """Score of the points against some discs; a distance is computed only for a partly violated disc."""
+        dots = xyz @ self.xyz[chunk].T
+        r = self.radius_km[chunk] + extra_km
+        full = dots < cos_of_km(r + tol.severity_km)[None, :]
+        g = full.astype(np.float64)
+        part = (dots < cos_of_km(r)[None, :]) & ~full
+        if part.any():
+            g[part] = np.clip(
+                (km_of_dot(dots[part]) - np.broadcast_to(r, dots.shape)[part]) / tol.severity_km, 0.0, 1.0
+            )
+        out: FloatArray = g @ self.weight[chunk]
+        return out
 
 
 def usable(s: RTTSample) -> bool:
@@ -137,97 +177,64 @@ def discs(samples: Sequence[RTTSample], calibration: Calibration | None = None) 
     ms = np.array(list(best.values()), dtype=np.float64)
     if calibration is None:
         radius = np.asarray(PHYSICAL.max_km(ms), dtype=np.float64)
+        weight = np.ones(len(ms))
     else:
-        radius = np.array(
-            [calibration.bound_for(a, b).max_km(m) for a, b, m in zip(lat, lon, ms, strict=True)], dtype=np.float64
-        )
-    return Discs(lat, lon, ms, radius.reshape(-1), unit_vectors(lat, lon).reshape(-1, 3), dropped)
+        pos = list(zip(lat, lon, ms, strict=True))
+        radius = np.array([calibration.bound_for(a, b).max_km(m) for a, b, m in pos], dtype=np.float64)
+        weight = np.array([calibration.reliability_for(a, b) for a, b, _ in pos], dtype=np.float64)
+    return Discs(lat, lon, ms, radius.reshape(-1), unit_vectors(lat, lon).reshape(-1, 3), weight, dropped)
 
 
-def robust_violation(excess_km: FloatArray, tol: Tolerance = DEFAULT_TOLERANCE) -> FloatArray:
-    """Violation (km, >= 0) of the tolerance rule, from per-disc excess distances (last axis)."""
-    n = excess_km.shape[-1]
-    if n == 0:
-        return np.zeros(excess_km.shape[:-1])
-    tol = tol.for_discs(n)
-    e = -np.sort(-excess_km, axis=-1)  # descending
-    worst = e[..., 0] - tol.max_km
-    beyond = e[..., tol.count] if n > tol.count else np.full(excess_km.shape[:-1], -np.inf)
-    out: FloatArray = np.maximum(np.maximum(worst, beyond), 0.0)
-    return out
-
-
-def feasible_mask(xyz: FloatArray, d: Discs, tol: Tolerance, extra_km: float = 0.0) -> npt.NDArray[np.bool_]:
-    """Which points (rows of ``xyz``) satisfy the tolerance rule: dot products, no trigonometry."""
-    if d.n == 0:
-        return np.ones(len(xyz), dtype=bool)
-    tol = tol.for_discs(d.n)
-    dots = d.xyz @ xyz.T  # (discs, points): reductions run along the long axis
-    outside = np.count_nonzero(dots < cos_of_km(d.radius_km + extra_km)[:, None], axis=0)
-    near = (dots >= cos_of_km(d.radius_km + extra_km + tol.max_km)[:, None]).all(axis=0)
-    out: npt.NDArray[np.bool_] = (outside <= tol.count) & near
-    return out
-
-
-def point_violation(d: Discs, lat: float, lon: float, tol: Tolerance = DEFAULT_TOLERANCE) -> float:
-    xyz = unit_vectors(lat, lon)
-    excess = km_of_dot(d.xyz @ xyz) - d.radius_km
-    return float(robust_violation(excess, tol))
-
-
-def country_violation(
-    d: Discs, code: str, tol: Tolerance = DEFAULT_TOLERANCE, slack_km: float = PLACE_SLACK_KM
-) -> tuple[float, int]:
-    """Smallest violation over the country's places, and the index (in ``places()``) of that place."""
-    pl = places()
-    idx = pl.by_country.get(code)
-    if idx is None or len(idx) == 0:
-        raise KeyError(code)
-    xyz = pl.points.xyz[idx]
-    ok = feasible_mask(xyz, d, tol, slack_km)
-    if ok.any():
-        return 0.0, int(idx[int(np.argmax(ok))])
-    excess = km_of_dot(xyz @ d.xyz.T) - (d.radius_km + slack_km)
-    v = robust_violation(excess, tol)
-    k = int(np.argmin(v))
-    return float(v[k]), int(idx[k])
+def _limit(d: Discs, tol: Tolerance) -> float:
+    return tol.reject_at(d.total_weight)
 
 
 def _candidates(ps: PointSet, d: Discs, tol: Tolerance, extra_km: float = 0.0) -> npt.NDArray[np.intp]:
-    """Rows of ``ps`` that may be feasible: within the tightest disc (plus ``tol.max_km`` if a disc may be wrong)."""
-    tol = tol.for_discs(d.n)
-    j = int(np.argmin(d.radius_km))
-    beyond = min(tol.max_km, HALF_CIRCUMFERENCE_KM) if tol.count > 0 else 0.0  # count 0: every disc holds
-    reach = float(d.radius_km[j]) + beyond + extra_km
-    if reach >= HALF_CIRCUMFERENCE_KM:
+    """Rows of ``ps`` that the rule may not rule out.
+
+    The tightest discs whose weight exceeds the rejection threshold: a point beyond
+    ``severity_km`` of every one of them has more evidence against it than the threshold.
+    """
+    order = np.argsort(d.radius_km, kind="stable")
+    cum = np.cumsum(d.weight[order])
+    k = int(np.searchsorted(cum, _limit(d, tol), side="right"))
+    if k >= d.n:
         return np.arange(len(ps.lat))
-    half = reach / KM_PER_DEGREE
-    lat0 = float(d.lat[j])
-    band = ps.band(lat0 - half, lat0 + half)
-    rows = np.arange(band.start, band.stop)
-    near = ps.xyz[band] @ d.xyz[j] >= cos_of_km(reach)
-    out: npt.NDArray[np.intp] = rows[near]
+    keep = np.zeros(len(ps.lat), dtype=bool)
+    for j in order[: k + 1]:
+        reach = float(d.radius_km[j]) + tol.severity_km + extra_km
+        half = reach / KM_PER_DEGREE
+        band = ps.band(float(d.lat[j]) - half, float(d.lat[j]) + half)
+        keep[band] |= ps.xyz[band] @ d.xyz[j] >= cos_of_km(reach)
+    return np.flatnonzero(keep)
+
+
+def _open_rows(
+    ps: PointSet, d: Discs, tol: Tolerance, extra_km: float = 0.0
+) -> tuple[npt.NDArray[np.intp], FloatArray]:
+    """Rows of ``ps`` that the rule does not rule out, and the evidence against each."""
+    rows = _candidates(ps, d, tol, extra_km)
+    score = d.against(ps.xyz[rows], tol, extra_km, _limit(d, tol))
+    ok = score <= _limit(d, tol)
+    return rows[ok], score[ok]  # a score of 0: inside every disc
+
+
+def feasible_mask(xyz: FloatArray, d: Discs, tol: Tolerance, extra_km: float = 0.0) -> npt.NDArray[np.bool_]:
+    """Which points (rows of ``xyz``) the rule does not rule out."""
+    if d.n == 0:
+        return np.ones(len(xyz), dtype=bool)
+    out: npt.NDArray[np.bool_] = d.against(xyz, tol, extra_km, _limit(d, tol)) <= _limit(d, tol)
     return out
 
 
-def _feasible_rows(
-    ps: PointSet, d: Discs, tol: Tolerance, extra_km: float = 0.0
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """Rows of ``ps`` that satisfy the tolerance rule, and how many discs exclude each of them.
-
-    Candidates are first narrowed to the reach of the tightest disc (a latitude band, then one
-    dot product each).
-    """
-    tol = tol.for_discs(d.n)
-    rows = _candidates(ps, d, tol, extra_km)
-    reach = cos_of_km(d.radius_km + extra_km + tol.max_km)[:, None]
-    inside = cos_of_km(d.radius_km + extra_km)[:, None]
-    dots = d.xyz @ ps.xyz[rows].T  # (discs, points): reductions run along the long axis
-    near = (dots >= reach).all(axis=0)
-    rows, dots = rows[near], dots[:, near]
-    outside = np.count_nonzero(dots < inside, axis=0)
-    ok = outside <= tol.count
-    return rows[ok], outside[ok]
+def region_is_empty(d: Discs, tol: Tolerance) -> bool:
+    """No lattice point or populated place escapes the rule: the discs contradict each other."""
+    pl = places()
+    for ps, extra in ((pl.lattice, 0.0), (pl.points, PLACE_SLACK_KM)):
+        rows = _candidates(ps, d, tol, extra)
+        if len(rows) and (d.against(ps.xyz[rows], tol, extra, _limit(d, tol)) <= _limit(d, tol)).any():
+            return False
+    return True
 
 
 def _to_latlon(v: FloatArray) -> list[float]:
@@ -239,19 +246,19 @@ def _to_latlon(v: FloatArray) -> list[float]:
 
 
 def region(d: Discs, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float = PLACE_SLACK_KM) -> dict[str, Any]:
-    """The feasible region: countries and largest cities inside it, centroid, area, spread.
+    """The feasible region: countries and largest cities the rule does not rule out, centroid, area.
 
     Places are in it on the same terms as a country claim (``place_slack_km`` added to every
-    disc), so ``countries`` lists exactly the country claims that would be feasible.
+    disc), so ``countries`` lists exactly the country claims that would not be false.
 
-    ``consistent`` is false when no point satisfies every disc: some landmark is wrong (or the
+    ``consistent`` is false when no point lies inside every disc: some landmark is wrong (or the
     samples do not come from one place); ``tolerated`` then lists the discs the region ignores.
     """
     pl = places()
     if d.n == 0:
         return {"empty": True, "landmarks": 0}
-    lat_ok, lat_out = _feasible_rows(pl.lattice, d, tol)
-    pl_ok, pl_out = _feasible_rows(pl.points, d, tol, place_slack_km)
+    lat_ok, lat_worst = _open_rows(pl.lattice, d, tol)
+    pl_ok, pl_worst = _open_rows(pl.points, d, tol, place_slack_km)
     pts = np.concatenate([pl.lattice.xyz[lat_ok], pl.points.xyz[pl_ok]])
     out: dict[str, Any] = {"empty": len(pts) == 0, "landmarks": d.n}
     if d.unusable:
@@ -262,9 +269,8 @@ def region(d: Discs, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float =
     cen = pl.lattice.xyz[lat_ok].sum(axis=0) if len(lat_ok) else pl.points.xyz[pl_ok].sum(axis=0)
     if float(np.linalg.norm(cen)) < 1e-9:  # the whole globe: no meaningful centre
         cen = pts.sum(axis=0) + np.array([0.0, 0.0, 1e-6])
-    centroid = _to_latlon(cen)
     radius = float(km_of_dot((pts @ (cen / np.linalg.norm(cen))).min()))
-    strict = np.concatenate([lat_out == 0, pl_out == 0])
+    strict = bool((lat_worst <= 0.0).any() or (pl_worst <= 0.0).any())  # some point inside every disc
     pop = pl.population[pl_ok]
     if len(pl_ok) > REGION_CITIES:
         part = np.argpartition(-pop, REGION_CITIES)[:REGION_CITIES]
@@ -272,7 +278,7 @@ def region(d: Discs, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float =
     else:
         top = pl_ok[np.argsort(-pop, kind="stable")]
     out.update(
-        consistent=bool(strict.any()),
+        consistent=strict,
         countries=pl.countries_of(pl_ok),
         cities=[
             {
@@ -283,12 +289,12 @@ def region(d: Discs, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float =
             }
             for k in top
         ],
-        centroid=centroid,
+        centroid=_to_latlon(cen),
         radius_km=round(radius, 1),
         area_km2=round(len(lat_ok) * LATTICE_CELL_KM2, -2),
         tightest_km=round(float(d.radius_km.min()), 1),
     )
-    if not strict.any():
+    if not strict:
         outside = (pts @ d.xyz.T) < cos_of_km(d.radius_km)
         ignored = np.flatnonzero(outside.all(axis=0))
         out["tolerated"] = [[float(d.lat[i]), float(d.lon[i]), float(d.ms[i])] for i in ignored]
@@ -296,27 +302,73 @@ def region(d: Discs, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float =
 
 
 @dataclass(frozen=True, slots=True)
-class VerifyResult:
-    """The answer for one claim. ``to_dict`` gives the CLI's JSON shape."""
+class Assessment:
+    """The rule's answer for one claim, before any region is drawn."""
 
-    feasible: bool
+    answer: int  # rule.TRUE, NULL or FALSE
+    score: float  # weighted evidence against the claim (for a country: its best place)
+    violation_km: float
+    place: int | None = None  # for a country claim: index in ``places()`` of its best place
+
+
+def assess(
+    d: Discs, claimed: Claimed, tol: Tolerance = DEFAULT_TOLERANCE, place_slack_km: float = PLACE_SLACK_KM
+) -> Assessment:
+    """Score a claim against the discs (no emptiness check: see ``verify``). Unknown country: ``KeyError``."""
+    extra = 0.0
+    if isinstance(claimed, ClaimedPoint):
+        xyz = unit_vectors(claimed.lat, claimed.lon).reshape(1, 3)
+        idx = None
+    else:
+        pl = places()
+        idx = pl.by_country.get(claimed.code)
+        if idx is None or len(idx) == 0:
+            raise KeyError(claimed.code)
+        xyz, extra = pl.points.xyz[idx], place_slack_km
+    score = d.against(xyz, tol, extra)
+    ans = outcome(score, d.total_weight, d.n, tol)
+    k = int(np.lexsort((score, -ans))[0])  # the best answer, then the least evidence against
+    best = int(ans[k])
+    viol = 0.0
+    if best == FALSE:
+        near = np.argsort(score, kind="stable")[:VIOLATION_PLACES]
+        viol = float(violation_km(d.excess(xyz[near], extra), d.weight, tol).min())
+    return Assessment(best, float(score[k]), viol, None if idx is None else int(idx[k]))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The answer for one claim. ``to_dict`` gives the CLI's JSON shape.
+
+    ``feasible`` is True, False, or None when inconclusive (``why`` says which way).
+    """
+
+    feasible: bool | None
     violation_km: float
     region: dict[str, Any]
     reasons: tuple[str, ...]
     landmarks: int = 0  # discs used
     nearest_place: str | None = None  # for a country claim: the place of least violation
+    confidence: float = 0.5
+    score: float = 0.0  # weighted evidence against the claim
+    why: str | None = None
 
     @property
     def sufficient(self) -> bool:
         return INSUFFICIENT not in self.reasons
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "feasible": self.feasible,
+            "confidence": self.confidence,
             "violation_km": round(self.violation_km, 1),
+            "landmarks": self.landmarks,
             "region": self.region,
             "reasons": list(self.reasons),
         }
+        if self.why is not None:
+            out["inconclusive"] = self.why
+        return out
 
 
 def verify(
@@ -330,24 +382,28 @@ def verify(
 ) -> VerifyResult:
     """Check one claim against RTT samples. A country code with no known places raises ``KeyError``.
 
-    Without usable samples the claim cannot be refuted: ``feasible`` is true and the reason is
-    ``RTT_INSUFFICIENT``.
+    Without usable samples the claim cannot be refuted: ``feasible`` is None and the reasons
+    are ``RTT_INSUFFICIENT`` and ``RTT_INCONCLUSIVE``.
     """
     if isinstance(claimed, ClaimedCountry) and claimed.code not in places().by_country:
         raise KeyError(claimed.code)
     d = discs(samples, calibration)
     if d.n == 0:
         reg: dict[str, Any] = {"empty": True, "landmarks": 0, "unusable_samples": d.unusable}
-        return VerifyResult(True, 0.0, reg, (INSUFFICIENT,), 0)
-    nearest: str | None = None
-    if isinstance(claimed, ClaimedPoint):
-        violation = point_violation(d, claimed.lat, claimed.lon, tolerance)
-    else:
-        violation, k = country_violation(d, claimed.code, tolerance, place_slack_km)
-        nearest = str(places().name[k])
-    feasible = violation <= 0.0
+        return VerifyResult(None, 0.0, reg, (INSUFFICIENT, INCONCLUSIVE), 0, why=WHY_FEW)
+    a = assess(d, claimed, tolerance, place_slack_km)
+    nearest = None if a.place is None else str(places().name[a.place])
     reg = region(d, tolerance, place_slack_km) if with_region else {}
-    reasons: tuple[str, ...] = (REGION,) if feasible else (TOO_FAR, REGION)
-    if not with_region:
-        reasons = () if feasible else (TOO_FAR,)
-    return VerifyResult(feasible, violation, reg, reasons, d.n, nearest)
+    answer, why = a.answer, None
+    empty = bool(reg.get("empty")) if with_region else (answer == FALSE and region_is_empty(d, tolerance))
+    if answer == FALSE and empty:
+        answer, why = NULL, WHY_EMPTY
+    elif answer == NULL:
+        why = WHY_FEW if d.n < tolerance.min_discs and a.score > tolerance.reject_at(d.total_weight) else WHY_HONEST
+    feasible = {TRUE: True, FALSE: False, NULL: None}[answer]
+    reasons: list[str] = [] if answer == TRUE else [TOO_FAR] if answer == FALSE else [INCONCLUSIVE]
+    if with_region:
+        reasons.append(REGION)
+    conf = confidence(answer, a.score, d.total_weight, tolerance)
+    viol = a.violation_km if answer == FALSE else 0.0
+    return VerifyResult(feasible, viol, reg, tuple(reasons), d.n, nearest, conf, a.score, why)

@@ -48,7 +48,9 @@ class GeowardenMiddleware:
         self.warden = warden
         self.trusted = TrustedProxies.parse(trusted_proxies)
         self.exempt = exempt
-        self.facts_from = facts_from or (lambda _scope, headers, ip: facts_from_headers(headers, ip))
+        self.facts_from = facts_from or (
+            lambda scope, headers, ip: facts_from_headers(headers, ip, from_edge=_peer(scope) in self.trusted)
+        )
         self.on_decision = on_decision
         self.appeal_url = appeal_url
 
@@ -57,8 +59,7 @@ class GeowardenMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        peer = scope["client"][0] if scope.get("client") else None
-        facts = self.facts_from(scope, headers, client_ip(peer, headers, self.trusted))
+        facts = self.facts_from(scope, headers, client_ip(_peer(scope), headers, self.trusted))
         decision = self.warden.decide(facts)
         if self.on_decision is not None:
             self.on_decision(decision, facts)
@@ -98,9 +99,45 @@ class GeowardenMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def facts_from_headers(headers: Mapping[str, str], ip: str | None) -> Facts:
+def _peer(scope: Scope) -> str | None:
+    return scope["client"][0] if scope.get("client") else None
+
+
+#: The edge's TCP RTT of the client connection in microseconds (nginx ``$tcpinfo_rtt``, HAProxy
+#: ``fc_rtt(us)``); one value or a comma-separated list. 0 means unmeasured.
+RTT_TCP_HEADER = "x-geowarden-rtt-us"
+#: Application-level RTTs of the same client in milliseconds (a nonce echo), comma-separated.
+RTT_APP_HEADER = "x-geowarden-app-rtt-ms"
+_MAX_RTT_MS = 10_000.0
+_MAX_VALUES = 16
+
+
+def _rtts(value: str | None, scale: float) -> tuple[float, ...]:
+    """Positive finite RTTs (ms) below 10 s from a comma-separated header; anything else is not a measurement."""
+    out: list[float] = []
+    for part in (value or "").split(",")[:_MAX_VALUES]:
+        try:
+            ms = float(part.strip()) * scale
+        except ValueError:
+            continue
+        if 0.0 < ms < _MAX_RTT_MS:  # NaN fails both comparisons
+            out.append(ms)
+    return tuple(out)
+
+
+def edge_rtts(headers: Mapping[str, str]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(TCP RTTs, application RTTs) in ms from the edge's headers, for the tunnel-gap check."""
+    return _rtts(headers.get(RTT_TCP_HEADER), 0.001), _rtts(headers.get(RTT_APP_HEADER), 1.0)
+
+
+def facts_from_headers(headers: Mapping[str, str], ip: str | None, *, from_edge: bool = True) -> Facts:
     """The facts an edge forwards in request headers (lower-case names); shared by the middleware
-    and the ext_authz / auth_request adapters."""
+    and the ext_authz / auth_request adapters.
+
+    The RTT headers are read only ``from_edge``: the adapters are called by an edge holding a
+    decide token; the middleware believes them only from a trusted proxy (a client could set them).
+    """
+    tcp, app = edge_rtts(headers) if from_edge else ((), ())
     return Facts(
         ip=ip,
         account_id=headers.get("x-geowarden-account"),
@@ -109,4 +146,6 @@ def facts_from_headers(headers: Mapping[str, str], ip: str | None) -> Facts:
         timezone=headers.get("x-client-timezone"),
         user_agent=headers.get("user-agent"),
         allow_token=headers.get("x-geowarden-allow"),
+        rtt_tcp_ms=tcp,
+        rtt_app_ms=app,
     )

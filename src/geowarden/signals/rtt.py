@@ -6,10 +6,11 @@ and cached). It checks, against ``facts.rtt``:
 - the IP country (the network signal's ``IP_COUNTRY``, ``ctx.ip_country``);
 - a declared location in ``facts.claimed`` ("CC" or ``(lat, lon)``), if any;
 
-and reports ``RTT_TOO_FAR_FROM_CLAIMED`` for each claim the speed of light rules out and one
-``RTT_REGION`` with where the client can be. With ``facts.rtt_tcp_ms`` (edge TCP RTTs)
-and ``facts.rtt_app_ms`` (application-level RTTs of the same client), it also looks for
-a tunnel (``RTT_TUNNEL_GAP``). Measurements that were given but cannot be used give
+and reports ``RTT_TOO_FAR_FROM_CLAIMED`` for each claim the speed of light rules out,
+``RTT_INCONCLUSIVE`` for each claim the measurement does not settle (no evidence either way: the
+policy's ``rtt.too_far`` stays false) and one ``RTT_REGION`` with where the client can be.
+With ``facts.rtt_tcp_ms`` (edge TCP RTTs) and ``facts.rtt_app_ms`` (application-level RTTs of
+the same client), it also looks for a tunnel (``RTT_TUNNEL_GAP``). Measurements that were given but cannot be used give
 ``RTT_INSUFFICIENT``; no measurement at all gives no evidence (unknown is not false).
 """
 
@@ -20,20 +21,24 @@ from typing import Any
 
 from geowarden.latency.model import Calibration
 from geowarden.latency.places import places
+from geowarden.latency.rule import FALSE, NULL, confidence
 from geowarden.latency.tunnel import DEFAULT_CONFIG, TunnelConfig, tunnel_gap
 from geowarden.latency.verify import (
     DEFAULT_TOLERANCE,
+    INCONCLUSIVE,
     INSUFFICIENT,
     PLACE_SLACK_KM,
     REGION,
     TOO_FAR,
+    WHY_EMPTY,
+    WHY_FEW,
+    WHY_HONEST,
     Claimed,
     ClaimedCountry,
     ClaimedPoint,
     Tolerance,
-    country_violation,
+    assess,
     discs,
-    point_violation,
     region,
 )
 from geowarden.model import Evidence, Facts
@@ -61,6 +66,11 @@ CODES: dict[str, tuple[str, str]] = {
     "RTT_INSUFFICIENT": (
         NAME,
         "RTT measurements were given but too few were usable to verify a location or a tunnel.",
+    ),
+    "RTT_INCONCLUSIVE": (
+        NAME,
+        "The round-trip times neither support nor refute a location claim (too few landmarks, discs "
+        "that contradict each other, or violations within what honest routes produce): no evidence.",
     ),
 }
 
@@ -98,7 +108,7 @@ def evaluate(
     if facts.rtt:
         out.extend(_location(facts, ctx, claimed_country, calibration, tolerance))
     tcp, app = facts.rtt_tcp_ms, facts.rtt_app_ms
-    if tcp or app:
+    if app:  # the edge sends its TCP RTT with every request: alone, it is no tunnel measurement
         out.extend(_tunnel(_floats(tcp), _floats(app), tunnel_config))
     return out
 
@@ -142,23 +152,36 @@ def _location(
             )
         ]
     out: list[Evidence] = []
+    reg = region(d, tolerance)
     for source, claimed in _claims(facts, claimed_country):
-        if isinstance(claimed, ClaimedPoint):
-            violation = point_violation(d, claimed.lat, claimed.lon, tolerance)
-        else:
-            violation, _ = country_violation(d, claimed.code, tolerance, PLACE_SLACK_KM)
-        if violation > 0.0:
+        a = assess(d, claimed, tolerance, PLACE_SLACK_KM)
+        answer, why = a.answer, WHY_HONEST
+        if answer == FALSE and reg.get("empty"):
+            answer, why = NULL, WHY_EMPTY
+        elif answer == NULL and d.n < tolerance.min_discs:
+            why = WHY_FEW
+        if answer == FALSE:
             out.append(
                 Evidence(
                     signal=NAME,
                     code=TOO_FAR,
-                    value={"claimed": claimed.to_json(), "source": source, "violation_km": round(violation, 1)},
-                    confidence=min(0.99, 0.6 + 0.4 * min(1.0, violation / 1000.0)),
-                    detail=f"the {source} location {_describe(claimed)} is {violation:,.0f} km beyond what "
+                    value={"claimed": claimed.to_json(), "source": source, "violation_km": round(a.violation_km, 1)},
+                    confidence=confidence(answer, a.score, d.total_weight, tolerance),
+                    detail=f"the {source} location {_describe(claimed)} is {a.violation_km:,.0f} km beyond what "
                     f"RTTs from {d.n} landmarks allow",
                 )
             )
-    reg = region(d, tolerance)
+        elif answer == NULL:
+            out.append(
+                Evidence(
+                    signal=NAME,
+                    code=INCONCLUSIVE,
+                    value={"claimed": claimed.to_json(), "source": source, "why": why, "score": round(a.score, 3)},
+                    confidence=0.5,
+                    detail=f"RTTs from {d.n} landmarks neither support nor refute the {source} location "
+                    f"{_describe(claimed)}: {why}",
+                )
+            )
     countries: list[str] = reg.get("countries", [])
     value: dict[str, Any] = {
         "countries": countries,
@@ -213,7 +236,8 @@ def _tunnel(tcp: Sequence[float], app: Sequence[float], config: TunnelConfig) ->
 
 class LatencySignal(BaseSignal):
     """The ``rtt`` signal and its CEL variable ``rtt``: ``checked``, ``too_far`` (the address's
-    or a declared location is physically impossible given the measured round trips),
+    or a declared location is physically impossible given the measured round trips), ``inconclusive``
+    (a claim the round trips do not settle: no evidence),
     ``violation_km``, ``region_countries`` (where the client can be), ``region_restricted`` (those
     of them the policy restricts), ``tunnel`` (a TCP/application RTT gap). Costs nothing when no
     RTT was measured."""
@@ -223,7 +247,7 @@ class LatencySignal(BaseSignal):
     variable = "rtt"
 
     def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
-        if not facts.rtt and not facts.rtt_tcp_ms and not facts.rtt_app_ms:
+        if not facts.rtt and not facts.rtt_app_ms:
             return []  # nothing measured: no cost, no evidence
         return evaluate(facts, ctx, claimed_country=ctx.ip_country)
 
@@ -242,6 +266,7 @@ class LatencySignal(BaseSignal):
             "region_countries": [str(c) for c in region.get("countries", [])],
             "region_restricted": [str(c) for c in region.get("restricted", [])],
             "tunnel": "RTT_TUNNEL_GAP" in codes,
+            "inconclusive": INCONCLUSIVE in codes,
         }
 
 

@@ -1,0 +1,287 @@
+"""Claim evaluation for ``eval_latency.py``: landmark subsets, leave-clients-out, drift (docs/latency.md).
+
+- **Landmarks**: N of the WonderNetwork servers (10, 20, 40, 60, 100), drawn at random or by
+  farthest-point sampling, several seeds; ``all``: every server but the client (leave-one-out).
+- **Clients**: every server that is not a landmark. The servers are dealt once into a tuning half
+  and a reporting half (``SPLIT_SEED``). The rule's parameters are chosen on the tuning half only;
+  the reporting half is scored with them and never tunes anything. Landmark speeds are calibrated
+  on the mesh of the landmarks and the *tuning* clients, never a reporting client.
+- **Claims**: the client's own listed point (true), and every other server >= 1,500 km away
+  (false). A true claim answered ``false`` is a rejection; ``null`` is inconclusive (not a
+  rejection); a false claim is caught only when answered ``false``.
+- **Drift**: the rule tuned on the 2020 WonderNetwork pings, unchanged, on the 2025 AWS
+  inter-region medians (each region the client of the others, speeds calibrated on the others).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geowarden.latency import model as lm
+from geowarden.latency.places import places
+from geowarden.latency.rule import FALSE, NULL, TRUE, Tolerance, against, outcome
+from geowarden.latency.verify import PLACE_SLACK_KM, Discs, _candidates, region_is_empty
+
+F64 = npt.NDArray[np.float64]
+FALSE_KM = 1500.0
+SPLIT_SEED = 20261203
+COUNTS: tuple[int | str, ...] = (10, 20, 40, 60, 100, "all")
+
+
+@dataclass
+class Case:
+    """One client under one landmark set: per-disc excess of its true point and of its false claims."""
+
+    side: str  # "tune" or "report"
+    n: int | str
+    strategy: str
+    true_ex: F64  # (discs,)
+    false_ex: F64  # (false claims, discs)
+    weight: F64
+    discs: Discs
+    clean: bool = True  # False: the full mesh refutes the client's own listed location (its "truth" is not true)
+    client: int = -1
+
+
+@dataclass
+class Tally:
+    honest: list[int] = field(default_factory=lambda: [0, 0, 0])  # rejected, inconclusive, total
+    false: list[int] = field(default_factory=lambda: [0, 0])  # caught, total
+
+    def to_dict(self) -> dict[str, Any]:
+        h, f = self.honest, self.false
+        return {
+            "honest_rejected": h[0] / h[2] if h[2] else None,
+            "honest_inconclusive": h[1] / h[2] if h[2] else None,
+            "false_caught": f[0] / f[1] if f[1] else None,
+            "n_honest": h[2],
+            "n_false": f[1],
+        }
+
+
+def spread(dist: F64, k: int, rng: np.random.Generator, pool: list[int]) -> list[int]:
+    sel = [pool[int(rng.integers(len(pool)))]]
+    dmin = dist[sel[0], pool].copy()
+    while len(sel) < k:
+        j = pool[int(np.argmax(dmin))]
+        sel.append(j)
+        dmin = np.minimum(dmin, dist[j, pool])
+    return sel
+
+
+def _discs(lat: F64, lon: F64, rtt_col: F64, pops: list[int], cal: lm.Calibration) -> tuple[list[int], F64, F64]:
+    use, radius, weight = [], [], []
+    for p in pops:
+        a, b = float(lat[p]), float(lon[p])
+        if np.isnan(rtt_col[p]) or cal.is_inconsistent(a, b):
+            continue
+        use.append(p)
+        radius.append(float(cal.bound_for(a, b).max_km(rtt_col[p])))
+        weight.append(cal.reliability_for(a, b))
+    return use, np.array(radius), np.array(weight)
+
+
+def _case(
+    side: str, n: int | str, strategy: str, c: int, pops: list[int], cal: lm.Calibration, mesh: Any, clean: bool = True
+) -> Case:
+    use, radius, weight = _discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)
+    far = np.flatnonzero(mesh.dist[c] >= FALSE_KM)
+    true_ex = mesh.dist[use, c] - radius
+    false_ex = (mesh.dist[np.ix_(use, far)] - radius[:, None]).T
+    lat, lon = mesh.lat[use], mesh.lon[use]
+    d = Discs(lat, lon, mesh.rtt[use, c], radius, lm.unit_vectors(lat, lon).reshape(-1, 3), weight, 0)
+    return Case(side, n, strategy, true_ex, false_ex, weight, d, clean, c)
+
+
+def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> list[Case]:
+    """Every (client, landmark set) of the WonderNetwork evaluation."""
+    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
+    perm = np.random.default_rng(SPLIT_SEED).permutation(mesh.n)
+    tune = set(perm[: mesh.n // 2].tolist())
+    cases: list[Case] = []
+    for n in counts:
+        if n == "all":
+            for c in range(mesh.n):
+                pops = [p for p in range(mesh.n) if p != c]
+                cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)])
+                cal = _reindex(cal)
+                cases.append(_case("tune" if c in tune else "report", n, "all", c, pops, cal, mesh, c not in refuted))
+            continue
+        for strategy, seed in itertools.product(("random", "farthest"), range(seeds)):
+            rng = np.random.default_rng(SPLIT_SEED + 1000 * int(n) + seed)
+            k = int(n)
+            pops = (
+                rng.choice(mesh.n, k, replace=False).tolist()
+                if strategy == "random"
+                else spread(mesh.dist, k, rng, list(range(mesh.n)))
+            )
+            sp = set(pops)
+            clients = [c for c in range(mesh.n) if c not in sp]
+            ref = pops + [c for c in clients if c in tune]
+            cal = lm.calibrate(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(k))
+            for c in clients:
+                cases.append(
+                    _case("tune" if c in tune else "report", n, strategy, c, pops, cal, mesh, c not in refuted)
+                )
+    return cases
+
+
+def _reindex(cal: lm.Calibration) -> lm.Calibration:
+    return cal  # landmarks are matched by position, not index
+
+
+def score(cases: list[Case], tol: Tolerance, *, empty_check: bool = True) -> dict[tuple[str, str, str], Tally]:
+    """Tallies by (side, strategy, n). ``empty_check``: a ``false`` against an empty region is ``null``."""
+    out: dict[tuple[str, str, str], Tally] = {}
+    for cs in cases:
+        t = out.setdefault((cs.side, cs.strategy, str(cs.n)), Tally())
+        nd, w = len(cs.weight), float(cs.weight.sum())
+        if nd == 0:
+            t.honest[1] += cs.clean
+            t.honest[2] += cs.clean
+            continue
+        a_true = int(outcome(against(cs.true_ex[None, :], cs.weight, tol), w, nd, tol)[0])
+        a_false = outcome(against(cs.false_ex, cs.weight, tol), w, nd, tol)
+        if empty_check and (a_true == FALSE or (a_false == FALSE).any()) and region_is_empty(cs.discs, tol):
+            a_true = NULL if a_true == FALSE else a_true
+            a_false = np.where(a_false == FALSE, NULL, a_false)
+        if cs.clean:  # a client whose listed location is refuted makes no true claim
+            t.honest[0] += a_true == FALSE
+            t.honest[1] += a_true == NULL
+            t.honest[2] += 1
+        t.false[0] += int((a_false == FALSE).sum())
+        t.false[1] += len(a_false)
+    return out
+
+
+def tune(cases: list[Case], grid: dict[str, list[float]]) -> tuple[Tolerance, list[dict[str, Any]]]:
+    """The rule that catches most false claims on the tuning half (random landmarks, N >= 40) while
+    rejecting <= 1 % of true claims at every N >= 20 and leaving <= 5 % inconclusive at N >= 40
+    (both strategies and "all"). Only the tuning half is scored."""
+    tuning = [c for c in cases if c.side == "tune"]
+    tried: list[dict[str, Any]] = []
+    best: tuple[float, Tolerance] | None = None
+    for sev, base, share in itertools.product(grid["severity_km"], grid["reject_base"], grid["reject_share"]):
+        tol = Tolerance(severity_km=sev, reject_base=base, reject_share=share)
+        tallies = score(tuning, tol)
+        ok, catch = True, []
+        for (_, strategy, n), t in tallies.items():
+            d = t.to_dict()
+            big = n == "all" or int(n) >= 40
+            if (n == "all" or int(n) >= 20) and d["honest_rejected"] > 0.01:
+                ok = False
+            if big and d["honest_inconclusive"] > 0.05:
+                ok = False
+            if big and strategy == "random":
+                catch.append(d["false_caught"])
+        mean = float(np.mean(catch))
+        worst = max(t.to_dict()["honest_rejected"] for (_, _, n), t in tallies.items() if n == "all" or int(n) >= 20)
+        inc = max(t.to_dict()["honest_inconclusive"] for (_, _, n), t in tallies.items() if n == "all" or int(n) >= 40)
+        tried.append(
+            {
+                "severity_km": sev,
+                "reject_base": base,
+                "reject_share": share,
+                "ok": ok,
+                "catch": mean,
+                "worst_rejected": worst,
+                "worst_inconclusive": inc,
+            }
+        )
+        if ok and (best is None or mean > best[0]):
+            best = (mean, tol)
+    if best is None:  # nothing meets the constraints: the safest rule tried (fewest honest rejections)
+        return Tolerance(), tried
+    return best[1], tried
+
+
+def load_aws(base: Path) -> Any:
+    """The AWS inter-region medians as a mesh (lat, lon, rtt, dist, names)."""
+    import csv  # noqa: PLC0415
+
+    with (base / "aws_regions_locations.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    names = [r["region"] for r in rows]
+    pos = {r: k for k, r in enumerate(names)}
+    data = json.loads((base / "aws-ping-p50-1y.json").read_text(encoding="utf-8"))["data"]
+    n = len(names)
+    rtt = np.full((n, n), np.nan)
+    for a, row in data.items():
+        for b, ms in row.items():
+            if a in pos and b in pos and a != b:
+                rtt[pos[a], pos[b]] = float(ms)
+    fill = np.isnan(rtt)
+    rtt[fill] = rtt.T[fill]
+    lat = np.array([float(r["lat"]) for r in rows])
+    lon = np.array([float(r["lon"]) for r in rows])
+
+    @dataclass
+    class M:
+        n: int
+        name: list[str]
+        lat: F64
+        lon: F64
+        rtt: F64
+        dist: F64
+
+    return M(n, names, lat, lon, rtt, lm.pair_distances(lat, lon))
+
+
+def aws_cases(aws: Any, seeds: int) -> list[Case]:
+    """Each AWS region the client of the others (all, and random subsets of 10 and 20)."""
+    cases: list[Case] = []
+    for c in range(aws.n):
+        others = [p for p in range(aws.n) if p != c]
+        for n, seed in [("all", 0)] + [(k, s) for k in (10, 20) for s in range(seeds)]:
+            rng = np.random.default_rng(SPLIT_SEED + c * 100 + seed)
+            pops = others if n == "all" else rng.choice(others, int(n), replace=False).tolist()
+            cal = lm.calibrate(aws.lat[pops], aws.lon[pops], aws.rtt[np.ix_(pops, pops)], min_pairs=5)
+            cases.append(_case("drift", n, "all" if n == "all" else "random", c, pops, cal, aws))
+    return cases
+
+
+def score_countries(cases: list[Case], tol: Tolerance, mesh: Any) -> dict[tuple[str, str, str], Tally]:
+    """Country claims: the client's own country (true) and every country whose nearest populated
+    place is >= 1,500 km from the client (false); a country is answered by its best place, with
+    ``PLACE_SLACK_KM`` on every disc, as ``verify`` does."""
+    pl = places()
+    order = np.argsort(pl.country_idx, kind="stable")
+    starts = np.searchsorted(pl.country_idx[order], np.arange(len(pl.codes)))
+    far: dict[int, npt.NDArray[np.bool_]] = {}
+    out: dict[tuple[str, str, str], Tally] = {}
+    for cs in cases:
+        t = out.setdefault((cs.side, cs.strategy, str(cs.n)), Tally())
+        c, d = cs.client, cs.discs
+        if c not in far:
+            near = np.maximum.reduceat(pl.points.xyz[order] @ lm.unit_vectors(mesh.lat[c], mesh.lon[c]), starts)
+            far[c] = lm.km_of_dot(near) >= FALSE_KM
+        own = pl.codes.index(mesh.country[c]) if mesh.country[c] in pl.codes else None
+        if d.n == 0:
+            t.honest[1] += cs.clean and own is not None
+            t.honest[2] += cs.clean and own is not None
+            t.false[1] += int(far[c].sum())
+            continue
+        limit = tol.reject_at(d.total_weight)
+        rows = _candidates(pl.points, d, tol, PLACE_SLACK_KM)
+        sc = d.against(pl.points.xyz[rows], tol, PLACE_SLACK_KM, limit)
+        best = np.full(len(pl.codes), np.inf)
+        np.minimum.at(best, pl.country_idx[rows], sc)
+        ans = np.where(best <= tol.accept, TRUE, np.where(best <= limit, NULL, FALSE))
+        if d.n < tol.min_discs:
+            ans[ans == FALSE] = NULL
+        if (ans == FALSE).any() and region_is_empty(d, tol):
+            ans[ans == FALSE] = NULL
+        if own is not None and cs.clean:
+            t.honest[0] += ans[own] == FALSE
+            t.honest[1] += ans[own] == NULL
+            t.honest[2] += 1
+        t.false[0] += int((ans[far[c]] == FALSE).sum())
+        t.false[1] += int(far[c].sum())
+    return out

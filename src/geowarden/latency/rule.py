@@ -1,0 +1,110 @@
+"""The decision rule: from per-disc excess distances to ``true``, ``false`` or ``null`` (inconclusive).
+
+Each disc that excludes a point does so by an *excess* ``e`` km (distance minus radius). One
+violated disc proves little: a landmark may be misplaced, a route may beat the landmark's
+calibrated speed. So the rule weighs the evidence against a point:
+
+    against = sum_i  w_i * min(1, max(0, e_i) / severity_km)
+
+``w_i`` is the landmark's reliability (1 for a sound landmark, less for one whose own listed
+location contradicts physics in the calibration mesh; ``model.Landmark.reliability``). A disc
+missed by a few km counts a little, a disc missed by ``severity_km`` or more counts fully, and no
+single disc counts more than its weight. Then, with ``W = sum_i w_i``:
+
+- ``against <= accept``: ``true`` (the discs agree with the claim);
+- ``against > reject_base + reject_share * W``: ``false`` (the claim is outside what honest routes
+  produce, by a margin that grows with the evidence: more landmarks, more room for a few wrong
+  ones);
+- in between: ``null``, inconclusive: violations within what honest routes produce.
+
+Fewer than ``min_discs`` discs can never give ``false`` (``null`` instead): with one or two
+landmarks there is no majority to outvote a misplaced one.
+
+**Monotone.** ``against`` only falls when an RTT grows (every excess shrinks) and the thresholds
+depend only on which landmarks answered, never on their RTTs. So adding delay never moves an
+answer from ``true`` towards ``null`` or ``false``, nor from ``null`` to ``false`` for a given
+point. The defaults were chosen on the tuning half of the WonderNetwork clients
+(``bench/eval_latency.py``, docs/latency.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from geowarden.latency.model import FloatArray
+
+TRUE, NULL, FALSE = 1, 0, -1
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """Parameters of the rule (see the module docstring)."""
+
+    severity_km: float = 800.0
+    accept: float = 0.05
+    reject_base: float = 0.5
+    reject_share: float = 0.0025
+    min_discs: int = 3
+
+    def __post_init__(self) -> None:
+        if not (self.severity_km > 0.0 and 0.0 <= self.accept <= self.reject_base and self.reject_share >= 0.0):
+            raise ValueError("tolerance needs severity_km > 0, 0 <= accept <= reject_base, reject_share >= 0")
+
+    def reject_at(self, total_weight: float) -> float:
+        """Evidence against a point above which it is ruled out, for this much landmark weight."""
+        return self.reject_base + self.reject_share * total_weight
+
+
+#: Every disc trusted as it is: any disc that excludes a point by any distance rules it out.
+STRICT = Tolerance(severity_km=1e-6, accept=0.0, reject_base=0.0, reject_share=0.0, min_discs=1)
+DEFAULT_TOLERANCE = Tolerance()
+
+
+def against(excess_km: FloatArray, weight: FloatArray, tol: Tolerance) -> FloatArray:
+    """Weighted evidence against each point (excesses along the last axis)."""
+    g = np.clip(excess_km / tol.severity_km, 0.0, 1.0)
+    out: FloatArray = g @ weight
+    return out
+
+
+def outcome(score: FloatArray, total_weight: float, n_discs: int, tol: Tolerance) -> npt.NDArray[np.int8]:
+    """``TRUE`` (1), ``NULL`` (0) or ``FALSE`` (-1) for each evidence score."""
+    out = np.where(score <= tol.accept, TRUE, NULL).astype(np.int8)
+    if n_discs >= tol.min_discs:
+        out[score > tol.reject_at(total_weight)] = FALSE
+    return out
+
+
+def violation_km(excess_km: FloatArray, weight: FloatArray, tol: Tolerance, iterations: int = 40) -> FloatArray:
+    """How far past the rejection rule each point is: the smallest distance ``d`` such that growing
+    every disc by ``d`` km would no longer rule the point out (0 when it is not ruled out)."""
+    limit = tol.reject_at(float(weight.sum()))
+    e = np.atleast_2d(excess_km)
+    hi = np.maximum(e.max(axis=-1, initial=0.0), 0.0)
+    lo = np.zeros_like(hi)
+    bad = against(e, weight, tol) > limit
+    for _ in range(iterations):
+        mid = (lo + hi) / 2.0
+        still = against(e - mid[:, None], weight, tol) > limit
+        lo = np.where(still, mid, lo)
+        hi = np.where(still, hi, mid)
+    out: FloatArray = np.where(bad, hi, 0.0).reshape(np.shape(excess_km)[:-1])
+    return out
+
+
+def confidence(answer: int, score: float, total_weight: float, tol: Tolerance) -> float:
+    """How strongly the evidence supports the answer, 0.5..0.99 (a margin, not a probability).
+
+    ``false``: how far the evidence against the point exceeds the rejection threshold;
+    ``true``: how much landmark weight agrees (more landmarks, more confidence);
+    ``null``: 0.5, no evidence either way.
+    """
+    if answer == FALSE:
+        limit = tol.reject_at(total_weight)
+        return round(0.6 + 0.39 * min(1.0, (score - limit) / max(limit, 1.0)), 3)
+    if answer == TRUE:
+        return round(0.5 + 0.45 * min(1.0, total_weight / 40.0), 3)
+    return 0.5
