@@ -217,3 +217,14 @@ def test_a_bad_reload_keeps_the_previous_policy_active(tiny_snapshot: Snapshot, 
     assert w.reload_policy(good, settings) == w.policy.version != before
     assert w.decide(facts(ip="1.2.4.8")).action == Action.ALLOW
     assert w.decide(facts(ip="5.3.0.1")).action == Action.BLOCK
+
+
+def test_a_rule_that_fires_under_the_thresholds_still_names_its_reasons(tiny_snapshot: Snapshot) -> None:
+    """A weighted rule below every threshold leaves the request allowed, but its evidence is the
+    decision's reasons (a fired rule with no reason cannot be explained to a reviewer)."""
+    w = Warden(tiny_snapshot, PolicyEngine.load())
+    d = w.decide(Facts(ip="8.8.8.8", timezone="Asia/Shanghai"))
+    assert d.action == Action.ALLOW and d.rules, (d.action, d.rules)
+    assert "TZ_RESTRICTED" in [e.code for e in d.reasons]
+    nothing = w.decide(Facts(ip="8.8.8.8"))
+    assert nothing.rules == () and nothing.reasons == ()

@@ -217,10 +217,12 @@ class PolicyEngine:
             if mode in ("closed", "review"):
                 act = Action.BLOCK if mode == "closed" else Action.REVIEW
                 candidates.append((act, "fail-" + mode + ":rule-error", (), None))
-        if not candidates:
-            return Verdict(
-                Action.ALLOW, round(score, 6), (), tuple(s.name for s, _ in fired), self.spec.messages[Action.ALLOW]
-            )
+        if not candidates:  # allowed, but every rule that fired still names the evidence it rests on
+            cited_all: list[Evidence] = []
+            for spec, _ in fired:
+                cited_all.extend(e for c in spec.reasons for e in by_code.get(c, ()) if e not in cited_all)
+            names = tuple(s.name for s, _ in fired)
+            return Verdict(Action.ALLOW, round(score, 6), tuple(cited_all), names, self.spec.messages[Action.ALLOW])
         action = Action.strictest([c[0] for c in candidates])
         reasons: list[Evidence] = []
         message: str | None = None
