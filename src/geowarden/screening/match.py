@@ -42,6 +42,7 @@ STRONG = 0.91
 WEAK = 0.80
 
 _MIN_TOKEN_SIM = 0.80  # token pairs below this count as not agreeing
+_JOINED_MIN = 90  # Indel ratio the run-together leftovers need (a typo across a join)
 _TOP_CANDIDATES = 40  # aliases fully scored per query
 _MAX_POSTING = 4000  # keys shared by more aliases than this are too common to block on alone
 
@@ -295,7 +296,20 @@ class Score:
     compact_score: float
 
 
+#: Orthographic similarity a pair needs before a phonetic (skeleton) agreement may lift it.
+_PHONETIC_FLOOR = 0.75
+#: A fuzzy (non-exact) pair's similarity is stretched away from 1 by this factor: one edit in a
+#: short word is a different name as often as it is a typo, so it carries less than agreement.
+_FUZZ_STRETCH = 1.6
+
+
 def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
+    """Similarity of two folded tokens and how it was reached ("=", "~", "phonetic").
+
+    Phonetic agreement (equal consonant skeletons) is support, never evidence alone: it lifts a
+    pair only when the spellings already agree to ``_PHONETIC_FLOOR`` ("gang"/"gong" and
+    "zaimer"/"samir" do not), except across an abjad (Arabic, Hebrew), whose transliterations
+    leave the short vowels out ("mhmd" = "mohamed")."""
     if a == b:
         return 1.0, "="
     if a.isdigit() or b.isdigit():
@@ -307,15 +321,28 @@ def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
         return 0.0, ""
     # Jaro-Winkler rewards a shared prefix generously ("romashka" ~ "romana" 0.89); averaging it
     # with the Indel ratio keeps single typos high and different words low.
-    sim = (JaroWinkler.normalized_similarity(a, b) + fuzz.ratio(a, b) / 100) / 2
+    ortho = (JaroWinkler.normalized_similarity(a, b) + fuzz.ratio(a, b) / 100) / 2
     if len(a) <= 3 or len(b) <= 3:
-        sim -= 0.08  # short tokens: a prefix agreeing means little
-    if sa == sb and len(sa) >= 3:
-        sim = max(sim, 0.9)
-        how = "phonetic" if sim == 0.9 else "~"
-    else:
-        how = "~"
-    return (sim, how) if sim >= _MIN_TOKEN_SIM else (0.0, "")
+        ortho -= 0.08  # short tokens: a prefix agreeing means little
+    phonetic = sa == sb and len(sa) >= 3 and ortho >= _PHONETIC_FLOOR
+    if ortho < _MIN_TOKEN_SIM and not phonetic:
+        return 0.0, ""
+    sim = 1.0 - _FUZZ_STRETCH * (1.0 - ortho)
+    if phonetic and sim < min(ortho, 0.9):
+        return min(ortho, 0.9), "phonetic"  # the sounds agreeing undo the stretch, no more
+    return sim, "~"
+
+
+def _joined_agree(rest_q: list[str], rest_a: list[str]) -> bool:
+    """Whether the tokens left after exact agreement spell the same letters once run together:
+    the compact score may then stand for a join or split ("Jin Ping" = "Jinping"), never for a
+    different word such as another given name ("Wang Xiang" is not "Wang Exiang")."""
+    if not rest_q or not rest_a:
+        return not rest_q and not rest_a
+    jq, ja = "".join(rest_q), "".join(rest_a)
+    if jq == ja or "".join(sorted(rest_q)) == "".join(sorted(rest_a)):
+        return True
+    return len(rest_q) != len(rest_a) and fuzz.ratio(jq, ja) >= _JOINED_MIN
 
 
 def score_tokens(
@@ -355,7 +382,11 @@ def score_tokens(
     token_score = 0.0 if cov_q + cov_a == 0 else 2 * cov_q * cov_a / (cov_q + cov_a)
     cq, ca = q.compact, a.compact
     compact = 0.0
-    if min(len(cq), len(ca)) >= 6:
+    exact_q = {i for i, x in enumerate(qt) if sim_q[i] == 1.0}
+    exact_a = {j for j, y in enumerate(at) if sim_a[j] == 1.0}
+    if min(len(cq), len(ca)) >= 6 and _joined_agree(
+        [t for i, t in enumerate(qt) if i not in exact_q], [t for j, t in enumerate(at) if j not in exact_a]
+    ):
         compact = fuzz.ratio(cq, ca) / 100
         if len(qt) > 1 or len(at) > 1:
             compact = max(compact, fuzz.ratio("".join(sorted(qt)), "".join(sorted(at))) / 100)
@@ -388,6 +419,23 @@ def _keys(tokens: Sequence[str], joined: int = 2) -> set[str]:
             out.add("p:" + t[:4])
             out.add("x:" + t[-4:])
     return out
+
+
+_INITIAL_SKIP = frozenset({"of", "and", "for", "the", "de", "du", "des", "la", "al", "el", "i", "e", "i", "und"})
+_VOWELS = frozenset("aeiou")
+
+
+def _initials(tokens: Sequence[str]) -> str:
+    return "".join(t[0] for t in tokens if t not in _INITIAL_SKIP)
+
+
+def _is_acronym(tokens: tuple[str, ...], initials: set[str]) -> bool:
+    """A one-word name that is the initials of another of the party's names ("CITC" for "Center
+    for Innovation and Technology Cooperation"), or a short word without a vowel ("FDLR")."""
+    if len(tokens) != 1 or tokens[0].isdigit():
+        return False
+    t = tokens[0]
+    return t in initials or (2 <= len(t) <= 6 and not (_VOWELS & set(t)))
 
 
 @dataclass(slots=True)
@@ -448,14 +496,18 @@ class NameIndex:
         self._alias_entity: list[int] = []
         self._alias_text: list[str] = []
         self._alias_norm: list[Normalised] = []
+        self._acronym: set[int] = set()  # alias ids that are acronyms: they match only exactly
         postings: dict[str, list[int]] = defaultdict(list)
         token_df: Counter[str] = Counter()
         for ei, ent in enumerate(self.entities):
-            for name in ent.names():
-                norm = normalise(name)
+            norms = [(name, normalise(name)) for name in ent.names()]
+            initials = {_initials(n.tokens) for _, n in norms if len(n.tokens) >= 2}
+            for name, norm in norms:
                 if not norm.tokens:
                     continue
                 ai = len(self._alias_text)
+                if _is_acronym(norm.tokens, initials):
+                    self._acronym.add(ai)
                 self._alias_entity.append(ei)
                 self._alias_text.append(name)
                 self._alias_norm.append(norm)
@@ -504,6 +556,8 @@ class NameIndex:
         best: dict[int, Match] = {}
         for ai in self.candidates(q):
             a = self._alias_norm[ai]
+            if ai in self._acronym and a.tokens != q.tokens:
+                continue  # an acronym is evidence only when written exactly
             sc = score_tokens(q, a, self.token_weight, self.unseen_weight)
             value = sc.value
             ei = self._alias_entity[ai]
