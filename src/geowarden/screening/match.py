@@ -37,9 +37,17 @@ from rapidfuzz.distance import JaroWinkler
 
 from geowarden.screening.lists import Entity
 
-#: A match at or above this is "strong" (``ORG_LISTED``); between WEAK and STRONG it is weak.
-STRONG = 0.91
-WEAK = 0.80
+#: The verdict levels: ``match`` at or above MATCH (a policy may block), ``possible`` at or above
+#: POSSIBLE (for a reviewer), ``none`` below. Calibrated on half A of bench/eval_screening.py.
+MATCH = 0.91
+POSSIBLE = 0.83
+STRONG, WEAK = MATCH, POSSIBLE  # the names the evidence codes were written with
+#: What a name scores at most when nothing in it agrees exactly (one fuzzy word, or sounds
+#: alone): enough for a reviewer, never a match.
+_UNSUPPORTED_CAP = 0.87
+_UNSUPPORTED_PENALTY = 0.05
+_SUPPORT_SHARE = 0.5  # of the paired listed words' weight that must agree exactly
+_LONG_TOKEN = 8  # a fuzzy pair on a word this long is evidence on its own (one typo in 8+ letters)
 
 _MIN_TOKEN_SIM = 0.80  # token pairs below this count as not agreeing
 _JOINED_MIN = 90  # Indel ratio the run-together leftovers need (a typo across a join)
@@ -69,18 +77,14 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "ojsc",
             "pjsc",
             "cjsc",
-            "ao",
             "oao",
             "zao",
             "pao",
             "ooo",
-            "tov",
-            "pat",
             "gmbh",
             "ag",
             "kg",
             "mbh",
-            "sa",
             "sarl",
             "srl",
             "spa",
@@ -99,7 +103,6 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "kft",
             "sp z o o",
             "sp zoo",
-            "doo",
             "ead",
             "ltda",
             "sas",
@@ -138,7 +141,6 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "jusikhoesa",
             "sharikat",
             "sherkat",
-            "as",
             "anonim sirketi",
             "ltd sti",
             "sti",
@@ -174,6 +176,28 @@ for _f in _LEGAL_FORMS:
     _LEGAL_LAST[_f[-1]].append(_f)
 
 _LEGAL_TOKENS = frozenset(t for f in _LEGAL_FORMS for t in f if len(t) >= 5)
+
+#: Legal-form abbreviations that are also people's names in some language (Pat; Ao, a Chinese
+#: surname; Sa and Doo in Korean names; Tov in Hebrew; As): never removed, only weighted as
+#: little as a generic word, so "Pat Smith" keeps "Pat" and "AO Rosatom" still meets "Rosatom".
+NAME_LIKE_FORMS = frozenset({"ao", "pat", "sa", "as", "doo", "tov"})
+
+#: Words ordinary company names share in every industry: an agreement on them says little, so
+#: they weigh no more than their median IDF on the lists (``NameIndex.generic_weight``).
+GENERIC_WORDS = frozenset(
+    fold(w)
+    for w in """
+    air airlines agro auto bank broadband capital chemical chemicals cloud com commercial communications
+    construction consulting data datacenter development digital electric electronics energy engineering
+    enterprise enterprises export finance financial food foods gas general global group grupo gruppe holding
+    holdings hosting hotel import industrial industries industry insurance international internet invest
+    investment investments it logistics management manufacturing marine media metal metals mining mobile
+    motors national net network networks new oil online partners petro petroleum pharma pharmaceutical
+    pharmaceuticals plus power pro resources security service services shipping software solutions steel
+    supply system systems tech technologies technology telecom telecommunications textile textiles
+    trading transport trust united web world
+    """.split()
+)
 
 
 @lru_cache(maxsize=65536)
@@ -294,6 +318,7 @@ class Score:
     unmatched_alias: tuple[str, ...]
     token_score: float
     compact_score: float
+    capped: bool = False  # held below MATCH: no exact word agreed (see _supported)
 
 
 #: Orthographic similarity a pair needs before a phonetic (skeleton) agreement may lift it.
@@ -303,6 +328,7 @@ _PHONETIC_FLOOR = 0.75
 _FUZZ_STRETCH = 1.6
 
 
+@lru_cache(maxsize=1 << 20)
 def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
     """Similarity of two folded tokens and how it was reached ("=", "~", "phonetic").
 
@@ -357,9 +383,10 @@ def score_tokens(
         return Score(0.0, "tokens", (), qt, at, 0.0, 0.0)
     w = weight or {}
     cands: list[tuple[float, int, int, str]] = []
+    abjad = q.abjad or a.abjad
     for i, x in enumerate(qt):
         for j, y in enumerate(at):
-            s, how = _token_sim(x, y, q.abjad or a.abjad)
+            s, how = _token_sim(x, y, abjad)
             if s > 0:
                 cands.append((s, i, j, how))
     cands.sort(reverse=True)
@@ -395,9 +422,30 @@ def score_tokens(
         compact -= 0.03  # a slight preference for token agreement when both are close
     unmatched_q = tuple(t for i, t in enumerate(qt) if i not in used_q)
     unmatched_a = tuple(t for j, t in enumerate(at) if j not in used_a)
-    if compact > token_score:
-        return Score(compact, "compact", tuple(pairs), unmatched_q, unmatched_a, token_score, compact)
-    return Score(token_score, "tokens", tuple(pairs), unmatched_q, unmatched_a, token_score, compact)
+    method = "compact" if compact > token_score else "tokens"
+    value = max(compact, token_score)
+    capped = value > _UNSUPPORTED_CAP and not _supported(pairs, method, abjad, w, default_weight)
+    if capped:
+        value = min(_UNSUPPORTED_CAP, value - _UNSUPPORTED_PENALTY)
+    return Score(value, method, tuple(pairs), unmatched_q, unmatched_a, token_score, compact, capped)
+
+
+def _supported(
+    pairs: list[TokenPair], method: str, abjad: bool, w: dict[str, float], default_weight: float
+) -> bool:
+    """Whether a name's agreement can carry a match: the words agreeing exactly (or, across an
+    abjad, by their consonants; or with one typo in a word of 8+ letters) weigh at least half of
+    the listed words paired, or the letters agree once joined. One short fuzzy word, sounds
+    alone, or a common surname or generic word agreeing beside a different given name cannot."""
+    if method == "compact":
+        return True
+    paired = sum(w.get(p.alias, default_weight) for p in pairs)
+    strong = sum(
+        w.get(p.alias, default_weight)
+        for p in pairs
+        if p.how == "=" or (abjad and p.how == "phonetic") or min(len(p.query), len(p.alias)) >= _LONG_TOKEN
+    )
+    return paired > 0 and strong >= _SUPPORT_SHARE * paired
 
 
 # -- the index ---------------------------------------------------------------------------------
@@ -473,6 +521,8 @@ class Match:
         if self.query.scripts:
             parts.append(f"query transliterated from {'/'.join(s.title() for s in self.query.scripts)}")
         parts.append(f"token score {d.token_score:.2f}, compact score {d.compact_score:.2f} ({d.method} used)")
+        if d.capped:
+            parts.append(f"no distinctive word agreed exactly: -{_UNSUPPORTED_PENALTY:.2f}, at most {_UNSUPPORTED_CAP:.2f}")
         parts.extend(self.notes)
         parts.append(f"score {self.score:.2f}")
         return "; ".join(parts)
@@ -518,6 +568,12 @@ class NameIndex:
         self._postings: dict[str, list[int]] = dict(postings)
         self._key_weight = {k: math.log(1 + n / len(v)) for k, v in self._postings.items()}
         self.token_weight: dict[str, float] = {t: math.log(1 + n / df) for t, df in token_df.items()}
+        # Generic words weigh what such words typically weigh on the lists (their median IDF here),
+        # never more: "energy" or "telecom" is rare in sanctions lists but not among companies.
+        seen = sorted(self.token_weight[t] for t in GENERIC_WORDS if t in self.token_weight)
+        self.generic_weight = seen[len(seen) // 2] if seen else math.log(1 + n)
+        for t in GENERIC_WORDS | NAME_LIKE_FORMS:
+            self.token_weight[t] = min(self.token_weight.get(t, self.generic_weight), self.generic_weight)
         self.unseen_weight = math.log(1 + n)
 
     def __len__(self) -> int:
