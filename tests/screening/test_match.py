@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001 - names in other scripts are the point
+# ruff: noqa: RUF001, RUF003 - names in other scripts are the point
 from __future__ import annotations
 
 import pytest
@@ -180,7 +180,9 @@ def test_legal_forms_per_language(name: str, kept: str, removed: str) -> None:
 
 
 def test_a_word_near_a_legal_form_is_not_one() -> None:
-    assert normalise("Center for Innovation and Technology Cooperation").tokens[-1] == "koperation"  # folded: doubled letters once
+    assert (
+        normalise("Center for Innovation and Technology Cooperation").tokens[-1] == "koperation"
+    )  # folded: doubled letters once
     assert normalise("Acme Limitbd").legal_forms == ("limited",)  # one typo in a legal form
     assert normalise("Joint Stoick Company Argus").tokens == ("argus",)  # the other words vouch for it
     assert normalise("Pat Stoick Company").tokens == ("pat", "stoik")  # "company" alone goes

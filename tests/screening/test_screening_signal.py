@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - names in other scripts are the point
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -110,7 +111,11 @@ def test_bad_names_are_per_name_problems(small_lists: Path, name: str, problem: 
 
 @pytest.mark.parametrize(
     "name",
-    ["AEROCARIBBEAN \U0001f680 AIRLINES", "Aerocaribbean Авиалинии 航空", "ＡＥＲＯＣＡＲＩＢＢＥＡＮ ＡＩＲＬＩＮＥＳ"],
+    [
+        "AEROCARIBBEAN \U0001f680 AIRLINES",
+        "Aerocaribbean Авиалинии 航空",
+        "ＡＥＲＯＣＡＲＩＢＢＥＡＮ ＡＩＲＬＩＮＥＳ",
+    ],
 )
 def test_mixed_scripts_and_emoji_are_screened(small_lists: Path, name: str) -> None:
     (r,) = cli.screen_names([name], directory=small_lists)

@@ -143,9 +143,7 @@ def screen_cmd(
             assert isinstance(matches, list)
             out.print(f"{r['query']}: {r['verdict']}", markup=False)
             for m in matches[:5]:
-                out.print(
-                    f"  {m['verdict']} {m['score']:.2f} {m['name']} ({m['list']}, {m['entity_id']}): {m['explanation']}",
-                    markup=False,
-                )
+                where = f"({m['list']}, {m['entity_id']})"
+                out.print(f"  {m['verdict']} {m['score']:.2f} {m['name']} {where}: {m['explanation']}", markup=False)
     if any("problem" in r for r in results):
         raise typer.Exit(3)
