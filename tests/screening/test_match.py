@@ -186,3 +186,8 @@ def test_a_word_near_a_legal_form_is_not_one() -> None:
     assert normalise("Acme Limitbd").legal_forms == ("limited",)  # one typo in a legal form
     assert normalise("Joint Stoick Company Argus").tokens == ("argus",)  # the other words vouch for it
     assert normalise("Pat Stoick Company").tokens == ("pat", "stoik")  # "company" alone goes
+
+
+def test_abjad_names_compare_by_consonants_across_a_join() -> None:
+    # Watchman's pair: the compact score over consonant skeletons (minimum 0.80 there)
+    assert score_tokens(normalise("خالد محمود"), normalise("Khaled Mahmoud")).value >= 0.8

@@ -379,7 +379,7 @@ def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
     return sim, "~"
 
 
-def _joined_agree(rest_q: list[str], rest_a: list[str]) -> bool:
+def _joined_agree(rest_q: list[str], rest_a: list[str], abjad: bool = False) -> bool:
     """Whether the tokens left after exact agreement spell the same letters once run together:
     the compact score may then stand for a join or split ("Jin Ping" = "Jinping"), never for a
     different word such as another given name ("Wang Xiang" is not "Wang Exiang")."""
@@ -388,6 +388,9 @@ def _joined_agree(rest_q: list[str], rest_a: list[str]) -> bool:
     jq, ja = "".join(rest_q), "".join(rest_a)
     if jq == ja or "".join(sorted(rest_q)) == "".join(sorted(rest_a)):
         return True
+    if abjad:  # short vowels unwritten: the consonants are what there is to compare
+        sq, sa = "".join(map(skeleton, rest_q)), "".join(map(skeleton, rest_a))
+        return fuzz.ratio(sq, sa) >= _JOINED_MIN - 10
     return len(rest_q) != len(rest_a) and fuzz.ratio(jq, ja) >= _JOINED_MIN
 
 
@@ -432,7 +435,7 @@ def score_tokens(
     exact_q = {i for i, x in enumerate(qt) if sim_q[i] == 1.0}
     exact_a = {j for j, y in enumerate(at) if sim_a[j] == 1.0}
     if min(len(cq), len(ca)) >= 6 and _joined_agree(
-        [t for i, t in enumerate(qt) if i not in exact_q], [t for j, t in enumerate(at) if j not in exact_a]
+        [t for i, t in enumerate(qt) if i not in exact_q], [t for j, t in enumerate(at) if j not in exact_a], abjad
     ):
         compact = fuzz.ratio(cq, ca) / 100
         if len(qt) > 1 or len(at) > 1:
