@@ -1,16 +1,20 @@
 # ruff: noqa: RUF001 - names in other scripts are the point
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geowarden.errors import SourceError
 from geowarden.model import Facts
 from geowarden.screening import cli
 from geowarden.screening.match import NameIndex
 from geowarden.signals.screening import CODES, evaluate, parse_owner
+from helpers import FIXTURES
 
 
 @dataclass
@@ -120,3 +124,18 @@ def test_bad_names_are_per_name_problems(small_lists: Path, name: str, problem: 
 def test_mixed_scripts_and_emoji_are_screened(small_lists: Path, name: str) -> None:
     (r,) = cli.screen_names([name], directory=small_lists)
     assert "problem" not in r and r["verdict"] in {"match", "possible", "none"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_gets_an_answer_or_a_problem(text: str) -> None:
+    (r,) = cli.screen_names([text], index=_small_index())
+    if "problem" in r:
+        assert r["verdict"] is None and isinstance(r["problem"], str) and "\n" not in r["problem"]
+    else:
+        assert r["verdict"] in {"match", "possible", "none"}
+
+
+@functools.cache
+def _small_index() -> NameIndex:
+    return cli.load_index(FIXTURES / "sanctions")
