@@ -633,11 +633,15 @@ class NameIndex:
         if not q.tokens:
             return []
         best: dict[int, Match] = {}
+        scored: dict[tuple[tuple[str, ...], bool], Score] = {}  # aliases that normalise alike score alike
         for ai in self.candidates(q):
             a = self._alias_norm[ai]
             if ai in self._acronym and a.tokens != q.tokens:
                 continue  # an acronym is evidence only when written exactly
-            sc = score_tokens(q, a, self.token_weight, self.unseen_weight)
+            key = (a.tokens, a.abjad)
+            sc = scored.get(key)
+            if sc is None:
+                sc = scored[key] = score_tokens(q, a, self.token_weight, self.unseen_weight)
             value = sc.value
             ei = self._alias_entity[ai]
             ent = self.entities[ei]
