@@ -1,15 +1,20 @@
+# ruff: noqa: RUF001 - names in other scripts are the point
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from geowarden.errors import SourceError
 from geowarden.model import Facts
 from geowarden.screening import cli
 from geowarden.screening.match import NameIndex
 from geowarden.signals.screening import CODES, evaluate, parse_owner
+from helpers import FIXTURES
 
 
 @dataclass
@@ -81,9 +86,56 @@ def test_unavailable_without_lists(monkeypatch: pytest.MonkeyPatch, small_lists:
 def test_screen_names_contract(small_lists: Path) -> None:
     cli.clear_cache()
     out = cli.screen_names(["AEROCARIBBEAN AIRLINES", "Hetzner Online GmbH"], directory=small_lists)
-    assert len(out) == 2 and out[1] == []
-    m = out[0][0]
-    assert set(m) == {"name", "list", "score", "entity_id", "explanation"} and m["entity_id"] == "ofac-sdn:36"
+    assert [r["verdict"] for r in out] == ["match", "none"]
+    assert out[1]["matches"] == []
+    m = out[0]["matches"][0]  # type: ignore[index]
+    assert set(m) == {"name", "list", "score", "entity_id", "explanation", "verdict"}
+    assert m["entity_id"] == "ofac-sdn:36" and m["verdict"] == "match"
     assert cli.load_index(small_lists) is cli.load_index(small_lists)  # cached per process
     assert any(r.unjoined.get("alt") for r in cli.load_reports(small_lists))
     cli.clear_cache()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty name"),
+        ("   \t", "empty name"),
+        ("A" * 10_000, "longer than"),
+        ("Acme\x00Trading", "control"),
+        ("Acme\u202eTrading", "control"),  # a right-to-left override: format characters hide text
+        ("\U0001f600\U0001f680", "no letter or digit"),
+    ],
+)
+def test_bad_names_are_per_name_problems(small_lists: Path, name: str, problem: str) -> None:
+    out = cli.screen_names([name, "AEROCARIBBEAN AIRLINES"], directory=small_lists)
+    assert out[0]["verdict"] is None and problem in str(out[0]["problem"])
+    assert out[1]["verdict"] == "match"  # the rest of the batch is answered
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "AEROCARIBBEAN \U0001f680 AIRLINES",
+        "Aerocaribbean Авиалинии 航空",
+        "ＡＥＲＯＣＡＲＩＢＢＥＡＮ ＡＩＲＬＩＮＥＳ",
+    ],
+)
+def test_mixed_scripts_and_emoji_are_screened(small_lists: Path, name: str) -> None:
+    (r,) = cli.screen_names([name], directory=small_lists)
+    assert "problem" not in r and r["verdict"] in {"match", "possible", "none"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_gets_an_answer_or_a_problem(text: str) -> None:
+    (r,) = cli.screen_names([text], index=_small_index())
+    if "problem" in r:
+        assert r["verdict"] is None and isinstance(r["problem"], str) and "\n" not in r["problem"]
+    else:
+        assert r["verdict"] in {"match", "possible", "none"}
+
+
+@functools.cache
+def _small_index() -> NameIndex:
+    return cli.load_index(FIXTURES / "sanctions")

@@ -64,6 +64,23 @@ def test_screen_command(lists: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
     first, second = json.loads(p.stdout)
-    assert first and first[0]["score"] >= 0.91
-    assert {"name", "list", "score", "entity_id", "explanation"} <= first[0].keys()
-    assert second == []
+    assert first["verdict"] == "match" and first["matches"][0]["score"] >= 0.91
+    assert {"name", "list", "score", "entity_id", "explanation", "verdict"} <= first["matches"][0].keys()
+    assert second["verdict"] == "none" and second["matches"] == []
+
+
+def test_screen_command_reports_a_bad_name_and_answers_the_rest(lists: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")}
+    env |= {"GEOWARDEN_HOME": str(tmp_path), "GEOWARDEN_SCREENING_DATA": str(lists)}
+    names = tmp_path / "names.txt"
+    names.write_text("Rosoboronexport\n" + "x" * 10_000 + "\nAcme \x07 Bakery\nAcme Bakery GmbH\n", encoding="utf-8")
+    p = subprocess.run(
+        [sys.executable, "-m", "geowarden", "screen", "--file", str(names)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert p.returncode == 3, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("Rosoboronexport: match")
+    assert "name 2: not screened: name longer than" in p.stdout and "name 3: not screened: control" in p.stdout
+    assert "Acme Bakery GmbH: none" in p.stdout

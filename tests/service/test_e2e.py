@@ -301,6 +301,9 @@ def test_screen_endpoint(server: Server) -> None:
         r = c.post("/v1/screen", json={"names": ["Рособоронэкспорт", "Acme Bakery GmbH"], "country": "RU"})
         assert r.status_code == 200, r.text
         first, second = r.json()["results"]
-        assert first[0]["score"] >= 0.91 and second == []
+        assert first["verdict"] == "match" and first["matches"][0]["score"] >= 0.91
+        assert second["verdict"] == "none" and second["matches"] == []
+        bad = c.post("/v1/screen", json={"names": ["", "Рособоронэкспорт"]}).json()["results"]
+        assert bad[0]["problem"] == "empty name" and bad[1]["verdict"] == "match"
     with server.client(scope=None) as c:
         assert c.post("/v1/screen", json={"names": ["x"]}).status_code == 401

@@ -143,10 +143,16 @@ def screen_cmd(
     results = screen_names(items, country.upper() if country else None, directory=data or app_settings().screening_data)
     if as_json:
         emit_json(results)
-        return
-    for name, matches in zip(items, results, strict=True):
-        out.print(f"[bold]{name}[/bold]: " + ("no match" if not matches else f"{len(matches)} match(es)"))
-        for m in matches[:5]:
-            out.print(
-                f"  {m['score']:.2f} {m['name']} ({m['list']}, {m['entity_id']}): {m['explanation']}", markup=False
-            )
+    else:
+        for i, r in enumerate(results, 1):
+            if "problem" in r:
+                out.print(f"name {i}: not screened: {r['problem']}", markup=False)
+                continue
+            matches = r["matches"]
+            assert isinstance(matches, list)
+            out.print(f"{r['query']}: {r['verdict']}", markup=False)
+            for m in matches[:5]:
+                where = f"({m['list']}, {m['entity_id']})"
+                out.print(f"  {m['verdict']} {m['score']:.2f} {m['name']} {where}: {m['explanation']}", markup=False)
+    if any("problem" in r for r in results):
+        raise typer.Exit(3)

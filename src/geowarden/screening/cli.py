@@ -11,13 +11,15 @@ built once per process and per directory (about 1.5 s for the full SDN + consoli
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from geowarden.errors import SourceError
 from geowarden.screening.entity import ParseReport
 from geowarden.screening.lists import load_directory
-from geowarden.screening.match import WEAK, NameIndex
+from geowarden.screening.match import MATCH, POSSIBLE, NameIndex
+from geowarden.screening.names import normalise
 
 ENV_VAR = "GEOWARDEN_SCREENING_DATA"
 
@@ -64,16 +66,59 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+#: Longest name screened; a longer one is a per-name problem, not a crash or a slow scan.
+MAX_NAME_CHARS = 1000
+_CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+
+def name_problem(name: str) -> str | None:
+    """Why a name cannot be screened (one line, without the name), or None when it can.
+
+    Empty or blank names, names over ``MAX_NAME_CHARS`` characters, control or unassigned
+    characters, and names with no letter or digit (emoji alone) are problems; mixed scripts and
+    emoji beside letters are not (the emoji are ignored)."""
+    if not name.strip():
+        return "empty name"
+    if len(name) > MAX_NAME_CHARS:
+        return f"name longer than {MAX_NAME_CHARS} characters ({len(name)})"
+    bad = next((ch for ch in name if unicodedata.category(ch) in _CONTROL and ch not in "\u200c\u200d"), None)
+    if bad is not None:
+        return f"control or unassigned character U+{ord(bad):04X} in name"
+    if not normalise(name).tokens:
+        return "no letter or digit in name"
+    return None
+
+
+def verdict(score: float) -> str:
+    """``match`` (a policy may block), ``possible`` (for a reviewer) or ``none``."""
+    return "match" if score >= MATCH else "possible" if score >= POSSIBLE else "none"
+
+
+def screen_one(
+    index: NameIndex, name: str, country: str | None = None, *, threshold: float = POSSIBLE, limit: int = 10
+) -> dict[str, object]:
+    """The DESIGN ``geowarden screen`` contract for one name: ``query``, ``verdict`` and its
+    ``matches`` (``name``, ``list``, ``score``, ``entity_id``, ``explanation``, ``verdict``), best
+    first; or ``verdict`` None and a ``problem`` when the name cannot be screened."""
+    problem = name_problem(name)
+    if problem is not None:
+        return {"query": name[:200], "verdict": None, "problem": problem, "matches": []}
+    found = index.search(name, country=country, threshold=min(threshold, POSSIBLE), limit=limit)
+    matches = [m.to_dict() | {"verdict": verdict(m.score)} for m in found]
+    best = found[0].score if found else 0.0
+    return {"query": name, "verdict": verdict(best), "score": round(best, 4), "matches": matches}
+
+
 def screen_names(
     names: Iterable[str],
     country: str | None = None,
     *,
     directory: str | Path | None = None,
-    threshold: float = WEAK,
+    threshold: float = POSSIBLE,
     limit: int = 10,
     index: NameIndex | None = None,
-) -> list[list[dict[str, object]]]:
-    """Per name, in input order, its matches (``name``, ``list``, ``score``, ``entity_id``,
-    ``explanation``), best first; an empty list when nothing scores ``threshold`` or more."""
+) -> list[dict[str, object]]:
+    """Per name, in input order, :func:`screen_one`'s answer; a name that cannot be screened
+    gets its ``problem`` and every other name is still answered."""
     idx = index if index is not None else load_index(directory)
-    return [[m.to_dict() for m in idx.search(n, country=country, threshold=threshold, limit=limit)] for n in names]
+    return [screen_one(idx, n, country, threshold=threshold, limit=limit) for n in names]

@@ -1,7 +1,11 @@
-"""Name matching against the lists: block, score, explain.
+# ruff: noqa: RUF002 - names in other scripts are the point
+"""Name matching against the lists: normalise, block, score, explain.
 
-1. **Normalise** (:func:`~geowarden.screening.names.normalise`, in :mod:`.names`): every name,
-   listed or queried, as Latin tokens without company legal forms, whatever its script.
+1. **Normalise** (:func:`.names.normalise`): NFKC; Chinese characters to pinyin syllables (``pypinyin``,
+   context-aware for polyphones); every other script to Latin (``anyascii``: Cyrillic, Arabic,
+   Greek, Hebrew, Hangul, kana, Thai ...); lower case; apostrophes dropped, other punctuation to
+   spaces; company legal forms removed at either end of the name (``Co., Ltd``, ``Limited``,
+   ``LLC``, ``GmbH``, ``JSC``, ``ООО``/``OOO``, ``有限公司`` = "you xian gong si", ...).
 2. **Block** (:class:`NameIndex`): every alias is filed under keys of its tokens (the token, a
    consonant skeleton, a 4-letter prefix and suffix); a query collects aliases that share keys,
    weighted by how rare each key is, and only the best few are scored.
@@ -22,18 +26,28 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
 from geowarden.screening.entity import Entity
-from geowarden.screening.names import Normalised, normalise, skeleton
+from geowarden.screening.names import GENERIC_WORDS, NAME_LIKE_FORMS, Normalised, normalise, skeleton
 
-#: A match at or above this is "strong" (``ORG_LISTED``); between WEAK and STRONG it is weak.
-STRONG = 0.91
-WEAK = 0.80
+#: The verdict levels: ``match`` at or above MATCH (a policy may block), ``possible`` at or above
+#: POSSIBLE (for a reviewer), ``none`` below. Calibrated on half A of bench/eval_screening.py.
+MATCH = 0.88
+POSSIBLE = 0.83
+STRONG, WEAK = MATCH, POSSIBLE  # the names the evidence codes were written with
+#: What a name scores at most when nothing in it agrees exactly (one fuzzy word, or sounds
+#: alone): enough for a reviewer, never a match.
+UNSUPPORTED_CAP = 0.87
+_UNSUPPORTED_PENALTY = 0.05
+_SUPPORT_SHARE = 0.5  # of the paired listed words' weight that must agree exactly
+_LONG_TOKEN = 8  # a fuzzy pair on a word this long is evidence on its own (one typo in 8+ letters)
 
 _MIN_TOKEN_SIM = 0.80  # token pairs below this count as not agreeing
+_JOINED_MIN = 90  # Indel ratio the run-together leftovers need (a typo across a join)
 _TOP_CANDIDATES = 40  # aliases fully scored per query
 _MAX_POSTING = 4000  # keys shared by more aliases than this are too common to block on alone
 
@@ -55,9 +69,24 @@ class Score:
     unmatched_alias: tuple[str, ...]
     token_score: float
     compact_score: float
+    capped: bool = False  # held below MATCH: no exact word agreed (see _supported)
 
 
+#: Orthographic similarity a pair needs before a phonetic (skeleton) agreement may lift it.
+_PHONETIC_FLOOR = 0.75
+#: A fuzzy (non-exact) pair's similarity is stretched away from 1 by this factor: one edit in a
+#: short word is a different name as often as it is a typo, so it carries less than agreement.
+_FUZZ_STRETCH = 1.6
+
+
+@lru_cache(maxsize=1 << 20)
 def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
+    """Similarity of two folded tokens and how it was reached ("=", "~", "phonetic").
+
+    Phonetic agreement (equal consonant skeletons) is support, never evidence alone: it lifts a
+    pair only when the spellings already agree to ``_PHONETIC_FLOOR`` ("gang"/"gong" and
+    "zaimer"/"samir" do not), except across an abjad (Arabic, Hebrew), whose transliterations
+    leave the short vowels out ("mhmd" = "mohamed")."""
     if a == b:
         return 1.0, "="
     if a.isdigit() or b.isdigit():
@@ -69,15 +98,31 @@ def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
         return 0.0, ""
     # Jaro-Winkler rewards a shared prefix generously ("romashka" ~ "romana" 0.89); averaging it
     # with the Indel ratio keeps single typos high and different words low.
-    sim = (JaroWinkler.normalized_similarity(a, b) + fuzz.ratio(a, b) / 100) / 2
+    ortho = (JaroWinkler.normalized_similarity(a, b) + fuzz.ratio(a, b) / 100) / 2
     if len(a) <= 3 or len(b) <= 3:
-        sim -= 0.08  # short tokens: a prefix agreeing means little
-    if sa == sb and len(sa) >= 3:
-        sim = max(sim, 0.9)
-        how = "phonetic" if sim == 0.9 else "~"
-    else:
-        how = "~"
-    return (sim, how) if sim >= _MIN_TOKEN_SIM else (0.0, "")
+        ortho -= 0.08  # short tokens: a prefix agreeing means little
+    phonetic = sa == sb and len(sa) >= 3 and ortho >= _PHONETIC_FLOOR
+    if ortho < _MIN_TOKEN_SIM and not phonetic:
+        return 0.0, ""
+    sim = 1.0 - _FUZZ_STRETCH * (1.0 - ortho)
+    if phonetic and sim < min(ortho, 0.9):
+        return min(ortho, 0.9), "phonetic"  # the sounds agreeing undo the stretch, no more
+    return sim, "~"
+
+
+def _joined_agree(rest_q: list[str], rest_a: list[str], abjad: bool = False) -> bool:
+    """Whether the tokens left after exact agreement spell the same letters once run together:
+    the compact score may then stand for a join or split ("Jin Ping" = "Jinping"), never for a
+    different word such as another given name ("Wang Xiang" is not "Wang Exiang")."""
+    if not rest_q or not rest_a:
+        return not rest_q and not rest_a
+    jq, ja = "".join(rest_q), "".join(rest_a)
+    if jq == ja or "".join(sorted(rest_q)) == "".join(sorted(rest_a)):
+        return True
+    if abjad:  # short vowels unwritten: the consonants are what there is to compare
+        sq, sa = "".join(map(skeleton, rest_q)), "".join(map(skeleton, rest_a))
+        return fuzz.ratio(sq, sa) >= _JOINED_MIN - 10
+    return len(rest_q) != len(rest_a) and fuzz.ratio(jq, ja) >= _JOINED_MIN
 
 
 def score_tokens(
@@ -92,9 +137,10 @@ def score_tokens(
         return Score(0.0, "tokens", (), qt, at, 0.0, 0.0)
     w = weight or {}
     cands: list[tuple[float, int, int, str]] = []
+    abjad = q.abjad or a.abjad
     for i, x in enumerate(qt):
         for j, y in enumerate(at):
-            s, how = _token_sim(x, y, q.abjad or a.abjad)
+            s, how = _token_sim(x, y, abjad)
             if s > 0:
                 cands.append((s, i, j, how))
     cands.sort(reverse=True)
@@ -117,7 +163,11 @@ def score_tokens(
     token_score = 0.0 if cov_q + cov_a == 0 else 2 * cov_q * cov_a / (cov_q + cov_a)
     cq, ca = q.compact, a.compact
     compact = 0.0
-    if min(len(cq), len(ca)) >= 6:
+    exact_q = {i for i, x in enumerate(qt) if sim_q[i] == 1.0}
+    exact_a = {j for j, y in enumerate(at) if sim_a[j] == 1.0}
+    if min(len(cq), len(ca)) >= 6 and _joined_agree(
+        [t for i, t in enumerate(qt) if i not in exact_q], [t for j, t in enumerate(at) if j not in exact_a], abjad
+    ):
         compact = fuzz.ratio(cq, ca) / 100
         if len(qt) > 1 or len(at) > 1:
             compact = max(compact, fuzz.ratio("".join(sorted(qt)), "".join(sorted(at))) / 100)
@@ -126,9 +176,28 @@ def score_tokens(
         compact -= 0.03  # a slight preference for token agreement when both are close
     unmatched_q = tuple(t for i, t in enumerate(qt) if i not in used_q)
     unmatched_a = tuple(t for j, t in enumerate(at) if j not in used_a)
-    if compact > token_score:
-        return Score(compact, "compact", tuple(pairs), unmatched_q, unmatched_a, token_score, compact)
-    return Score(token_score, "tokens", tuple(pairs), unmatched_q, unmatched_a, token_score, compact)
+    method = "compact" if compact > token_score else "tokens"
+    value = max(compact, token_score)
+    capped = value > UNSUPPORTED_CAP and not _supported(pairs, method, abjad, w, default_weight)
+    if capped:
+        value = min(UNSUPPORTED_CAP, value - _UNSUPPORTED_PENALTY)
+    return Score(value, method, tuple(pairs), unmatched_q, unmatched_a, token_score, compact, capped)
+
+
+def _supported(pairs: list[TokenPair], method: str, abjad: bool, w: dict[str, float], default_weight: float) -> bool:
+    """Whether a name's agreement can carry a match: the words agreeing exactly (or, across an
+    abjad, by their consonants; or with one typo in a word of 8+ letters) weigh at least half of
+    the listed words paired, or the letters agree once joined. One short fuzzy word, sounds
+    alone, or a common surname or generic word agreeing beside a different given name cannot."""
+    if method == "compact":
+        return True
+    paired = sum(w.get(p.alias, default_weight) for p in pairs)
+    strong = sum(
+        w.get(p.alias, default_weight)
+        for p in pairs
+        if p.how == "=" or (abjad and p.how == "phonetic") or min(len(p.query), len(p.alias)) >= _LONG_TOKEN
+    )
+    return paired > 0 and strong >= _SUPPORT_SHARE * paired
 
 
 # -- the index ---------------------------------------------------------------------------------
@@ -150,6 +219,23 @@ def _keys(tokens: Sequence[str], joined: int = 2) -> set[str]:
             out.add("p:" + t[:4])
             out.add("x:" + t[-4:])
     return out
+
+
+_INITIAL_SKIP = frozenset({"of", "and", "for", "the", "de", "du", "des", "la", "al", "el", "i", "e", "und"})
+_VOWELS = frozenset("aeiou")
+
+
+def _initials(tokens: Sequence[str]) -> str:
+    return "".join(t[0] for t in tokens if t not in _INITIAL_SKIP)
+
+
+def _is_acronym(tokens: tuple[str, ...], initials: set[str]) -> bool:
+    """A one-word name that is the initials of another of the party's names ("CITC" for "Center
+    for Innovation and Technology Cooperation"), or a short word without a vowel ("FDLR")."""
+    if len(tokens) != 1 or tokens[0].isdigit():
+        return False
+    t = tokens[0]
+    return t in initials or (2 <= len(t) <= 6 and not (_VOWELS & set(t)))
 
 
 @dataclass(slots=True)
@@ -187,6 +273,10 @@ class Match:
         if self.query.scripts:
             parts.append(f"query transliterated from {'/'.join(s.title() for s in self.query.scripts)}")
         parts.append(f"token score {d.token_score:.2f}, compact score {d.compact_score:.2f} ({d.method} used)")
+        if d.capped:
+            parts.append(
+                f"no distinctive word agreed exactly: -{_UNSUPPORTED_PENALTY:.2f}, at most {UNSUPPORTED_CAP:.2f}"
+            )
         parts.extend(self.notes)
         parts.append(f"score {self.score:.2f}")
         return "; ".join(parts)
@@ -210,14 +300,18 @@ class NameIndex:
         self._alias_entity: list[int] = []
         self._alias_text: list[str] = []
         self._alias_norm: list[Normalised] = []
+        self._acronym: set[int] = set()  # alias ids that are acronyms: they match only exactly
         postings: dict[str, list[int]] = defaultdict(list)
         token_df: Counter[str] = Counter()
         for ei, ent in enumerate(self.entities):
-            for name in ent.names():
-                norm = normalise(name)
+            norms = [(name, normalise(name)) for name in ent.names()]
+            initials = {_initials(n.tokens) for _, n in norms if len(n.tokens) >= 2}
+            for name, norm in norms:
                 if not norm.tokens:
                     continue
                 ai = len(self._alias_text)
+                if _is_acronym(norm.tokens, initials):
+                    self._acronym.add(ai)
                 self._alias_entity.append(ei)
                 self._alias_text.append(name)
                 self._alias_norm.append(norm)
@@ -228,6 +322,12 @@ class NameIndex:
         self._postings: dict[str, list[int]] = dict(postings)
         self._key_weight = {k: math.log(1 + n / len(v)) for k, v in self._postings.items()}
         self.token_weight: dict[str, float] = {t: math.log(1 + n / df) for t, df in token_df.items()}
+        # Generic words weigh what such words typically weigh on the lists (their median IDF here),
+        # never more: "energy" or "telecom" is rare in sanctions lists but not among companies.
+        seen = sorted(self.token_weight[t] for t in GENERIC_WORDS if t in self.token_weight)
+        self.generic_weight = seen[len(seen) // 2] if seen else math.log(1 + n)
+        for t in GENERIC_WORDS | NAME_LIKE_FORMS:
+            self.token_weight[t] = min(self.token_weight.get(t, self.generic_weight), self.generic_weight)
         self.unseen_weight = math.log(1 + n)
 
     def __len__(self) -> int:
@@ -264,9 +364,15 @@ class NameIndex:
         if not q.tokens:
             return []
         best: dict[int, Match] = {}
+        scored: dict[tuple[tuple[str, ...], bool], Score] = {}  # aliases that normalise alike score alike
         for ai in self.candidates(q):
             a = self._alias_norm[ai]
-            sc = score_tokens(q, a, self.token_weight, self.unseen_weight)
+            if ai in self._acronym and a.tokens != q.tokens:
+                continue  # an acronym is evidence only when written exactly
+            key = (a.tokens, a.abjad)
+            sc = scored.get(key)
+            if sc is None:
+                sc = scored[key] = score_tokens(q, a, self.token_weight, self.unseen_weight)
             value = sc.value
             ei = self._alias_entity[ai]
             ent = self.entities[ei]

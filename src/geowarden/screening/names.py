@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from anyascii import anyascii
 from pypinyin import lazy_pinyin
-from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
 
 # Legal forms as tokens after transliteration; multi-word forms first. Removed at either end.
 _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
@@ -45,18 +45,14 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "ojsc",
             "pjsc",
             "cjsc",
-            "ao",
             "oao",
             "zao",
             "pao",
             "ooo",
-            "tov",
-            "pat",
             "gmbh",
             "ag",
             "kg",
             "mbh",
-            "sa",
             "sarl",
             "srl",
             "spa",
@@ -75,7 +71,6 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "kft",
             "sp z o o",
             "sp zoo",
-            "doo",
             "ead",
             "ltda",
             "sas",
@@ -114,7 +109,6 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "jusikhoesa",
             "sharikat",
             "sherkat",
-            "as",
             "anonim sirketi",
             "ltd sti",
             "sti",
@@ -151,14 +145,40 @@ for _f in _LEGAL_FORMS:
 
 _LEGAL_TOKENS = frozenset(t for f in _LEGAL_FORMS for t in f if len(t) >= 5)
 
+#: Legal-form abbreviations that are also people's names in some language (Pat; Ao, a Chinese
+#: surname; Sa and Doo in Korean names; Tov in Hebrew; As): never removed, only weighted as
+#: little as a generic word, so "Pat Smith" keeps "Pat" and "AO Rosatom" still meets "Rosatom".
+NAME_LIKE_FORMS = frozenset(fold(w) for w in ("ao", "pat", "sa", "as", "doo", "tov"))
+
+#: Words ordinary company names share in every industry: an agreement on them says little, so
+#: they weigh no more than their median IDF on the lists (``NameIndex.generic_weight``).
+GENERIC_WORDS = frozenset(
+    fold(w)
+    for w in """
+    air airlines agro auto bank broadband capital chemical chemicals cloud com commercial
+    communications construction consulting data datacenter development digital electric electronics
+    energy engineering enterprise enterprises export finance financial food foods gas general global
+    group grupo gruppe holding holdings hosting hotel import industrial industries industry
+    insurance international internet invest investment investments it logistics management
+    manufacturing marine media metal metals mining mobile motors national net network networks new
+    oil online partners petro petroleum pharma pharmaceutical pharmaceuticals plus power pro
+    resources security service services shipping software solutions steel supply system systems tech
+    technologies technology telecom telecommunications textile textiles trading transport trust
+    united web world
+    """.split()  # noqa: SIM905 - a paragraph of words reads better than a column
+)
+
 
 @lru_cache(maxsize=65536)
 def _canon(token: str) -> str:
-    """A token as a legal-form word when it is one with a typo ("limitbd" -> "limited")."""
-    if len(token) < 5 or token in _LEGAL_TOKENS:
+    """A token as a legal-form word when it is one with a single typo ("limitbd" -> "limited").
+
+    One edit only, in words of six letters or more: with two, real words become legal forms
+    ("cooperation" -> "corporation", and the name loses a word)."""
+    if len(token) < 6 or token in _LEGAL_TOKENS:
         return token
     for lt in _LEGAL_TOKENS:
-        if abs(len(lt) - len(token)) <= 2 and fuzz.ratio(lt, token) >= 85:
+        if abs(len(lt) - len(token)) <= 1 and Levenshtein.distance(lt, token, score_cutoff=1) <= 1:
             return lt
     return token
 
@@ -167,6 +187,7 @@ _ABJAD = frozenset({"ARABIC", "HEBREW", "SYRIAC"})
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _DROP = re.compile(r"['`\u2019\u02bc\u02bf\u02be]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_SYMBOLS = frozenset({"So", "Sk", "Sm", "Cs", "Co", "Cn", "Me"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,10 +220,25 @@ def _scripts(text: str) -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
+def _is_form(tokens: list[str], form: tuple[str, ...]) -> bool:
+    """Whether ``tokens`` spell the legal form ``form``: word for word (a long word may carry one
+    typo, see ``_canon``), or, in a form of three words or more, with one typo in one word of
+    four letters or more ("joint stoick company"): the other words vouch for it."""
+    got = tuple(map(_canon, tokens))
+    if got == form:
+        return True
+    if len(form) < 3:
+        return False
+    off = [(g, f) for g, f in zip(got, form, strict=True) if g != f]
+    return len(off) == 1 and min(map(len, off[0])) >= 4 and Levenshtein.distance(*off[0], score_cutoff=1) <= 1
+
+
 @lru_cache(maxsize=65536)
 def normalise(text: str) -> Normalised:
     """Comparable Latin tokens for a name in any script (see the module docstring)."""
     text = unicodedata.normalize("NFKC", text)
+    if not text.isascii():  # symbols (emoji, dingbats) carry no name: anyascii would spell them out
+        text = "".join(" " if unicodedata.category(ch) in _SYMBOLS else ch for ch in text)
     scripts = _scripts(text) if not text.isascii() else ()
     if "HAN" in scripts and _HAN.search(text):
         text = " ".join(lazy_pinyin(text))
@@ -216,7 +252,7 @@ def normalise(text: str) -> Normalised:
         changed = False
         for form in _LEGAL_FIRST.get(_canon(tokens[0]), ()):
             n = len(form)
-            if tuple(map(_canon, tokens[:n])) == form and len(tokens) > n:
+            if len(tokens) > n and _is_form(tokens[:n], form):
                 removed.append(" ".join(form))
                 tokens = tokens[n:]
                 changed = True
@@ -225,7 +261,7 @@ def normalise(text: str) -> Normalised:
             continue
         for form in _LEGAL_LAST.get(_canon(tokens[-1]), ()):
             n = len(form)
-            if tuple(map(_canon, tokens[-n:])) == form and len(tokens) > n:
+            if len(tokens) > n and _is_form(tokens[-n:], form):
                 removed.append(" ".join(form))
                 tokens = tokens[:-n]
                 changed = True

@@ -175,8 +175,12 @@ DECIDE_EXAMPLE = {"ip": "1.2.4.8", "account_id": "acct-42", "api_key_id": "key-7
 
 class ScreenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    names: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
-        min_length=1, max_length=100, examples=[["Rosoboronexport", "Huawei Technologies Co., Ltd."]]
+    names: list[Annotated[str, Field(max_length=20_000)]] = Field(
+        min_length=1,
+        max_length=100,
+        examples=[["Rosoboronexport", "Huawei Technologies Co., Ltd."]],
+        description="A name that cannot be screened (empty, too long, control characters) gets its own "
+        "`problem`; the others are answered",
     )
     country: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$", description="A hint, never a filter")
 
@@ -187,7 +191,18 @@ class MatchOut(BaseModel):
     score: float
     entity_id: str
     explanation: str
+    verdict: Literal["match", "possible"]
+
+
+class ScreenResult(BaseModel):
+    query: str
+    verdict: Literal["match", "possible", "none"] | None = Field(
+        description="match: a policy may block; possible: for a reviewer; none; null when not screened"
+    )
+    score: float | None = None
+    problem: str | None = Field(default=None, description="Why this name was not screened")
+    matches: list[MatchOut] = Field(description="Best first, one per listed party")
 
 
 class ScreenOut(BaseModel):
-    results: list[list[MatchOut]] = Field(description="Per name, in input order, its matches, best first")
+    results: list[ScreenResult] = Field(description="Per name, in input order")

@@ -38,9 +38,10 @@ _ORG = "<organisation>"
 
 #: Evidence codes of the screening signal (``signal="screening"``) and what they mean.
 CODES: dict[str, str] = {
-    "ORG_LISTED": "the organisation's name matches a listed party strongly (score >= 0.91); value: the best "
+    "ORG_LISTED": "the organisation's name matches a listed party strongly (match: score >= 0.88); value: the best "
     "match (name, list, score, entity_id, explanation)",
-    "NAME_MATCH_WEAK": "the organisation's name resembles a listed party (0.80 <= score < 0.91): for a reviewer; "
+    "NAME_MATCH_WEAK": "the organisation's name resembles a listed party (possible: 0.83 <= score < 0.88): "
+    "for a reviewer; "
     "value: the matches",
     "ORG_OWNED_BY_RESTRICTED": "listed or restricted-jurisdiction owners hold 50 % or more of the organisation, "
     "directly or indirectly, in the aggregate (OFAC 50 % rule); value: share, look-through share, chains",
