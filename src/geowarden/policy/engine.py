@@ -140,8 +140,7 @@ class PolicyEngine:
         distinct context (only the variables the rules use count); the CEL context is built once
         per request and shared by all rules."""
         fields = self._fields
-        used = {k: ({f: ctx[k][f] for f in fields[k] if f in ctx[k]} if k in fields else ctx[k]) for k in self._used
-                if k in ctx}  # fmt: skip
+        used = {k: ({f: ctx[k][f] for f in fields[k] if f in ctx[k]} if k in fields else ctx[k]) for k in self._used}
         key = repr(used)  # the context's dicts are built in a fixed key order: repr is a faithful key
         hit = self._memo.get(key)
         if hit is not None:
