@@ -11,12 +11,18 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from fuzz.fuzzkit import MET
 from geowarden.intel.snapshot import Snapshot
 
-COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+# No "explain" phase: it traces every line run while shrinking a failure, which makes a command
+# (DuckDB, the Warden) ten times slower; the failing example is still shown.
+COMMON = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+}
 settings.register_profile("default", max_examples=25, **COMMON)  # type: ignore[arg-type]
 settings.register_profile("slow", max_examples=400, **COMMON)  # type: ignore[arg-type]
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -18,12 +18,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from geowarden.cli import main
 
 #: Generated inputs met, by reader (``pytest_terminal_summary`` in conftest.py prints them).
 MET: Counter[str] = Counter()
+
+
+def costly() -> settings:
+    """Settings for a test whose every example costs a second or more (a DuckDB run, a snapshot
+    build): a quarter of the profile's examples (at least 4)."""
+    return settings(max_examples=max(4, settings.default.max_examples // 4))
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,3 +42,49 @@ def test_ip_file_with_nothing_to_look_up_says_so(fuzz_env: dict[str, str], tmp_p
     assert r.code == 3
     assert "no addresses to look up" in r.stderr
     assert r.stdout == ""
+
+
+LOG_ROW = b'{"ts": 1767225600000, "request_id": "r1", "account_id": "a", "api_key_id": "k", "ip": "8.8.8.8"}'
+
+
+def test_analyze_with_every_row_malformed_says_so_and_exits_3(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    f = tmp_path / "logs.jsonl"
+    f.write_bytes(b"not json\n[1]\n" + LOG_ROW.replace(b"8.8.8.8", b"nowhere") + b"\n")
+    r = run_cli(["analyze", str(f), "--json", "-q"], fuzz_env)
+    assert r.code == 3
+    assert "no usable events in the logs (3 rows read, 3 malformed)" in r.stderr
+    assert json.loads(r.stdout)["problems"]["skipped"] == 3
+
+
+def test_analyze_of_an_empty_file_says_so(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    f = tmp_path / "logs.jsonl"
+    f.write_bytes(b"")
+    r = run_cli(["analyze", str(f), "-q"], fuzz_env)
+    assert r.code == 3
+    assert "no usable events in the logs (0 rows read, 0 malformed)" in r.stderr
+
+
+def test_analyze_drops_a_byte_order_mark(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    f = tmp_path / "logs.jsonl"
+    f.write_bytes(BOM + LOG_ROW + b"\r\n")
+    r = run_cli(["analyze", str(f), "--json", "-q"], fuzz_env)
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["stats"]["events"] == 1
+
+
+def test_analyze_of_a_parquet_file_with_a_damaged_data_page_is_one_line(
+    fuzz_env: dict[str, str], tmp_path: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "logs.parquet"
+    pq.write_table(pa.table({"ts": [1767225600000], "request_id": ["r"], "account_id": ["a"],
+                             "api_key_id": ["k"], "ip": ["8.8.8.8"]}), f)  # fmt: skip
+    data = bytearray(f.read_bytes())
+    data[4] ^= 0xFF  # the first data page's header: the footer still reads, the page does not
+    f.write_bytes(bytes(data))
+    r = run_cli(["analyze", str(f), "--json", "-q"], fuzz_env)
+    assert r.code == 2
+    assert r.stdout == ""
+    assert f"{f}: cannot read" in r.stderr and len(r.stderr.strip().splitlines()) == 1
