@@ -102,7 +102,7 @@ class Line:
     """One line of a generated file: ``good`` lines must be answered, the others reported."""
 
     raw: bytes
-    good: bool
+    good: bool | None  # None: either answered or reported, as the contract says
 
 
 def file_bytes(lines: list[Line], *, bom: bool, crlf: bool, final_newline: bool) -> bytes:

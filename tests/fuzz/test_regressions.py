@@ -88,3 +88,38 @@ def test_analyze_of_a_parquet_file_with_a_damaged_data_page_is_one_line(
     assert r.code == 2
     assert r.stdout == ""
     assert f"{f}: cannot read" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_verify_location_of_an_empty_file_says_so(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    f = tmp_path / "claims.jsonl"
+    f.write_bytes(b"\n# nothing\n")
+    r = run_cli(["verify-location", "--file", str(f), "--json"], fuzz_env)
+    assert r.code == 3
+    assert "no claims to verify" in r.stderr and r.stdout == ""
+
+
+def test_serve_with_an_unreachable_database_is_one_line(fuzz_env: dict[str, str]) -> None:
+    from redis_support import free_port
+
+    url = f"postgresql+psycopg://someone:hunter2hunter2@127.0.0.1:{free_port()}/nothing"  # nothing listens there
+    r = run_cli(["serve", "--port", "1"], {**fuzz_env, "GEOWARDEN_AUDIT_URL": url})
+    assert r.code == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "the audit database postgresql+psycopg://someone:***@127.0.0.1" in r.stderr
+    assert "hunter2" not in r.stderr
+
+
+def test_verify_location_with_an_unknown_country_answers_the_other_claims(
+    fuzz_env: dict[str, str], tmp_path: Path
+) -> None:
+    f = tmp_path / "claims.jsonl"
+    f.write_bytes(
+        b'{"claimed": "DE", "rtt": [[52.5, 13.4, 5]]}\n{"claimed": "XX", "rtt": [[52.5, 13.4, 5]]}\n'
+        b'{"claimed": "DE", "rtt": ' + b"[" * 5000 + b"]" * 5000 + b"}\n"
+        b'{"claimed": "FR", "rtt": [[48.85, 2.35, 3]]}\n'
+    )
+    r = run_cli(["verify-location", "--file", str(f), "--json"], fuzz_env)
+    assert r.code == 3
+    assert f"{f} line 2: unknown country code" in r.stderr
+    assert f"{f} line 3: not valid JSON (nested too deeply)" in r.stderr
+    assert [d["feasible"] for d in json.loads(r.stdout)] == [True, True]

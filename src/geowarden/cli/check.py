@@ -4,7 +4,7 @@ physically possible) and ``screen`` (names against the sanctions lists)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,20 +85,31 @@ def verify_location(
 
     if (claimed is None) == (file is None):
         fail("give --claimed with --rtt, or --file", 2)
-    claims = []
+    claims: list[tuple[int, Any]] = []
     bad = 0
+    where = "stdin" if file == "-" else file
     if file is not None:
         for n, text in read_lines(file):
             try:
-                claims.append(parse_claim_line(text, n))
+                claims.append((n, parse_claim_line(text, n)))
             except InputError as exc:
                 bad += 1
-                err.print(f"geowarden: {'stdin' if file == '-' else file} {exc.message}", markup=False)
+                err.print(f"geowarden: {where} {exc.message}", markup=False)
+        if not claims and not bad:
+            fail(f"{where}: no claims to verify (every line is blank or a comment)", 3)
     else:
         if not rtt:
             fail("give at least one --rtt LAT,LON=MS", 2)
-        claims.append(claim_from_args(claimed or "", rtt))
-    results = verify_claims(claims)
+        claims.append((0, claim_from_args(claimed or "", rtt)))
+    results = []
+    for n, claim in claims:  # one at a time: a claim that cannot be verified is reported, the others answered
+        try:
+            results.extend(verify_claims([claim]))
+        except InputError as exc:
+            if file is None:
+                raise
+            bad += 1
+            err.print(f"geowarden: {where} line {n}: {exc.message}", markup=False)
     if as_json:
         emit_json(results)
     else:
@@ -106,8 +117,8 @@ def verify_location(
             verdict = (
                 "[green]feasible[/green]" if r["feasible"] else f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
             )
-            where = ", ".join(r.get("region", {}).get("countries", [])[:10])
-            out.print(f"{verdict}; the client can be in: {where or '-'}")
+            region = ", ".join(r.get("region", {}).get("countries", [])[:10])
+            out.print(f"{verdict}; the client can be in: {region or '-'}")
     if bad:
         raise typer.Exit(3)
 

@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from geowarden.audit.store import open_default
-from geowarden.errors import AuthError, GeowardenError, RateLimitError
+from geowarden.errors import AuthError, ConfigError, GeowardenError, RateLimitError
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenInfo, TokenStore
@@ -332,8 +332,17 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
 
 def build_service(settings: Settings) -> Service:
+    import sqlalchemy as sa  # noqa: PLC0415
+
     warden = Warden.open(settings)
-    audit = open_default(settings.home, url=settings.audit_url, retention_days=settings.audit_retention_days)
+    try:
+        audit = open_default(settings.home, url=settings.audit_url, retention_days=settings.audit_retention_days)
+    except sa.exc.SQLAlchemyError as exc:  # a database that cannot be reached or a URL it cannot use
+        where = (
+            sa.engine.make_url(settings.audit_url).render_as_string(hide_password=True) if settings.audit_url else ""
+        )
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"the audit database {where} cannot be used: {reason}") from None
     tokens = TokenStore(settings.home / "tokens.json")
     return Service(warden, audit, tokens, settings, TokenSigner.from_settings(settings))
 
