@@ -123,3 +123,9 @@ def test_verify_location_with_an_unknown_country_answers_the_other_claims(
     assert f"{f} line 2: unknown country code" in r.stderr
     assert f"{f} line 3: not valid JSON (nested too deeply)" in r.stderr
     assert [d["feasible"] for d in json.loads(r.stdout)] == [True, True]
+
+
+def test_a_geowarden_home_too_long_for_the_file_system_is_one_line(fuzz_env: dict[str, str]) -> None:
+    r = run_cli(["ip", "8.8.8.8"], {**fuzz_env, "GEOWARDEN_HOME": "x" * 5000})
+    assert r.code == 2
+    assert r.stderr.strip() == "geowarden: error: GEOWARDEN_HOME cannot be used: File name too long"

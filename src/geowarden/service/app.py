@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -68,9 +70,18 @@ async def geowarden_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
 
+async def validation_error(_request: Request, exc: Exception) -> Response:
+    """A request the schema refuses: 422 with where and why, without echoing the value sent (it
+    may be personal data, or a number JSON cannot write, such as NaN)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 #: How errors become HTTP answers: one table, every geowarden error through its ``status``.
 ERROR_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
     GeowardenError: geowarden_error,
+    RequestValidationError: validation_error,
 }
 
 
