@@ -129,3 +129,33 @@ def test_a_geowarden_home_too_long_for_the_file_system_is_one_line(fuzz_env: dic
     r = run_cli(["ip", "8.8.8.8"], {**fuzz_env, "GEOWARDEN_HOME": "x" * 5000})
     assert r.code == 2
     assert r.stderr.strip() == "geowarden: error: GEOWARDEN_HOME cannot be used: File name too long"
+
+
+def test_policy_check_of_deeply_nested_yaml_is_one_line(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    f = tmp_path / "policy.yaml"
+    f.write_bytes(b"policy: x\nrules: " + b"[" * 3000 + b"]" * 3000 + b"\n")
+    r = run_cli(["policy", "check", str(f)], fuzz_env)
+    assert r.code == 2
+    assert r.stderr.strip() == f"geowarden: error: {f}: not valid YAML: nested too deeply"
+
+
+def test_eval_labels_with_invalid_utf8_name_the_line(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    logs = tmp_path / "logs.jsonl"
+    logs.write_bytes(LOG_ROW + b"\n")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_bytes(b"\xff\xfe\n")
+    r = run_cli(["eval", str(logs), "--labels", str(labels), "--json", "-q"], fuzz_env)
+    assert r.code == 3
+    assert f"{labels} line 1: not JSON" in r.stderr
+
+
+def test_backtest_with_every_row_malformed_says_so(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    import geowarden.policy
+
+    logs = tmp_path / "logs.jsonl"
+    logs.write_bytes(b"not json\n")
+    policy = Path(geowarden.policy.__file__).parent / "default.yaml"
+    r = run_cli(["policy", "backtest", str(logs), "--policy", str(policy), "--json", "-q"], fuzz_env)
+    assert r.code == 3
+    assert f"{logs} line 1: not JSON" in r.stderr
+    assert "no usable events in the logs (1 rows read, 1 malformed)" in r.stderr

@@ -65,6 +65,15 @@ def open_warden(quiet: bool = False, policy: Path | None = None) -> Warden:
     return Warden.open(app_settings(), policy=policy, progress=progress(quiet))
 
 
+def exit_for_rows(read: int, skipped: int, what: str = "events") -> None:
+    """The end of a command over log rows: exit 3 when rows were skipped (each was reported with
+    its file and line), and say so in one line when none was usable."""
+    if read - skipped <= 0:
+        err.print(f"geowarden: error: no usable {what} in the logs ({read:,} rows read, {skipped:,} malformed)")
+    if skipped or read - skipped <= 0:
+        raise typer.Exit(3)
+
+
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
     """(line number, text) of each non-blank, non-comment line of a file or stdin ('-').
 
