@@ -159,3 +159,12 @@ def test_backtest_with_every_row_malformed_says_so(fuzz_env: dict[str, str], tmp
     assert r.code == 3
     assert f"{logs} line 1: not JSON" in r.stderr
     assert "no usable events in the logs (1 rows read, 1 malformed)" in r.stderr
+
+
+def test_intel_build_from_a_cloud_feed_nested_too_deeply_is_one_line(fuzz_env: dict[str, str], tmp_path: Path) -> None:
+    f = tmp_path / "src" / "cloud" / "vultr-geofeed.json"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"[" * 5000 + b"]" * 5000)
+    r = run_cli(["intel", "build", "--from", str(tmp_path / "src"), "--no-activate", "-q"], fuzz_env)
+    assert r.code == 4
+    assert len(r.stderr.strip().splitlines()) == 1 and "vultr" in r.stderr and "RecursionError" in r.stderr
