@@ -83,10 +83,6 @@ def test_edge_adapters_read_any_headers(app: App, h: list[tuple[bytes, bytes]], 
     _healthy(app)
 
 
-deep: Any = []
-for _ in range(3000):
-    deep = [deep]
-
 BODIES = [
     {"ip": "1.2.4.8"},
     {"ip": "1.2.\x003.4"},
@@ -99,7 +95,6 @@ BODIES = [
     {"timestamp": 1e20},
     {"input_tokens": -5},
     {"phone": "\x00"},
-    {"account_id": {"a": deep}},
     {"unknown": 1},
 ]
 
@@ -110,6 +105,7 @@ BODIES = [
         st.just(b'{"ip": NaN}'),
         st.just(b'{"ip": "1.2.4.8", "ip": 5}'),
         st.just(b"[" * 100_000),
+        st.just(b'{"account_id": {"a": ' + b"[" * 3000 + b"]" * 3000 + b"}}"),  # nested deeper than any parser goes
         st.binary(max_size=80),
         st.just(b"\xef\xbb\xbf" + json.dumps({"ip": "1.2.4.8"}).encode()),
     ),
