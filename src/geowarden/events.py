@@ -372,8 +372,8 @@ def json_number_text(value: float) -> str:
 
 def _open_text(path: Path) -> IO[str]:
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return path.open(encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+    return path.open(encoding="utf-8-sig", errors="replace")  # utf-8-sig: a byte-order mark is dropped
 
 
 def _json_rows(path: Path) -> Iterator[tuple[int, Any]]:

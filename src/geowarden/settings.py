@@ -134,7 +134,11 @@ class Settings:
             return Path(raw).expanduser() if raw else None
 
         home = path("GEOWARDEN_HOME") or Path(platformdirs.user_data_dir("geowarden"))
-        if home.exists() and not home.is_dir():
+        try:
+            not_a_dir = home.exists() and not home.is_dir()
+        except (OSError, ValueError) as exc:  # a name too long for the file system, say
+            raise ConfigError(f"GEOWARDEN_HOME cannot be used: {getattr(exc, 'strerror', None) or exc}") from None
+        if not_a_dir:
             raise ConfigError(f"GEOWARDEN_HOME={home} exists and is not a directory")
         log_format = text("GEOWARDEN_LOG_FORMAT").lower() or "text"
         if log_format not in LOG_FORMATS:

@@ -159,6 +159,14 @@ def test_iso_times_parse_like_python(world_snapshot: Snapshot, tmp_path: Path) -
         assert got[f"r{i:04d}"] == ms, text
 
 
+def test_an_absent_and_an_empty_header_do_not_repeat_events(world_snapshot: Snapshot, tmp_path: Path) -> None:
+    """No header and an empty one are the same client key: each event is counted once."""
+    rows = [{**GOOD, "request_id": "r0"}, {**GOOD, "request_id": "r1", "accept_language": "", "client_tz": ""}]
+    loaded = run(world_snapshot, LogWriter().jsonl(tmp_path / "empty-headers.jsonl", rows))
+    assert sorted(e["request_id"] for e in events(loaded)) == ["r0", "r1"]
+    assert loaded.problems.rows_read == 2
+
+
 def test_line_endings_gzip_and_bad_bytes(world_snapshot: Snapshot, tmp_path: Path) -> None:
     rows = [json.dumps({**GOOD, "request_id": f"r{i}"}).encode() for i in range(4)]
     raw = rows[0] + b"\r\n" + rows[1] + b"\r" + b"\n" + rows[2] + b'\n{"broken": "\xff\xfe' + b"\r\n" + rows[3]

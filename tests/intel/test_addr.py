@@ -23,6 +23,10 @@ BAD = [
     " 1.2.3.4x",
     "1.2.3.-1",
     "x" * 500,
+    "1.2.\x003.4",  # a NUL: inet_pton raises ValueError, not OSError
+    "8.8.8.8\x00",
+    "::\x00",
+    "1.2.3.\udc80",  # a lone surrogate (undecodable bytes kept by surrogateescape)
 ]
 
 

@@ -100,7 +100,7 @@ def test_backtest_command(tiny_snapshot: Snapshot, tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.jsonl.gz")
     args = ["policy", "backtest", str(log), "--policy", str(candidate(tmp_path)), "--json"]
     p = subprocess.run([sys.executable, "-m", "geowarden", *args], capture_output=True, text=True, env=env, check=False)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 3, p.stderr  # the four malformed rows, each reported with its line
     doc = json.loads(p.stdout)
     assert (doc["events"], doc["changed"], doc["skipped"]) == (7, 3, 4)
     assert "log.jsonl.gz line 5: not JSON" in p.stderr

@@ -22,6 +22,7 @@ import tempfile
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from geowarden.analytics.engine import (
@@ -105,6 +106,7 @@ class DuckDBEngine:
         if memory_limit:
             self.con.execute(f"SET memory_limit = {_lit(memory_limit)}")
         self._views: set[str] = set()
+        self._typed: dict[str, list[SourceFile]] = {}  # typed files behind each raw view, read lazily
 
     # -- raw ----------------------------------------------------------------------------------
 
@@ -125,6 +127,7 @@ class DuckDBEngine:
                 per_file.append(tags)
             self.con.execute(f"CREATE OR REPLACE VIEW {_q(name)} ({names}) AS {' UNION ALL '.join(selects)}")
             self._views.add(name)
+            self._typed[name] = list(files)
             return self.backend.table(name), static_tags(per_file, fields)
         self.con.execute(f"CREATE OR REPLACE TABLE {_q(name)} ({', '.join(f'{_q(c)} {t}' for c, t in cols)})")
         for src, f in enumerate(files):
@@ -225,14 +228,27 @@ class DuckDBEngine:
     # -- tables -------------------------------------------------------------------------------
 
     def materialize(self, name: str, expr: Any) -> Any:
-        return self.backend.create_table(name, expr, overwrite=True)
+        with self._reading_views():
+            return self.backend.create_table(name, expr, overwrite=True)
+
+    @contextmanager
+    def _reading_views(self) -> Iterator[None]:
+        """A typed file (Parquet) behind a raw view is decoded only when the view is read: a
+        damaged data page shows up here, and becomes one ConfigError line naming the files."""
+        files = [f for fs in self._typed.values() for f in fs]
+        if not files:
+            yield
+            return
+        with _reading(SourceFile(Path(", ".join(str(f.path) for f in files)), files[0].format)):
+            yield
 
     def from_arrow(self, name: str, table: Any) -> Any:
         return self.backend.create_table(name, table, overwrite=True)
 
     def to_arrow(self, expr: Any) -> Any:
         # Straight through DuckDB: ibis's own to_pyarrow imports pandas (seconds, once).
-        return self.con.execute(str(self.backend.compile(expr))).to_arrow_table()
+        with self._reading_views():
+            return self.con.execute(str(self.backend.compile(expr))).to_arrow_table()
 
     def view(self, name: str, expr: Any) -> Any:
         return self.backend.create_view(name, expr, overwrite=True)
@@ -246,6 +262,7 @@ class DuckDBEngine:
     def drop(self, name: str) -> None:
         kind = "VIEW" if name in self._views else "TABLE"
         self._views.discard(name)
+        self._typed.pop(name, None)
         self.con.execute(f"DROP {kind} IF EXISTS {_q(name)}")
 
     def close(self) -> None:

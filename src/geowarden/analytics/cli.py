@@ -92,8 +92,26 @@ def analyze_cmd(
         doc = {"findings": [f.to_dict() for f in result.findings], "problems": result.problems_dict()}
         doc["stats"] = result.stats
         sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
-        return
-    _print_summary(result, out, flags)
+    else:
+        _print_summary(result, out, flags)
+    _exit_for_problems(err, result)
+
+
+def _exit_for_problems(err: Console, result: Any) -> None:
+    """Exit 3 when rows were skipped (each was reported with its file and line) and, said in one
+    line, when the logs or the accounts table held nothing usable: an empty result must not
+    read as "nothing suspicious"."""
+    skipped = result.problems.skipped
+    acc = result.account_problems
+    empty = []
+    if result.stats["events"] == 0:
+        empty.append(f"no usable events in the logs ({result.problems.rows_read:,} rows read, {skipped:,} malformed)")
+    if acc is not None and acc.rows_read - acc.skipped == 0:
+        empty.append(f"no usable rows in the accounts table ({acc.rows_read:,} read, {acc.skipped:,} malformed)")
+    for message in empty:
+        err.print(f"geowarden: error: {message}", markup=False)
+    if empty or skipped or (acc is not None and acc.skipped):
+        raise typer.Exit(3)
 
 
 def _settings_text(value: str) -> str:

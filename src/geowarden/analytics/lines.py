@@ -4,7 +4,8 @@ The file is read in blocks of ``BLOCK`` bytes; each block is cut after its last 
 split with numpy and handed to Arrow without copying (the offsets point into the block). Line
 breaks are ``\\n``, ``\\r\\n`` and a lone ``\\r``, as in Python's text mode (the reference
 reader ``geowarden.events``) and Hadoop's line reader (Spark), so line numbers agree with both.
-A block that is not valid UTF-8 is decoded with replacement characters (as the reference reader
+A UTF-8 byte-order mark at the start of the file is dropped (as the reference reader does). A
+block that is not valid UTF-8 is decoded with replacement characters (as the reference reader
 does) instead of failing the file. The text of each line keeps its line break; JSON parsers
 treat it as whitespace.
 """
@@ -21,6 +22,7 @@ import numpy as np
 BLOCK = 64 * 1024 * 1024
 BATCH_ROWS = 32_768  # rows per Arrow record batch (the unit DuckDB scans in parallel)
 _LF, _CR = 10, 13
+_BOM = b"\xef\xbb\xbf"
 
 
 def read_lines(path: Path, *, gzip: bool = False, block: int = BLOCK) -> Iterator[Any]:
@@ -30,6 +32,8 @@ def read_lines(path: Path, *, gzip: bool = False, block: int = BLOCK) -> Iterato
     with _open(path, gzip) as fh:
         while True:
             data = fh.read(block)
+            if first == 1 and not carry and data.startswith(_BOM):
+                data = data[len(_BOM) :]  # a byte-order mark is not part of the first line
             eof = not data
             buf = carry + data if carry else data
             if not buf:

@@ -344,6 +344,9 @@ def load(
     c = clients.select(
         _tz=clients.client_tz.fill_null(""), _lang=clients.accept_language.fill_null(""), cr=clients.client_restricted
     )
+    # An absent and an empty header are one key after fill_null: one row per key, or the join would
+    # repeat the events that carry it.
+    c = c.group_by(["_tz", "_lang"]).aggregate(cr=c.cr.any())
     j = v.left_join(info, v.ip == info.ip).left_join(c, ["_tz", "_lang"])
     bad_ip = j.problem.isnull() & ~j.ip_ok.fill_null(False)
     problem = ibis.ifelse(bad_ip, ibis.literal("ip is not an IP address"), j.problem)

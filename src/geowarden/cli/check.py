@@ -4,7 +4,7 @@ physically possible) and ``screen`` (names against the sanctions lists)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -85,24 +85,29 @@ def verify_location(
 
     if (claimed is None) == (file is None):
         fail("give --claimed with --rtt, or --file", 2)
-    claims = []
+    claims: list[tuple[int, Any]] = []
     bad = 0
+    where = "stdin" if file == "-" else file
     if file is not None:
         for n, text in read_lines(file):
             try:
-                claims.append(parse_claim_line(text, n))
+                claims.append((n, parse_claim_line(text, n)))
             except InputError as exc:
                 bad += 1
-                err.print(f"geowarden: {'stdin' if file == '-' else file} {exc.message}", markup=False)
+                err.print(f"geowarden: {where} {exc.message}", markup=False)
+        if not claims and not bad:
+            fail(f"{where}: no claims to verify (every line is blank or a comment)", 3)
     else:
         if not rtt:
             fail("give at least one --rtt LAT,LON=MS", 2)
-        claims.append(claim_from_args(claimed or "", rtt))
+        claims.append((0, claim_from_args(claimed or "", rtt)))
     results = []
-    for res in verify_each(claims):
-        if isinstance(res, InputError):  # a claim that parsed but cannot be checked: reported, the rest go on
+    # One at a time: a claim that parsed but cannot be checked is reported, the others answered.
+    for (n, _), res in zip(claims, verify_each(c for _, c in claims), strict=True):
+        if isinstance(res, InputError):
             bad += 1
-            err.print(f"geowarden: {res.message}", markup=False)
+            place = f"{where} line {n}: " if file is not None else ""
+            err.print(f"geowarden: {place}{res.message}", markup=False)
         else:
             results.append(res)
     if as_json:
@@ -115,8 +120,8 @@ def verify_location(
                 verdict = "[green]feasible[/green]"
             else:
                 verdict = f"[red]impossible[/red] by {r['violation_km']:,.0f} km"
-            where = ", ".join(r.get("region", {}).get("countries", [])[:10])
-            out.print(f"{verdict}, confidence {r['confidence']:.2f}; the client can be in: {where or '-'}")
+            region = ", ".join(r.get("region", {}).get("countries", [])[:10])
+            out.print(f"{verdict}, confidence {r['confidence']:.2f}; the client can be in: {region or '-'}")
     if bad:
         raise typer.Exit(3)
 

@@ -3,12 +3,13 @@ progress messages, the single JSON document on stdout, and the settings of this 
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -64,14 +65,41 @@ def open_warden(quiet: bool = False, policy: Path | None = None) -> Warden:
     return Warden.open(app_settings(), policy=policy, progress=progress(quiet))
 
 
+def exit_for_rows(read: int, skipped: int, what: str = "events") -> None:
+    """The end of a command over log rows: exit 3 when rows were skipped (each was reported with
+    its file and line), and say so in one line when none was usable."""
+    if read - skipped <= 0:
+        err.print(f"geowarden: error: no usable {what} in the logs ({read:,} rows read, {skipped:,} malformed)")
+    if skipped or read - skipped <= 0:
+        raise typer.Exit(3)
+
+
 def read_lines(path: str) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each non-blank, non-comment line of a file or stdin ('-')."""
+    """(line number, text) of each non-blank, non-comment line of a file or stdin ('-').
+
+    Read as UTF-8 whatever the locale: a byte-order mark is dropped, bytes that are not UTF-8 are
+    replaced (the line is then reported by the command, not fatal), and lines end at ``\n``,
+    ``\r\n`` or ``\r``."""
     try:
-        fh = sys.stdin if path == "-" else Path(path).open(encoding="utf-8", errors="replace")  # noqa: SIM115
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}", 2)
-    with fh:
+        if path == "-":
+            raw = getattr(sys.stdin, "buffer", None)
+            fh: IO[str] = (
+                io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace") if raw is not None else sys.stdin
+            )
+        else:
+            fh = Path(path).open(encoding="utf-8-sig", errors="replace")  # noqa: SIM115
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        fail(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}", 2)
+    try:
         for n, line in enumerate(fh, 1):
-            text = line.split("#", 1)[0].strip()
+            text = line.removeprefix("\ufeff").split("#", 1)[0].strip()
             if text:
                 yield n, text
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}", 2)
+    finally:
+        if path == "-":
+            if isinstance(fh, io.TextIOWrapper) and fh is not sys.stdin:
+                fh.detach()  # leave the process's stdin open
+        else:
+            fh.close()

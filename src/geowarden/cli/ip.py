@@ -25,6 +25,8 @@ def ip_cmd(
     if file is not None:
         label = "stdin" if file == "-" else file
         items += [(f"{label} line {n}", text) for n, text in read_lines(file)]
+        if not items:
+            fail(f"{label}: no addresses to look up (every line is blank or a comment)", 3)
     warden = open_warden(quiet)
     results: list[dict[str, Any]] = []
     bad = 0

@@ -10,7 +10,18 @@ from typing import Annotated, Any, cast
 import typer
 from rich.table import Table
 
-from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, err, fail, open_warden, out, progress
+from geowarden.cli.common import (
+    JsonOpt,
+    QuietOpt,
+    app_settings,
+    emit_json,
+    err,
+    exit_for_rows,
+    fail,
+    open_warden,
+    out,
+    progress,
+)
 from geowarden.model import Facts
 
 app = typer.Typer(help="Validate, explain, test and backtest policy files.", no_args_is_help=True)
@@ -75,8 +86,13 @@ def policy_backtest(
     doc["skipped"] = reader.skipped
     if as_json:
         emit_json(doc)
-        return
-    out.print(f"[bold]{doc['events']:,} events[/bold] replayed ({reader.skipped:,} malformed rows skipped)")
+    else:
+        _print_backtest(doc, reader.skipped)
+    exit_for_rows(reader.read, reader.skipped)
+
+
+def _print_backtest(doc: dict[str, Any], skipped: int) -> None:
+    out.print(f"[bold]{doc['events']:,} events[/bold] replayed ({skipped:,} malformed rows skipped)")
     share = f"{doc['changed_share']:.2%}"
     out.print(f"  {doc['old_policy']} -> {doc['new_policy']}: {doc['changed']:,} decisions change ({share})")
     table = Table(box=None, header_style="bold")

@@ -4,12 +4,12 @@ detection measured against it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, err, fail, open_warden
+from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, err, exit_for_rows, fail, open_warden
 from geowarden.cli.common import out as console
 
 
@@ -68,7 +68,14 @@ def eval_cmd(
         report = evaluate(log_path, labels, policy, warden.intel, settings=settings, chart=chart)
     if as_json:
         emit_json(report)
-        return
+    else:
+        _print_eval(report)
+    for problem in report["problems"]:
+        err.print(f"geowarden: {problem}", markup=False)
+    exit_for_rows(report["events"], report["skipped"])
+
+
+def _print_eval(report: dict[str, Any]) -> None:
     o = report["overall"]
     console.print(
         f"[bold]{report['events']:,} events[/bold], policy {report['policy_version']}: overall recall "

@@ -41,7 +41,7 @@ def parse(text: str) -> Parsed:
         raise AddressError(f"not an IP address: expected text, got {type(text).__name__}")
     try:
         return Parsed(s, 4, int.from_bytes(_pton4(s), "big"))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL or a lone surrogate in the text
         pass
     try:
         packed = _pton6(s)
@@ -73,7 +73,7 @@ def parse_many(texts: Sequence[str]) -> ParsedBatch:
     n = len(texts)
     try:
         packed = b"".join(map(_pton4, texts))
-    except (OSError, TypeError):
+    except (OSError, TypeError, ValueError):  # ValueError: a NUL or a lone surrogate in a text
         return _parse_mixed(texts)
     v4 = np.frombuffer(packed, dtype=">u4").astype(np.uint32)
     return ParsedBatch(

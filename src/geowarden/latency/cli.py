@@ -183,6 +183,8 @@ def parse_claim_line(text: str, line_no: int) -> Claim:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(f"line {line_no}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise InputError(f"line {line_no}: not valid JSON (nested too deeply)") from None
     try:
         return _parse_object(doc)
     except InputError as e:

@@ -47,7 +47,7 @@ def load(path: Path) -> tuple[Any, Where]:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return loads(text, where)
+    return loads(text.removeprefix("\ufeff"), where)
 
 
 def loads(text: str, where: Where) -> tuple[Any, Where]:
@@ -58,9 +58,14 @@ def loads(text: str, where: Where) -> tuple[Any, Where]:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         place = f"{where.file}:{mark.line + 1}" if mark is not None else where.file
         raise ConfigError(f"{place}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{where.file}: not valid YAML: nested too deeply") from None
     if node is None:
         return None, where
-    return _build(node, (), where), where
+    try:
+        return _build(node, (), where), where
+    except RecursionError:
+        raise ConfigError(f"{where.file}: nested too deeply") from None
 
 
 def _build(node: yaml.Node, path: Key, where: Where) -> Any:

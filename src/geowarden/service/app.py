@@ -27,11 +27,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from geowarden.audit.store import open_default
-from geowarden.errors import AuthError, GeowardenError, RateLimitError
+from geowarden.errors import AuthError, ConfigError, GeowardenError, RateLimitError
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenInfo, TokenStore
@@ -68,9 +70,18 @@ async def geowarden_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
 
 
+async def validation_error(_request: Request, exc: Exception) -> Response:
+    """A request the schema refuses: 422 with where and why, without echoing the value sent (it
+    may be personal data, or a number JSON cannot write, such as NaN)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
 #: How errors become HTTP answers: one table, every geowarden error through its ``status``.
 ERROR_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
     GeowardenError: geowarden_error,
+    RequestValidationError: validation_error,
 }
 
 
@@ -332,8 +343,17 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
 
 def build_service(settings: Settings) -> Service:
+    import sqlalchemy as sa  # noqa: PLC0415
+
     warden = Warden.open(settings)
-    audit = open_default(settings.home, url=settings.audit_url, retention_days=settings.audit_retention_days)
+    try:
+        audit = open_default(settings.home, url=settings.audit_url, retention_days=settings.audit_retention_days)
+    except sa.exc.SQLAlchemyError as exc:  # a database that cannot be reached or a URL it cannot use
+        where = (
+            sa.engine.make_url(settings.audit_url).render_as_string(hide_password=True) if settings.audit_url else ""
+        )
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ConfigError(f"the audit database {where} cannot be used: {reason}") from None
     tokens = TokenStore(settings.home / "tokens.json")
     return Service(warden, audit, tokens, settings, TokenSigner.from_settings(settings))
 

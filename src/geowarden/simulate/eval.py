@@ -46,7 +46,7 @@ def read_labels(path: Path) -> dict[tuple[str, str], Label]:
     if not path.is_file():
         raise ConfigError(f"{path}: no such labels file")
     out: dict[tuple[str, str], Label] = {}
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -54,6 +54,8 @@ def read_labels(path: Path) -> dict[tuple[str, str], Label]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path} line {n}: not JSON: {exc.msg}") from None
+            except RecursionError:
+                raise InputError(f"{path} line {n}: not JSON: nested too deeply") from None
             if not isinstance(row, dict):
                 raise InputError(f"{path} line {n}: not a JSON object")
             kind, subject, persona, ok = (

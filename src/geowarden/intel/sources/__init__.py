@@ -87,7 +87,7 @@ def discover(directory: Path, *, exclude: Collection[str] = ()) -> list[SourceDa
             out.append(load())
         except SourceError:
             raise
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
             # a shape no parser check foresaw: still one line, still a SourceError
             detail = " ".join(f"{type(exc).__name__}: {exc}".split())
             raise SourceError(f"{name}: cannot parse its files under {directory}: {detail}") from exc
