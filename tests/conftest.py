@@ -1,7 +1,8 @@
 """Shared fixtures: real data from ../shared/data, and snapshots built once per session.
 
-A test that uses a fixture in :data:`SLOW_FIXTURES` is marked ``slow`` here (``make test-fast``
-leaves it out, ``make test`` runs it); other slow tests carry ``@pytest.mark.slow`` themselves.
+A test that uses a fixture in :data:`SLOW_FIXTURES`, or lives in one of :data:`SLOW_FOLDERS`, is
+marked ``slow`` here (``make test-fast`` leaves it out, ``make test`` runs it); other slow tests
+carry ``@pytest.mark.slow`` themselves.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from redis_support import PrivateRedis, free_port
 #: (about a minute), ``intel update`` over all of it (tests/intel/test_update.py), a private
 #: redis-server killed with -9 and restarted.
 SLOW_FIXTURES = frozenset({"full_snapshot_path", "full_run", "private_redis"})
+#: Folders whose every test is slow: the property-based fuzz suite (about 80 s in its default profile).
+SLOW_FOLDERS = frozenset({"fuzz"})
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        slow_folder = SLOW_FOLDERS.intersection(item.path.parent.relative_to(item.config.rootpath).parts)
+        if slow_folder or SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
