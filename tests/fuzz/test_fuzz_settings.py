@@ -43,8 +43,11 @@ def test_a_command_under_any_settings_ends_in_one_line(
     fuzz_env: dict[str, str], scratch: Path, environ: dict[str, str], command: list[str]
 ) -> None:
     environ = {**fuzz_env, **environ}
-    if environ.get("GEOWARDEN_HOME", "").strip() in ("", "/dev/null") or "/nonexistent" in environ["GEOWARDEN_HOME"]:
+    home = environ.get("GEOWARDEN_HOME", "")
+    if home.strip() in ("", "/dev/null") or "/nonexistent" in home:
         environ["GEOWARDEN_HOME"] = str(scratch / "home")  # never write outside the test's directories
+    elif not Path(home.strip()).is_absolute():
+        environ["GEOWARDEN_HOME"] = str(scratch / "rel" / home)  # a relative home resolves beside the test, not the checkout
     r = run_cli([*command, "--json", "-q"], environ, reader="settings (a command)")
     assert r.code in (0, 1, 2, 3, 4, 5), r
     if r.code not in (0, 3):
