@@ -38,7 +38,9 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from geowarden.service.app import build_service  # noqa: PLC0415
+    from geowarden.settings import default_public_url  # noqa: PLC0415
 
+    default_public_url(host, port)  # appeal links name the port served, unless GEOWARDEN_PUBLIC_URL says otherwise
     # Build once in this process first: a bad setting, snapshot or policy fails here, in one line.
     build_service(app_settings()).audit.close()
     if not quiet:

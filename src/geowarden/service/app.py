@@ -37,7 +37,7 @@ from geowarden.errors import AuthError, ConfigError, GeowardenError, RateLimitEr
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenInfo, TokenStore
-from geowarden.service.clientip import client_ip
+from geowarden.service.clientip import client_ip, normal_ip
 from geowarden.service.core import COOKIE, Service, token_of
 from geowarden.service.middleware import facts_from_headers
 from geowarden.service.schemas import (
@@ -62,19 +62,40 @@ log = logging.getLogger("geowarden.service")
 
 async def geowarden_error(_request: Request, exc: Exception) -> Response:
     """Any geowarden error: its own HTTP status (see the tree in ``geowarden.errors``) and its
-    one-line message; a rate limit says when to come back."""
+    one-line message; a rate limit says when to come back, a missing token how to authenticate."""
     assert isinstance(exc, GeowardenError)
     headers = None
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
         headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
+    elif isinstance(exc, AuthError) and exc.status == 401:
+        headers = {"www-authenticate": WWW_AUTHENTICATE}
     return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+
+
+#: How a 401 says what to send (RFC 6750).
+WWW_AUTHENTICATE = 'Bearer realm="geowarden"'
+_MAX_ERRORS = 20  # a 422 lists at most this many problems ...
+_MAX_TEXT = 80  # ... each location part and message cut to this many characters
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_TEXT:
+        return value[:_MAX_TEXT] + "…"
+    return value
 
 
 async def validation_error(_request: Request, exc: Exception) -> Response:
     """A request the schema refuses: 422 with where and why, without echoing the value sent (it
-    may be personal data, or a number JSON cannot write, such as NaN)."""
+    may be personal data, a number JSON cannot write such as NaN, or megabytes); a body that is
+    not JSON at all is a 400. Messages and locations are cut short, and at most 20 are listed."""
     assert isinstance(exc, RequestValidationError)
-    errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+    errors = [
+        {"type": e.get("type"), "loc": [_short(x) for x in e.get("loc", ())], "msg": _short(e.get("msg", ""))}
+        for e in raw[:_MAX_ERRORS]
+    ]
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
@@ -101,8 +122,11 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
     def need(scope: str) -> Any:
         async def dep(request: Request) -> TokenInfo:  # async: FastAPI would run a plain def in a thread
-            info = service.tokens.check(token_of(request.headers), scope)
+            token = token_of(request.headers)
+            info = service.tokens.check(token, scope)
             if info is None:
+                if service.tokens.check(token, None) is not None:  # a genuine token, another scope
+                    raise AuthError(f"this token does not have the {scope!r} scope", status=403)
                 raise AuthError(f"a token with scope {scope!r} is required")
             return info
 
@@ -118,7 +142,10 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     decide_body = Annotated[FactsIn, Body(openapi_examples={"restricted": {"value": DECIDE_EXAMPLE}})]
     unauthorized: dict[int | str, dict[str, Any]] = {
         400: {"description": "The body is not JSON"},
-        401: {"description": "No token, or one without the scope"},
+        401: {"description": "No valid token"},
+        403: {"description": "A valid token without the scope this endpoint needs"},
+        413: {"description": "The body is larger than GEOWARDEN_MAX_BODY_BYTES"},
+        415: {"description": "The body is not sent as application/json"},
     }
     edge_responses: dict[int | str, dict[str, Any]] = {
         200: {"description": "Allowed (or allowed to step up): decision in x-geowarden-* headers"},
@@ -144,11 +171,23 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
     async def edge(request: Request, endpoint: str) -> Response:
         if service.tokens.check(token_of(request.headers), "decide") is None:
-            return JSONResponse({"detail": "a token with scope 'decide' is required"}, status_code=401)
+            return JSONResponse(
+                {"detail": "a token with scope 'decide' is required"},
+                status_code=401,
+                headers={"www-authenticate": WWW_AUTHENTICATE},
+            )
         h = {k.lower(): v for k, v in request.headers.items()}
         peer = request.client.host if request.client else None
-        ip = h.get("x-envoy-external-address") if peer in service.trusted else None
-        ip = ip or client_ip(peer, h, service.trusted)
+        external = h.get("x-envoy-external-address", "").strip() if peer in service.trusted else ""
+        ip = normal_ip(external) if external else client_ip(peer, h, service.trusted)
+        if external and ip is None:
+            # The edge sent an address that is not one: deny (fail closed) and say why in the log;
+            # a human reviewer could do nothing with it, so it does not go to the review queue.
+            log.warning("edge request denied: the forwarded client address is not an IP address", extra={
+                "endpoint": endpoint, "reason": "malformed-client-address"})  # fmt: skip
+            service.metrics.malformed.labels(endpoint).inc()
+            body = {"message": "The request could not be checked.", "decision_id": None, "appeal_url": None}
+            return JSONResponse(body, status_code=403, headers={"x-geowarden-action": "block"})
         d = await service.decide(facts_from_headers(h, ip), endpoint=endpoint)
         headers = {
             "x-geowarden-action": d.action.value,
@@ -367,11 +406,18 @@ def create_app_from_env() -> Any:
     ``POST /v1/decide`` requests (``fastpath``)."""
     from geowarden.audit.retention import RetentionTask  # noqa: PLC0415
     from geowarden.logconfig import configure_logging  # noqa: PLC0415
-    from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings)
     service = build_service(settings)
     api = create_app(service)
     api.state.retention = RetentionTask(service.audit).start() if settings.audit_retention_days else None
-    return DecideFastPath(api, service)
+    return asgi_stack(api, service)
+
+
+def asgi_stack(api: FastAPI, service: Service) -> Any:
+    """What a server runs: the request limits (``limits``) around the decide fast path around the app."""
+    from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
+    from geowarden.service.limits import RequestGuard  # noqa: PLC0415
+
+    return RequestGuard(DecideFastPath(api, service), max_body=service.settings.max_body_bytes)

@@ -48,6 +48,7 @@ class Metrics:
     reasons: Counter
     latency: Histogram
     unavailable: Counter
+    malformed: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -70,6 +71,12 @@ class Metrics:
                 "geowarden_signal_unavailable_total",
                 "Signals that could not answer (fail modes)",
                 ["signal"],
+                registry=reg,
+            ),
+            Counter(
+                "geowarden_edge_malformed_total",
+                "Edge requests denied because the forwarded client address was not an IP address",
+                ["endpoint"],
                 registry=reg,
             ),
         )

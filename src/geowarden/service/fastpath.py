@@ -24,7 +24,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-MAX_BODY = 64 * 1024
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -37,11 +36,12 @@ class DecideFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/decide":
             await self.app(scope, receive, send)
             return
-        body, complete = await _read(receive)
+        body, complete = await _read(receive, self.service.settings.max_body_bytes)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         token = token_of(headers)
         facts_in = None
-        if complete and self.service.tokens.check(token, "decide") is not None:
+        is_json = headers.get("content-type", "").split(";", 1)[0].strip().lower() == "application/json"
+        if complete and is_json and self.service.tokens.check(token, "decide") is not None:
             try:
                 facts_in = FactsIn.model_validate_json(body)
             except ValidationError:
@@ -63,7 +63,7 @@ class DecideFastPath:
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _read(receive: Receive) -> tuple[bytes, bool]:
+async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
     """The request body, and whether all of it was read (a large body is left to FastAPI)."""
     chunks: list[bytes] = []
     size = 0
@@ -76,7 +76,7 @@ async def _read(receive: Receive) -> tuple[bytes, bool]:
         size += len(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
-        if size > MAX_BODY:
+        if size > limit:
             return b"".join(chunks), False
 
 

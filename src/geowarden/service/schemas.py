@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictFloat, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictFloat, StrictInt
 
 from geowarden.model import Decision, Facts, RTTSample
 
@@ -22,6 +23,19 @@ Claimed = (
     | tuple[Annotated[float, Strict(), Field(ge=-90, le=90)], Annotated[float, Strict(), Field(ge=-180, le=180)]]
 )
 
+
+def _address(value: str) -> str:
+    """One IPv4 or IPv6 address (not a network, not a name), in its normal form."""
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError("not an IPv4 or IPv6 address") from None
+    return str(ip)
+
+
+#: A client address: validated at the edge (422), so a malformed one never reaches the review queue.
+Address = Annotated[str, Field(max_length=64), AfterValidator(_address)]
+
 DECISION_ID_PATTERN = r"^[0-9a-f]{32}$"
 REF_PATTERN = r"^[0-9a-f]{32}\.[0-9a-f]{24}$"
 
@@ -31,7 +45,9 @@ class FactsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_max_length=512)
 
-    ip: str | None = Field(default=None, examples=["1.2.4.8"], description="Client address as seen at the edge")
+    ip: Address | None = Field(
+        default=None, examples=["1.2.4.8"], description="Client address as seen at the edge (IPv4 or IPv6)"
+    )
     timestamp: StrictFloat | StrictInt | None = Field(default=None, description="Epoch seconds")
     account_id: str | None = Field(default=None, examples=["acct-42"])
     api_key_id: str | None = Field(default=None, examples=["key-7"], description="The key's id, never its secret")

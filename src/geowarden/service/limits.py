@@ -1,0 +1,102 @@
+"""The service's outermost layer: how much a request may send, and in what form.
+
+Every request passes here before anything reads its body:
+
+- a ``Content-Length`` above the limit (``GEOWARDEN_MAX_BODY_BYTES``, 64 KiB by default) is
+  answered 413 at once, without reading a byte of the body;
+- a body without a length (chunked) is counted as it arrives and stopped with a 413 as soon as it
+  passes the limit: the rest is never read;
+- a ``POST`` to the JSON API (``/v1/...``) that does not say ``Content-Type: application/json``
+  is answered 415.
+
+The answers are short fixed sentences: nothing the client sent is echoed back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from geowarden.errors import InputError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_MAX_BODY = 64 * 1024
+
+
+def too_large(limit: int) -> InputError:
+    """The error of a body over ``limit`` bytes (HTTP 413)."""
+    return InputError(f"the request body is larger than {limit} bytes", status=413)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class RequestGuard:
+    """ASGI middleware enforcing the body limit and the JSON API's content type (see the module)."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length: str | None = None
+        content_type = ""
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                length = v.decode("latin-1").strip()
+            elif k == b"content-type":
+                content_type = v.decode("latin-1")
+        numeric = length is not None and length.isascii() and length.isdigit()
+        if length is not None and (not numeric or int(length) > self.max_body):
+            status = 413 if numeric else 400
+            msg = too_large(self.max_body).message if status == 413 else "the Content-Length header is not a number"
+            await _answer(send, status, msg)
+            return
+        if scope["method"] == "POST" and scope["path"].startswith("/v1/") and not _is_json(content_type):
+            await _answer(send, 415, "send the body as JSON with Content-Type: application/json")
+            return
+        started = False
+        seen = 0
+        limit = self.max_body
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise too_large(limit)
+            return message
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except InputError as exc:
+            if started or exc.status != 413:
+                raise
+            await _answer(send, 413, exc.message)
+
+
+async def _answer(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
