@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -155,8 +156,17 @@ def test_policy_commands(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyp
 def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
     p = tiny("allow", "create", "--account", "acct-9", "--days", "1", "--reason", "appeal 12", "--json")
     assert p.returncode == 0, p.stderr
+    default = json.loads(p.stdout)["token"]
+    blocked = json.loads(
+        tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--allow-token", default, "--json").stdout
+    )
+    assert blocked["action"] == "block"  # a restricted country is cleared only when the token says so
+    p = tiny("allow", "create", "--account", "acct-9", "--days", "1", "--clears", "restricted", "--json")
+    assert p.returncode == 0, p.stderr
     token = json.loads(p.stdout)["token"]
-    assert tiny("allow", "verify", token).returncode == 0
+    v = tiny("allow", "verify", token)
+    assert v.returncode == 0
+    assert re.search(r"expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", v.stdout), v.stdout
     assert tiny("allow", "verify", token[:-3] + "xyz").returncode == 1
     blocked = json.loads(tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--json").stdout)
     assert blocked["action"] == "block"
@@ -164,6 +174,7 @@ def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
         tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--allow-token", token, "--json").stdout
     )
     assert cleared["action"] == "allow"
+    assert [r["code"] for r in cleared["reasons"]] == ["ALLOWLISTED"]
     assert token not in json.dumps(cleared)
 
 
