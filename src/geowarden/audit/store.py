@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from geowarden.audit.schema import (
     AuditRecord,
+    appeals,
     decisions,
     make_engine,
     metadata,
@@ -299,6 +300,7 @@ class AuditLog:
         with self.engine.begin() as conn:
             old = sa.select(decisions.c.decision_id).where(decisions.c.ts < cutoff)
             conn.execute(review_events.delete().where(review_events.c.decision_id.in_(old)))
+            conn.execute(appeals.delete().where(appeals.c.decision_id.in_(old)))
             return int(conn.execute(decisions.delete().where(decisions.c.ts < cutoff)).rowcount or 0)
 
     def iter_all(self) -> Iterator[AuditRecord]:

@@ -22,6 +22,7 @@ Every decision is appended to the audit log and acknowledged only once committed
 import asyncio
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -32,6 +33,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from geowarden.audit.review import IssuedToken
 from geowarden.audit.store import open_default
 from geowarden.errors import AuthError, ConfigError, GeowardenError, RateLimitError
 from geowarden.model import Action, Decision, Facts
@@ -44,6 +46,7 @@ from geowarden.service.schemas import (
     DECIDE_EXAMPLE,
     DECISION_ID_PATTERN,
     AppealIn,
+    AppealInfo,
     AppealOut,
     DecisionOut,
     FactsIn,
@@ -236,68 +239,108 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
     @app.get("/v1/review", response_model=list[QueueItem], responses=unauthorized, tags=["review"])
     async def review_queue(
+        response: Response,
         _t: can_review,
-        state: Literal["queued", "confirmed", "overturned", "none"] = "queued",
+        state: Literal["queued", "confirmed", "overturned", "none", "any"] = "queued",
+        appealed: Annotated[bool | None, Query(description="Only appealed (true) or unappealed (false)")] = None,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[QueueItem]:
-        """Decisions waiting for a reviewer (or in another review state)."""
-        recs = await asyncio.to_thread(service.audit.recent, review=state, limit=limit)
+        """Decisions in a review state (open ones by default): appealed first, then newest first.
+        The `x-total-count` header says how many match in all (page with `offset`)."""
+        entries, total = await asyncio.to_thread(
+            service.reviews.queue,
+            state=None if state == "any" else state,
+            appealed=appealed,
+            offset=offset,
+            limit=limit,
+        )
+        response.headers["x-total-count"] = str(total)
         return [
             QueueItem(
-                decision_id=r.decision_id,
-                ts=r.ts,
-                action=r.action,
-                review=r.review,
-                ip=r.ip,
-                country=r.country,
-                account_id=r.account_id,
-                reasons=r.reasons,
-                rules=r.rules,
+                decision_id=e.record.decision_id,
+                ts=e.record.ts,
+                action=e.record.action,
+                review=e.record.review,
+                ip=e.record.ip,
+                country=e.record.country,
+                account_id=e.record.account_id,
+                reasons=e.record.reasons,
+                rules=e.record.rules,
+                appealed=e.appeal_ts is not None,
+                appeal=AppealInfo(ts=e.appeal_ts, message=e.appeal_message or "") if e.appeal_ts is not None else None,
             )
-            for r in recs
+            for e in entries
         ]
 
     @app.post(
         "/v1/review/{decision_id}",
         response_model=ReviewOut,
-        responses={**unauthorized, 404: {"description": "No such decision"}},
+        responses={
+            **unauthorized,
+            404: {"description": "No such decision"},
+            409: {"description": "The review is not in a state this verdict applies to"},
+        },
         tags=["review"],
     )
     async def review(
         decision_id: Annotated[str, Path(pattern=DECISION_ID_PATTERN)], body: ReviewIn, who: can_review
     ) -> ReviewOut:
-        """Confirm or overturn a decision; an overturn can issue an allowlist token for the account."""
+        """Confirm or overturn an open review (final); an overturn can issue an allowlist token for
+        the account. An admin may reopen a decided review, which revokes any token it issued."""
+        if body.verdict == "reopen" and not who.allows("admin"):
+            raise AuthError("reopening a decided review needs the 'admin' scope", status=403)
         rec = await asyncio.to_thread(service.audit.get, decision_id)
         if rec is None:
             raise HTTPException(status_code=404, detail="no such decision")
-        state = "confirmed" if body.verdict == "confirm" else "overturned"
-        token = None
+        token = issued = None
         note = body.note
         if body.verdict == "overturn" and body.issue_token_days and (rec.account_id or rec.api_key_id):
             subject = f"account:{rec.account_id}" if rec.account_id else f"key:{rec.api_key_id}"
+            seconds = int(body.issue_token_days * 86400)
+            token_id = secrets.token_hex(8)
+            now = time.time()
             token = service.signer.issue(
-                subject, seconds=int(body.issue_token_days * 86400), reason=f"review {decision_id}"
+                subject,
+                seconds=seconds,
+                reason=f"review {decision_id}",
+                clears=body.token_clears,
+                token_id=token_id,
+                now=now,
             )
-            note = f"{note} (allowlist token issued for {subject}, {body.issue_token_days:g} days)".strip()
-        await asyncio.to_thread(
-            service.audit.add_event, decision_id, actor=who.name, event=body.verdict, note=note, review=state
+            issued = IssuedToken(token_id, subject, now, int(now) + seconds, tuple(sorted(set(body.token_clears))))
+            clears = f", clears {', '.join(issued.clears)}" if issued.clears else ""
+            note = f"{note} (allowlist token {token_id} for {subject}, {body.issue_token_days:g} days{clears})".strip()
+        try:
+            state = await asyncio.to_thread(
+                service.reviews.review, decision_id, body.verdict, actor=who.name, note=note, token=issued
+            )
+        except KeyError:
+            raise HTTPException(status_code=404, detail="no such decision") from None
+        return ReviewOut(
+            decision_id=decision_id, review=state, allow_token=token, token_id=issued.token_id if issued else None
         )
-        return ReviewOut(decision_id=decision_id, review=state, allow_token=token)
 
     @app.post(
         "/v1/appeals",
         response_model=AppealOut,
-        responses={400: {"description": "The body is not JSON"}, 404: {"description": "Unknown reference"}},
+        responses={
+            400: {"description": "The body is not JSON"},
+            404: {"description": "Unknown reference"},
+            409: {"description": "This decision was already appealed"},
+            413: {"description": "The body is larger than GEOWARDEN_MAX_BODY_BYTES"},
+            415: {"description": "The body is not sent as application/json"},
+        },
         tags=["appeals"],
     )
     async def appeal(body: AppealIn) -> AppealOut:
-        """An end user appeals a block with the signed reference from their appeal link (no login)."""
+        """An end user appeals a block with the signed reference from their appeal link (no login),
+        once per decision."""
         decision_id = service.check_ref(body.ref)
         if decision_id is None or await asyncio.to_thread(service.audit.get, decision_id) is None:
             raise HTTPException(status_code=404, detail="unknown or damaged appeal reference")
-        await asyncio.to_thread(
-            service.audit.add_event, decision_id, actor="end-user", event="appeal", note=body.message, review="queued"
-        )
+        if not await asyncio.to_thread(service.reviews.appeal, decision_id, body.message):
+            raise HTTPException(status_code=409, detail="this decision was already appealed; it will be reviewed")
         return AppealOut(received=True, decision_id=decision_id)
 
     @app.get("/appeal/{ref}", response_class=HTMLResponse, include_in_schema=False)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import cookie_parser
 
+from geowarden.audit.review import ReviewBook
 from geowarden.audit.store import AuditLog
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
@@ -103,6 +104,8 @@ class Service:
         self.tokens = tokens
         self.settings = settings
         self.signer = signer
+        self.reviews = ReviewBook(audit.engine)
+        warden.revocations = self.reviews  # a reopened review's tokens stop clearing at once
         self.trusted = TrustedProxies.parse(settings.trusted_proxies)
         self.metrics = Metrics.create()
         self.metrics.watch_state(warden)

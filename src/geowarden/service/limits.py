@@ -6,8 +6,8 @@ Every request passes here before anything reads its body:
   answered 413 at once, without reading a byte of the body;
 - a body without a length (chunked) is counted as it arrives and stopped with a 413 as soon as it
   passes the limit: the rest is never read;
-- a ``POST`` to the JSON API (``/v1/...``) that does not say ``Content-Type: application/json``
-  is answered 415.
+- a ``POST`` to a JSON route (:data:`JSON_POSTS`, ``/v1/review/{id}``) without
+  ``Content-Type: application/json`` is answered 415.
 
 The answers are short fixed sentences: nothing the client sent is echoed back.
 """
@@ -32,6 +32,16 @@ DEFAULT_MAX_BODY = 64 * 1024
 def too_large(limit: int) -> InputError:
     """The error of a body over ``limit`` bytes (HTTP 413)."""
     return InputError(f"the request body is larger than {limit} bytes", status=413)
+
+
+#: The JSON API's POST routes (a path elsewhere is left to the router: 404 or 405).
+JSON_POSTS = frozenset(
+    {"/v1/decide", "/v1/signup", "/v1/screen", "/v1/appeals", "/v1/challenge", "/v1/challenge/verify"}
+)
+
+
+def _json_route(path: str) -> bool:
+    return path in JSON_POSTS or path.startswith("/v1/review/")
 
 
 def _is_json(content_type: str) -> bool:
@@ -63,7 +73,7 @@ class RequestGuard:
             msg = too_large(self.max_body).message if status == 413 else "the Content-Length header is not a number"
             await _answer(send, status, msg)
             return
-        if scope["method"] == "POST" and scope["path"].startswith("/v1/") and not _is_json(content_type):
+        if scope["method"] == "POST" and _json_route(scope["path"]) and not _is_json(content_type):
             await _answer(send, 415, "send the body as JSON with Content-Type: application/json")
             return
         started = False

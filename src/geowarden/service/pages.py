@@ -88,8 +88,8 @@ def dashboard_page(policy: str, snapshot: str) -> str:
         f"<span class=key><i class='swatch {k}'></i>{escape(label)}</span>"
         for k, label in (
             ("none", "no decisions"),
-            ("allow", "allowed only"),
-            ("hold", "challenged or held for review"),
+            ("allow", "none blocked, mostly allowed"),
+            ("hold", "none blocked, mostly challenged or held"),
             ("mixed", "some blocked (< 50 %)"),
             ("block", "mostly blocked (≥ 50 %)"),
         )
@@ -131,9 +131,14 @@ def dashboard_page(policy: str, snapshot: str) -> str:
         "<code id=allow-token class=token></code> <button type=button id=token-copy>Copy</button> "
         "<button type=button id=token-dismiss>Dismiss</button></div>"
         "<p id=queue-status class=muted role=status></p>"
+        "<div class=queuebar><label>show <select id=queue-filter><option value=''>all (appealed first)</option>"
+        "<option value=true>appealed only</option><option value=false>not appealed</option></select></label>"
+        "<span class=spacer></span><span id=queue-page class=muted></span> "
+        "<button type=button id=queue-prev disabled>Previous</button> "
+        "<button type=button id=queue-next disabled>Next</button></div>"
         "<table id=queue><thead><tr><th>when (UTC)</th><th>action</th><th>network</th><th>country</th>"
-        "<th>account</th><th>reasons</th><th>note</th><th>allowlist on overturn</th><th></th></tr></thead>"
-        "<tbody></tbody></table><p id=queue-empty class=empty hidden>The queue is empty.</p></section>"
+        "<th>account</th><th>reasons</th><th>appeal</th><th>note</th><th>allowlist on overturn</th><th></th>"
+        "</tr></thead><tbody></tbody></table><p id=queue-empty class=empty hidden>The queue is empty.</p></section>"
         "</main>"
     )
     return _page("geowarden dashboard", body, css=("base.css", "dashboard.css"), scripts=("dashboard.js",))

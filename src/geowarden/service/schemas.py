@@ -34,7 +34,11 @@ def _address(value: str) -> str:
 
 
 #: A client address: validated at the edge (422), so a malformed one never reaches the review queue.
-Address = Annotated[str, Field(max_length=64), AfterValidator(_address)]
+Address = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+    AfterValidator(_address),
+]
 
 DECISION_ID_PATTERN = r"^[0-9a-f]{32}$"
 REF_PATTERN = r"^[0-9a-f]{32}\.[0-9a-f]{24}$"
@@ -137,7 +141,10 @@ class DecisionOut(BaseModel):
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    verdict: Literal["confirm", "overturn"]
+    verdict: Literal["confirm", "overturn", "reopen"] = Field(
+        description="confirm or overturn an open review (final); reopen a decided one (admin scope: "
+        "revokes any allowlist token the review issued)"
+    )
     note: str = Field(default="", max_length=2000)
     issue_token_days: float | None = Field(
         default=None,
@@ -145,12 +152,19 @@ class ReviewIn(BaseModel):
         le=365,
         description="On overturn: issue an allowlist token for the account, for this many days",
     )
+    token_clears: list[Literal["restricted", "tor", "sanctions"]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="What the token may clear beyond the default (VPN, hosting, origin signals, behaviour): "
+        "a restricted jurisdiction, Tor, a sanctions match. Only when the reviewer chooses it.",
+    )
 
 
 class ReviewOut(BaseModel):
     decision_id: str
     review: str
     allow_token: str | None = None
+    token_id: str | None = Field(default=None, description="The issued token's id (what ALLOWLISTED names)")
 
 
 class AppealIn(BaseModel):
@@ -164,6 +178,11 @@ class AppealOut(BaseModel):
     decision_id: str
 
 
+class AppealInfo(BaseModel):
+    ts: float
+    message: str
+
+
 class QueueItem(BaseModel):
     decision_id: str
     ts: float
@@ -174,6 +193,8 @@ class QueueItem(BaseModel):
     account_id: str | None
     reasons: list[str]
     rules: list[str]
+    appealed: bool = False
+    appeal: AppealInfo | None = Field(default=None, description="The end user's appeal, when there is one")
 
 
 class Health(BaseModel):
