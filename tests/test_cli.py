@@ -186,3 +186,21 @@ def test_test_modules_have_unique_names() -> None:
 
     names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
     assert [n for n, k in names.items() if k > 1] == []
+
+
+def test_audit_commands_with_an_unreachable_database_are_one_line_exit_2(tmp_path: Path) -> None:
+    """Issue 19 item 8: an unreachable PostgreSQL was a three-line internal error with exit 70."""
+    from redis_support import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")}
+    env |= {
+        "GEOWARDEN_HOME": str(tmp_path),
+        "GEOWARDEN_AUDIT_URL": f"postgresql+psycopg://u:pw123@127.0.0.1:{free_port()}/db",
+    }
+    p = subprocess.run(
+        [sys.executable, "-m", "geowarden", "audit", "prune", "--older-than", "1"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "audit database" in lines[0] and "pw123" not in p.stderr

@@ -26,6 +26,7 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_SIGNALS_OFF`` | none | comma-separated signal names the operator switches off (e.g. ``phone,card``) |
 | ``GEOWARDEN_TWILIO_SID`` | none (offline) | Twilio key SID: the phone signal asks Twilio Lookup for line types |
 | ``GEOWARDEN_TWILIO_TOKEN`` | none | its secret (needed with the SID) |
+| ``PROMETHEUS_MULTIPROC_DIR`` | a fresh directory with ``serve --workers N`` (N > 1) | where workers' metrics meet |
 | ``GEOWARDEN_MAX_BODY_BYTES`` | ``65536`` | the largest request body the service reads (413 above it) |
 """
 
@@ -113,6 +114,9 @@ class Settings:
     twilio: tuple[str, Secret] | None = None
     # The largest request body the service reads, in bytes (413 above it).
     max_body_bytes: int = 64 * 1024
+    # Prometheus' multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``, set by ``serve --workers N``):
+    # every worker's counters are added up at each scrape.
+    prometheus_multiproc_dir: Path | None = None
 
     @property
     def intel_dir(self) -> Path:
@@ -175,6 +179,7 @@ class Settings:
             spark_master=text("GEOWARDEN_SPARK_MASTER") or None,
             spark_conf=_spark_conf(env.get("GEOWARDEN_SPARK_CONF", "")),
             signals_off=_signals_off(env.get("GEOWARDEN_SIGNALS_OFF", "")),
+            prometheus_multiproc_dir=path("PROMETHEUS_MULTIPROC_DIR"),
             max_body_bytes=_positive_int("GEOWARDEN_MAX_BODY_BYTES", text("GEOWARDEN_MAX_BODY_BYTES"), 64 * 1024),
         )
 
@@ -197,6 +202,19 @@ def default_public_url(host: str, port: int) -> None:
     if not os.environ.get("GEOWARDEN_PUBLIC_URL", "").strip():
         shown = f"[{host}]" if ":" in host else host
         os.environ["GEOWARDEN_PUBLIC_URL"] = f"http://{shown}:{port}"
+
+
+def prepare_worker_metrics(workers: int) -> Path | None:
+    """With several workers, a fresh Prometheus multiprocess directory for the processes started
+    from here (``PROMETHEUS_MULTIPROC_DIR``), returned so the caller removes it at exit; None with
+    one worker, or when the operator set the variable (their directory, left alone)."""
+    import tempfile  # noqa: PLC0415
+
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+        return None
+    where = Path(tempfile.mkdtemp(prefix="geowarden-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(where)
+    return where
 
 
 def _positive_int(name: str, raw: str, default: int) -> int:

@@ -52,7 +52,9 @@ def cli(env: dict[str, str], *args: str) -> str:
     return p.stdout
 
 
-def start(tiny_snapshot: Snapshot, home: Path) -> Server:
+def start(
+    tiny_snapshot: Snapshot, home: Path, *, args: tuple[str, ...] = (), env_extra: dict[str, str] | None = None
+) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")}
     env |= {
         "GEOWARDEN_HOME": str(home),
@@ -66,10 +68,11 @@ def start(tiny_snapshot: Snapshot, home: Path) -> Server:
     lists = SHARED / "sanctions"
     if lists.is_dir():
         env["GEOWARDEN_SCREENING_DATA"] = str(lists)
+    env |= env_extra or {}
     tokens = {s: json.loads(cli(env, "token", "create", "--scope", s, "--json"))["token"] for s in ("decide", "review")}
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "geowarden", "serve", "--host", "127.0.0.1", "--port", str(port), "-q"],
+        [sys.executable, "-m", "geowarden", "serve", "--host", "127.0.0.1", "--port", str(port), "-q", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -310,12 +310,18 @@ class AuditLog:
 
 
 def open_default(home: Path, *, url: str | None = None, retention_days: float | None = None) -> AuditLog:
-    """The audit log under ``home`` (SQLite) or at ``url``; the audit key lives beside it."""
+    """The audit log under ``home`` (SQLite) or at ``url``; the audit key lives beside it. A
+    database that cannot be used is a one-line ``ConfigError`` (exit 2), password hidden."""
     from geowarden.settings import secret_file  # noqa: PLC0415
 
     home.mkdir(parents=True, exist_ok=True)
     key = secret_file(home / "secrets" / "audit.key")
-    return AuditLog(url or sqlite_url(home / "audit.db"), key=key, retention_days=retention_days)
+    target = url or sqlite_url(home / "audit.db")
+    try:
+        return AuditLog(target, key=key, retention_days=retention_days)
+    except sa.exc.SQLAlchemyError as exc:  # a database that cannot be reached, or a URL it cannot use
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["unknown error"])[0]
+        raise ConfigError(f"the audit database {safe_url(target)} cannot be used: {reason}") from None
 
 
 __all__: Sequence[str] = ["AuditLog", "open_default"]

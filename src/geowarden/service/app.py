@@ -31,7 +31,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request,
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from geowarden.audit.review import IssuedToken
 from geowarden.audit.store import open_default
@@ -388,17 +388,19 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics() -> Response:
         """Prometheus metrics: decisions by action and reason, latency, fail-mode counts."""
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", response_model=Health, tags=["operations"])
-    async def healthz() -> Health:
-        return Health(
-            status="ok",
-            snapshot=service.warden.intel.id,
-            policy=service.warden.policy.version,
-            audit_written=service.audit.written,
-            state=service.warden.state.health(),
-        )
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["operations"],
+        responses={503: {"model": Health, "description": "A dependency that fails closed is down (see `down`)"}},
+    )
+    async def healthz() -> Response:
+        """`ok`, or `degraded` naming each dependency that is down and its fail mode: HTTP 503 when
+        one of them fails closed (the audit log always does), 200 otherwise."""
+        doc, status = await service.health()
+        return JSONResponse(jsonable_encoder(Health.model_validate(doc)), status_code=status)
 
     @app.get("/map/world.svg", include_in_schema=False)
     async def world_map(request: Request) -> Response:

@@ -197,8 +197,15 @@ class QueueItem(BaseModel):
     appeal: AppealInfo | None = Field(default=None, description="The end user's appeal, when there is one")
 
 
+class DownDependency(BaseModel):
+    dependency: Literal["audit", "state"]
+    fail_mode: str = Field(description="What decisions do meanwhile: open (ignored), review, closed (refused)")
+    detail: str
+
+
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
+    down: list[DownDependency] = Field(default_factory=list, description="Each dependency that does not answer")
     snapshot: str
     policy: str
     audit_written: int
