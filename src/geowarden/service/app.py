@@ -201,7 +201,10 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         if d.allowed or d.action == Action.CHALLENGE:
             # Challenge passes the edge: the upstream reads x-geowarden-action and steps up.
             return Response(status_code=200, headers=headers)
-        body = {"message": d.user_message, "decision_id": d.decision_id, "appeal_url": service.appeal_url(d)}
+        appeal = service.appeal_url(d)
+        if appeal:  # for the edge's own deny page (nginx error_page: see docs/service.md)
+            headers["x-geowarden-appeal-url"] = appeal
+        body = {"message": d.user_message, "decision_id": d.decision_id, "appeal_url": appeal}
         return JSONResponse(body, status_code=403, headers=headers)
 
     async def ext_authz(path: str, request: Request) -> Response:
