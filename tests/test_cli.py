@@ -153,6 +153,21 @@ def test_policy_commands(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyp
     assert next(r for r in doc["rules"] if r["name"] == "hosting")["fired"] is True
 
 
+def test_policy_explain_explains_a_signup(tiny) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 15: explain took no signup facts."""
+    p = tiny(
+        "policy", "explain", "--ip", "8.8.8.8", "--phone", "+8613800138000", "--timezone", "Asia/Shanghai",
+        "--billing-country", "cn", "--email", "someone@qq.com", "--org", "Example Co", "--owner", "A. Person", "--json",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    codes = {e["code"] for e in doc["evidence"]}
+    assert {"PHONE_COUNTRY_RESTRICTED", "CARD_BILLING_RESTRICTED"} <= codes
+    assert next(r for r in doc["rules"] if r["name"] == "billing-restricted")["fired"] is True
+    assert doc["action"] == "block"
+    assert "13800138000" not in p.stdout  # the number itself is not shown
+
+
 def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
     p = tiny("allow", "create", "--account", "acct-9", "--days", "1", "--reason", "appeal 12", "--json")
     assert p.returncode == 0, p.stderr

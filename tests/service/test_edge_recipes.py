@@ -60,8 +60,8 @@ def nginx_forwarded(token: str) -> dict[str, str]:
     location = conf[conf.index("location = /_geowarden") :]
     variables = {"$remote_addr": CLIENT, "$tcpinfo_rtt": TCP_RTT_US, "$request_uri": "/v1/chat"}
     out = dict(CLIENT_HEADERS)
-    for name, value in re.findall(r"proxy_set_header\s+(\S+)\s+(\"[^\"]*\"|\S+);", location):
-        value = value.strip('"').replace("gwt_…", token)
+    for name, raw in re.findall(r"proxy_set_header\s+(\S+)\s+(\"[^\"]*\"|\S+);", location):
+        value = raw.strip('"').replace("gwt_…", token)
         for var, real in variables.items():
             value = value.replace(var, real)
         value = re.sub(r"\$http_(\w+)", lambda m: CLIENT_HEADERS.get(m.group(1).replace("_", "-"), ""), value)
