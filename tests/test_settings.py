@@ -41,6 +41,8 @@ CASES: list[tuple[str, str, str, Any]] = [
     ),
     ("GEOWARDEN_SIGNALS_OFF", "phone, Card,,screening", "signals_off", frozenset({"phone", "card", "screening"})),
     ("GEOWARDEN_MAX_BODY_BYTES", "1048576", "max_body_bytes", 1048576),
+    ("GEOWARDEN_OTP_SENDER", "Twilio-Verify", "otp_sender", "twilio-verify"),
+    ("GEOWARDEN_TWILIO_VERIFY_SERVICE", " VA0123 ", "twilio_verify_service", "VA0123"),
 ]
 
 DEFAULTS: dict[str, Any] = {
@@ -62,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "signals_off": frozenset(),
     "twilio": None,
     "max_body_bytes": 65536,
+    "otp_sender": "console",
+    "twilio_verify_service": None,
 }
 #: Variables that only make sense together (tested below rather than one at a time).
 PAIRED = {"GEOWARDEN_TWILIO_SID", "GEOWARDEN_TWILIO_TOKEN"}
@@ -81,6 +85,7 @@ BAD: list[tuple[str, str, str]] = [
     ("GEOWARDEN_SIGNALS_OFF", "phone;card", "not a signal name"),
     ("GEOWARDEN_MAX_BODY_BYTES", "0", "positive whole number"),
     ("GEOWARDEN_MAX_BODY_BYTES", "64k", "positive whole number"),
+    ("GEOWARDEN_OTP_SENDER", "carrier-pigeon", "one of console, twilio-verify"),
 ]
 
 

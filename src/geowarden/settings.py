@@ -27,6 +27,8 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_TWILIO_SID`` | none (offline) | Twilio key SID: the phone signal asks Twilio Lookup for line types |
 | ``GEOWARDEN_TWILIO_TOKEN`` | none | its secret (needed with the SID) |
 | ``PROMETHEUS_MULTIPROC_DIR`` | a fresh directory with ``serve --workers N`` (N > 1) | where workers' metrics meet |
+| ``GEOWARDEN_OTP_SENDER`` | ``console`` | how challenge codes go out: ``console`` (stderr) or ``twilio-verify`` |
+| ``GEOWARDEN_TWILIO_VERIFY_SERVICE`` | none | the Twilio Verify service SID (with the Twilio SID and token) |
 | ``GEOWARDEN_MAX_BODY_BYTES`` | ``65536`` | the largest request body the service reads (413 above it) |
 """
 
@@ -44,6 +46,7 @@ import platformdirs
 from geowarden.errors import ConfigError
 
 LOG_FORMATS = ("text", "json")
+OTP_SENDERS = ("console", "twilio-verify")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 _SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -117,6 +120,10 @@ class Settings:
     # Prometheus' multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``, set by ``serve --workers N``):
     # every worker's counters are added up at each scrape.
     prometheus_multiproc_dir: Path | None = None
+    # How challenge codes are sent: ``console`` (stderr, development) or ``twilio-verify``.
+    otp_sender: str = "console"
+    # The Twilio Verify service SID (``VA...``) for ``otp_sender = twilio-verify``.
+    twilio_verify_service: str | None = None
 
     @property
     def intel_dir(self) -> Path:
@@ -180,6 +187,8 @@ class Settings:
             spark_conf=_spark_conf(env.get("GEOWARDEN_SPARK_CONF", "")),
             signals_off=_signals_off(env.get("GEOWARDEN_SIGNALS_OFF", "")),
             prometheus_multiproc_dir=path("PROMETHEUS_MULTIPROC_DIR"),
+            otp_sender=_choice("GEOWARDEN_OTP_SENDER", text("GEOWARDEN_OTP_SENDER").lower(), OTP_SENDERS),
+            twilio_verify_service=text("GEOWARDEN_TWILIO_VERIFY_SERVICE") or None,
             max_body_bytes=_positive_int("GEOWARDEN_MAX_BODY_BYTES", text("GEOWARDEN_MAX_BODY_BYTES"), 64 * 1024),
         )
 
@@ -215,6 +224,14 @@ def prepare_worker_metrics(workers: int) -> Path | None:
     where = Path(tempfile.mkdtemp(prefix="geowarden-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(where)
     return where
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if not raw:
+        return allowed[0]
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
 
 
 def _positive_int(name: str, raw: str, default: int) -> int:

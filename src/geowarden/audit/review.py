@@ -142,6 +142,34 @@ class ReviewBook:
             conn.execute(review_events.insert(), events)
         return target
 
+    def record_token(self, token: IssuedToken, *, decision_id: str | None, actor: str) -> None:
+        """Keep the terms of a token issued outside a review (a passed challenge), so it can be
+        revoked like a review's; ``actor`` goes to the decision's trail."""
+
+        def step() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    allow_tokens.insert(),
+                    {
+                        "token_id": token.token_id,
+                        "decision_id": decision_id,
+                        "subject": token.subject,
+                        "issued": token.issued,
+                        "expires": token.expires,
+                        "clears": json.dumps(list(token.clears)),
+                        "revoked": None,
+                        "revoked_by": None,
+                    },
+                )
+                if decision_id is not None:
+                    conn.execute(
+                        review_events.insert(),
+                        {"decision_id": decision_id, "ts": token.issued, "actor": actor, "event": "challenge",
+                         "note": f"challenge passed: allowlist token {token.token_id} for {token.subject}"},
+                    )  # fmt: skip
+
+        _retrying(step)
+
     def appeal(self, decision_id: str, message: str, *, now: float | None = None) -> bool:
         """Record an end user's appeal; False when this decision was already appealed. A decision
         nobody reviews yet (``none``) is opened (``queued``); a final one keeps its state (an

@@ -152,25 +152,31 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     }
     edge_responses: dict[int | str, dict[str, Any]] = {
         200: {"description": "Allowed (or allowed to step up): decision in x-geowarden-* headers"},
+        302: {"description": "ext_authz, challenge, with x-geowarden-challenge-mode: redirect: to the challenge page"},
         404: {"description": "A path the router cannot take (for example with control characters)"},
-        401: {"description": "No token with the decide scope in x-geowarden-token"},
+        401: {
+            "description": "No token with the decide scope in x-geowarden-token; or (auth_request, challenge "
+            "mode redirect) a challenge: x-geowarden-challenge-url says where"
+        },
         403: {"description": "Denied: user-safe message, decision id and appeal URL"},
     }
 
     @app.post("/v1/decide", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
     async def decide(body: decide_body, request: Request, _t: can_decide) -> Response:
         """Decide on one API request. Without `ip`, the connection's client address is used."""
-        d = await service.decide(with_client(body, request), endpoint="decide")
-        return decision_response(d)
+        facts = with_client(body, request)
+        d = await service.decide(facts, endpoint="decide")
+        return decision_response(d, facts)
 
     @app.post("/v1/signup", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
     async def signup(body: decide_body, request: Request, _t: can_decide) -> Response:
         """Decide on an account signup (all facts: phone, card, email, organisation)."""
-        d = await service.decide(with_client(body, request), endpoint="signup", kind="signup")
-        return decision_response(d)
+        facts = with_client(body, request)
+        d = await service.decide(facts, endpoint="signup", kind="signup")
+        return decision_response(d, facts)
 
-    def decision_response(d: Decision) -> Response:
-        return Response(service.decision_json(d), media_type="application/json")
+    def decision_response(d: Decision, facts: Facts) -> Response:
+        return Response(service.decision_json(d, facts), media_type="application/json")
 
     async def edge(request: Request, endpoint: str) -> Response:
         if service.tokens.check(token_of(request.headers), "decide") is None:
@@ -191,13 +197,24 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
             service.metrics.malformed.labels(endpoint).inc()
             body = {"message": "The request could not be checked.", "decision_id": None, "appeal_url": None}
             return JSONResponse(body, status_code=403, headers={"x-geowarden-action": "block"})
-        d = await service.decide(facts_from_headers(h, ip), endpoint=endpoint)
+        facts = facts_from_headers(h, ip)
+        d = await service.decide(facts, endpoint=endpoint)
         headers = {
             "x-geowarden-action": d.action.value,
             "x-geowarden-decision": d.decision_id,
             "x-geowarden-score": f"{d.score:.3f}",
             "x-geowarden-reasons": ",".join(e.code for e in d.reasons),
         }
+        challenge = service.challenge_url(d, facts)
+        if challenge:
+            headers["x-geowarden-challenge-url"] = challenge
+            if h.get("x-geowarden-challenge-mode", "").strip().lower() == "redirect":
+                # The edge asked to send challenged users to the challenge page: Envoy relays any
+                # ext_authz answer but 200 to the client (a 302 here); nginx's auth_request knows
+                # only 2xx, 401 and 403, so it gets a 401 and redirects itself (error_page 401).
+                if endpoint == "ext_authz":
+                    return Response(status_code=302, headers={**headers, "location": challenge})
+                return Response(status_code=401, headers=headers)
         if d.allowed or d.action == Action.CHALLENGE:
             # Challenge passes the edge: the upstream reads x-geowarden-action and steps up.
             return Response(status_code=200, headers=headers)
@@ -418,6 +435,13 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         if gz:
             headers["content-encoding"] = "gzip"
         return Response(body, media_type="image/svg+xml", headers=headers)
+
+    from geowarden.service.challenge import add_routes, build_flow  # noqa: PLC0415
+
+    flow = build_flow(service)
+    service.challenge_link = flow.url
+    app.state.challenge = flow
+    add_routes(app, service, flow)
 
     # The dashboard's scripts and stylesheets, served from the package: nothing from a CDN.
     from fastapi.staticfiles import StaticFiles  # noqa: PLC0415

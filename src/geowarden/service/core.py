@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -154,6 +154,8 @@ class Service:
         self.metrics = Metrics.create(settings.prometheus_multiproc_dir)
         self.metrics.watch_state(warden)
         self._ref_key = signer.derive("appeal-ref")
+        #: decision id -> challenge page URL; set when the challenge routes are added (app.py).
+        self.challenge_link: Callable[[str], str] | None = None
 
     def screening_ready(self) -> bool:
         """Whether sanctions lists are configured (GEOWARDEN_SCREENING_DATA); /v1/screen needs them."""
@@ -184,11 +186,18 @@ class Service:
         ip = client_ip(peer, headers, self.trusted)
         return facts if ip is None else replace(facts, ip=ip)
 
-    def decision_json(self, d: Decision) -> str:
+    def challenge_url(self, d: Decision, facts: Facts) -> str | None:
+        """For a challenge of an account: the page where the end user passes it with a code."""
+        if d.action != Action.CHALLENGE or not facts.account_id or self.challenge_link is None:
+            return None
+        return self.challenge_link(d.decision_id)
+
+    def decision_json(self, d: Decision, facts: Facts | None = None) -> str:
         """The documented ``DecisionOut`` shape, serialised directly: re-validating our own output
         through pydantic costs more than the decision itself (tests check the shape)."""
         doc = d.to_dict()
         doc["appeal_url"] = self.appeal_url(d)
+        doc["challenge_url"] = self.challenge_url(d, facts) if facts is not None else None
         return json.dumps(doc, default=str)
 
     def fail_mode(self, signal: str) -> str:

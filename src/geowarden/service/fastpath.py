@@ -52,7 +52,7 @@ class DecideFastPath:
         peer = scope["client"][0] if scope.get("client") else None
         facts = self.service.with_client(facts_in.to_facts(), peer, headers)
         d = await self.service.decide(facts, endpoint="decide")
-        payload = self.service.decision_json(d).encode()
+        payload = self.service.decision_json(d, facts).encode()
         await send(
             {
                 "type": "http.response.start",

@@ -78,6 +78,32 @@ def appeal_page(ref: str, rec: AuditRecord | None) -> str:
     )
 
 
+def challenge_page(ref: str | None) -> str:
+    """The end user's challenge page: a phone number, then the code sent to it (no login)."""
+    if ref is None:
+        return _page(
+            "Verification",
+            "<main class=narrow><section class=card><h2>Verification</h2><p>This verification link is not "
+            "valid. Please use the link from the message you received.</p></section></main>",
+        )
+    return _page(
+        "Verify your access",
+        "<main class=narrow><section class=card><h2>Verify your access</h2>"
+        "<p>We could not confirm where this request comes from. Verify with a code sent by SMS to a mobile "
+        "number, and you can continue for the next hour. You do not need to sign in.</p>"
+        f'<form id=start><input type=hidden name=ref value="{escape(ref)}">'
+        "<label for=phone>Mobile number, with country code</label><br>"
+        "<input id=phone name=phone type=tel autocomplete=tel placeholder='+49 151 23456789' "
+        "maxlength=32 required> <button type=submit id=send>Send code</button></form>"
+        "<form id=verify hidden><input type=hidden name=challenge_id>"
+        "<p id=sent role=status></p><label for=code>Code</label><br>"
+        "<input id=code name=code inputmode=numeric autocomplete=one-time-code maxlength=16 required> "
+        "<button type=submit id=check>Verify</button></form>"
+        "<p id=result role=alert></p></section></main>",
+        scripts=("challenge.js",),
+    )
+
+
 def dashboard_page(policy: str, snapshot: str) -> str:
     tiles = "".join(
         f"<div class='tile {a}'><span class=label>{a}</span><span class=num id=count-{a}>&ndash;</span></div>"

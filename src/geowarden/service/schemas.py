@@ -131,6 +131,9 @@ class DecisionOut(BaseModel):
     elapsed_us: float
     evidence: list[EvidenceOut]
     appeal_url: str | None = Field(default=None, description="For a block: where the end user can appeal, no login")
+    challenge_url: str | None = Field(
+        default=None, description="For a challenge of an account: where the end user passes it with a code, no login"
+    )
 
     @classmethod
     def of(cls, d: Decision, appeal_url: str | None = None) -> DecisionOut:
