@@ -183,6 +183,7 @@ def build_flow(service: Service) -> ChallengeFlow:
 def add_routes(app: FastAPI, service: Service, flow: ChallengeFlow) -> None:
     """``GET /challenge/{ref}`` (the page), ``POST /v1/challenge``, ``POST /v1/challenge/verify``."""
     errors: dict[int | str, dict[str, Any]] = {
+        400: {"description": "The body is not JSON"},
         404: {"description": "Unknown or damaged challenge link"},
         409: {"description": "This decision is not a challenge (or has no account)"},
         413: {"description": "The body is larger than GEOWARDEN_MAX_BODY_BYTES"},
@@ -203,7 +204,7 @@ def add_routes(app: FastAPI, service: Service, flow: ChallengeFlow) -> None:
     @app.post(
         "/v1/challenge/verify",
         response_model=ChallengeResult,
-        responses={k: v for k, v in errors.items() if k in (404, 413, 415)},
+        responses={k: v for k, v in errors.items() if k in (400, 404, 413, 415)},
         tags=["challenge"],
     )
     async def challenge_verify(body: ChallengeVerify) -> JSONResponse:
