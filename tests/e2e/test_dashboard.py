@@ -11,7 +11,10 @@ where either is a failure. Every browser wait is bounded (WAIT_MS).
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,6 +311,53 @@ def test_appeals_come_first_marked_and_the_queue_pages(dashboard: Page, seeded: 
     expect(dashboard.locator(".legend")).not_to_contain_text("allowed only")
     ARTIFACTS.mkdir(exist_ok=True)
     dashboard.screenshot(path=str(ARTIFACTS / "dashboard-appeals.png"), full_page=True)
+
+
+def _server_stderr(srv: Server) -> str:
+    """What the server wrote to stderr so far (the console sender's development SMS)."""
+    assert srv.proc.stderr is not None
+    os.set_blocking(srv.proc.stderr.fileno(), False)
+    chunks = []
+    for _ in range(50):
+        got = srv.proc.stderr.read()
+        if got:
+            chunks.append(got.decode(errors="replace"))
+            if "code is" in chunks[-1]:
+                break
+        time.sleep(0.1)
+    return "".join(chunks)
+
+
+def test_a_challenged_user_passes_with_a_code_without_signing_in(browser: Browser, seeded: Seeded) -> None:
+    """Issue 19 item 16: the challenge page, end to end in a browser, with the console sender."""
+    with seeded.server.client() as c:
+        d = c.post("/v1/decide", json={"ip": "5.3.0.1", "account_id": "acct-step-up"}).json()
+    assert d["action"] == "challenge"
+    path = str(d["challenge_url"]).removeprefix("https://ai.example")
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    try:
+        page = _watch(context.new_page(), seeded)
+        page.goto(seeded.server.url + path)
+        expect(page.locator("h2")).to_have_text("Verify your access")
+        assert "HOSTING" not in page.content()  # no detection details for the end user
+        _server_stderr(seeded.server)  # drop what came before
+        page.fill("#phone", "+49 151 23456789")
+        page.click("#send")
+        expect(page.locator("#sent")).to_contain_text("+49 ***", timeout=WAIT_MS)
+        code = re.findall(r"code is (\d{6})", _server_stderr(seeded.server))[-1]
+        page.fill("#code", code)
+        with page.expect_response(lambda r: r.url.endswith("/v1/challenge/verify")) as answer:
+            page.click("#check")
+        expect(page.locator("#result")).to_contain_text("you are verified", timeout=WAIT_MS)
+        token = answer.value.json()["allow_token"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "challenge.png"), full_page=True)
+    finally:
+        context.close()
+    with seeded.server.client() as c:
+        after = c.post("/v1/decide", json={"ip": "5.3.0.1", "account_id": "acct-step-up", "allow_token": token}).json()
+    assert after["action"] == "allow"
+    assert [r["code"] for r in after["reasons"]] == ["ALLOWLISTED"]
 
 
 def test_nothing_went_wrong_in_the_browser(browser: Browser, seeded: Seeded) -> None:
