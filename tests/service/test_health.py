@@ -83,3 +83,20 @@ def test_audit_database_down_is_503(healthy: App) -> None:
         dead.dispose()
     assert r.status_code == 503
     assert [d["dependency"] for d in r.json()["down"]] == ["audit"]
+
+
+@pytest.mark.parametrize("path", ["/v1/decide", "/v1/signup"])  # the fast path and FastAPI's
+def test_a_decision_the_audit_log_cannot_keep_is_a_503_never_acknowledged(healthy: App, path: str) -> None:
+    live = healthy.service.audit.engine
+    dead = sa.create_engine(
+        f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/x", connect_args={"connect_timeout": 1}
+    )
+    healthy.service.audit.engine = dead
+    try:
+        r = healthy.request("POST", path, json={"ip": "8.8.8.8"})
+    finally:
+        healthy.service.audit.engine = live
+        dead.dispose()
+    assert r.status_code == 503
+    assert r.json() == {"detail": "the audit log cannot be written: the decision was not acknowledged"}
+    assert healthy.request("POST", path, json={"ip": "8.8.8.8"}).status_code == 200  # back once it answers

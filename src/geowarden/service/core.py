@@ -27,6 +27,7 @@ from starlette.requests import cookie_parser
 
 from geowarden.audit.review import ReviewBook
 from geowarden.audit.store import AuditLog
+from geowarden.errors import GeowardenError, SourceError
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenStore
@@ -66,6 +67,7 @@ class Metrics:
     latency: Histogram
     unavailable: Counter
     malformed: Counter
+    unacknowledged: Counter
     live: CollectorRegistry = field(default_factory=CollectorRegistry)
     multiprocess_dir: Path | None = None
 
@@ -104,6 +106,11 @@ class Metrics:
                 "geowarden_edge_malformed_total",
                 "Edge requests denied because the forwarded client address was not an IP address",
                 ["endpoint"],
+                registry=reg,
+            ),
+            Counter(
+                "geowarden_unacknowledged_total",
+                "Decisions answered 503 because the audit log could not be written (fail closed)",
                 registry=reg,
             ),
             multiprocess_dir=multiprocess_dir,
@@ -263,5 +270,12 @@ class Service:
         for e in d.evidence:
             if e.code == "SIGNAL_UNAVAILABLE":
                 self.metrics.unavailable.labels(str(e.value)).inc()
-        await self.audit.submit_async(d, facts, kind=kind)  # acknowledged once durable
+        try:
+            await self.audit.submit_async(d, facts, kind=kind)  # acknowledged once durable
+        except GeowardenError:
+            raise
+        except Exception as exc:  # the database refused or is gone: fail closed, say why, never acknowledge
+            self.metrics.unacknowledged.inc()
+            log.warning("decision not acknowledged: the audit log cannot be written (%s)", type(exc).__name__)
+            raise SourceError("the audit log cannot be written: the decision was not acknowledged") from None
         return d

@@ -10,11 +10,13 @@ FastAPI ones. Tests drive both paths against one schema.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from geowarden.errors import GeowardenError
 from geowarden.service.core import Service, token_of
 from geowarden.service.schemas import FactsIn
 
@@ -51,12 +53,16 @@ class DecideFastPath:
             return
         peer = scope["client"][0] if scope.get("client") else None
         facts = self.service.with_client(facts_in.to_facts(), peer, headers)
-        d = await self.service.decide(facts, endpoint="decide")
-        payload = self.service.decision_json(d, facts).encode()
+        status = 200
+        try:
+            d = await self.service.decide(facts, endpoint="decide")
+            payload = self.service.decision_json(d, facts).encode()
+        except GeowardenError as exc:  # the audit log cannot be written, say: the same answer as FastAPI's handler
+            status, payload = exc.status, json.dumps({"detail": exc.message}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [*_JSON, (b"content-length", str(len(payload)).encode())],
             }
         )
