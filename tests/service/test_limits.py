@@ -141,6 +141,31 @@ def test_a_chunked_body_is_stopped_soon_after_the_limit(app: App) -> None:
     assert pulled <= 64 * 1024 + len(chunk)
 
 
+def test_a_declared_length_over_the_limit_is_refused_unread(app: App) -> None:
+    pulled = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b"x" * 8192, "more_body": True}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for path in ("/v1/decide", "/v1/signup"):
+        scope = {
+            "type": "http", "method": "POST", "path": path, "query_string": b"", "root_path": "", "scheme": "http",
+            "headers": [(b"authorization", f"Bearer {app.tokens['decide']}".encode()),
+                        (b"content-type", b"application/json"), (b"content-length", b"50000000")],
+            "client": EDGE, "server": ("gw", 80), "http_version": "1.1",
+        }  # fmt: skip
+        app.loop.run_until_complete(app.app(scope, receive, send))
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [413, 413]
+    assert pulled == 0
+
+
 @pytest.mark.parametrize("path", ["/v1/decide", "/v1/signup"])
 def test_a_long_field_is_a_short_422(app: App, path: str) -> None:
     big = "y" * 60_000

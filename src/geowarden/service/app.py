@@ -488,8 +488,9 @@ def create_app_from_env() -> Any:
 
 
 def asgi_stack(api: FastAPI, service: Service) -> Any:
-    """What a server runs: the request limits (``limits``) around the decide fast path around the app."""
+    """What a server runs: the decide fast path (which reads at most the body limit and refuses a
+    larger ``Content-Length`` unread) around the request limits (``limits``) around the app."""
     from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
     from geowarden.service.limits import RequestGuard  # noqa: PLC0415
 
-    return RequestGuard(DecideFastPath(api, service), max_body=service.settings.max_body_bytes)
+    return DecideFastPath(RequestGuard(api, max_body=service.settings.max_body_bytes), service)

@@ -38,8 +38,13 @@ class DecideFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/decide":
             await self.app(scope, receive, send)
             return
-        body, complete = await _read(receive, self.service.settings.max_body_bytes)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        limit = self.service.settings.max_body_bytes
+        length = headers.get("content-length", "0").strip()
+        if not (length.isascii() and length.isdigit()) or int(length) > limit:
+            await self.app(scope, receive, send)  # refused unread by the limits behind (413, or 400)
+            return
+        body, complete = await _read(receive, limit)
         token = token_of(headers)
         facts_in = None
         is_json = headers.get("content-type", "").split(";", 1)[0].strip().lower() == "application/json"

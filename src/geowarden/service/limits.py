@@ -5,7 +5,7 @@ Every request passes here before anything reads its body:
 - a ``Content-Length`` above the limit (``GEOWARDEN_MAX_BODY_BYTES``, 64 KiB by default) is
   answered 413 at once, without reading a byte of the body;
 - a body without a length (chunked) is counted as it arrives and stopped with a 413 as soon as it
-  passes the limit: the rest is never read;
+  passes the limit: the rest is never read (the application is told the client left);
 - a ``POST`` to a JSON route (:data:`JSON_POSTS`, ``/v1/review/{id}``) without
   ``Content-Type: application/json`` is answered 415.
 
@@ -56,6 +56,12 @@ class RequestGuard:
         self.app = app
         self.max_body = max_body
 
+    def __getattr__(self, name: str) -> Any:
+        """The wrapped application's attributes (``state``, ``openapi``, ...), as if unwrapped."""
+        if name == "app":
+            raise AttributeError(name)
+        return getattr(self.app, name)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -76,31 +82,33 @@ class RequestGuard:
         if scope["method"] == "POST" and _json_route(scope["path"]) and not _is_json(content_type):
             await _answer(send, 415, "send the body as JSON with Content-Type: application/json")
             return
-        started = False
+        started = answered = False
         seen = 0
         limit = self.max_body
 
         async def counted() -> Message:
-            nonlocal seen
+            # Past the limit: answer 413 here and now, and tell the application the client left,
+            # so it stops reading (whatever it answers then is dropped).
+            nonlocal seen, answered
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise too_large(limit)
+                    if not started and not answered:
+                        answered = True
+                        await _answer(send, 413, too_large(limit).message)
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracked(message: Message) -> None:
             nonlocal started
+            if answered:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counted, tracked)
-        except InputError as exc:
-            if started or exc.status != 413:
-                raise
-            await _answer(send, 413, exc.message)
+        await self.app(scope, counted, tracked)
 
 
 async def _answer(send: Send, status: int, message: str) -> None:
