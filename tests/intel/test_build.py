@@ -123,3 +123,14 @@ def test_identical_input_gives_the_same_snapshot_id(tmp_path: Path) -> None:
     assert build_snapshot(src, tmp_path) == first
     other = build_snapshot([source("dbip-country", SourceKind.COUNTRY, [("1.0.0.0/8", "NZ")])], tmp_path)
     assert other != first
+
+
+def test_a_relay_user_is_placed_where_apple_says_and_is_no_vpn(tmp_path: Path) -> None:
+    from geowarden.intel.sources import discover
+
+    (tmp_path / "cloud").mkdir()
+    (tmp_path / "cloud" / "egress-ip-ranges.csv").write_text("7.0.0.0/24,GB,GB-EN,London,\n")
+    vpn = source("x4bnet-vpn", SourceKind.LABEL, [("7.0.0.0/22", ("vpn", "X4BNet VPN list"))])
+    snap = Snapshot.open(build_snapshot([*_world(vpn), *discover(tmp_path)], tmp_path / "out"))
+    rec = snap.lookup("7.0.0.9")
+    assert rec.country == "GB" and rec.relay and not rec.vpn and not rec.disagreement

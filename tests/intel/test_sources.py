@@ -586,7 +586,7 @@ def test_provider_regions_place_each_prefix_in_its_region_country(found: dict[st
     assert src.meta.kind == SourceKind.COUNTRY and src.meta.date
     assert values_at(src, "18.162.0.1") == ["HK"]  # AWS ap-east-1
     assert values_at(src, "34.96.128.1") == ["HK"]  # Google Cloud asia-east2
-    assert "CN" in {cc for cc in src.values}  # AWS cn-north-1 / cn-northwest-1
+    assert "CN" in set(src.values)  # AWS cn-north-1 / cn-northwest-1
 
 
 def test_every_region_in_the_providers_feeds_is_in_the_table(found: dict[str, SourceData]) -> None:
@@ -615,3 +615,17 @@ def test_an_unknown_or_global_region_gives_no_country_and_is_named(tmp_path: Pat
     assert src.skipped == 3  # the unknown region, the bad network, the conflicting prefix
     assert src.meta.notes == "unknown regions: aws:xx-nowhere-9"
     assert src.meta.date == "2025-07-24"
+
+
+def test_apples_relay_egress_list_is_a_relay_label_and_a_geofeed(tmp_path: Path) -> None:
+    (tmp_path / "cloud").mkdir()
+    (tmp_path / "cloud" / "egress-ip-ranges.csv").write_text(
+        "172.224.226.0/27,GB,GB-EN,London,\n172.224.226.32/27,DE,DE-BE,Berlin,\n2a02:26f7:b3c0:4000::/64,FR,FR-IDF,Paris,\n"
+        "bogus-line\n"
+    )
+    relay = only(tmp_path, "apple-relay")
+    assert values_at(relay, "172.224.226.10") == [("relay", "Apple iCloud Private Relay")]
+    assert relay.skipped == 1
+    feed = only(tmp_path, "geofeed")
+    assert values_at(feed, "172.224.226.10") == ["GB"] and values_at(feed, "172.224.226.40") == ["DE"]
+    assert values_at(feed, "2a02:26f7:b3c0:4000::1") == ["FR"]
