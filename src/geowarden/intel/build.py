@@ -46,7 +46,9 @@ import numpy as np
 import numpy.typing as npt
 
 from geowarden.errors import SourceError
+from geowarden.intel import classify
 from geowarden.intel.format import (
+    CLASSIFIED_SOURCE,
     FLAG_BITS,
     FLAG_CONTESTED,
     FLAG_DISAGREE,
@@ -93,10 +95,10 @@ RESERVED_NETWORKS = (
     "ff00::/8",
 )  # fmt: skip
 
-INFER_MIN_SHARE = 0.5
-INFERRED_META = SourceMeta(
-    name="inferred-hosting-asn",
-    title="ASNs inferred as hosting from the labelled share of their address space",
+CLASSIFIED_META = SourceMeta(
+    name=CLASSIFIED_SOURCE,
+    title="ASNs classified hosting, VPN or proxy from list coverage, geolocation spread, size and name "
+    "(geowarden.intel.classify)",
     kind=SourceKind.ASN_LABEL,
     licence="derived from the other sources of this snapshot",
 )
@@ -281,14 +283,17 @@ class _Compiler:
             key=lambda s: (_label_priority(s.meta.name), s.meta.name),
         )
         self.inferred: SourceData | None = None
+        self.verdicts: dict[int, classify.Verdict] = {}
         if any(s.meta.kind == SourceKind.ASN for s in sources) and any(
             s.meta.kind == SourceKind.LABEL for s in sources
         ):
-            self.inferred = SourceData(meta=INFERRED_META)
+            self.inferred = SourceData(meta=CLASSIFIED_META)
             self.label_srcs.append(self.inferred)
         # One bit per (source, label) pair: which source said which label of an interval.
         self.slots: list[tuple[str, str]] = [
-            (src.meta.name, label) for src in self.label_srcs for label in _labels_of(src) or ["hosting"]
+            (src.meta.name, label)
+            for src in self.label_srcs
+            for label in (classify.LABELS if src is self.inferred else _labels_of(src) or ["hosting"])
         ]
         self.slot_index = {slot: i for i, slot in enumerate(self.slots)}
         self.srcbits = np.zeros((max(1, (len(self.slots) + 63) // 64), n), dtype=np.uint64)
@@ -377,13 +382,10 @@ class _Compiler:
         self.flags[self.painter.coverage(rs, re_)] |= FLAG_RESERVED
 
     def _infer_hosting_asns(self) -> None:
-        """ASNs whose IPv4 space is mostly labelled hosting/VPN by range sources are hosting networks.
-
-        The providers' published ranges and the community lists cover most, not all, of a hosting
-        company's space; the rest of its ASN is inferred (source ``inferred-hosting-asn``). An ASN
-        qualifies with at least ``INFER_MIN_SHARE`` of its addresses labelled and at least a /24
-        announced. Consumer ISPs never come near the threshold (see docs/intel-quality.md).
-        """
+        """Label the ASNs no list names from what the build knows of them (``intel/classify.py``):
+        the share of their IPv4 space the range lists label, how many countries geolocation puts
+        it in, its size and the organisation's name. Source ``classified-asn``; each verdict's
+        rule and confidence go in the snapshot's meta (``classified``)."""
         src = self.inferred
         if src is None:
             return
@@ -391,17 +393,23 @@ class _Compiler:
         lo, hi = np.searchsorted(bp, _keys([V4_BASE, V4_LAST + 1]))
         starts = _v4_values(bp[lo:hi]).astype(np.uint64)
         sizes = np.diff(np.append(starts, np.uint64(1 << 32))).astype(np.float64)
-        asn = self.asn[lo:hi]
-        labelled = (self.flags[lo:hi] & (FLAG_BITS["hosting"] | FLAG_BITS["vpn"])) != 0
-        uniq, inv = np.unique(asn, return_inverse=True)
-        total = np.bincount(inv, weights=sizes, minlength=len(uniq))
-        hit = np.bincount(inv, weights=sizes * labelled, minlength=len(uniq))
+        anon = FLAG_BITS["hosting"] | FLAG_BITS["vpn"] | FLAG_BITS["proxy"]
+        listed = (self.flags[lo:hi] & anon) != 0
+        geo = self._first_of(GEOLOCATION_SOURCES)[lo:hi]
+        asns, total, share, countries = classify.asn_features(self.asn[lo:hi], sizes, listed, geo)
+        first_org = np.zeros(len(asns), dtype=np.uint32)
+        pos = np.searchsorted(asns, self.asn[lo:hi])
+        first_org[pos[::-1]] = self.org[lo:hi][::-1]  # any interval's organisation (one per ASN)
+        orgs = [self.strings.items[int(i)] for i in first_org]
         known = {a for s in self.label_srcs if s.meta.kind == SourceKind.ASN_LABEL for a in s.asn_labels}
-        pick = (uniq != 0) & (total >= 256) & (hit >= INFER_MIN_SHARE * total)
-        for a, share in zip(uniq[pick].tolist(), (hit[pick] / total[pick]).tolist(), strict=True):
+        verdicts = classify.classify(asns, total, share, countries, orgs)
+        for a, v in verdicts.items():
             if a not in known:
-                src.asn_labels[int(a)] = ("hosting", f"AS{a} ({share:.0%} of its space in hosting lists)")
-        self.say(f"inferred {len(src.asn_labels):,} hosting ASNs from the labelled ranges")
+                src.asn_labels[a] = (v.label, f"AS{a} {orgs[int(np.searchsorted(asns, a))]}".strip())
+                self.verdicts[a] = v
+        rules = sorted({v.rule for v in self.verdicts.values()})
+        counts = ", ".join(f"{r} {sum(1 for v in self.verdicts.values() if v.rule == r):,}" for r in rules)
+        self.say(f"classified {len(src.asn_labels):,} ASNs ({counts})")
 
     def _said(self, name: str, label: str, where: npt.NDArray[np.bool_]) -> None:
         bit = self.slot_index[(name, label)]
@@ -490,6 +498,10 @@ class _Compiler:
             "strings": self.strings.items,
             "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE, "contested": FLAG_CONTESTED},
             "counts": {"v4_intervals": len(v4_starts), "v6_intervals": len(starts), "rows": len(rows)},
+            "classified": {
+                str(a): {"label": v.label, "rule": v.rule, "confidence": v.confidence, "detail": v.detail}
+                for a, v in sorted(self.verdicts.items())
+            },
         }
         return arrays, meta
 

@@ -67,6 +67,8 @@ FLAG_RESERVED = 32
 FLAG_DISAGREE = 64
 #: Country sources that are a provider's own statement about its prefix: they win the vote.
 PROVIDER_STATEMENT_SOURCES = ("geofeed", "provider-region")
+#: The label source the build's own network classifier writes (see ``intel/classify.py``).
+CLASSIFIED_SOURCE = "classified-asn"
 FLAG_CONTESTED = 128  # sources disagree and neither a provider's own statement nor a majority settles the answer
 FLAG_SPLIT24 = np.uint32(1 << 31)  # in the /24 index: the block holds more than one interval
 
@@ -88,3 +90,4 @@ class SnapshotMeta(TypedDict):
     strings: list[str]  # organisation and provider names, indexed by org and provider ("" first)
     flags: dict[str, int]  # flag name -> bit (FLAG_BITS, "reserved", "disagree", "contested")
     counts: dict[str, Any]  # intervals, rows, build seconds
+    classified: NotRequired[dict[str, dict[str, Any]]]  # ASN -> the classifier's label, rule, confidence, detail

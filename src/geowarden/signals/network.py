@@ -13,7 +13,7 @@ from typing import Any
 
 from geowarden.errors import AddressError
 from geowarden.intel import addr
-from geowarden.intel.format import PROVIDER_STATEMENT_SOURCES
+from geowarden.intel.format import CLASSIFIED_SOURCE, PROVIDER_STATEMENT_SOURCES
 from geowarden.intel.snapshot import IPRecord, Snapshot
 from geowarden.model import Evidence, Facts
 from geowarden.signals.base import BaseSignal, Found, SignalContext
@@ -121,14 +121,16 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     for flag, code, what in _LABEL_EVIDENCE:
         if getattr(rec, flag):
             said = labels.get(flag, [])
+            why = f"said by {', '.join(said) or 'an ASN list'}"
+            if said == [CLASSIFIED_SOURCE] and rec.classified:
+                why = f"classified from the network's features: {rec.classified.get('detail', '')}"
             out.append(
                 Evidence(
                     signal=NAME,
                     code=code,
                     value=rec.provider,
-                    confidence=min(1.0, 0.6 + 0.2 * len(said)),
-                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; "
-                    f"said by {', '.join(said) or 'an ASN list'}",
+                    confidence=rec.confidence.get(flag, min(1.0, 0.6 + 0.2 * len(said))),
+                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; {why}",
                     source=said[0] if said else None,
                 )
             )
@@ -157,14 +159,16 @@ def _said_by(answers: dict[str, str], country: str) -> str:
 
 _LABEL_CODES = (("hosting", "IP_HOSTING"), ("vpn", "IP_VPN"), ("tor", "IP_TOR"), ("proxy", "IP_PROXY"),
                 ("relay", "IP_RELAY"))  # fmt: skip
+_ANON_CODES = frozenset({"IP_HOSTING", "IP_VPN", "IP_PROXY", "IP_TOR"})
 _NOT_KNOWN = frozenset({"IP_UNKNOWN", "IP_INVALID", "IP_PRIVATE_OR_RESERVED"})
 
 
 class NetworkSignal(BaseSignal):
     """The ``ip`` signal and its CEL variable ``ip``: ``present``, ``valid``, ``known``,
     ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``,
-    ``contested`` (a disagreement no provider statement or majority settles), and the
-    labels ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``."""
+    ``contested`` (a disagreement no provider statement or majority settles), the labels
+    ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``, and ``label_confidence`` (0-1: how sure
+    the surest of the hosting/VPN/proxy/Tor labels is; a weak classifier label is 0.5)."""
 
     name = NAME
     codes = MappingProxyType(CODES)
@@ -192,6 +196,9 @@ class NetworkSignal(BaseSignal):
         }
         for flag, code in _LABEL_CODES:
             out[flag] = code in codes
+        out["label_confidence"] = max(
+            (e.confidence for e in found.evidence if e.signal == NAME and e.code in _ANON_CODES), default=0.0
+        )
         return out
 
 
