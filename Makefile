@@ -41,8 +41,9 @@ bench: install                    ## benchmarks against the maxminddb C reader (
 	$(BIN)/python bench/bench_decide.py
 	$(BIN)/python bench/bench_load.py
 
-eval: install                     ## intel quality over ../shared/data (see docs/intel-quality.md)
+eval: install                     ## intel quality over ../shared/data (docs/intel-quality.md, docs/intel-holdout.md)
 	$(BIN)/python scripts/eval_intel.py
+	$(BIN)/python scripts/eval_intel_holdout.py --write docs/intel-holdout.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -59,6 +59,18 @@ def test_spread_alone_is_a_weak_label_and_spread_with_listings_is_not() -> None:
     assert classify.judge("Northwind Trading Co", size=1 << 20, listed=0.0, countries=40) is None  # too big
 
 
+def test_a_large_network_spread_thin_is_a_cloud_and_a_home_isp_is_not() -> None:
+    cloud = classify.judge("Northwind Online Services", size=3e6, listed=0.0, countries=8, top=0.5)
+    assert cloud is not None and cloud.rule == "spread-large" and cloud.confidence >= classify.ACT
+    # A national ISP with a few blocks abroad: 98 % at home.
+    assert classify.judge("Northwind Online", size=3e7, listed=0.0, countries=6, top=0.98) is None
+    # A satellite operator spreads its users over many countries: an access network.
+    assert (
+        classify.judge("Space Exploration Technologies Corporation", size=9e5, listed=0.0, countries=14, top=0.35)
+        is None
+    )
+
+
 def test_a_vpn_word_labels_vpn() -> None:
     v = classify.judge("ExampleVPN Ltd", size=1 << 20, listed=0.0, countries=1)
     assert v is not None and v.label == "vpn"
@@ -69,12 +81,13 @@ def test_asn_features_share_and_countries() -> None:
     sizes = np.array([256, 256, 512, 1024, 1], dtype=np.float64)
     listed = np.array([True, False, False, False, True])
     geo = np.array([1, 2, 3, 1, 2], dtype=np.uint16)
-    asns, total, share, countries = classify.asn_features(asn, sizes, listed, geo)
-    assert asns.tolist() == [7, 9]
-    assert total.tolist() == [1024, 1025]
-    assert share[0] == pytest.approx(0.25)
+    f = classify.asn_features(asn, sizes, listed, geo)
+    assert f.asns.tolist() == [7, 9]
+    assert f.sizes.tolist() == [1024, 1025]
+    assert f.listed[0] == pytest.approx(0.25)
     # AS9's second country holds 1 of 1,025 addresses: under the 1 % threshold.
-    assert countries.tolist() == [3, 1]
+    assert f.countries.tolist() == [3, 1]
+    assert f.top.tolist() == pytest.approx([0.5, 1024 / 1025])
 
 
 def _asn_world() -> list:  # type: ignore[type-arg]

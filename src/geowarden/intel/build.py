@@ -396,13 +396,14 @@ class _Compiler:
         anon = FLAG_BITS["hosting"] | FLAG_BITS["vpn"] | FLAG_BITS["proxy"]
         listed = (self.flags[lo:hi] & anon) != 0
         geo = self._first_of(GEOLOCATION_SOURCES)[lo:hi]
-        asns, total, share, countries = classify.asn_features(self.asn[lo:hi], sizes, listed, geo)
+        features = classify.asn_features(self.asn[lo:hi], sizes, listed, geo)
+        asns = features.asns
         first_org = np.zeros(len(asns), dtype=np.uint32)
         pos = np.searchsorted(asns, self.asn[lo:hi])
         first_org[pos[::-1]] = self.org[lo:hi][::-1]  # any interval's organisation (one per ASN)
         orgs = [self.strings.items[int(i)] for i in first_org]
         known = {a for s in self.label_srcs if s.meta.kind == SourceKind.ASN_LABEL for a in s.asn_labels}
-        verdicts = classify.classify(asns, total, share, countries, orgs)
+        verdicts = classify.classify(features, orgs)
         for a, v in verdicts.items():
             if a not in known:
                 src.asn_labels[a] = (v.label, f"AS{a} {orgs[int(np.searchsorted(asns, a))]}".strip())

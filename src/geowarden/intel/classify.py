@@ -38,6 +38,9 @@ rule                  condition                                                 
                       SPREAD_MAX``) and some of it listed; not access
 ``partly-listed``     ``listed >= PARTLY_LISTED`` and ``size <= SPREAD_MAX``; not      0.6
                       access
+``spread-large``      larger than ``SPREAD_MAX``, ``countries >= 5`` and at most 80 %  0.6
+                      in one country (clouds; consumer ISPs keep 95-100 % at home);
+                      not access
 ``spread``            spread alone: multinational companies' networks look the same   0.5
                       (a weak label: evidence, not a reason to act)
 ====================  ==============================================================  ======
@@ -66,6 +69,10 @@ SPREAD_MIN_COUNTRIES = 4
 SPREAD_MAX = 1 << 16  # spread and partial listing only judge networks up to a /16
 SMALL = 1 << 14  # a hosting word is supported by the network being this small (a /18)
 PARTLY_LISTED = 0.1
+#: A large network is a cloud when geolocation spreads it over this many countries with no more
+#: than ``LARGE_SPREAD_TOP`` of it in one (consumer ISPs keep 95-100 % at home).
+LARGE_SPREAD_COUNTRIES = 5
+LARGE_SPREAD_TOP = 0.8
 #: Confidence of a weak label: multinational companies' own networks are spread too, so spread
 #: alone is evidence for the policy to combine, not a reason to act (the default policy acts on
 #: labels from ``ACT`` up).
@@ -81,6 +88,8 @@ HOSTING_WORDS = frozenset({
 #: A word that begins or ends with one of these is a hosting word too (company names compound
 #: them: "HostHatch", "ServerMania", "GigaHost", "WebHosting").
 HOSTING_STEMS = ("host", "hosting", "server", "servers", "datacent", "cloud", "dedi")
+#: Consumer satellite operators whose organisation names carry no access word.
+ACCESS_PHRASES = ("space exploration technologies",)
 HOSTING_PHRASES = ("data center", "data centre", "data-center", "bare metal", "web services", "virtual server")
 PROXY_STEMS = ("proxy", "proxies", "anonymizer")
 ACCESS_WORDS = frozenset({
@@ -108,12 +117,23 @@ class Verdict:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Per-ASN features, parallel arrays sorted by ASN."""
+
+    asns: npt.NDArray[np.uint32]
+    sizes: npt.NDArray[np.float64]  # IPv4 addresses announced
+    listed: npt.NDArray[np.float64]  # share of them range lists label hosting, VPN or proxy
+    countries: npt.NDArray[np.int64]  # countries holding at least SPREAD_MIN_SHARE of them
+    top: npt.NDArray[np.float64]  # the largest share in one country
+
+
 @cache
 def name_kind(org: str) -> str | None:
     """``"access"``, ``"vpn"``, ``"proxy"``, ``"hosting"`` or None, from the words of an organisation name."""
     low = org.lower()
     words = set(_WORD.findall(low))
-    if words & ACCESS_WORDS or words & CARRIER_BRANDS:
+    if words & ACCESS_WORDS or words & CARRIER_BRANDS or any(p in low for p in ACCESS_PHRASES):
         return "access"
     if any("vpn" in w for w in words):
         return "vpn"
@@ -128,7 +148,7 @@ def name_kind(org: str) -> str | None:
     return None
 
 
-def judge(org: str, size: float, listed: float, countries: int) -> Verdict | None:
+def judge(org: str, size: float, listed: float, countries: int, top: float = 1.0) -> Verdict | None:
     """The rule table above for one ASN (``listed`` is a share of ``size``)."""
     kind = name_kind(org)
     if listed >= LISTED_MIN_SHARE and size >= 256:
@@ -145,6 +165,10 @@ def judge(org: str, size: float, listed: float, countries: int) -> Verdict | Non
         return Verdict(
             "hosting", "spread-listed", 0.7, f"{size:,.0f} addresses over {countries} countries, {listed:.1%} listed"
         )
+    if size > SPREAD_MAX and countries >= LARGE_SPREAD_COUNTRIES and top <= LARGE_SPREAD_TOP:
+        return Verdict(
+            "hosting", "spread-large", 0.6, f"{size:,.0f} addresses, {countries} countries, at most {top:.0%} in one"
+        )
     if listed >= PARTLY_LISTED and size <= SPREAD_MAX:
         return Verdict("hosting", "partly-listed", 0.6, f"{listed:.0%} of its {size:,.0f} addresses in lists")
     if spread:
@@ -157,8 +181,8 @@ def asn_features(
     sizes: npt.NDArray[np.float64],
     listed: npt.NDArray[np.bool_],
     geo: npt.NDArray[np.uint16],
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]]:
-    """Per ASN over IPv4 intervals: (asns, size, listed share, countries holding >= SPREAD_MIN_SHARE).
+) -> Features:
+    """Per ASN over IPv4 intervals: size, listed share, countries holding >= SPREAD_MIN_SHARE, top share.
 
     ``asn``, ``sizes``, ``listed`` and ``geo`` are parallel per interval (geo: a country index,
     0 = none)."""
@@ -174,22 +198,19 @@ def asn_features(
     owner = pu // ncc
     share = pspace / np.maximum(total[owner], 1.0)
     countries = np.bincount(owner[share >= SPREAD_MIN_SHARE], minlength=len(uniq)).astype(np.int64)
-    return uniq.astype(np.uint32), total, hit / np.maximum(total, 1.0), countries
+    top = np.zeros(len(uniq), dtype=np.float64)
+    np.maximum.at(top, owner, share)
+    return Features(uniq.astype(np.uint32), total, hit / np.maximum(total, 1.0), countries, top)
 
 
-def classify(
-    asns: npt.NDArray[np.uint32],
-    sizes: npt.NDArray[np.float64],
-    listed: npt.NDArray[np.float64],
-    countries: npt.NDArray[np.int64],
-    orgs: Sequence[str],
-) -> dict[int, Verdict]:
+def classify(features: Features, orgs: Sequence[str]) -> dict[int, Verdict]:
     """A verdict for every ASN some rule labels (ASN 0, "no ASN", is never labelled)."""
+    f = features
     out: dict[int, Verdict] = {}
-    for i, a in enumerate(asns.tolist()):
+    for i, a in enumerate(f.asns.tolist()):
         if a == 0:
             continue
-        v = judge(orgs[i], float(sizes[i]), float(listed[i]), int(countries[i]))
+        v = judge(orgs[i], float(f.sizes[i]), float(f.listed[i]), int(f.countries[i]), float(f.top[i]))
         if v is not None:
             out[int(a)] = v
     return out
