@@ -126,3 +126,23 @@ def test_a_fresh_home_builds_the_default_snapshot_and_decides(tmp_path: Path) ->
     assert [r["code"] for r in blocked["reasons"]] == ["IP_COUNTRY_RESTRICTED"]  # type: ignore[attr-defined]
     assert check("8.8.8.8")["action"] != "block"
     assert (tmp_path / "home" / "intel" / "CURRENT").is_file()
+
+
+def test_a_cloud_region_places_the_vm_where_the_provider_says(full_snapshot: Snapshot) -> None:
+    for ip in ("18.162.0.1", "34.96.128.1"):  # AWS ap-east-1, Google Cloud asia-east2: Hong Kong
+        rec = full_snapshot.lookup(ip)
+        assert rec.country == "HK" and rec.sources["country"]["provider-region"] == "HK"
+        assert not rec.disagreement  # the provider's statement settles it
+        assert rec.sources["country"]["ipverse-rir"] == "US"  # although the registry says US
+
+
+def test_private_relay_is_a_relay_not_a_vpn(full_snapshot: Snapshot) -> None:
+    rec = full_snapshot.lookup("172.224.226.10")
+    assert rec.relay and not rec.vpn and not rec.hosting
+    assert "vpn" in rec.sources["labels"]  # the list that calls it a VPN is still named
+
+
+def test_a_vpn_brands_own_network_is_labelled(full_snapshot: Snapshot) -> None:
+    verdicts = full_snapshot.meta.get("classified", {})
+    vpn_named = [v for v in verdicts.values() if v["rule"] == "vpn-name"]
+    assert vpn_named and all(v["label"] == "vpn" for v in vpn_named)
