@@ -21,7 +21,7 @@ import json
 import lzma
 import sys
 import tarfile
-from datetime import date as Date
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--date", required=True, help="ISO date the lists describe (the upstream commit date)")
     args = ap.parse_args()
-    Date.fromisoformat(args.date)
+    date.fromisoformat(args.date)
     src = args.data / X4BNET_DIR
     files = sorted(p for p in src.glob("*.txt") if p.is_file())
     if not files:

@@ -93,7 +93,8 @@ def read_dataset(name: str, entry: dict[str, Any], data_dir: Path, scratch: Path
     licence = LICENCES.get(str(entry.get("license", "")).strip())
     if licence is None:
         raise SourceError(
-            f"{PACKAGE}: {entry.get('file')}: licence {entry.get('license')!r} is not one the default snapshot may carry"
+            f"{PACKAGE}: {entry.get('file')}: licence {entry.get('license')!r} "
+            "is not one the default snapshot may carry"
         )
     container = data_dir / str(entry.get("file", ""))
     raw = _unpack(container, entry.get("sha256"))
