@@ -16,9 +16,9 @@ Figures (issue 15: the default within 10 points of the full build on each):
 3. hosting: addresses of each cloud provider's own published ranges (``cloud/``) flagged hosting;
 4. restricted countries: where routing (iptoasn) and registry (ipverse RIR) agree, recall of
    restricted placements and false placement of the others (iptoasn is a voter in both builds,
-   so both are partly in sample; ipverse is in neither default);
-5. ASN: share of routed IPv4 addresses (iptoasn-asn of the full build answers) with an ASN and
-   an organisation;
+   so both are partly in sample; ipverse is in neither default); IPv4 addresses uniformly, IPv6
+   a random address in a random DB-IP IPv6 network;
+5. ASN: share of routed addresses (the full build has an ASN) with an ASN and an organisation;
 6. consumer ISPs (Starlink's ranges, large home and mobile ISPs' DB-IP ranges): share flagged.
 
 Usage::
@@ -114,7 +114,14 @@ def hosting_figures(
     return out
 
 
-def country_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: np.ndarray) -> dict[str, Any]:
+Queries = np.ndarray | list[str]
+
+
+def _subset(queries: Queries, mask: np.ndarray) -> Queries:
+    return queries[mask] if isinstance(queries, np.ndarray) else [queries[i] for i in np.flatnonzero(mask)]
+
+
+def country_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: Queries) -> dict[str, Any]:
     """Restricted recall and false placement where routing and registry agree."""
     restricted = np.array(sorted(RESTRICTED))
     ref = full.lookup_many(v4)
@@ -133,13 +140,13 @@ def country_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: np.ndarray) 
     return out
 
 
-def asn_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: np.ndarray) -> dict[str, Any]:
+def asn_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: Queries) -> dict[str, Any]:
     """Share of routed addresses (the full build's iptoasn-asn answers) with an ASN and an org."""
     ref = full.lookup_many(v4)
     routed = ref.asn > 0
     out: dict[str, Any] = {"routed": int(routed.sum())}
     for name, snap in snaps.items():
-        batch = snap.lookup_many(v4[routed])
+        batch = snap.lookup_many(_subset(v4, routed))
         out[name] = {"asn": _share(batch.asn > 0), "asn_and_org": _share((batch.asn > 0) & (batch.org != ""))}
     return out
 
@@ -196,12 +203,14 @@ def markdown(r: dict[str, Any]) -> str:
     for name, fig in r["hosting"].items():
         lines.append(row(f"cloud ranges: {name}", f"{fig['n']:,}", fig))
     lines += ["", "## Restricted countries (where routing and registry agree) and ASN", "", head]
-    c = r["country"]
-    lines.append(row("restricted recall", f"{c['agree_restricted']:,}", c, "recall"))
-    lines.append(row("false placement (lower is better)", f"{c['agree_elsewhere']:,}", c, "false_placement"))
-    a = r["asn"]
-    lines.append(row("routed IPv4 with ASN", f"{a['routed']:,}", a, "asn"))
-    lines.append(row("routed IPv4 with ASN and organisation", f"{a['routed']:,}", a, "asn_and_org"))
+    for fam, c in r["country"].items():
+        lines.append(row(f"{fam}: restricted recall", f"{c['agree_restricted']:,}", c, "recall"))
+        lines.append(
+            row(f"{fam}: false placement (lower is better)", f"{c['agree_elsewhere']:,}", c, "false_placement")
+        )
+    for fam, a in r["asn"].items():
+        lines.append(row(f"routed {fam} with ASN", f"{a['routed']:,}", a, "asn"))
+        lines.append(row(f"routed {fam} with ASN and organisation", f"{a['routed']:,}", a, "asn_and_org"))
     lines += ["", "## Consumer ISPs (share flagged; lower is better)", "", head]
     for name, fig in r["consumer"].items():
         lines.append(row(name, f"{fig['n']:,}", fig))
@@ -238,6 +247,9 @@ def main() -> None:
         say("evaluating")
         v4 = rng.integers(0x0100_0000, 0xE000_0000, size=args.samples, dtype=np.uint64).astype(np.uint32)
         by_name = {s.meta.name: s for s in sources}
+        dbip = by_name["dbip-country"]  # IPv6: a random address of a random DB-IP network, each equally likely
+        v6_ranges = [(f, la) for f, la in zip(dbip.first, dbip.last, strict=True) if not V4_BASE <= f <= V4_LAST]
+        v6 = _sample_ranges(v6_ranges, rng, min(args.samples, 300_000), by_size=False)
         consumer: dict[str, Any] = {}
         for name, snap in snaps.items():
             figures = consumer_eval(snap, sources, args.data, np.random.default_rng(args.seed), 100_000)
@@ -250,8 +262,8 @@ def main() -> None:
             "vpn": vpn_figures(snaps, by_name["vpn-exits"]),
             "tor": tor_figures(snaps, by_name["tor-exits"]),
             "hosting": hosting_figures(snaps, sources, rng, 20_000),
-            "country": country_figures(snaps, full, v4),
-            "asn": asn_figures(snaps, full, v4),
+            "country": {"ipv4": country_figures(snaps, full, v4), "ipv6": country_figures(snaps, full, v6)},
+            "asn": {"ipv4": asn_figures(snaps, full, v4), "ipv6": asn_figures(snaps, full, v6)},
             "consumer": consumer,
             "build_seconds": times,
             "labels": list(ANON),
