@@ -8,12 +8,21 @@ What goes on disk is columnar ``.npy`` arrays plus ``meta.json`` (see ``format.p
 
 Country fusion (the ``country`` field; every source's own answer is kept beside it):
 
-1. a provider's own geofeed for its prefix wins (RFC 8805: the operator says where it is);
+1. a provider's own statement for its prefix wins: its RFC 8805 geofeed (``geofeed``) or the
+   region it publishes for the prefix (``provider-region``: AWS, Google Cloud, Azure, Oracle);
 2. otherwise the majority of geolocation (DB-IP), routing (iptoasn) and registry (RIR) answers;
 3. otherwise the first answer in the order geolocation, registry, routing.
 
 Where the sources' answers differ, the interval carries ``FLAG_DISAGREE``: the disagreement is
-evidence for the policy, never resolved silently.
+evidence for the policy, never resolved silently. Where the answer was only reached by step 3
+(the sources disagree and neither a provider's statement nor a majority settles it), it also
+carries ``FLAG_CONTESTED``: the default policy challenges a contested restricted answer rather
+than blocking on it. A provider's statement settles the question: no disagreement is flagged
+there (the other sources' answers are still kept beside it).
+
+A location-preserving relay (a provider's relay egress list, e.g. iCloud Private Relay) is not a
+VPN nor a hosting address for the policy: where a relay source labels an interval, the ``vpn``
+and ``hosting`` flags other lists give the same addresses are cleared (who said them is kept).
 
 This module is one concept, the snapshot compiler, and stays one module: cutting the address
 space, painting and fusing the answers, and writing the arrays are the stages of one pass over
@@ -39,11 +48,13 @@ import numpy.typing as npt
 from geowarden.errors import SourceError
 from geowarden.intel.format import (
     FLAG_BITS,
+    FLAG_CONTESTED,
     FLAG_DISAGREE,
     FLAG_RESERVED,
     FLAG_SPLIT24,
     FORMAT_VERSION,
     META_FILE,
+    PROVIDER_STATEMENT_SOURCES,
     V4_INDEX24,
     V4_ROWS,
     V4_STARTS,
@@ -66,7 +77,7 @@ from geowarden.intel.sources.base import (
 )
 
 # Roles of country sources in the vote, by source name.
-GEOFEED_SOURCES = ("geofeed",)
+GEOFEED_SOURCES = PROVIDER_STATEMENT_SOURCES
 GEOLOCATION_SOURCES = ("dbip-country",)
 ROUTING_SOURCES = ("iptoasn-country",)
 REGISTRY_SOURCES = ("ipverse-rir", "iptocc", "rir-delegated")
@@ -316,10 +327,14 @@ class _Compiler:
         self.fused = np.where(feed != 0, feed, fused).astype(np.uint16)
         lo = np.full(self.n, np.iinfo(np.uint16).max, dtype=np.uint16)
         hi = np.zeros(self.n, dtype=np.uint16)
-        for col in self.cc_cols.values():
+        for name, col in self.cc_cols.items():
+            if name in GEOFEED_SOURCES:
+                continue
             lo = np.where(col != 0, np.minimum(lo, col), lo)
             hi = np.maximum(hi, col)
-        self.flags[(hi != 0) & (lo != hi)] |= FLAG_DISAGREE
+        disagree = (hi != 0) & (lo != hi) & (feed == 0)  # a provider's own statement settles it
+        self.flags[disagree] |= FLAG_DISAGREE
+        self.flags[disagree & (majority == 0)] |= FLAG_CONTESTED
 
     def _first_of(self, names: Sequence[str]) -> npt.NDArray[np.uint16]:
         out = np.zeros(self.n, dtype=np.uint16)
@@ -356,6 +371,8 @@ class _Compiler:
             if src.meta.kind == SourceKind.ASN_LABEL:
                 self.say(f"labelling by ASN from {src.meta.name} ({len(src):,} ASNs)")
                 self._asn_labels(src)
+        relay = (self.flags & FLAG_BITS["relay"]) != 0
+        self.flags[relay] &= np.uint8(0xFF ^ (FLAG_BITS["vpn"] | FLAG_BITS["hosting"]))
         rs, re_ = self.painter.positions([f for f, _ in self.reserved], [la for _, la in self.reserved])
         self.flags[self.painter.coverage(rs, re_)] |= FLAG_RESERVED
 
@@ -471,7 +488,7 @@ class _Compiler:
             "label_sources": [list(slot) for slot in self.slots],
             "countries": self.countries_list,
             "strings": self.strings.items,
-            "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE},
+            "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE, "contested": FLAG_CONTESTED},
             "counts": {"v4_intervals": len(v4_starts), "v6_intervals": len(starts), "rows": len(rows)},
         }
         return arrays, meta

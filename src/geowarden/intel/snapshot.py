@@ -66,6 +66,7 @@ class IPRecord:
     provider: str | None
     reserved: bool
     disagreement: bool
+    contested: bool = False  # disagreement that neither a provider's statement nor a majority settles
     sources: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -87,6 +88,7 @@ class IPRecord:
             "provider": self.provider,
             "reserved": self.reserved,
             "country_disagreement": self.disagreement,
+            "country_contested": self.contested,
             "sources": self.sources,
         }
 
@@ -141,7 +143,7 @@ class Lookups:
         return self._col("flags")
 
     def flag(self, name: str) -> npt.NDArray[np.bool_]:
-        """One label (hosting, vpn, tor, proxy, relay, reserved, disagree) as a bool array."""
+        """One label (hosting, vpn, tor, proxy, relay, reserved, disagree, contested) as a bool array."""
         bit = self.snapshot.flag_bits[name]
         out: npt.NDArray[np.bool_] = (self.flags & bit) != 0
         return out
@@ -171,6 +173,8 @@ class Snapshot:
         self.country_table = np.array(meta["countries"], dtype="<U2")
         self.string_table = np.array(meta["strings"], dtype=object)
         self.flag_bits: dict[str, int] = meta["flags"]
+        # Snapshots built before the contested flag existed never mark an answer contested.
+        self._contested_bit = int(self.flag_bits.get("contested", 0))
         self._countries: list[str] = meta["countries"]
         self._strings: list[str] = meta["strings"]
         self._cc_cols = [(name, self.row_columns[country_field(name)]) for name in self.country_sources]
@@ -251,6 +255,7 @@ class Snapshot:
             provider=provider,
             reserved=bool(flags & FLAG_RESERVED),
             disagreement=bool(flags & FLAG_DISAGREE),
+            contested=bool(flags & self._contested_bit),
             sources=self._sources_of(row),
         )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from geowarden.errors import AddressError
 from geowarden.intel import addr
+from geowarden.intel.format import PROVIDER_STATEMENT_SOURCES
 from geowarden.intel.snapshot import IPRecord, Snapshot
 from geowarden.model import Evidence, Facts
 from geowarden.signals.base import BaseSignal, Found, SignalContext
@@ -23,8 +24,9 @@ CODES: dict[str, str] = {
     "IP_COUNTRY": "The country the address is placed in (fused from all country sources); informational.",
     "IP_NETWORK": "The autonomous system announcing the address: value {asn, org}; informational.",
     "IP_COUNTRY_RESTRICTED": "The address is placed in a jurisdiction the policy restricts.",
-    "IP_COUNTRY_DISAGREEMENT": "Country sources disagree about the address; value lists each source's answer and "
-    "whether any of them is restricted.",
+    "IP_COUNTRY_DISAGREEMENT": "Country sources disagree about the address; value lists each source's answer, "
+    "whether any of them is restricted, and whether the placement is contested (no provider statement and no "
+    "majority settles it).",
     "IP_HOSTING": "The address belongs to a hosting, cloud or CDN provider, not an eyeball network.",
     "IP_VPN": "The address is a known commercial VPN exit or VPN provider range.",
     "IP_TOR": "The address is a Tor exit relay.",
@@ -68,13 +70,17 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     if rec.country is not None:
         agree = sum(1 for cc in answers.values() if cc == rec.country)
         confidence = agree / len(answers) if answers else 0.5
+        feed = next((s for s in PROVIDER_STATEMENT_SOURCES if answers.get(s) == rec.country), None)
+        if feed is not None:
+            confidence = max(confidence, 0.9)
         out.append(
             Evidence(
                 signal=NAME,
                 code="IP_COUNTRY",
                 value=rec.country,
                 confidence=confidence,
-                detail=f"placed in {rec.country} by {agree} of {len(answers)} country sources",
+                detail=f"placed in {rec.country} by {agree} of {len(answers)} country sources"
+                + (f" ({feed}: the provider's own statement for this prefix, which wins the vote)" if feed else ""),
             )
         )
         if rec.country in restricted:
@@ -90,14 +96,16 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
             )
     if rec.disagreement:
         restricted_answers = sorted({cc for cc in answers.values() if cc in restricted})
-        value: dict[str, Any] = {"answers": answers, "restricted": restricted_answers}
+        value: dict[str, Any] = {"answers": answers, "restricted": restricted_answers, "contested": rec.contested}
         out.append(
             Evidence(
                 signal=NAME,
                 code="IP_COUNTRY_DISAGREEMENT",
                 value=value,
                 confidence=0.5,
-                detail="country sources disagree: " + ", ".join(f"{s}={cc}" for s, cc in answers.items()),
+                detail="country sources disagree: "
+                + ", ".join(f"{s}={cc}" for s, cc in answers.items())
+                + ("; no majority settles it" if rec.contested else ""),
             )
         )
     if rec.asn is not None:
@@ -154,7 +162,8 @@ _NOT_KNOWN = frozenset({"IP_UNKNOWN", "IP_INVALID", "IP_PRIVATE_OR_RESERVED"})
 
 class NetworkSignal(BaseSignal):
     """The ``ip`` signal and its CEL variable ``ip``: ``present``, ``valid``, ``known``,
-    ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``, and the
+    ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``,
+    ``contested`` (a disagreement no provider statement or majority settles), and the
     labels ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``."""
 
     name = NAME
@@ -179,6 +188,7 @@ class NetworkSignal(BaseSignal):
             "country": country,
             "countries": countries,
             "disagreement": "IP_COUNTRY_DISAGREEMENT" in codes,
+            "contested": bool(found.mapping("IP_COUNTRY_DISAGREEMENT").get("contested", False)),
         }
         for flag, code in _LABEL_CODES:
             out[flag] = code in codes
