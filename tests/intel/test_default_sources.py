@@ -251,7 +251,7 @@ def test_the_default_snapshot_has_asn_three_country_voters_and_anonymiser_lists(
     labels = {label for _, label in snap.label_sources}
     assert {"hosting", "vpn", "tor", "relay"} <= labels
     for meta in snap.meta["sources"]:
-        if meta["name"] != "inferred-hosting-asn":  # derived at build time from the others
+        if meta["name"] != "classified-asn":  # derived at build time from the others
             assert meta["licence"] and meta["date"], meta["name"]
     rec = snap.lookup("8.8.8.8")
     assert (rec.country, rec.asn) == ("US", 15169)

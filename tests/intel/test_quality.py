@@ -104,7 +104,14 @@ def test_fusion_corrects_single_source_placements(full_snapshot: Snapshot) -> No
     assert np.isin(batch.country[agree & ~restricted], sorted(RESTRICTED)).mean() <= 0.005
     # ... and DB-IP alone does place some of those elsewhere: the fusion is doing work.
     assert np.isin(dbip[agree & ~restricted], sorted(RESTRICTED)).any()
-    assert batch.flag("disagree")[agree & (dbip != routing) & (dbip != "")].all()
+    # Sources that disagree are flagged, except where a provider's own statement (geofeed or cloud
+    # region) settles the question.
+    statement = np.zeros(len(batch), dtype=bool)
+    for name in ("geofeed", "provider-region"):
+        statement |= full_snapshot.row_columns[f"cc:{name}"][batch.rows] != 0
+    split = agree & (dbip != routing) & (dbip != "")
+    assert batch.flag("disagree")[split & ~statement].all()
+    assert not batch.flag("disagree")[split & statement].any()
 
 
 def test_a_fresh_home_builds_the_default_snapshot_and_decides(tmp_path: Path) -> None:
