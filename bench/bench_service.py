@@ -210,6 +210,7 @@ def main() -> int:
             if server.stderr:
                 server.stderr.close()
     peer, result = median_run(peers), median_run(results)
+    shutil.rmtree(home, ignore_errors=True)  # the scratch home, its audit database and scripts
     ratio = result.get("rps", 0.0) / peer["rps"] if peer.get("rps") else 0.0
     doc = {
         "workers": args.workers,
