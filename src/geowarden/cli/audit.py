@@ -1,15 +1,18 @@
-"""``geowarden audit prune``: the audit log's retention, once (the service prunes hourly)."""
+"""``geowarden audit``: ``prune`` (retention, once; the service prunes hourly), ``key`` (the public
+key of the chain), ``verify`` (the hash chain of the database, or a signed evidence package
+offline) and ``export`` (a signed evidence package)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from geowarden.cli.common import JsonOpt, app_settings, emit_json, fail, out
+from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, fail, out, progress
 
 log = logging.getLogger("geowarden.audit")
 app = typer.Typer(help="The audit log of decisions.", no_args_is_help=True)
@@ -44,3 +47,76 @@ def audit_prune(
         emit_json({"deleted": deleted, "older_than_days": days, "cutoff": cutoff})
     else:
         out.print(f"deleted {deleted:,} decisions audited before {cutoff}", markup=False)
+
+
+PublicKeyOpt = Annotated[
+    str | None,
+    typer.Option("--public-key", help="Verify with this Ed25519 public key (64 hex digits, or a file holding them)."),
+]
+
+
+def _public_key(given: str | None) -> Any:
+    """The key a verifier trusts: --public-key, else the one under GEOWARDEN_HOME."""
+    from geowarden.audit.chain import ChainKey, PublicKey  # noqa: PLC0415
+    from geowarden.audit.store import signing_seed  # noqa: PLC0415
+
+    if given is None:
+        return ChainKey(signing_seed(app_settings().home)).public
+    text = given
+    if len(given) != 64:
+        try:
+            text = Path(given).read_text(encoding="utf-8").strip()
+        except (OSError, ValueError) as exc:
+            fail(f"--public-key: cannot read {given}: {getattr(exc, 'strerror', None) or exc}", 2)
+    try:
+        return PublicKey.from_hex(text)
+    except ValueError as exc:
+        fail(f"--public-key: {exc}", 2)
+
+
+@app.command("key")
+def audit_key(as_json: JsonOpt = False) -> None:
+    """Print the public key that signs the audit chain and evidence packages (created the first time)."""
+    pub = _public_key(None)
+    if as_json:
+        emit_json({"public_key": pub.hex, "key_id": pub.key_id, "algorithm": "Ed25519"})
+    else:
+        out.print(f"{pub.hex}  (Ed25519, key id {pub.key_id})", markup=False)
+
+
+@app.command("verify")
+def audit_verify(
+    package: Annotated[
+        Path | None, typer.Argument(help="A signed evidence package; without it, the audit database.")
+    ] = None,
+    public_key: PublicKeyOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Check the audit hash chain (or a signed evidence package, offline); name every bad row. Exit 1 when any."""
+    pub = _public_key(public_key)
+    if package is not None:
+        from geowarden.audit.package import verify_package  # noqa: PLC0415
+
+        doc = verify_package(package, pub)
+    else:
+        from geowarden.audit.store import open_default  # noqa: PLC0415
+        from geowarden.audit.verify import verify_database  # noqa: PLC0415
+
+        settings = app_settings()
+        audit = open_default(settings.home, url=settings.audit_url)
+        try:
+            doc = verify_database(audit.engine, pub, progress=progress(quiet)).to_dict()
+        finally:
+            audit.close()
+    if as_json:
+        emit_json(doc)
+    elif doc["ok"]:
+        what = f"evidence package {package}" if package is not None else "audit chain"
+        out.print(f"{what}: ok ({doc['rows']:,} rows verified, key {doc['key_id']})", markup=False)
+    else:
+        for p in doc["problems"]:
+            out.print(p["message"], markup=False)
+        out.print(f"{doc['problem_count']:,} problems", markup=False)
+    if not doc["ok"]:
+        raise typer.Exit(1)
