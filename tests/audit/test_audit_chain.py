@@ -331,3 +331,19 @@ def test_audit_verify_command(log_ids: tuple[AuditLog, list[str]], tmp_path: Pat
     assert p.returncode == 1 and "signed by key" in p.stdout
     k = _cli(home, "audit", "key", "--json")
     assert k.returncode == 0 and len(json.loads(k.stdout)["public_key"]) == 64
+
+
+def test_segments_verified_in_worker_processes_report_the_same(
+    log_ids: tuple[AuditLog, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geowarden.audit.verify as verify_module
+
+    log, ids = log_ids
+    sql(log, "update decisions set action = 'allow' where decision_id = :d", d=ids[1])
+    sql(log, "delete from decisions where decision_id = :d", d=ids[85])
+    alone = verify_database(log.engine, log.chain_key.public, workers=1)
+    monkeypatch.setattr(verify_module, "PARALLEL_ROWS", 0)
+    apart = verify_database(log.engine, log.chain_key.public, workers=2)
+    assert [p.line() for p in apart.problems] == [p.line() for p in alone.problems]
+    assert [p.ref for p in alone.problems] == [ids[1], ids[85]]
+    assert (apart.rows, apart.found) == (alone.rows, alone.found)

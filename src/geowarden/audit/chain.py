@@ -106,28 +106,24 @@ def decision_content(row: Mapping[str, Any]) -> str:
     return decision_content_of(tuple(row[c] for c in DECISION_HASHED))
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # once: dumps() builds one per call
+
+
 def decision_content_of(v: Sequence[Any]) -> str:
     """:func:`decision_content` of the values of :data:`DECISION_HASHED`, in that order."""
-    return _sha(
-        json.dumps(
+    return hashlib.sha256(
+        _encode(
             [
                 v[0], float(v[1]), v[2], v[3], float(v[4]), v[5], float(v[6]), v[7], v[8],
                 None if v[9] is None else int(v[9]), v[10], v[11], v[12], v[13], v[14], v[15],
-            ],
-            ensure_ascii=False, separators=(",", ":"),
-        )
-    )  # fmt: skip
+            ]
+        ).encode()
+    ).hexdigest()  # fmt: skip
 
 
 def event_content(row: Mapping[str, Any]) -> str:
     """The SHA-256 of a review event's hashed columns."""
-    return _sha(
-        json.dumps(
-            [row["decision_id"], float(row["ts"]), row["actor"], row["event"], row["note"]],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-    )
+    return _sha(_encode([row["decision_id"], float(row["ts"]), row["actor"], row["event"], row["note"]]))
 
 
 def row_hash(prev_hash: str, seq: int, segment: str, kind: str, ref: str, content_hash: str) -> str:
