@@ -325,3 +325,45 @@ def write_head(tx: RawTx, key: ChainKey, head: dict[str, Any], *, signed_at: flo
             f"INSERT INTO audit_heads ({', '.join(_HEAD_COLS)}) VALUES ({', '.join('?' * len(_HEAD_COLS))})",  # noqa: S608
             [head[c] for c in _HEAD_COLS],
         )
+
+
+def prune_segments(engine: sa.Engine, key: ChainKey, cutoff: float) -> int:
+    """Delete every open segment that ended at or before ``cutoff`` (epoch seconds), keeping its
+    signed head; returns the number of decisions deleted. One transaction."""
+    tx = RawTx(engine)
+    deleted = 0
+    try:
+        open_heads = [
+            dict(zip(_HEAD_COLS, row, strict=True))
+            for row in tx.execute(
+                f"SELECT {', '.join(_HEAD_COLS)} FROM audit_heads WHERE state = 'open' ORDER BY segment"  # noqa: S608
+            ).fetchall()
+        ]
+        now = time.time()
+        for head in open_heads:
+            seg = head["segment"]
+            if segment_end(seg) > cutoff:
+                continue
+            deleted += int(
+                tx.execute(
+                    "DELETE FROM decisions WHERE decision_id IN "
+                    "(SELECT ref FROM audit_chain WHERE segment = ? AND kind = 'd')",
+                    (seg,),
+                ).rowcount
+                or 0
+            )
+            tx.execute(
+                "DELETE FROM review_events WHERE CAST(id AS VARCHAR(40)) IN "
+                "(SELECT ref FROM audit_chain WHERE segment = ? AND kind = 'e')",
+                (seg,),
+            )
+            tx.execute("DELETE FROM audit_chain WHERE segment = ?", (seg,))
+            tx.execute("DELETE FROM audit_checkpoints WHERE segment = ?", (seg,))
+            write_head(tx, key, dict(head, state="pruned"), signed_at=now, exists=True)
+        tx.commit()
+    except BaseException:
+        tx.rollback()
+        raise
+    finally:
+        tx.close()
+    return deleted

@@ -16,10 +16,11 @@ signed head, with those checkpoints and heads.
 Personal data is minimised: the address, account and key ids (in the record and in its facts)
 are replaced by keyed hashes (the audit key's HMAC, the same as the log uses for phone numbers
 and e-mail addresses) and the text of an end user's appeal is withheld (its length is kept),
-unless the package is made with ``include_pii`` (the CLI asks for an admin token). Offline, :func:`verify_package` checks the signature against the key the
-verifier trusts, every proof up to a signed checkpoint or head, and — when personal data is
-included — that each record still hashes to its chained content hash. Without personal data the
-records are bound to their content hashes by the package signature alone (same key).
+unless the package is made with ``include_pii`` (the CLI asks for an admin token). Offline,
+:func:`verify_package` checks the signature against the key the verifier trusts, every proof up
+to a signed checkpoint or head, and — when personal data is included — that each record still
+hashes to its chained content hash. Without personal data the records are bound to their content
+hashes by the package signature alone (same key).
 """
 
 from __future__ import annotations

@@ -3,26 +3,20 @@
 The service runs a ``RetentionTask`` when the setting is given (at start, then hourly);
 ``geowarden audit prune`` does the same once, from the command line or a cron job.
 
-Pruning keeps the chain verifiable: it deletes whole segments (UTC days) whose every row is
-older than the cutoff — decisions, review events, chain rows and checkpoints — and keeps each
-segment's head, re-signed with the state ``pruned``. A row therefore outlives the retention
-period by up to a day. A review event is chained when it happens, so the verdict on a pruned
-decision stays until the segment of the verdict's day is pruned in turn.
+Pruning (:func:`geowarden.audit.chain.prune_segments`) keeps the chain verifiable: it deletes
+whole segments (UTC days) whose every row is older than the cutoff — decisions, review events,
+chain rows and checkpoints — and keeps each segment's head, re-signed with the state ``pruned``.
+A row therefore outlives the retention period by up to a day. A review event is chained when it
+happens, so the verdict on a pruned decision stays until the segment of the verdict's day is
+pruned in turn.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from geowarden.audit.chain import ChainKey, RawTx, heads, segment_end, write_head
-
-if TYPE_CHECKING:
-    from geowarden.audit.store import AuditLog
+from geowarden.audit.store import AuditLog
 
 log = logging.getLogger("geowarden.audit")
 
@@ -72,48 +66,3 @@ class RetentionTask:
                     log.info("pruned the audit log", extra={"deleted": n, "older_than_days": self.audit.retention_days})
             self._done.set()
             self._stop.wait(self.every)
-
-
-_HEAD_COLS = tuple(c.name for c in heads.columns)
-
-
-def prune_segments(engine: sa.Engine, key: ChainKey, cutoff: float) -> int:
-    """Delete every open segment that ended at or before ``cutoff`` (epoch seconds), keeping its
-    signed head; returns the number of decisions deleted. One transaction."""
-    tx = RawTx(engine)
-    deleted = 0
-    try:
-        open_heads = [
-            dict(zip(_HEAD_COLS, row, strict=True))
-            for row in tx.execute(
-                f"SELECT {', '.join(_HEAD_COLS)} FROM audit_heads WHERE state = 'open' ORDER BY segment"  # noqa: S608
-            ).fetchall()
-        ]
-        now = time.time()
-        for head in open_heads:
-            seg = head["segment"]
-            if segment_end(seg) > cutoff:
-                continue
-            deleted += int(
-                tx.execute(
-                    "DELETE FROM decisions WHERE decision_id IN "
-                    "(SELECT ref FROM audit_chain WHERE segment = ? AND kind = 'd')",
-                    (seg,),
-                ).rowcount
-                or 0
-            )
-            tx.execute(
-                "DELETE FROM review_events WHERE CAST(id AS VARCHAR(40)) IN "
-                "(SELECT ref FROM audit_chain WHERE segment = ? AND kind = 'e')",
-                (seg,),
-            )
-            tx.execute("DELETE FROM audit_chain WHERE segment = ?", (seg,))
-            tx.execute("DELETE FROM audit_checkpoints WHERE segment = ?", (seg,))
-            write_head(tx, key, dict(head, state="pruned"), signed_at=now, exists=True)
-        tx.commit()
-    except BaseException:
-        tx.rollback()
-        raise
-    finally:
-        tx.close()
-    return deleted

@@ -32,9 +32,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from geowarden.audit.chain import ChainKey, RawTx, append, decision_content, event_content
+from geowarden.audit.chain import ChainKey, RawTx, append, decision_content, event_content, prune_segments
 from geowarden.audit.migrate import prepare
-from geowarden.audit.retention import prune_segments
 from geowarden.audit.schema import (
     AuditRecord,
     decisions,
@@ -362,7 +361,7 @@ class AuditLog:
 
     def prune(self, *, now: float | None = None) -> int:
         """Delete whole chain segments (UTC days) that ended before the retention period began,
-        keeping their signed heads (:func:`.retention.prune_segments`); returns the number of
+        keeping their signed heads (:func:`.chain.prune_segments`); returns the number of
         decisions deleted."""
         if self.retention_days is None:
             return 0
