@@ -8,7 +8,7 @@ The settings are read from the environment once per invocation (the app's callba
 ``common.app_settings()``. One module per group of verbs:
 
 - ``ip``: address lookups; ``check``: ``check``, ``verify-location``, ``screen``;
-- ``intel``, ``policy``, ``allow``, ``audit``: those command groups;
+- ``intel``, ``policy``, ``allow``, ``audit``: those command groups; ``report``: the compliance report;
 - ``sim``: ``simulate`` and ``eval``; ``service``: ``serve`` and ``token``;
 - ``analyze`` lives with the analytics (``geowarden.analytics.cli``).
 """
@@ -20,7 +20,7 @@ import sys
 import typer
 
 from geowarden.analytics.cli import analyze_cmd
-from geowarden.cli import allow, audit, check, intel, ip, policy, service, sim
+from geowarden.cli import allow, audit, check, intel, ip, policy, report, service, sim
 from geowarden.cli.common import (
     JsonOpt,
     QuietOpt,
@@ -62,6 +62,7 @@ app.command("simulate")(sim.simulate_cmd)
 app.command("eval")(sim.eval_cmd)
 app.command("serve")(service.serve)
 app.command("analyze")(analyze_cmd)
+app.command("report")(report.report_cmd)
 app.add_typer(intel.app, name="intel")
 app.add_typer(policy.app, name="policy")
 app.add_typer(allow.app, name="allow")

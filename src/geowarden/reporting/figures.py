@@ -1,0 +1,320 @@
+"""The compliance report's figures: the audit log of a period, loaded into DuckDB and counted.
+
+:func:`load` streams the decisions of ``[start, end)`` (and their review events) from the audit
+database — SQLite or PostgreSQL, through the driver's own cursor in chunks — into an in-memory
+DuckDB as Arrow batches: only the columns the report counts, never the evidence or the facts
+(a 60-byte excerpt of the evidence names a restricted ISO 3166-2 region when there is one).
+:func:`figures` then computes every table in DuckDB SQL:
+
+- ``periods``: per week, month or quarter: decisions, attempts (decisions that were not
+  allowed), unique accounts and keys;
+- ``jurisdictions``: attempts per period and jurisdiction (ISO 3166-1 country, or the restricted
+  ISO 3166-2 region) and action; ``actions``: per period and action;
+- ``techniques``: attempts per period and evasion technique, from the reason codes
+  (:data:`TECHNIQUES`; one decision may show several);
+- ``asns``: the networks with the most attempts over the whole range;
+- ``changes``: period-over-period change of attempts, overall and for the five jurisdictions
+  with most attempts, with a 95 % interval (counts as Poisson: the log of the ratio ± 1.96
+  √(1/a + 1/b)), marked ``small`` when either count is under :data:`SMALL`;
+- ``outcomes``: per period: challenges issued, decisions held for review, confirmed,
+  overturned, appeals, the median delay from a decision to its appeal and from an appeal to its
+  verdict, and the false-positive rate estimated from overturns among reviewed decisions (a
+  Wilson 95 % interval; reviewed decisions are not a random sample, the report says so);
+- ``policies``: the policy versions in force (first and last decision, count).
+
+No table holds an address, an account or a key id: they are only counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlalchemy as sa
+
+SMALL = 30  # counts below this are marked: too few for a percentage to mean much
+CHUNK = 100_000
+
+#: Evasion technique -> the reason codes that show it. "foreign exit": an origin signal places
+#: the client in a restricted jurisdiction while the address does not.
+TECHNIQUES: dict[str, tuple[str, ...]] = {
+    "vpn": ("IP_VPN",),
+    "proxy": ("IP_PROXY", "RTT_TUNNEL_GAP"),
+    "tor": ("IP_TOR",),
+    "hosting relay": ("IP_HOSTING", "IP_RELAY"),
+    "key sharing": (
+        "KEY_MANY_COUNTRIES", "KEY_MANY_NETWORKS", "KEY_CONCURRENT_DISTANT", "KEY_IMPOSSIBLE_TRAVEL",
+        "KEY_RELAY_SHAPE", "KEY_ROUND_THE_CLOCK",
+    ),
+    "coordinated network": ("KEY_FLAGGED",),
+    "restricted client behind foreign exit": (
+        "TZ_RESTRICTED", "LANG_RESTRICTED_REGION", "PHONE_COUNTRY_RESTRICTED", "CARD_ISSUER_RESTRICTED",
+        "CARD_BILLING_RESTRICTED", "EMAIL_PROVIDER_RESTRICTED", "EMAIL_TLD_RESTRICTED", "RTT_TOO_FAR_FROM_CLAIMED",
+    ),
+}  # fmt: skip
+PERIODS = ("week", "month", "quarter")
+#: How a period is named (sorts in time order): 2026-W14 (ISO week), 2026-04, 2026-Q2.
+_LABEL = {
+    "week": "strftime(to_timestamp(ts), '%G-W%V')",
+    "month": "strftime(to_timestamp(ts), '%Y-%m')",
+    "quarter": "strftime(to_timestamp(ts), '%Y') || '-Q' || quarter(to_timestamp(ts))",
+}
+
+#: The columns of each table, in order (CSV and Parquet keep them even when a table is empty).
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "periods": ("period", "decisions", "attempts", "accounts", "keys"),
+    "actions": ("period", "action", "n"),
+    "jurisdictions": ("period", "jurisdiction", "action", "n"),
+    "techniques": ("period", "technique", "n"),
+    "asns": ("asn", "attempts", "decisions"),
+    "changes": (
+        "period", "previous_period", "subject", "previous", "current", "change", "ci_low", "ci_high", "small",
+    ),
+    "outcomes": (
+        "period", "challenges", "reviews", "confirmed", "overturned", "appeals", "median_hours_to_appeal",
+        "median_hours_appeal_to_verdict", "false_positive_rate", "fp_ci_low", "fp_ci_high", "small",
+    ),
+    "policies": ("policy_version", "decisions", "first_decision", "last_decision"),
+}  # fmt: skip
+
+_DECISION_COLS = (
+    "ts", "action", "country", "asn", "account_id", "api_key_id", "reasons", "review", "policy_version", "decision_id",
+    "region_hint",
+)  # fmt: skip
+_SCHEMA = pa.schema(
+    [("ts", pa.float64()), ("action", pa.string()), ("country", pa.string()), ("asn", pa.int64()),
+     ("account_id", pa.string()), ("api_key_id", pa.string()), ("reasons", pa.string()), ("review", pa.string()),
+     ("policy_version", pa.string()), ("decision_id", pa.string()), ("region_hint", pa.string())]
+)  # fmt: skip
+_EVENT_SCHEMA = pa.schema([("decision_id", pa.string()), ("ts", pa.float64()), ("event", pa.string())])
+
+
+def _stream(engine: sa.Engine, sql: str, params: tuple[Any, ...]) -> Iterator[list[tuple[Any, ...]]]:
+    """Chunks of rows through the driver's cursor (server-side on PostgreSQL)."""
+    with engine.connect() as conn:
+        raw: Any = conn.connection.driver_connection
+        if conn.dialect.name == "sqlite":
+            cur = raw.cursor()
+        else:
+            cur, sql = raw.cursor(name="gw_report"), sql.replace("?", "%s")
+        try:
+            cur.execute(sql, params)
+            while chunk := cur.fetchmany(CHUNK):
+                yield chunk
+        finally:
+            cur.close()
+
+
+def _batches(chunks: Iterator[list[tuple[Any, ...]]], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for chunk in chunks:
+        cols = list(zip(*chunk, strict=True))
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
+        )
+
+
+def load(
+    engine: sa.Engine, start: float, end: float, *, policy_version: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection holding tables ``d`` (decisions of the range) and ``e`` (their events)."""
+    pg = engine.dialect.name != "sqlite"
+    find = "strpos(evidence, '\"IP_COUNTRY_RESTRICTED\"')" if pg else "instr(evidence, '\"IP_COUNTRY_RESTRICTED\"')"
+    where = "ts >= ? AND ts < ?" + (" AND policy_version = ?" if policy_version is not None else "")
+    params: tuple[Any, ...] = (start, end) if policy_version is None else (start, end, policy_version)
+    sql = (
+        f"SELECT {', '.join(_DECISION_COLS[:-1])}, "  # noqa: S608 - column names from this module
+        f"CASE WHEN reasons LIKE '%IP_COUNTRY_RESTRICTED%' THEN substr(evidence, {find}, 80) END "
+        f"FROM decisions WHERE {where}"
+    )
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")
+    d = pa.Table.from_batches(list(_batches(_stream(engine, sql, params), _SCHEMA)), schema=_SCHEMA)
+    db.register("d_arrow", d)
+    db.execute("CREATE TABLE d AS SELECT * FROM d_arrow")
+    db.unregister("d_arrow")
+    ev_sql = (
+        "SELECT e.decision_id, e.ts, e.event FROM review_events e JOIN decisions x ON x.decision_id = e.decision_id "  # noqa: S608 - own conditions
+        f"WHERE x.{where.replace(' AND ', ' AND x.')}"
+    )
+    ev = pa.Table.from_batches(list(_batches(_stream(engine, ev_sql, params), _EVENT_SCHEMA)), schema=_EVENT_SCHEMA)
+    db.register("e_arrow", ev)
+    db.execute("CREATE TABLE e AS SELECT * FROM e_arrow")
+    db.unregister("e_arrow")
+    return db
+
+
+def _rows(db: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+    cur = db.execute(sql, params or [])
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def figures(db: duckdb.DuckDBPyConnection, by: str, *, top_asns: int = 20) -> dict[str, list[dict[str, Any]]]:
+    """Every table of the report (see the module) from :func:`load`'s connection."""
+    if by not in PERIODS:
+        raise ValueError(f"by must be one of {', '.join(PERIODS)}")
+    cases = []
+    for name, codes in TECHNIQUES.items():
+        test = " OR ".join("contains(reasons, '\"" + c + "\"')" for c in codes)
+        cases.append(f'({test}) AS "{name}"')
+    tech_cases = ", ".join(cases)
+    db.execute(
+        f"""CREATE OR REPLACE TEMP VIEW r AS SELECT *,
+            {_LABEL[by]} AS period,
+            action <> 'allow' AS attempt,
+            coalesce(regexp_extract(region_hint, '"value": "([A-Z]{{2}}-[A-Z0-9]{{1,3}})"', 1), '') AS region,
+            {tech_cases}
+        FROM d"""  # noqa: S608 - the names and codes are this module's constants
+    )
+    out: dict[str, list[dict[str, Any]]] = {}
+    out["periods"] = _rows(
+        db,
+        """SELECT period, count(*) AS decisions, count(*) FILTER (WHERE attempt) AS attempts,
+        count(DISTINCT account_id) AS accounts, count(DISTINCT api_key_id) AS keys
+        FROM r GROUP BY period ORDER BY period""",
+    )
+    out["actions"] = _rows(
+        db, "SELECT period, action, count(*) AS n FROM r GROUP BY ALL ORDER BY period, n DESC, action"
+    )
+    out["jurisdictions"] = _rows(
+        db,
+        """SELECT period, CASE WHEN region <> '' THEN region ELSE coalesce(country, '??') END
+        AS jurisdiction, action, count(*) AS n FROM r WHERE attempt
+        GROUP BY ALL ORDER BY period, n DESC, jurisdiction""",
+    )
+    unions = " UNION ALL ".join(
+        f"SELECT period, '{name}' AS technique, count(*) FILTER (WHERE \"{name}\") AS n "  # noqa: S608
+        "FROM r WHERE attempt GROUP BY period"
+        for name in TECHNIQUES
+    )
+    out["techniques"] = _rows(db, f"SELECT * FROM ({unions}) WHERE n > 0 ORDER BY period, n DESC, technique")  # noqa: S608
+    out["asns"] = _rows(
+        db,
+        """SELECT asn, count(*) FILTER (WHERE attempt) AS attempts, count(*) AS decisions FROM r
+        WHERE asn IS NOT NULL GROUP BY asn ORDER BY attempts DESC, decisions DESC, asn LIMIT ?""",
+        [top_asns],
+    )
+    out["changes"] = _changes(db, out["periods"])
+    out["outcomes"] = _outcomes(db)
+    out["policies"] = _rows(
+        db,
+        """SELECT policy_version, count(*) AS decisions,
+        strftime(to_timestamp(min(ts)), '%Y-%m-%dT%H:%M:%SZ') AS first_decision,
+        strftime(to_timestamp(max(ts)), '%Y-%m-%dT%H:%M:%SZ') AS last_decision
+        FROM r GROUP BY policy_version ORDER BY min(ts)""",
+    )
+    return out
+
+
+def change(a: int, b: int) -> dict[str, Any]:
+    """From ``a`` to ``b`` events: the relative change and its 95 % interval (Poisson counts:
+    log(b/a) ± 1.96 √(1/a + 1/b)); None where undefined (a zero count); ``small`` under SMALL."""
+    small = min(a, b) < SMALL
+    if a == 0 or b == 0:
+        return {"change": None if a == 0 else -1.0, "ci_low": None, "ci_high": None, "small": small}
+    ratio, se = b / a, math.sqrt(1 / a + 1 / b)
+    return {
+        "change": ratio - 1,
+        "ci_low": math.exp(math.log(ratio) - 1.96 * se) - 1,
+        "ci_high": math.exp(math.log(ratio) + 1.96 * se) - 1,
+        "small": small,
+    }
+
+
+def _changes(db: duckdb.DuckDBPyConnection, periods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    top = [
+        r["j"]
+        for r in _rows(
+            db,
+            """SELECT CASE WHEN region <> '' THEN region ELSE coalesce(country, '??') END AS j
+        FROM r WHERE attempt GROUP BY j ORDER BY count(*) DESC, j LIMIT 5""",
+        )
+    ]
+    per = {
+        (r["period"], r["j"]): int(r["n"])
+        for r in _rows(
+            db,
+            """SELECT period, CASE WHEN region <> '' THEN region ELSE coalesce(country, '??') END AS j,
+            count(*) AS n FROM r WHERE attempt GROUP BY ALL""",
+        )
+    }
+    out = []
+    names = [p["period"] for p in periods]
+    for prev, cur in itertools.pairwise(names):
+        pairs = [("all attempts", _total(periods, prev), _total(periods, cur))]
+        pairs += [(j, per.get((prev, j), 0), per.get((cur, j), 0)) for j in top]
+        for subject, a, b in pairs:
+            out.append({"period": cur, "previous_period": prev, "subject": subject, "previous": a, "current": b}
+                       | change(a, b))  # fmt: skip
+    return out
+
+
+def _total(periods: list[dict[str, Any]], name: str) -> int:
+    return next(int(p["attempts"]) for p in periods if p["period"] == name)
+
+
+def wilson(k: int, n: int) -> tuple[float | None, float | None, float | None]:
+    """The share k/n with its Wilson 95 % interval; Nones when n is 0."""
+    if n == 0:
+        return None, None, None
+    z, p = 1.96, k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _outcomes(db: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    rows = _rows(
+        db,
+        """
+        WITH appeal AS (SELECT decision_id, min(ts) AS at FROM e WHERE event = 'appeal' GROUP BY decision_id),
+        verdict AS (SELECT e.decision_id, min(e.ts) AS at FROM e JOIN appeal a USING (decision_id)
+                    WHERE e.event IN ('confirm', 'overturn') AND e.ts >= a.at GROUP BY e.decision_id)
+        SELECT r.period,
+            count(*) FILTER (WHERE r.action = 'challenge') AS challenges,
+            count(*) FILTER (WHERE r.action = 'review' OR r.review <> 'none') AS reviews,
+            count(*) FILTER (WHERE r.review = 'confirmed') AS confirmed,
+            count(*) FILTER (WHERE r.review = 'overturned') AS overturned,
+            count(a.decision_id) AS appeals,
+            median(a.at - r.ts) / 3600.0 AS median_hours_to_appeal,
+            median(v.at - a.at) / 3600.0 AS median_hours_appeal_to_verdict
+        FROM r LEFT JOIN appeal a USING (decision_id) LEFT JOIN verdict v USING (decision_id)
+        GROUP BY r.period ORDER BY r.period""",
+    )
+    for row in rows:
+        fp, lo, hi = wilson(int(row["overturned"]), int(row["confirmed"]) + int(row["overturned"]))
+        row.update(false_positive_rate=fp, fp_ci_low=lo, fp_ci_high=hi,
+                   small=int(row["confirmed"]) + int(row["overturned"]) < SMALL)  # fmt: skip
+    return rows
+
+
+def build(
+    engine: sa.Engine,
+    start: float,
+    end: float,
+    by: str,
+    *,
+    policy_version: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The whole report document: ``meta``, ``summary`` over the range, and the ``tables``."""
+    db = load(engine, start, end, policy_version=policy_version)
+    try:
+        tables = figures(db, by)
+        summary = _rows(
+            db,
+            """SELECT count(*) AS decisions, count(*) FILTER (WHERE action <> 'allow') AS attempts,
+            count(DISTINCT account_id) AS accounts, count(DISTINCT api_key_id) AS keys FROM d""",
+        )[0]
+    finally:
+        db.close()
+    return {
+        "meta": dict(meta or {}) | {"by": by, "policy_version": policy_version},
+        "summary": {k: int(v) for k, v in summary.items()},
+        "empty": summary["decisions"] == 0,
+        "tables": tables,
+    }
