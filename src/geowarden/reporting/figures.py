@@ -122,12 +122,13 @@ def load(
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection holding tables ``d`` (decisions of the range) and ``e`` (their events)."""
     pg = engine.dialect.name != "sqlite"
-    find = "strpos(evidence, '\"IP_COUNTRY_RESTRICTED\"')" if pg else "instr(evidence, '\"IP_COUNTRY_RESTRICTED\"')"
+    pos = "strpos" if pg else "instr"  # no LIKE: a % would clash with psycopg's placeholders
+    find = f"{pos}(evidence, '\"IP_COUNTRY_RESTRICTED\"')"
     where = "ts >= ? AND ts < ?" + (" AND policy_version = ?" if policy_version is not None else "")
     params: tuple[Any, ...] = (start, end) if policy_version is None else (start, end, policy_version)
     sql = (
         f"SELECT {', '.join(_DECISION_COLS[:-1])}, "  # noqa: S608 - column names from this module
-        f"CASE WHEN reasons LIKE '%IP_COUNTRY_RESTRICTED%' THEN substr(evidence, {find}, 80) END "
+        f"CASE WHEN {pos}(reasons, 'IP_COUNTRY_RESTRICTED') > 0 THEN substr(evidence, {find}, 80) END "
         f"FROM decisions WHERE {where}"
     )
     db = duckdb.connect()
@@ -160,6 +161,8 @@ def figures(db: duckdb.DuckDBPyConnection, by: str, *, top_asns: int = 20) -> di
     cases = []
     for name, codes in TECHNIQUES.items():
         test = " OR ".join("contains(reasons, '\"" + c + "\"')" for c in codes)
+        if name == "restricted client behind foreign exit":  # ... while the address is not restricted
+            test = f"({test}) AND NOT contains(reasons, '\"IP_COUNTRY_RESTRICTED\"')"
         cases.append(f'({test}) AS "{name}"')
     tech_cases = ", ".join(cases)
     db.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from geowarden.reporting.figures import COLUMNS, SMALL
 
 CHART_STYLE = Style(background="white", plot_background="white", font_family="sans-serif",
                     colors=("#b71c1c", "#ef6c00", "#f9a825", "#1565c0", "#2e7d32", "#6a1b9a", "#455a64"))  # fmt: skip
+_SCRIPT = re.compile(r"<script\b.*?</script>", re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 CSS = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
@@ -52,8 +55,11 @@ def write_tables(tables: Mapping[str, Sequence[Mapping[str, Any]]], out: Path) -
 
 
 def _chart(chart: Any) -> str:
-    svg = chart.render(is_unicode=True)
-    return str(svg).split("?>", 1)[-1] if svg.startswith("<?xml") else str(svg)
+    """The chart as inline SVG, without pygal's configuration script and comments (the page runs
+    no script: its tooltips would need pygal's JavaScript from the network)."""
+    svg = str(chart.render(is_unicode=True))
+    svg = svg.split("?>", 1)[-1] if svg.startswith("<?xml") else svg
+    return _COMMENT.sub("", _SCRIPT.sub("", svg))
 
 
 def _config(title: str) -> dict[str, Any]:
