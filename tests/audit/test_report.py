@@ -136,8 +136,8 @@ def test_the_figures_of_a_known_log(url: str, tmp_path: Path) -> None:
 def test_a_policy_version_and_a_month_view(url: str, tmp_path: Path) -> None:
     fill_log(url)
     out = tmp_path / "rep"
-    p = _cli(tmp_path / "home", "report", "--from", "2026-05-01", "--to", "2026-05-31", "--by", "month",
-             "--policy-version", "other-bbbbbbbbbbbb", "--out", str(out), "--no-pdf", GEOWARDEN_AUDIT_URL=url)  # fmt: skip
+    args = ("--from", "2026-05-01", "--to", "2026-05-31", "--by", "month", "--policy-version", "other-bbbbbbbbbbbb")
+    p = _cli(tmp_path / "home", "report", *args, "--out", str(out), "--no-pdf", GEOWARDEN_AUDIT_URL=url)
     assert p.returncode == 0, p.stderr
     doc = json.loads((out / "report.json").read_text())
     assert doc["summary"]["decisions"] == 1 and doc["tables"]["periods"][0]["period"] == "2026-05"
