@@ -24,6 +24,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from common import Report, machine
 from report_data import fill
@@ -33,6 +34,36 @@ from geowarden.reporting.figures import build, figures, load
 from geowarden.reporting.render import write_pdf, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def time_phases(engine: Any, db: Path, tmp: Path, start: float, end: float, repeat: int) -> dict[str, list[float]]:
+    """Each phase's seconds, ``repeat`` times: the peer scan, load, figures, write, and the whole."""
+    phases: dict[str, list[float]] = {"peer: one SQLite scan": [], "load into DuckDB": [], "figures": [],
+                                      "write json/csv/parquet/html": [], "report (total, no pdf)": []}  # fmt: skip
+    for r in range(repeat):
+        t = time.perf_counter()
+        con = sqlite3.connect(db)
+        con.execute("SELECT action, count(*) FROM decisions WHERE ts >= ? AND ts < ? GROUP BY action",
+                    (start, end)).fetchall()  # fmt: skip
+        con.close()
+        phases["peer: one SQLite scan"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        ddb = load(engine, start, end)
+        phases["load into DuckDB"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        figures(ddb, "month")
+        phases["figures"].append(time.perf_counter() - t)
+        ddb.close()
+        t = time.perf_counter()
+        doc = build(engine, start, end, "month", meta={"from": "2026-01-01", "to": "2026-06-30",
+                                                      "generated_at": "bench"})  # fmt: skip
+        built = time.perf_counter() - t
+        t = time.perf_counter()
+        write_report(doc, tmp / f"out{r}", pdf=False, chromium=CHROMIUM)
+        wrote = time.perf_counter() - t
+        phases["write json/csv/parquet/html"].append(wrote)
+        phases["report (total, no pdf)"].append(built + wrote)
+    return phases
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,31 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         fill(db, args.n, start, end)
         rep.say(f"generated {args.n:,} decisions in {time.perf_counter() - t0:.1f} s")
         engine = make_engine(sqlite_url(db))
-        phases: dict[str, list[float]] = {"peer: one SQLite scan": [], "load into DuckDB": [], "figures": [],
-                                          "write json/csv/parquet/html": [], "report (total, no pdf)": []}  # fmt: skip
-        for r in range(args.repeat):
-            t = time.perf_counter()
-            con = sqlite3.connect(db)
-            con.execute("SELECT action, count(*) FROM decisions WHERE ts >= ? AND ts < ? GROUP BY action",
-                        (start, end)).fetchall()  # fmt: skip
-            con.close()
-            phases["peer: one SQLite scan"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            ddb = load(engine, start, end)
-            phases["load into DuckDB"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            figures(ddb, "month")
-            phases["figures"].append(time.perf_counter() - t)
-            ddb.close()
-            t = time.perf_counter()
-            doc = build(engine, start, end, "month", meta={"from": "2026-01-01", "to": "2026-06-30",
-                                                          "generated_at": "bench"})  # fmt: skip
-            built = time.perf_counter() - t
-            t = time.perf_counter()
-            write_report(doc, Path(tmp) / f"out{r}", pdf=False, chromium=CHROMIUM)
-            wrote = time.perf_counter() - t
-            phases["write json/csv/parquet/html"].append(wrote)
-            phases["report (total, no pdf)"].append(built + wrote)
+        phases = time_phases(engine, db, Path(tmp), start, end, args.repeat)
         pdf_s = None
         if CHROMIUM.exists():
             t = time.perf_counter()

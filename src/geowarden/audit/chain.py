@@ -22,6 +22,7 @@ Writers serialise on the chain: SQLite by ``BEGIN IMMEDIATE``, PostgreSQL by loc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -131,7 +132,13 @@ def row_hash(prev_hash: str, seq: int, segment: str, kind: str, ref: str, conten
 
 
 def segment_of(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    """The UTC day of ``ts`` (``YYYY-MM-DD``): a row's segment."""
+    return _day_name(int(ts // 86400))
+
+
+@functools.lru_cache(maxsize=64)
+def _day_name(day: int) -> str:
+    return datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
 
 
 def segment_end(segment: str) -> float:
