@@ -286,3 +286,12 @@ def test_segments_verified_in_worker_processes_report_the_same(
     assert [p.line() for p in apart.problems] == [p.line() for p in alone.problems]
     assert [p.ref for p in alone.problems] == [ids[1], ids[85]]
     assert (apart.rows, apart.found) == (alone.rows, alone.found)
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    p = _cli(tmp_path, "audit", "verify", GEOWARDEN_AUDIT_URL="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert p.returncode == 2
+    [line] = p.stderr.strip().splitlines()
+    assert line.startswith(
+        "geowarden: error: audit database postgresql+psycopg://nobody@127.0.0.1:1/none is unreachable"
+    )

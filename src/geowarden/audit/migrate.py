@@ -50,7 +50,11 @@ def schema_version(engine: sa.Engine) -> int | None:
 def prepare(engine: sa.Engine, key: ChainKey) -> None:
     """Make ``engine``'s database usable by this version, or raise ConfigError (see the module)."""
     where = safe_url(engine.url.render_as_string(hide_password=False))
-    version = schema_version(engine)
+    try:
+        version = schema_version(engine)
+    except sa.exc.OperationalError as exc:
+        reason = " ".join(str(exc.orig or exc).split())[:160]
+        raise ConfigError(f"audit database {where} is unreachable: {reason}") from None
     if version == SCHEMA_VERSION:
         return
     if version is None:
