@@ -36,10 +36,18 @@ import sqlalchemy as sa
 from bench_decide import DEFAULT_MIX, build_mix
 from common import Report, base_parser, machine, open_warden, parse_checked
 
+from geowarden.audit.chain import RawTx, append, decision_content
 from geowarden.audit.schema import sqlite_url
 from geowarden.audit.store import AuditLog
 from geowarden.audit.verify import verify_database
-from geowarden.model import Facts
+from geowarden.model import Action, Decision, Evidence, Facts
+
+_EV = (
+    Evidence(signal="ip", code="IP_COUNTRY", value="CN"),
+    Evidence(signal="ip", code="IP_COUNTRY_RESTRICTED", value="CN"),
+)
+_SAMPLE = [Decision(action=Action.BLOCK, score=1.0, reasons=_EV[1:], policy_version="default-0123456789ab",
+                    decision_id="0" * 32, elapsed_us=20.0, evidence=_EV)]  # fmt: skip
 
 
 def run_round(warden: Any, facts: list[Facts], url: str, *, chained: bool, concurrency: int) -> dict[str, float]:
@@ -67,6 +75,34 @@ def run_round(warden: Any, facts: list[Facts], url: str, *, chained: bool, concu
 async def _warm(audit: AuditLog, warden: Any, facts: list[Facts]) -> None:
     for f in facts:
         await audit.submit_async(warden.decide(f), f)
+
+
+def chain_work_us(url: str, batch: int, batches: int = 300) -> float:
+    """CPU µs per row of what the chain adds to a commit: the content hash of each row, then per
+    batch the head read, the chain rows, the signed head (and checkpoints); each batch's
+    transaction without the chain is timed too and subtracted."""
+    audit = AuditLog(url, key=b"bench-audit-key-" * 2)
+    row = audit.row_for(next(iter(_SAMPLE)), Facts(ip="1.2.4.8", account_id="a", api_key_id="k"))
+    try:
+
+        def one(chained: bool, i: int) -> None:
+            tx = RawTx(audit.engine)
+            if chained:
+                entries = [("d", f"bench-{i}-{j}", decision_content(row), row["ts"]) for j in range(batch)]
+                append(tx, audit.chain_key, entries)
+            tx.commit()
+            tx.close()
+
+        c0 = time.process_time()
+        for i in range(batches):
+            one(False, i)
+        base = time.process_time() - c0
+        c0 = time.process_time()
+        for i in range(batches):
+            one(True, i)
+        return (time.process_time() - c0 - base) / (batches * batch) * 1e6
+    finally:
+        audit.close()
 
 
 def fresh_url(base: Path, pg: str | None, i: int) -> str:
@@ -97,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rounds: dict[str, list[dict[str, float]]] = {"plain": [], "chained": []}
     last_url = ""
     with tempfile.TemporaryDirectory() as tmp:
+        run_round(
+            warden, facts, fresh_url(Path(tmp), args.pg, -2), chained=False, concurrency=args.concurrency
+        )  # warm-up
         for r in range(args.repeat):
             for mode in ("plain", "chained") if r % 2 == 0 else ("chained", "plain"):
                 url = fresh_url(Path(tmp), args.pg, len(rounds["plain"]) + len(rounds["chained"]))
@@ -115,6 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         rep.say(f"chain cost: +{(ratio['cpu_us'] - 1) * 100:.1f} % CPU, +{(ratio['wall_us'] - 1) * 100:.1f} % wall "
                 f"per decision (budget +10 %: {'ok' if budget else 'MISSED'})")  # fmt: skip
         rep.doc.update(medians=med, ratio=ratio, within_budget=budget)
+
+        work = chain_work_us(fresh_url(Path(tmp), args.pg, -1), args.concurrency)
+        share = work / med["plain"]["cpu_us"]
+        rep.say(f"chain work alone: {work:.1f} µs CPU per row (hashing, head read and write, signing per batch of "
+                f"{args.concurrency}) = {share * 100:.1f} % of a plain decision's CPU")  # fmt: skip
+        rep.doc.update(chain_work_us=work, chain_work_share=share)
 
         audit = AuditLog(last_url, key=b"bench-audit-key-" * 2)
         try:

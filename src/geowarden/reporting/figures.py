@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
 from typing import Any
 
 import duckdb
@@ -81,15 +82,13 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "policies": ("policy_version", "decisions", "first_decision", "last_decision"),
 }  # fmt: skip
 
-_DECISION_COLS = (
-    "ts", "action", "country", "asn", "account_id", "api_key_id", "reasons", "review", "policy_version", "decision_id",
-    "region_hint",
-)  # fmt: skip
+_GROUP_KEYS = ("action", "country", "asn", "reasons", "review", "policy_version")
 _SCHEMA = pa.schema(
-    [("ts", pa.float64()), ("action", pa.string()), ("country", pa.string()), ("asn", pa.int64()),
-     ("account_id", pa.string()), ("api_key_id", pa.string()), ("reasons", pa.string()), ("review", pa.string()),
-     ("policy_version", pa.string()), ("decision_id", pa.string()), ("region_hint", pa.string())]
+    [("day", pa.int64()), ("action", pa.string()), ("country", pa.string()), ("asn", pa.int64()),
+     ("reasons", pa.string()), ("review", pa.string()), ("policy_version", pa.string()), ("region_hint", pa.string()),
+     ("n", pa.int64()), ("first_ts", pa.float64()), ("last_ts", pa.float64())]
 )  # fmt: skip
+_REVIEWED_SCHEMA = pa.schema([("decision_id", pa.string()), ("ts", pa.float64())])
 _EVENT_SCHEMA = pa.schema([("decision_id", pa.string()), ("ts", pa.float64()), ("event", pa.string())])
 
 
@@ -117,36 +116,83 @@ def _batches(chunks: Iterator[list[tuple[Any, ...]]], schema: pa.Schema) -> Iter
         )
 
 
+def period_label(day: int, by: str) -> str:
+    """The name of the period holding a UTC day (days since 1970), as the tables name it."""
+    d = date(1970, 1, 1) + timedelta(days=day)
+    if by == "week":
+        iso = d.isocalendar()
+        return f"{iso.year}-W{iso.week:02d}"
+    if by == "month":
+        return f"{d.year}-{d.month:02d}"
+    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
+
+
+def period_bounds(start: float, end: float, by: str) -> list[tuple[str, float, float]]:
+    """The periods that ``[start, end)`` spans, each (label, its start, its end) clipped to the range."""
+    out: list[tuple[str, float, float]] = []
+    day = math.floor(start / 86400)
+    while day * 86400 < end:
+        label = period_label(day, by)
+        lo = max(start, day * 86400.0)
+        while (day + 1) * 86400 < end and period_label(day + 1, by) == label:
+            day += 1
+        out.append((label, lo, min(end, (day + 1) * 86400.0)))
+        day += 1
+    return out
+
+
+def _table(db: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    db.register(f"{name}_arrow", table)
+    db.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")  # noqa: S608 - this module's names
+    db.unregister(f"{name}_arrow")
+
+
 def load(
-    engine: sa.Engine, start: float, end: float, *, policy_version: str | None = None
+    engine: sa.Engine, start: float, end: float, by: str = "month", *, policy_version: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection holding tables ``d`` (decisions of the range) and ``e`` (their events)."""
+    """A DuckDB connection holding, for the decisions of ``[start, end)``:
+
+    - ``d``: the decisions counted by the database first — one row per UTC day and distinct
+      (action, country, ASN, reason codes, review state, policy version, restricted region), with
+      its count ``n`` and first and last time: what the report groups by, far fewer rows to move;
+    - ``u``: unique accounts and keys per period of ``by`` (and ``u_all`` over the whole range),
+      counted by the database;
+    - ``o``: the decisions that reached review (id and time), and ``e``: their review events.
+    """
     pg = engine.dialect.name != "sqlite"
     pos = "strpos" if pg else "instr"  # no LIKE: a % would clash with psycopg's placeholders
     find = f"{pos}(evidence, '\"IP_COUNTRY_RESTRICTED\"')"
-    where = "ts >= ? AND ts < ?" + (" AND policy_version = ?" if policy_version is not None else "")
+    pv = " AND policy_version = ?" if policy_version is not None else ""
+    where = "ts >= ? AND ts < ?" + pv
     params: tuple[Any, ...] = (start, end) if policy_version is None else (start, end, policy_version)
-    # decision_id only where review events can be (the join for the outcomes): fewer strings to move.
-    cols = [c if c != "decision_id" else "CASE WHEN review <> 'none' THEN decision_id END" for c in _DECISION_COLS[:-1]]
+    hint = f"CASE WHEN {pos}(reasons, 'IP_COUNTRY_RESTRICTED') > 0 THEN substr(evidence, {find}, 80) END"
+    day = "CAST(floor(ts / 86400) AS BIGINT)" if pg else "CAST(ts / 86400 AS INTEGER)"
+    keys = ", ".join(_GROUP_KEYS)
     sql = (
-        f"SELECT {', '.join(cols)}, "  # noqa: S608 - column names from this module
-        f"CASE WHEN {pos}(reasons, 'IP_COUNTRY_RESTRICTED') > 0 THEN substr(evidence, {find}, 80) END "
-        f"FROM decisions WHERE {where}"
+        f"SELECT {day} AS day, {keys}, {hint} AS region_hint, count(*), min(ts), max(ts) "  # noqa: S608 - own names
+        f"FROM decisions WHERE {where} GROUP BY {day}, {keys}, {hint}"
     )
     db = duckdb.connect()
     db.execute("SET TimeZone = 'UTC'")
-    d = pa.Table.from_batches(list(_batches(_stream(engine, sql, params), _SCHEMA)), schema=_SCHEMA)
-    db.register("d_arrow", d)
-    db.execute("CREATE TABLE d AS SELECT * FROM d_arrow")
-    db.unregister("d_arrow")
+    _table(db, "d", pa.Table.from_batches(list(_batches(_stream(engine, sql, params), _SCHEMA)), schema=_SCHEMA))
+    distinct = f"SELECT count(DISTINCT account_id), count(DISTINCT api_key_id) FROM decisions WHERE {where}"  # noqa: S608
+    rows = []
+    for label, lo, hi in period_bounds(start, end, by):
+        [(accounts, keys_n)] = next(_stream(engine, distinct, (lo, hi, *params[2:])), [(0, 0)])
+        rows.append({"period": label, "accounts": int(accounts), "keys": int(keys_n)})
+    _table(db, "u", pa.Table.from_pylist(rows, schema=pa.schema(
+        [("period", pa.string()), ("accounts", pa.int64()), ("keys", pa.int64())])))  # fmt: skip
+    [(accounts, keys_n)] = next(_stream(engine, distinct, params), [(0, 0)])
+    _table(db, "u_all", pa.table({"accounts": [int(accounts)], "keys": [int(keys_n)]}))
+    reviewed = f"SELECT decision_id, ts FROM decisions WHERE {where} AND review <> 'none'"  # noqa: S608
+    _table(db, "o", pa.Table.from_batches(list(_batches(_stream(engine, reviewed, params), _REVIEWED_SCHEMA)),
+                                          schema=_REVIEWED_SCHEMA))  # fmt: skip
     ev_sql = (
         "SELECT e.decision_id, e.ts, e.event FROM review_events e JOIN decisions x ON x.decision_id = e.decision_id "  # noqa: S608 - own conditions
-        f"WHERE x.{where.replace(' AND ', ' AND x.')}"
+        f"WHERE x.{where.replace(' AND ', ' AND x.')} AND x.review <> 'none'"
     )
-    ev = pa.Table.from_batches(list(_batches(_stream(engine, ev_sql, params), _EVENT_SCHEMA)), schema=_EVENT_SCHEMA)
-    db.register("e_arrow", ev)
-    db.execute("CREATE TABLE e AS SELECT * FROM e_arrow")
-    db.unregister("e_arrow")
+    _table(db, "e", pa.Table.from_batches(list(_batches(_stream(engine, ev_sql, params), _EVENT_SCHEMA)),
+                                          schema=_EVENT_SCHEMA))  # fmt: skip
     return db
 
 
@@ -168,7 +214,7 @@ def figures(db: duckdb.DuckDBPyConnection, by: str, *, top_asns: int = 20) -> di
         cases.append(f'({test}) AS "{name}"')
     tech_cases = ", ".join(cases)
     db.execute(
-        f"""CREATE OR REPLACE TEMP VIEW r AS SELECT *,
+        f"""CREATE OR REPLACE TEMP VIEW r AS SELECT *, day * 86400.0 AS ts,
             {_LABEL[by]} AS period,
             action <> 'allow' AS attempt,
             coalesce(regexp_extract(region_hint, '"value": "([A-Z]{{2}}-[A-Z0-9]{{1,3}})"', 1), '') AS region,
@@ -178,39 +224,39 @@ def figures(db: duckdb.DuckDBPyConnection, by: str, *, top_asns: int = 20) -> di
     out: dict[str, list[dict[str, Any]]] = {}
     out["periods"] = _rows(
         db,
-        """SELECT period, count(*) AS decisions, count(*) FILTER (WHERE attempt) AS attempts,
-        count(DISTINCT account_id) AS accounts, count(DISTINCT api_key_id) AS keys
-        FROM r GROUP BY period ORDER BY period""",
+        """SELECT r.period, sum(n)::BIGINT AS decisions, coalesce(sum(n) FILTER (WHERE attempt), 0)::BIGINT AS attempts,
+        any_value(u.accounts) AS accounts, any_value(u.keys) AS keys
+        FROM r JOIN u USING (period) GROUP BY r.period ORDER BY r.period""",
     )
     out["actions"] = _rows(
-        db, "SELECT period, action, count(*) AS n FROM r GROUP BY ALL ORDER BY period, n DESC, action"
+        db, "SELECT period, action, sum(n)::BIGINT AS n FROM r GROUP BY ALL ORDER BY period, n DESC, action"
     )
     out["jurisdictions"] = _rows(
         db,
         """SELECT period, CASE WHEN region <> '' THEN region ELSE coalesce(country, '??') END
-        AS jurisdiction, action, count(*) AS n FROM r WHERE attempt
+        AS jurisdiction, action, sum(n)::BIGINT AS n FROM r WHERE attempt
         GROUP BY ALL ORDER BY period, n DESC, jurisdiction""",
     )
     unions = " UNION ALL ".join(
-        f"SELECT period, '{name}' AS technique, count(*) FILTER (WHERE \"{name}\") AS n "  # noqa: S608
+        f"SELECT period, '{name}' AS technique, coalesce(sum(n) FILTER (WHERE \"{name}\"), 0)::BIGINT AS n "  # noqa: S608
         "FROM r WHERE attempt GROUP BY period"
         for name in TECHNIQUES
     )
     out["techniques"] = _rows(db, f"SELECT * FROM ({unions}) WHERE n > 0 ORDER BY period, n DESC, technique")  # noqa: S608
     out["asns"] = _rows(
         db,
-        """SELECT asn, count(*) FILTER (WHERE attempt) AS attempts, count(*) AS decisions FROM r
-        WHERE asn IS NOT NULL GROUP BY asn ORDER BY attempts DESC, decisions DESC, asn LIMIT ?""",
+        """SELECT asn, coalesce(sum(n) FILTER (WHERE attempt), 0)::BIGINT AS attempts, sum(n)::BIGINT AS decisions
+        FROM r WHERE asn IS NOT NULL GROUP BY asn ORDER BY attempts DESC, decisions DESC, asn LIMIT ?""",
         [top_asns],
     )
     out["changes"] = _changes(db, out["periods"])
-    out["outcomes"] = _outcomes(db)
+    out["outcomes"] = _outcomes(db, by)
     out["policies"] = _rows(
         db,
-        """SELECT policy_version, count(*) AS decisions,
-        strftime(to_timestamp(min(ts)), '%Y-%m-%dT%H:%M:%SZ') AS first_decision,
-        strftime(to_timestamp(max(ts)), '%Y-%m-%dT%H:%M:%SZ') AS last_decision
-        FROM r GROUP BY policy_version ORDER BY min(ts)""",
+        """SELECT policy_version, sum(n)::BIGINT AS decisions,
+        strftime(to_timestamp(min(first_ts)), '%Y-%m-%dT%H:%M:%SZ') AS first_decision,
+        strftime(to_timestamp(max(last_ts)), '%Y-%m-%dT%H:%M:%SZ') AS last_decision
+        FROM r GROUP BY policy_version ORDER BY min(first_ts)""",
     )
     return out
 
@@ -236,7 +282,7 @@ def _changes(db: duckdb.DuckDBPyConnection, periods: list[dict[str, Any]]) -> li
         for r in _rows(
             db,
             """SELECT CASE WHEN region <> '' THEN region ELSE coalesce(country, '??') END AS j
-        FROM r WHERE attempt GROUP BY j ORDER BY count(*) DESC, j LIMIT 5""",
+        FROM r WHERE attempt GROUP BY j ORDER BY sum(n) DESC, j LIMIT 5""",
         )
     ]
     per = {
@@ -244,7 +290,7 @@ def _changes(db: duckdb.DuckDBPyConnection, periods: list[dict[str, Any]]) -> li
         for r in _rows(
             db,
             """SELECT period, CASE WHEN region <> '' THEN region ELSE coalesce(country, '??') END AS j,
-            count(*) AS n FROM r WHERE attempt GROUP BY ALL""",
+            sum(n)::BIGINT AS n FROM r WHERE attempt GROUP BY ALL""",
         )
     }
     out = []
@@ -272,23 +318,25 @@ def wilson(k: int, n: int) -> tuple[float | None, float | None, float | None]:
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _outcomes(db: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def _outcomes(db: duckdb.DuckDBPyConnection, by: str) -> list[dict[str, Any]]:
     rows = _rows(
         db,
-        """
+        f"""
         WITH appeal AS (SELECT decision_id, min(ts) AS at FROM e WHERE event = 'appeal' GROUP BY decision_id),
         verdict AS (SELECT e.decision_id, min(e.ts) AS at FROM e JOIN appeal a USING (decision_id)
-                    WHERE e.event IN ('confirm', 'overturn') AND e.ts >= a.at GROUP BY e.decision_id)
-        SELECT r.period,
-            count(*) FILTER (WHERE r.action = 'challenge') AS challenges,
-            count(*) FILTER (WHERE r.action = 'review' OR r.review <> 'none') AS reviews,
-            count(*) FILTER (WHERE r.review = 'confirmed') AS confirmed,
-            count(*) FILTER (WHERE r.review = 'overturned') AS overturned,
-            count(a.decision_id) AS appeals,
-            median(a.at - r.ts) / 3600.0 AS median_hours_to_appeal,
+                    WHERE e.event IN ('confirm', 'overturn') AND e.ts >= a.at GROUP BY e.decision_id),
+        counts AS (SELECT period,
+            coalesce(sum(n) FILTER (WHERE action = 'challenge'), 0)::BIGINT AS challenges,
+            coalesce(sum(n) FILTER (WHERE action = 'review' OR review <> 'none'), 0)::BIGINT AS reviews,
+            coalesce(sum(n) FILTER (WHERE review = 'confirmed'), 0)::BIGINT AS confirmed,
+            coalesce(sum(n) FILTER (WHERE review = 'overturned'), 0)::BIGINT AS overturned
+            FROM r GROUP BY period),
+        ap AS (SELECT {_LABEL[by]} AS period, count(*) AS appeals,
+            median(a.at - ts) / 3600.0 AS median_hours_to_appeal,
             median(v.at - a.at) / 3600.0 AS median_hours_appeal_to_verdict
-        FROM r LEFT JOIN appeal a USING (decision_id) LEFT JOIN verdict v USING (decision_id)
-        GROUP BY r.period ORDER BY r.period""",
+            FROM o JOIN appeal a USING (decision_id) LEFT JOIN verdict v USING (decision_id) GROUP BY 1)
+        SELECT c.*, coalesce(ap.appeals, 0) AS appeals, ap.median_hours_to_appeal, ap.median_hours_appeal_to_verdict
+        FROM counts c LEFT JOIN ap USING (period) ORDER BY c.period""",  # noqa: S608 - this module's expressions
     )
     for row in rows:
         fp, lo, hi = wilson(int(row["overturned"]), int(row["confirmed"]) + int(row["overturned"]))
@@ -307,13 +355,14 @@ def build(
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The whole report document: ``meta``, ``summary`` over the range, and the ``tables``."""
-    db = load(engine, start, end, policy_version=policy_version)
+    db = load(engine, start, end, by, policy_version=policy_version)
     try:
         tables = figures(db, by)
         summary = _rows(
             db,
-            """SELECT count(*) AS decisions, count(*) FILTER (WHERE action <> 'allow') AS attempts,
-            count(DISTINCT account_id) AS accounts, count(DISTINCT api_key_id) AS keys FROM d""",
+            """SELECT coalesce(sum(n), 0)::BIGINT AS decisions,
+            coalesce(sum(n) FILTER (WHERE action <> 'allow'), 0)::BIGINT AS attempts,
+            any_value(u_all.accounts) AS accounts, any_value(u_all.keys) AS keys FROM u_all LEFT JOIN d ON true""",
         )[0]
     finally:
         db.close()
