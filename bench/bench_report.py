@@ -3,7 +3,8 @@ extrapolated.
 
 Writes ``-n`` synthetic decisions over six months into a temporary SQLite audit database
 (``report_data.fill``), then times, ``--repeat`` times: loading the range into DuckDB (the
-driver's cursor in chunks into Arrow), computing every table, and writing the JSON, CSV,
+database counts per day and group key and unique accounts and keys per period; those rows move
+into Arrow), computing every table, and writing the JSON, CSV,
 Parquet and HTML (the PDF is printed once, apart: its time does not grow with the rows). The
 peer, measured in the same run, is one scan of the same rows by SQLite itself
 (``SELECT action, count(*) ... GROUP BY action``): the floor for anything that reads them.

@@ -1,10 +1,12 @@
 """The compliance report's figures: the audit log of a period, loaded into DuckDB and counted.
 
-:func:`load` streams the decisions of ``[start, end)`` (and their review events) from the audit
-database — SQLite or PostgreSQL, through the driver's own cursor in chunks — into an in-memory
-DuckDB as Arrow batches: only the columns the report counts, never the evidence or the facts
-(a 60-byte excerpt of the evidence names a restricted ISO 3166-2 region when there is one).
-:func:`figures` then computes every table in DuckDB SQL:
+:func:`load` has the audit database (SQLite or PostgreSQL) count the decisions of ``[start, end)``
+first — one row per UTC day and distinct (action, country, ASN, reason codes, review state,
+policy version, restricted ISO 3166-2 region), with its count — and unique accounts and keys per
+period, then moves those few rows (and the reviewed decisions with their review events) into an
+in-memory DuckDB as Arrow batches through the driver's own cursor. The evidence and facts never
+leave the database (an 80-byte excerpt of the evidence names a restricted region when there is
+one). :func:`figures` then computes every table in DuckDB SQL:
 
 - ``periods``: per week, month or quarter: decisions, attempts (decisions that were not
   allowed), unique accounts and keys;
