@@ -10,6 +10,7 @@ import pytest
 from audit.test_audit_store import audit, decision  # noqa: F401 - the fixture over both back ends
 from geowarden.audit.review import IssuedToken, ReviewBook, ReviewConflictError
 from geowarden.audit.store import AuditLog
+from geowarden.audit.verify import verify_database
 from geowarden.model import Action, Facts
 
 
@@ -20,7 +21,7 @@ def _queued(audit: AuditLog) -> str:  # noqa: F811 - the fixture's name
 
 
 def test_transitions(audit: AuditLog) -> None:  # noqa: F811
-    book = ReviewBook(audit.engine)
+    book = ReviewBook(audit.engine, audit.chain_key)
     did = _queued(audit)
     token = IssuedToken("tok-1", "account:a1", time.time(), time.time() + 60, ("restricted",))
     assert book.review(did, "overturn", actor="r1", token=token) == "overturned"
@@ -35,10 +36,18 @@ def test_transitions(audit: AuditLog) -> None:  # noqa: F811
     assert book.review(did, "confirm", actor="r1") == "confirmed"
     with pytest.raises(KeyError):
         book.review("0" * 32, "confirm", actor="r1")
+    _chain_holds(audit, events=5)  # queued, overturn, reopen, revoke, confirm
+
+
+def _chain_holds(audit: AuditLog, *, events: int) -> None:  # noqa: F811
+    """Every review event is chained in the transaction that wrote it: the log verifies."""
+    report = verify_database(audit.engine, audit.chain_key.public)
+    assert report.ok, report.problems
+    assert report.found["e"] >= events
 
 
 def test_one_appeal_per_decision_opens_an_unreviewed_one(audit: AuditLog) -> None:  # noqa: F811
-    book = ReviewBook(audit.engine)
+    book = ReviewBook(audit.engine, audit.chain_key)
     d = decision()
     audit.append(d, Facts(ip="1.2.4.8"))
     assert book.appeal(d.decision_id, "please") is True
@@ -47,10 +56,11 @@ def test_one_appeal_per_decision_opens_an_unreviewed_one(audit: AuditLog) -> Non
     assert rec is not None and rec.review == "queued"
     entries, total = book.queue(appealed=True)
     assert total == 1 and entries[0].appeal_message == "please"
+    _chain_holds(audit, events=1)
 
 
 def test_concurrent_verdicts_one_wins(audit: AuditLog) -> None:  # noqa: F811
-    book = ReviewBook(audit.engine)
+    book = ReviewBook(audit.engine, audit.chain_key)
     did = _queued(audit)
     out: list[str] = []
     gate = threading.Barrier(4)
@@ -68,3 +78,4 @@ def test_concurrent_verdicts_one_wins(audit: AuditLog) -> None:  # noqa: F811
     for t in threads:
         t.join()
     assert len(out) == 4 and out.count("conflict") == 3
+    _chain_holds(audit, events=2)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from geowarden.audit.review import IssuedToken, ReviewConflictError
+from geowarden.audit.verify import verify_database
 from geowarden.intel.snapshot import Snapshot
 from geowarden.service.app import asgi_stack, build_service, create_app
 from geowarden.service.auth import TokenStore
@@ -60,6 +61,11 @@ def test_a_verdict_is_final_until_an_admin_reopens_it_which_revokes_the_token(ap
     assert r.status_code == 200 and r.json()["review"] == "confirmed"
     events = [e["event"] for e in app.service.audit.events(did)]
     assert events == ["queued", "overturn", "reopen", "revoke", "confirm"]
+    assert app.service.reviews.appeal(did, "please look again")
+    # Every review event, appeal included, is chained in its own transaction: the log verifies.
+    report = verify_database(app.service.audit.engine, app.service.audit.chain_key.public)
+    assert report.ok, report.problems
+    assert report.found["e"] == len(app.service.audit.events(did))
 
 
 def test_a_token_does_not_clear_tor_or_a_restricted_country_unless_chosen(app: App) -> None:

@@ -24,10 +24,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
+from geowarden.audit.chain import ChainKey, chain_events
 from geowarden.audit.schema import AuditRecord, allow_tokens, appeals, decisions, record_of, review_events
 from geowarden.errors import GeowardenError
 
@@ -72,8 +73,17 @@ class QueueEntry:
 class ReviewBook:
     """Review, appeals and token revocation over the audit database (thread-safe)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, chain_key: ChainKey | None = None) -> None:
         self.engine = engine
+        self.chain_key = chain_key  # events are chained with the decisions when given (the service's log)
+
+    def _events(self, conn: sa.Connection, rows: list[dict[str, Any]] | dict[str, Any]) -> None:
+        """Insert review events in ``conn``'s transaction, chained when the log is."""
+        rows = [rows] if isinstance(rows, dict) else rows
+        if self.chain_key is not None:
+            chain_events(conn, self.chain_key, rows)
+        elif rows:
+            conn.execute(review_events.insert(), rows)
 
     def review(
         self,
@@ -139,7 +149,7 @@ class ReviewBook:
                         "revoked_by": None,
                     },
                 )
-            conn.execute(review_events.insert(), events)
+            self._events(conn, events)
         return target
 
     def record_token(self, token: IssuedToken, *, decision_id: str | None, actor: str) -> None:
@@ -162,8 +172,8 @@ class ReviewBook:
                     },
                 )
                 if decision_id is not None:
-                    conn.execute(
-                        review_events.insert(),
+                    self._events(
+                        conn,
                         {"decision_id": decision_id, "ts": token.issued, "actor": actor, "event": "challenge",
                          "note": f"challenge passed: allowlist token {token.token_id} for {token.subject}"},
                     )  # fmt: skip
@@ -181,9 +191,8 @@ class ReviewBook:
         try:
             with self.engine.begin() as conn:
                 conn.execute(appeals.insert(), {"decision_id": decision_id, "ts": now, "message": message[:2000]})
-                conn.execute(
-                    review_events.insert(),
-                    {"decision_id": decision_id, "ts": now, "actor": "end-user", "event": "appeal", "note": ""},
+                self._events(
+                    conn, {"decision_id": decision_id, "ts": now, "actor": "end-user", "event": "appeal", "note": ""}
                 )
                 conn.execute(
                     decisions.update()

@@ -155,7 +155,7 @@ class Service:
         self.tokens = tokens
         self.settings = settings
         self.signer = signer
-        self.reviews = ReviewBook(audit.engine)
+        self.reviews = ReviewBook(audit.engine, audit.chain_key if audit.chained else None)
         warden.revocations = self.reviews  # a reopened review's tokens stop clearing at once
         self.trusted = TrustedProxies.parse(settings.trusted_proxies)
         self.metrics = Metrics.create(settings.prometheus_multiproc_dir)
