@@ -181,7 +181,8 @@ def test_the_shipped_vendored_record_is_complete() -> None:
 # -- stale anonymiser lists ------------------------------------------------------------------
 
 TODAY = date(2026, 12, 3)
-LABEL_SOURCES = [("tor-exits", "tor"), ("vpn-exits", "vpn"), ("aws", "hosting"), ("apple", "relay"), ("z", "proxy")]
+LABEL_SOURCES = [("tor-exits", "tor"), ("vpn-exits", "vpn"), ("aws", "hosting"), ("apple", "relay"), ("z", "proxy"),
+                 ("classified-asn", "vpn")]  # fmt: skip
 STALE_CASES = [
     # sources (name, date), expected stale (name, age)
     ([("tor-exits", "2026-11-20")], []),
@@ -191,6 +192,7 @@ STALE_CASES = [
     ([("vpn-exits", "2026-08")], [("vpn-exits", 124)]),  # a month: its first day
     ([("apple", None)], [("apple", None)]),  # undated: age unknown, reported
     ([("z", "not a date")], [("z", None)]),
+    ([("classified-asn", None)], []),  # the build's own classifier: derived, never a list to refresh
     ([("tor-exits", "2026-10-01"), ("vpn-exits", "2026-08-22"), ("z", None)],
      [("z", None), ("vpn-exits", 103), ("tor-exits", 63)]),
 ]  # fmt: skip

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from geowarden.intel.format import CLASSIFIED_SOURCE
+
 #: Labels that mark an anonymiser (hosting alone is not one).
 ANONYMISER_LABELS = frozenset({"vpn", "tor", "proxy", "relay"})
 
@@ -50,7 +52,8 @@ def stale_lists(
     """The anonymiser lists among ``sources`` (snapshot meta entries) older than ``max_age_days``,
     oldest first (undated ones first of all)."""
     today = today or datetime.now(UTC).date()
-    anonymisers = {name for name, label in label_sources if label in ANONYMISER_LABELS}
+    # The network classifier's labels are derived at build time from the other sources: never a list to refresh.
+    anonymisers = {name for name, label in label_sources if label in ANONYMISER_LABELS} - {CLASSIFIED_SOURCE}
     out = []
     for src in sources:
         name = str(src.get("name", ""))
