@@ -117,6 +117,15 @@ class Settings:
         return self.home / "intel"
 
     @property
+    def screening_lists(self) -> Path | None:
+        """The sanctions lists screened against: ``GEOWARDEN_SCREENING_DATA`` when set, else the
+        lists ``intel build --from`` installed (``intel/sanctions/current``), else None."""
+        if self.screening_data is not None:
+            return self.screening_data
+        cur = self.intel_dir / "sanctions" / "current"
+        return cur if cur.is_dir() else None
+
+    @property
     def downloads_dir(self) -> Path:
         return self.home / "downloads"
 
