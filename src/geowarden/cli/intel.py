@@ -94,6 +94,13 @@ def intel_update(
         out.print(f"snapshot {result['snapshot']} is now current ({len(result['downloaded'])} files downloaded)")
         for s in result["skipped"]:
             out.print(f"  skipped {s['name']}: {s['reason']}", markup=False)
+        lists = result.get("sanctions")
+        if lists is not None:
+            state = "installed" if lists["installed"] else f"not switched ({lists.get('error', '')})"
+            out.print(f"sanctions lists {state}: {len(lists['downloaded'])} downloaded", markup=False)
+            for s in lists["skipped"]:
+                kept = " (installed copy kept)" if s["kept"] else ""
+                out.print(f"  skipped {s['name']}: {s['reason']}{kept}", markup=False)
 
 
 def _print_info(info: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ once per process. The IP snapshot's own build (``intel/build.py``) is not touche
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -23,8 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from geowarden.errors import SourceError
+from geowarden.errors import DownloadError, SourceError
 from geowarden.screening.lists import load_directory
+from geowarden.screening.ofac import parse_ofac
+from geowarden.screening.trade import parse_csl, parse_dpl
+from geowarden.screening.un import parse_un
 
 SANCTIONS = "sanctions"  # under the intel directory, and under a build's --from directory
 CURRENT = "current"
@@ -43,6 +47,34 @@ FILES = (
     "bis/dpl.txt",
 )
 _UN_DATE = re.compile(rb'dateGenerated="(\d{4}-\d{2}-\d{2})')
+
+
+def count_parties(path: Path, name: str = "") -> int:
+    """Verify one downloaded list file by parsing it as screening does; its parties (primary
+    files) or rows joined by id (the OFAC alias and address side tables). ``name`` is the file's
+    name in the layout (``path`` may be a partial download). ``DownloadError`` (one line) when it
+    holds none or is not in its format."""
+    name = (name or path.name).lower()
+    try:
+        if name in ("alt.csv", "add.csv", "cons_alt.csv", "cons_add.csv"):
+            with path.open(encoding="latin-1", newline="") as fh:
+                n = sum(1 for row in csv.reader(fh) if row and row[0].strip().isdigit())
+        else:
+            parse = (
+                parse_un
+                if name.endswith(".xml")
+                else parse_dpl
+                if name.endswith(".txt")
+                else parse_ofac
+                if name in ("sdn.csv", "cons_prim.csv")
+                else parse_csl
+            )
+            n = parse(path)[1].entities
+    except (SourceError, csv.Error, UnicodeDecodeError) as exc:
+        raise DownloadError(f"not a sanctions list as expected: {exc}") from None
+    if n == 0:
+        raise DownloadError("no listed party in the file")
+    return n
 
 
 def root(intel_dir: Path) -> Path:
