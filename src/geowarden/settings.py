@@ -19,7 +19,7 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` (one object per line) on stderr |
 | ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` |
 | ``GEOWARDEN_BIN_TABLE`` | none (the shipped scheme ranges only) | a card BIN table (CSV: a BIN and a country column) |
-| ``GEOWARDEN_SCREENING_DATA`` | none (no screening) | the sanctions lists (layout of ``shared/data/sanctions``) |
+| ``GEOWARDEN_SCREENING_DATA`` | the installed lists | the sanctions lists (layout of ``shared/data/sanctions``) |
 | ``GEOWARDEN_PINGS`` | ``../shared/data/latency/wondernetwork`` | the simulator's inter-city pings (``pings.csv``) |
 | ``GEOWARDEN_SPARK_MASTER`` | ``local[2]`` | Spark master URL of ``geowarden analyze --backend spark`` |
 | ``GEOWARDEN_SPARK_CONF`` | none | extra Spark settings: ``key=value`` items separated by spaces |
