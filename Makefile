@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CODE    = src tests $(wildcard bench scripts)
 
-.PHONY: install dev run lint typecheck pytest test test-fast bench eval clean
+.PHONY: install dev run lint typecheck pytest test test-fast bench eval eval-default clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,12 @@ bench: install                    ## benchmarks against the maxminddb C reader (
 	$(BIN)/python bench/bench_decide.py
 	$(BIN)/python bench/bench_load.py
 
-eval: install                     ## intel quality over ../shared/data (see docs/intel-quality.md)
+eval: install                     ## intel quality over ../shared/data (docs/intel-quality.md, docs/intel-holdout.md)
 	$(BIN)/python scripts/eval_intel.py
+	$(BIN)/python scripts/eval_intel_holdout.py --write docs/intel-holdout.md
+
+eval-default: install             ## the default snapshot against the full build (see docs/intel-default.md)
+	$(BIN)/python scripts/eval_default.py --write docs/intel-default.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

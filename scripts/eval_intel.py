@@ -212,6 +212,10 @@ def markdown(result: dict[str, Any]) -> str:
         "registry voter: its figures are out of sample. The **production** build uses everything; "
         "its country figures are in sample (the references vote in it) and shown for completeness.",
         "",
+        "VPN and hosting providers held out whole (built without their own lists, or erased from every "
+        "list so that only the network classifier can find them), with a tuning and a reporting half: "
+        "docs/intel-holdout.md (`scripts/eval_intel_holdout.py`).",
+        "",
         "## Countries: restricted jurisdictions",
         "",
         "References: iptoasn (routing) and ipverse (RIR registry). Target: recall >= 99.5 %, false placement <= 0.5 %.",

@@ -47,7 +47,8 @@ def test_a_command_under_any_settings_ends_in_one_line(
     if home.strip() in ("", "/dev/null") or "/nonexistent" in home:
         environ["GEOWARDEN_HOME"] = str(scratch / "home")  # never write outside the test's directories
     elif not Path(home.strip()).is_absolute():
-        environ["GEOWARDEN_HOME"] = str(scratch / "rel" / home)  # a relative home resolves beside the test, not the checkout
+        # a relative home resolves beside the test, never in the checkout
+        environ["GEOWARDEN_HOME"] = str(scratch / "rel" / home)
     r = run_cli([*command, "--json", "-q"], environ, reader="settings (a command)")
     assert r.code in (0, 1, 2, 3, 4, 5), r
     if r.code not in (0, 3):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from geowarden.errors import SourceError
 from geowarden.intel.build import build_snapshot, flatten
 from geowarden.intel.snapshot import Snapshot
-from geowarden.intel.sources.base import SourceKind
+from geowarden.intel.sources.base import SourceData, SourceKind
 from helpers import source
 
 ranges = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 20)), min_size=1, max_size=12)
@@ -44,11 +44,50 @@ def test_nested_ranges_answer_with_the_innermost(tiny_snapshot: Snapshot) -> Non
     assert tiny_snapshot.lookup("5.3.1.1").provider == "AWS eu"
 
 
-def test_a_geofeed_overrides_the_vote_and_disagreement_is_kept(tiny_snapshot: Snapshot) -> None:
+def test_a_geofeed_overrides_the_vote_and_settles_it(tiny_snapshot: Snapshot) -> None:
     rec = tiny_snapshot.lookup("5.5.5.5")
     assert rec.country == "FR"
-    assert rec.disagreement
-    assert rec.sources["country"] == {"dbip-country": "DE", "geofeed": "FR"}
+    assert not rec.disagreement and not rec.contested  # the operator's own statement settles it
+    assert rec.sources["country"] == {"dbip-country": "DE", "geofeed": "FR"}  # the other answer is kept
+
+
+def _world(*extra: SourceData) -> list[SourceData]:
+    return [
+        source("dbip-country", SourceKind.COUNTRY, [("7.0.0.0/16", "HK"), ("8.0.0.0/16", "CN"), ("9.0.0.0/16", "CN")]),
+        source("iptoasn-country", SourceKind.COUNTRY, [("7.0.0.0/16", "US"), ("9.0.0.0/16", "CN")]),
+        source("ipverse-rir", SourceKind.COUNTRY, [("7.0.0.0/16", "US"), ("8.0.0.0/16", "SG"), ("9.0.0.0/16", "SG")]),
+        *extra,
+    ]
+
+
+def test_a_provider_region_outvotes_routing_and_registry(tmp_path: Path) -> None:
+    region = source("provider-region", SourceKind.COUNTRY, [("7.0.0.0/20", "HK")])
+    snap = Snapshot.open(build_snapshot(_world(region), tmp_path))
+    vm = snap.lookup("7.0.1.1")
+    assert vm.country == "HK" and not vm.disagreement
+    assert vm.sources["country"]["provider-region"] == "HK"
+    outside = snap.lookup("7.0.200.1")  # the rest of the /16: routing and registry (US) outvote geolocation
+    assert outside.country == "US" and outside.disagreement and not outside.contested
+
+
+def test_an_answer_no_majority_settles_is_contested(tmp_path: Path) -> None:
+    snap = Snapshot.open(build_snapshot(_world(), tmp_path))
+    one_to_one = snap.lookup("8.0.0.1")  # geolocated CN, registered SG, no routing answer
+    assert one_to_one.country == "CN" and one_to_one.disagreement and one_to_one.contested
+    two_to_one = snap.lookup("9.0.0.1")  # geolocation and routing CN, registry SG: a majority
+    assert two_to_one.country == "CN" and two_to_one.disagreement and not two_to_one.contested
+
+
+def test_a_relay_egress_is_not_a_vpn_or_hosting_address(tmp_path: Path) -> None:
+    relay = source("ipranges-apple-proxy", SourceKind.LABEL, [("7.0.0.0/24", ("relay", "Apple iCloud Private Relay"))])
+    vpn = source("x4bnet-vpn", SourceKind.LABEL, [("7.0.0.0/22", ("vpn", "X4BNet VPN list"))])
+    dc = source("x4bnet-datacenter", SourceKind.LABEL, [("7.0.0.0/22", ("hosting", "X4BNet datacenter list"))])
+    snap = Snapshot.open(build_snapshot(_world(relay, vpn, dc), tmp_path))
+    rec = snap.lookup("7.0.0.9")
+    assert rec.relay and not rec.vpn and not rec.hosting
+    assert rec.sources["labels"]["vpn"] == ["x4bnet-vpn"]  # who said so is kept as evidence
+    beside = snap.lookup("7.0.2.9")  # the VPN list's other addresses stay VPN
+    assert beside.vpn and beside.hosting and not beside.relay
 
 
 def test_majority_beats_a_single_geolocation_answer(tiny_snapshot: Snapshot) -> None:
@@ -84,3 +123,14 @@ def test_identical_input_gives_the_same_snapshot_id(tmp_path: Path) -> None:
     assert build_snapshot(src, tmp_path) == first
     other = build_snapshot([source("dbip-country", SourceKind.COUNTRY, [("1.0.0.0/8", "NZ")])], tmp_path)
     assert other != first
+
+
+def test_a_relay_user_is_placed_where_apple_says_and_is_no_vpn(tmp_path: Path) -> None:
+    from geowarden.intel.sources import discover
+
+    (tmp_path / "cloud").mkdir()
+    (tmp_path / "cloud" / "egress-ip-ranges.csv").write_text("7.0.0.0/24,GB,GB-EN,London,\n")
+    vpn = source("x4bnet-vpn", SourceKind.LABEL, [("7.0.0.0/22", ("vpn", "X4BNet VPN list"))])
+    snap = Snapshot.open(build_snapshot([*_world(vpn), *discover(tmp_path)], tmp_path / "out"))
+    rec = snap.lookup("7.0.0.9")
+    assert rec.country == "GB" and rec.relay and not rec.vpn and not rec.disagreement

@@ -104,7 +104,14 @@ def test_fusion_corrects_single_source_placements(full_snapshot: Snapshot) -> No
     assert np.isin(batch.country[agree & ~restricted], sorted(RESTRICTED)).mean() <= 0.005
     # ... and DB-IP alone does place some of those elsewhere: the fusion is doing work.
     assert np.isin(dbip[agree & ~restricted], sorted(RESTRICTED)).any()
-    assert batch.flag("disagree")[agree & (dbip != routing) & (dbip != "")].all()
+    # Sources that disagree are flagged, except where a provider's own statement (geofeed or cloud
+    # region) settles the question.
+    statement = np.zeros(len(batch), dtype=bool)
+    for name in ("geofeed", "provider-region"):
+        statement |= full_snapshot.row_columns[f"cc:{name}"][batch.rows] != 0
+    split = agree & (dbip != routing) & (dbip != "")
+    assert batch.flag("disagree")[split & ~statement].all()
+    assert not batch.flag("disagree")[split & statement].any()
 
 
 def test_a_fresh_home_builds_the_default_snapshot_and_decides(tmp_path: Path) -> None:
@@ -126,3 +133,23 @@ def test_a_fresh_home_builds_the_default_snapshot_and_decides(tmp_path: Path) ->
     assert [r["code"] for r in blocked["reasons"]] == ["IP_COUNTRY_RESTRICTED"]  # type: ignore[attr-defined]
     assert check("8.8.8.8")["action"] != "block"
     assert (tmp_path / "home" / "intel" / "CURRENT").is_file()
+
+
+def test_a_cloud_region_places_the_vm_where_the_provider_says(full_snapshot: Snapshot) -> None:
+    for ip in ("18.162.0.1", "34.96.128.1"):  # AWS ap-east-1, Google Cloud asia-east2: Hong Kong
+        rec = full_snapshot.lookup(ip)
+        assert rec.country == "HK" and rec.sources["country"]["provider-region"] == "HK"
+        assert not rec.disagreement  # the provider's statement settles it
+        assert rec.sources["country"]["ipverse-rir"] == "US"  # although the registry says US
+
+
+def test_private_relay_is_a_relay_not_a_vpn(full_snapshot: Snapshot) -> None:
+    rec = full_snapshot.lookup("172.224.226.10")
+    assert rec.relay and not rec.vpn and not rec.hosting
+    assert "vpn" in rec.sources["labels"]  # the list that calls it a VPN is still named
+
+
+def test_a_vpn_brands_own_network_is_labelled(full_snapshot: Snapshot) -> None:
+    verdicts = full_snapshot.meta.get("classified", {})
+    vpn_named = [v for v in verdicts.values() if v["rule"] == "vpn-name"]
+    assert vpn_named and all(v["label"] == "vpn" for v in vpn_named)

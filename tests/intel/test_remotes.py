@@ -22,7 +22,7 @@ remotes:
 def test_the_packaged_table_loads() -> None:
     remotes = packaged_remotes()
     names = [r.name for r in remotes]
-    assert len(names) == len(set(names)) == 17
+    assert len(names) == len(set(names)) == 18
     assert [r.name for r in remotes if r.required] == ["dbip-country", "dbip-asn"] == names[:2]
     by_name = {r.name: r for r in remotes}
     assert by_name["dbip-country"].gzip and by_name["dbip-country"].check is Check.MMDB_COUNTRY
@@ -30,6 +30,7 @@ def test_the_packaged_table_loads() -> None:
     assert by_name["rir-arin"].md5 and by_name["rir-arin"].licence == "NRO/RIR public statistics"
     assert by_name["tor-exits"].dest == "anonymizers/tor/exit-nodes-{date}.txt"
     assert all(r.url.startswith("https://") for r in remotes)
+    assert by_name["apple-relay"].check is Check.GEOFEED and by_name["apple-relay"].dest == "cloud/egress-ip-ranges.csv"
 
 
 def test_a_table_from_a_file(tmp_path: Path) -> None:

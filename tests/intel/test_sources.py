@@ -41,7 +41,7 @@ EXPECTED = {
     "x4bnet-vpn-pia", "x4bnet-vpn-protonvpn", "x4bnet-datacenter-protonvpn",
     "x4bnet-hosting-asn", "x4bnet-vpn-asn", "vpn-exits", "tor-exits",
     "aws", "gcp", "azure", "oracle", "github", "fastly", "zscaler", "akamai", "cloudflare",
-    "digitalocean", "linode", "vultr", "geofeed",
+    "digitalocean", "linode", "vultr", "geofeed", "provider-region",
     *(f"ipranges-{p}" for p in (
         "amazon", "apple-proxy", "bing", "cloudflare", "digitalocean", "facebook", "github",
         "google", "googlebot", "linode", "microsoft", "openai", "oracle", "perplexity",
@@ -576,3 +576,56 @@ def test_iporigin_source() -> None:
     assert relay
     assert all("Private Relay" in p for _, p in relay)
     assert len(src) > 30_000
+
+
+# -- provider regions ----------------------------------------------------------------------------
+
+
+def test_provider_regions_place_each_prefix_in_its_region_country(found: dict[str, SourceData]) -> None:
+    src = found["provider-region"]
+    assert src.meta.kind == SourceKind.COUNTRY and src.meta.date
+    assert values_at(src, "18.162.0.1") == ["HK"]  # AWS ap-east-1
+    assert values_at(src, "34.96.128.1") == ["HK"]  # Google Cloud asia-east2
+    assert "CN" in set(src.values)  # AWS cn-north-1 / cn-northwest-1
+
+
+def test_every_region_in_the_providers_feeds_is_in_the_table(found: dict[str, SourceData]) -> None:
+    # A region the table does not know is left out and named; a new region in the data fails here.
+    assert found["provider-region"].meta.notes is None, found["provider-region"].meta.notes
+
+
+def test_an_unknown_or_global_region_gives_no_country_and_is_named(tmp_path: Path) -> None:
+    doc = {
+        "createDate": "2025-07-24-20-23-14",
+        "prefixes": [
+            {"ip_prefix": "3.0.0.0/24", "region": "ap-east-1"},
+            {"ip_prefix": "3.0.1.0/24", "region": "xx-nowhere-9"},
+            {"ip_prefix": "3.0.2.0/24", "region": "GLOBAL"},
+            {"ip_prefix": "not-a-net", "region": "us-east-1"},
+            {"ip_prefix": "3.0.3.0/24", "region": "us-east-1"},
+            {"ip_prefix": "3.0.3.0/24", "region": "eu-west-1"},  # one prefix, two countries: left out
+        ],
+        "ipv6_prefixes": [{"ipv6_prefix": "2406:da00::/32", "region": "ap-east-1"}],
+    }
+    (tmp_path / "cloud").mkdir()
+    (tmp_path / "cloud" / "aws-ip-ranges.json").write_text(json.dumps(doc))
+    src = only(tmp_path, "provider-region")
+    assert values_at(src, "3.0.0.7") == ["HK"] and values_at(src, "2406:da00::1") == ["HK"]
+    assert values_at(src, "3.0.1.7") == [] and values_at(src, "3.0.2.7") == [] and values_at(src, "3.0.3.7") == []
+    assert src.skipped == 3  # the unknown region, the bad network, the conflicting prefix
+    assert src.meta.notes == "unknown regions: aws:xx-nowhere-9"
+    assert src.meta.date == "2025-07-24"
+
+
+def test_apples_relay_egress_list_is_a_relay_label_and_a_geofeed(tmp_path: Path) -> None:
+    (tmp_path / "cloud").mkdir()
+    (tmp_path / "cloud" / "egress-ip-ranges.csv").write_text(
+        "172.224.226.0/27,GB,GB-EN,London,\n172.224.226.32/27,DE,DE-BE,Berlin,\n2a02:26f7:b3c0:4000::/64,FR,FR-IDF,Paris,\n"
+        "bogus-line\n"
+    )
+    relay = only(tmp_path, "apple-relay")
+    assert values_at(relay, "172.224.226.10") == [("relay", "Apple iCloud Private Relay")]
+    assert relay.skipped == 1
+    feed = only(tmp_path, "geofeed")
+    assert values_at(feed, "172.224.226.10") == ["GB"] and values_at(feed, "172.224.226.40") == ["DE"]
+    assert values_at(feed, "2a02:26f7:b3c0:4000::1") == ["FR"]

@@ -85,6 +85,9 @@ class Server:
         return httpx.Client(transport=httpx.MockTransport(self.handle))
 
 
+APPLE_RELAY = "https://mask-api.icloud.com/egress-ip-ranges.csv"
+
+
 @pytest.fixture(scope="module")
 def originals() -> dict[str, bytes]:
     """Every URL the happy path serves, with the real bytes (DB-IP gzipped, RIRs with .md5)."""
@@ -97,6 +100,8 @@ def originals() -> dict[str, bytes]:
     afrinic_md5 = hashlib.md5(routes[AFRINIC], usedforsecurity=False).hexdigest()
     routes[LACNIC + ".md5"] = f"MD5 (delegated-lacnic-extended-latest) = {lacnic_md5}\n".encode()
     routes[AFRINIC + ".md5"] = f"{afrinic_md5}  delegated-afrinic-extended-latest\n".encode()
+    # Apple's relay egress list is not in the shared data: a handwritten one in its format.
+    routes[APPLE_RELAY] = b"172.224.226.0/27,GB,GB-EN,London,\n2a02:26f7:b3c0:4000::/64,FR,FR-IDF,Paris,\n"
     return routes
 
 
@@ -165,7 +170,8 @@ def test_full_update_reports_what_it_downloaded(full_run: FullRun, originals: di
     got = {d["name"]: d for d in full_run.result["downloaded"]}
     assert set(got) == {
         "dbip-country", "dbip-asn", "rir-lacnic", "aws", "google-cloud", "oracle-cloud", "github",
-        "cloudflare-v4", "cloudflare-v6", "fastly", "tor-exits", "x4bnet-vpn-ipv4", "x4bnet-datacenter-ipv4",
+        "cloudflare-v4", "cloudflare-v6", "fastly", "apple-relay", "tor-exits", "x4bnet-vpn-ipv4",
+        "x4bnet-datacenter-ipv4",
     }  # fmt: skip
     data = require_shared()
     real = (data / "ip/dbip-country-lite.mmdb").read_bytes()

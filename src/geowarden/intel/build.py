@@ -8,12 +8,21 @@ What goes on disk is columnar ``.npy`` arrays plus ``meta.json`` (see ``format.p
 
 Country fusion (the ``country`` field; every source's own answer is kept beside it):
 
-1. a provider's own geofeed for its prefix wins (RFC 8805: the operator says where it is);
+1. a provider's own statement for its prefix wins: its RFC 8805 geofeed (``geofeed``) or the
+   region it publishes for the prefix (``provider-region``: AWS, Google Cloud, Azure, Oracle);
 2. otherwise the majority of geolocation (DB-IP), routing (iptoasn) and registry (RIR) answers;
 3. otherwise the first answer in the order geolocation, registry, routing.
 
 Where the sources' answers differ, the interval carries ``FLAG_DISAGREE``: the disagreement is
-evidence for the policy, never resolved silently.
+evidence for the policy, never resolved silently. Where the answer was only reached by step 3
+(the sources disagree and neither a provider's statement nor a majority settles it), it also
+carries ``FLAG_CONTESTED``: the default policy challenges a contested restricted answer rather
+than blocking on it. A provider's statement settles the question: no disagreement is flagged
+there (the other sources' answers are still kept beside it).
+
+A location-preserving relay (a provider's relay egress list, e.g. iCloud Private Relay) is not a
+VPN nor a hosting address for the policy: where a relay source labels an interval, the ``vpn``
+and ``hosting`` flags other lists give the same addresses are cleared (who said them is kept).
 
 This module is one concept, the snapshot compiler, and stays one module: cutting the address
 space, painting and fusing the answers, and writing the arrays are the stages of one pass over
@@ -37,13 +46,17 @@ import numpy as np
 import numpy.typing as npt
 
 from geowarden.errors import SourceError
+from geowarden.intel import classify
 from geowarden.intel.format import (
+    CLASSIFIED_SOURCE,
     FLAG_BITS,
+    FLAG_CONTESTED,
     FLAG_DISAGREE,
     FLAG_RESERVED,
     FLAG_SPLIT24,
     FORMAT_VERSION,
     META_FILE,
+    PROVIDER_STATEMENT_SOURCES,
     V4_INDEX24,
     V4_ROWS,
     V4_STARTS,
@@ -66,7 +79,7 @@ from geowarden.intel.sources.base import (
 )
 
 # Roles of country sources in the vote, by source name.
-GEOFEED_SOURCES = ("geofeed",)
+GEOFEED_SOURCES = PROVIDER_STATEMENT_SOURCES
 GEOLOCATION_SOURCES = ("dbip-country",)
 ROUTING_SOURCES = ("iptoasn-country",)
 REGISTRY_SOURCES = ("ipverse-rir", "iptocc", "rir-delegated")
@@ -82,10 +95,10 @@ RESERVED_NETWORKS = (
     "ff00::/8",
 )  # fmt: skip
 
-INFER_MIN_SHARE = 0.5
-INFERRED_META = SourceMeta(
-    name="inferred-hosting-asn",
-    title="ASNs inferred as hosting from the labelled share of their address space",
+CLASSIFIED_META = SourceMeta(
+    name=CLASSIFIED_SOURCE,
+    title="ASNs classified hosting, VPN or proxy from list coverage, geolocation spread, size and name "
+    "(geowarden.intel.classify)",
     kind=SourceKind.ASN_LABEL,
     licence="derived from the other sources of this snapshot",
 )
@@ -270,14 +283,17 @@ class _Compiler:
             key=lambda s: (_label_priority(s.meta.name), s.meta.name),
         )
         self.inferred: SourceData | None = None
+        self.verdicts: dict[int, classify.Verdict] = {}
         if any(s.meta.kind == SourceKind.ASN for s in sources) and any(
             s.meta.kind == SourceKind.LABEL for s in sources
         ):
-            self.inferred = SourceData(meta=INFERRED_META)
+            self.inferred = SourceData(meta=CLASSIFIED_META)
             self.label_srcs.append(self.inferred)
         # One bit per (source, label) pair: which source said which label of an interval.
         self.slots: list[tuple[str, str]] = [
-            (src.meta.name, label) for src in self.label_srcs for label in _labels_of(src) or ["hosting"]
+            (src.meta.name, label)
+            for src in self.label_srcs
+            for label in (classify.LABELS if src is self.inferred else _labels_of(src) or ["hosting"])
         ]
         self.slot_index = {slot: i for i, slot in enumerate(self.slots)}
         self.srcbits = np.zeros((max(1, (len(self.slots) + 63) // 64), n), dtype=np.uint64)
@@ -316,10 +332,14 @@ class _Compiler:
         self.fused = np.where(feed != 0, feed, fused).astype(np.uint16)
         lo = np.full(self.n, np.iinfo(np.uint16).max, dtype=np.uint16)
         hi = np.zeros(self.n, dtype=np.uint16)
-        for col in self.cc_cols.values():
+        for name, col in self.cc_cols.items():
+            if name in GEOFEED_SOURCES:
+                continue
             lo = np.where(col != 0, np.minimum(lo, col), lo)
             hi = np.maximum(hi, col)
-        self.flags[(hi != 0) & (lo != hi)] |= FLAG_DISAGREE
+        disagree = (hi != 0) & (lo != hi) & (feed == 0)  # a provider's own statement settles it
+        self.flags[disagree] |= FLAG_DISAGREE
+        self.flags[disagree & (majority == 0)] |= FLAG_CONTESTED
 
     def _first_of(self, names: Sequence[str]) -> npt.NDArray[np.uint16]:
         out = np.zeros(self.n, dtype=np.uint16)
@@ -356,17 +376,16 @@ class _Compiler:
             if src.meta.kind == SourceKind.ASN_LABEL:
                 self.say(f"labelling by ASN from {src.meta.name} ({len(src):,} ASNs)")
                 self._asn_labels(src)
+        relay = (self.flags & FLAG_BITS["relay"]) != 0
+        self.flags[relay] &= np.uint8(0xFF ^ (FLAG_BITS["vpn"] | FLAG_BITS["hosting"]))
         rs, re_ = self.painter.positions([f for f, _ in self.reserved], [la for _, la in self.reserved])
         self.flags[self.painter.coverage(rs, re_)] |= FLAG_RESERVED
 
     def _infer_hosting_asns(self) -> None:
-        """ASNs whose IPv4 space is mostly labelled hosting/VPN by range sources are hosting networks.
-
-        The providers' published ranges and the community lists cover most, not all, of a hosting
-        company's space; the rest of its ASN is inferred (source ``inferred-hosting-asn``). An ASN
-        qualifies with at least ``INFER_MIN_SHARE`` of its addresses labelled and at least a /24
-        announced. Consumer ISPs never come near the threshold (see docs/intel-quality.md).
-        """
+        """Label the ASNs no list names from what the build knows of them (``intel/classify.py``):
+        the share of their IPv4 space the range lists label, how many countries geolocation puts
+        it in, its size and the organisation's name. Source ``classified-asn``; each verdict's
+        rule and confidence go in the snapshot's meta (``classified``)."""
         src = self.inferred
         if src is None:
             return
@@ -374,17 +393,24 @@ class _Compiler:
         lo, hi = np.searchsorted(bp, _keys([V4_BASE, V4_LAST + 1]))
         starts = _v4_values(bp[lo:hi]).astype(np.uint64)
         sizes = np.diff(np.append(starts, np.uint64(1 << 32))).astype(np.float64)
-        asn = self.asn[lo:hi]
-        labelled = (self.flags[lo:hi] & (FLAG_BITS["hosting"] | FLAG_BITS["vpn"])) != 0
-        uniq, inv = np.unique(asn, return_inverse=True)
-        total = np.bincount(inv, weights=sizes, minlength=len(uniq))
-        hit = np.bincount(inv, weights=sizes * labelled, minlength=len(uniq))
+        anon = FLAG_BITS["hosting"] | FLAG_BITS["vpn"] | FLAG_BITS["proxy"]
+        listed = (self.flags[lo:hi] & anon) != 0
+        geo = self._first_of(GEOLOCATION_SOURCES)[lo:hi]
+        features = classify.asn_features(self.asn[lo:hi], sizes, listed, geo)
+        asns = features.asns
+        first_org = np.zeros(len(asns), dtype=np.uint32)
+        pos = np.searchsorted(asns, self.asn[lo:hi])
+        first_org[pos[::-1]] = self.org[lo:hi][::-1]  # any interval's organisation (one per ASN)
+        orgs = [self.strings.items[int(i)] for i in first_org]
         known = {a for s in self.label_srcs if s.meta.kind == SourceKind.ASN_LABEL for a in s.asn_labels}
-        pick = (uniq != 0) & (total >= 256) & (hit >= INFER_MIN_SHARE * total)
-        for a, share in zip(uniq[pick].tolist(), (hit[pick] / total[pick]).tolist(), strict=True):
+        verdicts = classify.classify(features, orgs)
+        for a, v in verdicts.items():
             if a not in known:
-                src.asn_labels[int(a)] = ("hosting", f"AS{a} ({share:.0%} of its space in hosting lists)")
-        self.say(f"inferred {len(src.asn_labels):,} hosting ASNs from the labelled ranges")
+                src.asn_labels[a] = (v.label, f"AS{a} {orgs[int(np.searchsorted(asns, a))]}".strip())
+                self.verdicts[a] = v
+        rules = sorted({v.rule for v in self.verdicts.values()})
+        counts = ", ".join(f"{r} {sum(1 for v in self.verdicts.values() if v.rule == r):,}" for r in rules)
+        self.say(f"classified {len(src.asn_labels):,} ASNs ({counts})")
 
     def _said(self, name: str, label: str, where: npt.NDArray[np.bool_]) -> None:
         bit = self.slot_index[(name, label)]
@@ -471,8 +497,12 @@ class _Compiler:
             "label_sources": [list(slot) for slot in self.slots],
             "countries": self.countries_list,
             "strings": self.strings.items,
-            "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE},
+            "flags": {**FLAG_BITS, "reserved": FLAG_RESERVED, "disagree": FLAG_DISAGREE, "contested": FLAG_CONTESTED},
             "counts": {"v4_intervals": len(v4_starts), "v6_intervals": len(starts), "rows": len(rows)},
+            "classified": {
+                str(a): {"label": v.label, "rule": v.rule, "confidence": v.confidence, "detail": v.detail}
+                for a, v in sorted(self.verdicts.items())
+            },
         }
         return arrays, meta
 

@@ -65,6 +65,11 @@ REQUIRED_ARRAYS = frozenset({V4_STARTS, V4_ROWS, V4_INDEX24, V6_STARTS, V6_ROWS,
 FLAG_BITS = {"hosting": 1, "vpn": 2, "tor": 4, "proxy": 8, "relay": 16}
 FLAG_RESERVED = 32
 FLAG_DISAGREE = 64
+#: Country sources that are a provider's own statement about its prefix: they win the vote.
+PROVIDER_STATEMENT_SOURCES = ("geofeed", "provider-region")
+#: The label source the build's own network classifier writes (see ``intel/classify.py``).
+CLASSIFIED_SOURCE = "classified-asn"
+FLAG_CONTESTED = 128  # sources disagree and neither a provider's own statement nor a majority settles the answer
 FLAG_SPLIT24 = np.uint32(1 << 31)  # in the /24 index: the block holds more than one interval
 
 
@@ -83,5 +88,6 @@ class SnapshotMeta(TypedDict):
     label_sources: list[list[str]]  # (source, label) per bit of the label_word_field columns
     countries: list[str]  # country codes, indexed by the country fields ("" first: unknown)
     strings: list[str]  # organisation and provider names, indexed by org and provider ("" first)
-    flags: dict[str, int]  # flag name -> bit (FLAG_BITS, "reserved", "disagree")
+    flags: dict[str, int]  # flag name -> bit (FLAG_BITS, "reserved", "disagree", "contested")
     counts: dict[str, Any]  # intervals, rows, build seconds
+    classified: NotRequired[dict[str, dict[str, Any]]]  # ASN -> the classifier's label, rule, confidence, detail

@@ -30,6 +30,7 @@ class Check(enum.StrEnum):
     RIR = "rir"  # RIR delegated(-extended) statistics of the registry named in the file name
     JSON = "json"  # JSON document holding at least one network (CIDR) string
     LIST = "list"  # one address or network a line ('#' comments allowed)
+    GEOFEED = "geofeed"  # RFC 8805 CSV: network,country,region,city,postal a line
     SANCTIONS = "sanctions"  # a sanctions list file, parsed as screening reads it (intel/sanctions.py)
 
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 from geowarden.errors import AddressError, SnapshotError
 from geowarden.intel import addr
 from geowarden.intel.format import (
+    CLASSIFIED_SOURCE,
     FLAG_BITS,
     FLAG_DISAGREE,
     FLAG_RESERVED,
@@ -66,7 +67,12 @@ class IPRecord:
     provider: str | None
     reserved: bool
     disagreement: bool
+    contested: bool = False  # disagreement that neither a provider's statement nor a majority settles
     sources: dict[str, Any] = field(default_factory=dict)
+    #: Per anonymiser label present (hosting, vpn, proxy, tor): how sure, 0-1 (see ``label_confidence``).
+    confidence: dict[str, float] = field(default_factory=dict)
+    #: The network classifier's verdict for this ASN, when it labelled it (``intel/classify.py``).
+    classified: dict[str, Any] | None = None
 
     @property
     def found(self) -> bool:
@@ -87,8 +93,34 @@ class IPRecord:
             "provider": self.provider,
             "reserved": self.reserved,
             "country_disagreement": self.disagreement,
+            "country_contested": self.contested,
             "sources": self.sources,
+            "confidence": self.confidence,
+            "classified": self.classified,
         }
+
+
+_ANON_LABELS = ("tor", "vpn", "proxy", "hosting")
+
+
+def label_confidence(flags: int, said: dict[str, list[str]], verdict: dict[str, Any] | None) -> dict[str, float]:
+    """How sure each anonymiser label of an address is, 0-1.
+
+    A label that range or ASN lists give: 0.6 + 0.2 per source that says it (at most 1). A label
+    that only the network classifier gives: the confidence of its rule (0.5 for the weak
+    ``spread`` rule up to 0.9; see ``intel/classify.py``)."""
+    out: dict[str, float] = {}
+    for label in _ANON_LABELS:
+        if not flags & FLAG_BITS[label]:
+            continue
+        by = [s for s in said.get(label, []) if s != CLASSIFIED_SOURCE]
+        if by:
+            out[label] = round(min(1.0, 0.6 + 0.2 * len(by)), 2)
+        elif verdict is not None and verdict.get("label") == label:
+            out[label] = float(verdict.get("confidence", 0.5))
+        else:
+            out[label] = 0.6
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +173,7 @@ class Lookups:
         return self._col("flags")
 
     def flag(self, name: str) -> npt.NDArray[np.bool_]:
-        """One label (hosting, vpn, tor, proxy, relay, reserved, disagree) as a bool array."""
+        """One label (hosting, vpn, tor, proxy, relay, reserved, disagree, contested) as a bool array."""
         bit = self.snapshot.flag_bits[name]
         out: npt.NDArray[np.bool_] = (self.flags & bit) != 0
         return out
@@ -171,6 +203,9 @@ class Snapshot:
         self.country_table = np.array(meta["countries"], dtype="<U2")
         self.string_table = np.array(meta["strings"], dtype=object)
         self.flag_bits: dict[str, int] = meta["flags"]
+        # Snapshots built before the contested flag existed never mark an answer contested.
+        self._contested_bit = int(self.flag_bits.get("contested", 0))
+        self._classified: dict[int, dict[str, Any]] = {int(a): v for a, v in meta.get("classified", {}).items()}
         self._countries: list[str] = meta["countries"]
         self._strings: list[str] = meta["strings"]
         self._cc_cols = [(name, self.row_columns[country_field(name)]) for name in self.country_sources]
@@ -237,6 +272,8 @@ class Snapshot:
         asn = int(self._col_asn[row]) or None
         org = self._strings[int(self._col_org[row])] or None
         provider = self._strings[int(self._col_provider[row])] or None
+        sources = self._sources_of(row)
+        verdict = self._classified.get(asn) if asn is not None else None
         return IPRecord(
             ip=text,
             version=version or (6 if ":" in text else 4),
@@ -251,7 +288,10 @@ class Snapshot:
             provider=provider,
             reserved=bool(flags & FLAG_RESERVED),
             disagreement=bool(flags & FLAG_DISAGREE),
-            sources=self._sources_of(row),
+            contested=bool(flags & self._contested_bit),
+            sources=sources,
+            confidence=label_confidence(flags, sources["labels"], verdict),
+            classified=verdict,
         )
 
     def _sources_of(self, row: int) -> dict[str, Any]:

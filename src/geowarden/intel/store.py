@@ -117,7 +117,7 @@ class SnapshotStore:
                 path = self.current_path()  # another process may have built it meanwhile
                 if path is None:
                     if progress:
-                        progress("no intel snapshot yet: building the default one from installed data (once)")
+                        progress("no intel snapshot yet: building the default one from installed data (once, ~30 s)")
                     path = self._build_locked(default_sources(), note="default", progress=progress, activate=True)
         return Snapshot.open(path)
 

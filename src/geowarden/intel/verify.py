@@ -39,6 +39,8 @@ def count_entries(remote: Remote, path: Path) -> int:
                 return _count_json(path)
             case Check.LIST:
                 return _count_list(path)
+            case Check.GEOFEED:
+                return _count_list(path, sep=",")
             case Check.SANCTIONS:
                 from geowarden.intel.sanctions import count_parties  # noqa: PLC0415 - only for the lists
 
@@ -104,14 +106,15 @@ def _strings(node: Any) -> Iterator[str]:
             stack.extend(item)
 
 
-def _count_list(path: Path) -> int:
+def _count_list(path: Path, sep: str | None = None) -> int:
+    """Lines whose first field (split on ``sep``, whitespace by default) is an address or network."""
     good = bad = 0
     with path.open(encoding="utf-8", errors="replace") as fh:
         for raw in fh:
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
-            if _is_network(line.split()[0]):
+            if _is_network(line.split(sep)[0].strip()):
                 good += 1
             else:
                 bad += 1

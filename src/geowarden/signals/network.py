@@ -13,6 +13,7 @@ from typing import Any
 
 from geowarden.errors import AddressError
 from geowarden.intel import addr
+from geowarden.intel.format import CLASSIFIED_SOURCE, PROVIDER_STATEMENT_SOURCES
 from geowarden.intel.snapshot import IPRecord, Snapshot
 from geowarden.model import Evidence, Facts
 from geowarden.signals.base import BaseSignal, Found, SignalContext
@@ -23,8 +24,9 @@ CODES: dict[str, str] = {
     "IP_COUNTRY": "The country the address is placed in (fused from all country sources); informational.",
     "IP_NETWORK": "The autonomous system announcing the address: value {asn, org}; informational.",
     "IP_COUNTRY_RESTRICTED": "The address is placed in a jurisdiction the policy restricts.",
-    "IP_COUNTRY_DISAGREEMENT": "Country sources disagree about the address; value lists each source's answer and "
-    "whether any of them is restricted.",
+    "IP_COUNTRY_DISAGREEMENT": "Country sources disagree about the address; value lists each source's answer, "
+    "whether any of them is restricted, and whether the placement is contested (no provider statement and no "
+    "majority settles it).",
     "IP_HOSTING": "The address belongs to a hosting, cloud or CDN provider, not an eyeball network.",
     "IP_VPN": "The address is a known commercial VPN exit or VPN provider range.",
     "IP_TOR": "The address is a Tor exit relay.",
@@ -68,13 +70,17 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     if rec.country is not None:
         agree = sum(1 for cc in answers.values() if cc == rec.country)
         confidence = agree / len(answers) if answers else 0.5
+        feed = next((s for s in PROVIDER_STATEMENT_SOURCES if answers.get(s) == rec.country), None)
+        if feed is not None:
+            confidence = max(confidence, 0.9)
         out.append(
             Evidence(
                 signal=NAME,
                 code="IP_COUNTRY",
                 value=rec.country,
                 confidence=confidence,
-                detail=f"placed in {rec.country} by {agree} of {len(answers)} country sources",
+                detail=f"placed in {rec.country} by {agree} of {len(answers)} country sources"
+                + (f" ({feed}: the provider's own statement for this prefix, which wins the vote)" if feed else ""),
             )
         )
         if rec.country in restricted:
@@ -90,14 +96,16 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
             )
     if rec.disagreement:
         restricted_answers = sorted({cc for cc in answers.values() if cc in restricted})
-        value: dict[str, Any] = {"answers": answers, "restricted": restricted_answers}
+        value: dict[str, Any] = {"answers": answers, "restricted": restricted_answers, "contested": rec.contested}
         out.append(
             Evidence(
                 signal=NAME,
                 code="IP_COUNTRY_DISAGREEMENT",
                 value=value,
                 confidence=0.5,
-                detail="country sources disagree: " + ", ".join(f"{s}={cc}" for s, cc in answers.items()),
+                detail="country sources disagree: "
+                + ", ".join(f"{s}={cc}" for s, cc in answers.items())
+                + ("; no majority settles it" if rec.contested else ""),
             )
         )
     if rec.asn is not None:
@@ -113,14 +121,16 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
     for flag, code, what in _LABEL_EVIDENCE:
         if getattr(rec, flag):
             said = labels.get(flag, [])
+            why = f"said by {', '.join(said) or 'an ASN list'}"
+            if said == [CLASSIFIED_SOURCE] and rec.classified:
+                why = f"classified from the network's features: {rec.classified.get('detail', '')}"
             out.append(
                 Evidence(
                     signal=NAME,
                     code=code,
                     value=rec.provider,
-                    confidence=min(1.0, 0.6 + 0.2 * len(said)),
-                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; "
-                    f"said by {', '.join(said) or 'an ASN list'}",
+                    confidence=rec.confidence.get(flag, min(1.0, 0.6 + 0.2 * len(said))),
+                    detail=f"{what}{f' ({rec.provider})' if rec.provider else ''}; {why}",
                     source=said[0] if said else None,
                 )
             )
@@ -149,13 +159,16 @@ def _said_by(answers: dict[str, str], country: str) -> str:
 
 _LABEL_CODES = (("hosting", "IP_HOSTING"), ("vpn", "IP_VPN"), ("tor", "IP_TOR"), ("proxy", "IP_PROXY"),
                 ("relay", "IP_RELAY"))  # fmt: skip
+_ANON_CODES = frozenset({"IP_HOSTING", "IP_VPN", "IP_PROXY", "IP_TOR"})
 _NOT_KNOWN = frozenset({"IP_UNKNOWN", "IP_INVALID", "IP_PRIVATE_OR_RESERVED"})
 
 
 class NetworkSignal(BaseSignal):
     """The ``ip`` signal and its CEL variable ``ip``: ``present``, ``valid``, ``known``,
-    ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``, and the
-    labels ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``."""
+    ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``,
+    ``contested`` (a disagreement no provider statement or majority settles), the labels
+    ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``, and ``label_confidence`` (0-1: how sure
+    the surest of the hosting/VPN/proxy/Tor labels is; a weak classifier label is 0.5)."""
 
     name = NAME
     codes = MappingProxyType(CODES)
@@ -179,9 +192,13 @@ class NetworkSignal(BaseSignal):
             "country": country,
             "countries": countries,
             "disagreement": "IP_COUNTRY_DISAGREEMENT" in codes,
+            "contested": bool(found.mapping("IP_COUNTRY_DISAGREEMENT").get("contested", False)),
         }
         for flag, code in _LABEL_CODES:
             out[flag] = code in codes
+        out["label_confidence"] = max(
+            (e.confidence for e in found.evidence if e.signal == NAME and e.code in _ANON_CODES), default=0.0
+        )
         return out
 
 

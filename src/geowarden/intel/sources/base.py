@@ -48,6 +48,7 @@ class SourceMeta:
     url: str | None = None  # where the public original lives
     date: str | None = None  # ISO date (or month) the data describes, if known
     files: tuple[str, ...] = ()  # files it was read from, relative to the build directory
+    notes: str | None = None  # what the parser noticed and left out (e.g. regions it does not know)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class SourceMeta:
             "url": self.url,
             "date": self.date,
             "files": list(self.files),
+            **({"notes": self.notes} if self.notes else {}),
         }
 
 

@@ -7,8 +7,10 @@ CIDRs), Fastly ``fastly-ip-ranges.json``, Zscaler ``zscaler-cloud-ip-ranges.json
 Akamai / Cloudflare ``*-v{4,6}-ip-ranges.txt`` lists. Each is a ``label`` source, ``hosting``
 with the provider's name, except Zscaler: a security proxy cloud, labelled ``proxy``.
 
-The rest of ``cloud/`` has its own module: the providers' RFC 8805 geofeeds in :mod:`.geofeed`,
-the community-collected per-provider lists (``by-provider/``, ``more/``) in :mod:`.ranges`.
+The rest of ``cloud/`` has its own modules: the providers' RFC 8805 geofeeds in :mod:`.geofeed`,
+the regions of the AWS, Google Cloud, Azure and Oracle feeds as a country source in
+:mod:`.regions`, the community-collected per-provider lists (``by-provider/``, ``more/``) in
+:mod:`.ranges`.
 :data:`SOURCES` and :func:`loaders` cover the whole of ``cloud/``, in that order.
 """
 
@@ -35,6 +37,8 @@ from geowarden.intel.sources.lists import (
 )
 from geowarden.intel.sources.ranges import SOURCES as RANGES_SOURCES
 from geowarden.intel.sources.ranges import loaders as ranges_loaders
+from geowarden.intel.sources.regions import SOURCES as REGION_SOURCES
+from geowarden.intel.sources.regions import loaders as region_loaders
 
 CLOUD_DIR = Path("cloud")
 
@@ -198,6 +202,7 @@ SOURCES: dict[str, SourceMeta] = {
     },
     **{name: _meta(name, title, url) for name, (_s, _p, title, url) in _TEXT_FEEDS.items()},
     **GEOFEED_SOURCES,
+    **REGION_SOURCES,
     **RANGES_SOURCES,
 }
 
@@ -248,5 +253,6 @@ def loaders(directory: Path) -> list[Loader]:
         if files:
             out.append((name, partial(_text_feed, name, files, directory)))
     out += geofeed_loaders(cloud, directory)
+    out += region_loaders(cloud, directory)
     out += ranges_loaders(directory)
     return out

