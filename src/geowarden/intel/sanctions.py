@@ -94,14 +94,15 @@ def _files(source: Path) -> list[Path]:
 
 
 def _date(path: Path) -> str:
-    """The date a list file describes: the UN list says when it was generated; the others carry
-    no date in their format, so the file's modification date stands for it."""
+    """The date a list file describes: the UN list says when it was generated ("2026-02-27");
+    the others carry no date in their format, so the file's modification date stands for it,
+    marked as such ("2026-12-03 (file)")."""
     if path.suffix == ".xml":
         with path.open("rb") as fh:
             m = _UN_DATE.search(fh.read(4096))
         if m:
             return m.group(1).decode()
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC).date().isoformat()
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC).date().isoformat() + " (file)"
 
 
 def install(source: Path, intel_dir: Path, *, say: Callable[[str], None] | None = None) -> dict[str, Any]:
