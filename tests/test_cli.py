@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,11 +153,35 @@ def test_policy_commands(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyp
     assert next(r for r in doc["rules"] if r["name"] == "hosting")["fired"] is True
 
 
+def test_policy_explain_explains_a_signup(tiny) -> None:  # type: ignore[no-untyped-def]
+    """Issue 19 item 15: explain took no signup facts."""
+    p = tiny(
+        "policy", "explain", "--ip", "8.8.8.8", "--phone", "+8613800138000", "--timezone", "Asia/Shanghai",
+        "--billing-country", "cn", "--email", "someone@qq.com", "--org", "Example Co", "--owner", "A. Person", "--json",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    codes = {e["code"] for e in doc["evidence"]}
+    assert {"PHONE_COUNTRY_RESTRICTED", "CARD_BILLING_RESTRICTED"} <= codes
+    assert next(r for r in doc["rules"] if r["name"] == "billing-restricted")["fired"] is True
+    assert doc["action"] == "block"
+    assert "13800138000" not in p.stdout  # the number itself is not shown
+
+
 def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
     p = tiny("allow", "create", "--account", "acct-9", "--days", "1", "--reason", "appeal 12", "--json")
     assert p.returncode == 0, p.stderr
+    default = json.loads(p.stdout)["token"]
+    blocked = json.loads(
+        tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--allow-token", default, "--json").stdout
+    )
+    assert blocked["action"] == "block"  # a restricted country is cleared only when the token says so
+    p = tiny("allow", "create", "--account", "acct-9", "--days", "1", "--clears", "restricted", "--json")
+    assert p.returncode == 0, p.stderr
     token = json.loads(p.stdout)["token"]
-    assert tiny("allow", "verify", token).returncode == 0
+    v = tiny("allow", "verify", token)
+    assert v.returncode == 0
+    assert re.search(r"expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", v.stdout), v.stdout
     assert tiny("allow", "verify", token[:-3] + "xyz").returncode == 1
     blocked = json.loads(tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--json").stdout)
     assert blocked["action"] == "block"
@@ -164,6 +189,7 @@ def test_allow_token_round_trip(tiny) -> None:  # type: ignore[no-untyped-def]
         tiny("check", "--ip", "1.2.4.8", "--account", "acct-9", "--allow-token", token, "--json").stdout
     )
     assert cleared["action"] == "allow"
+    assert [r["code"] for r in cleared["reasons"]] == ["ALLOWLISTED"]
     assert token not in json.dumps(cleared)
 
 
@@ -175,3 +201,21 @@ def test_test_modules_have_unique_names() -> None:
 
     names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
     assert [n for n, k in names.items() if k > 1] == []
+
+
+def test_audit_commands_with_an_unreachable_database_are_one_line_exit_2(tmp_path: Path) -> None:
+    """Issue 19 item 8: an unreachable PostgreSQL was a three-line internal error with exit 70."""
+    from redis_support import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")}
+    env |= {
+        "GEOWARDEN_HOME": str(tmp_path),
+        "GEOWARDEN_AUDIT_URL": f"postgresql+psycopg://u:pw123@127.0.0.1:{free_port()}/db",
+    }
+    p = subprocess.run(
+        [sys.executable, "-m", "geowarden", "audit", "prune", "--older-than", "1"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "audit database" in lines[0] and "pw123" not in p.stderr

@@ -40,6 +40,9 @@ CASES: list[tuple[str, str, str, Any]] = [
         (("spark.executor.memory", "8g"), ("spark.sql.shuffle.partitions", "400")),
     ),
     ("GEOWARDEN_SIGNALS_OFF", "phone, Card,,screening", "signals_off", frozenset({"phone", "card", "screening"})),
+    ("GEOWARDEN_MAX_BODY_BYTES", "1048576", "max_body_bytes", 1048576),
+    ("GEOWARDEN_OTP_SENDER", "Twilio-Verify", "otp_sender", "twilio-verify"),
+    ("GEOWARDEN_TWILIO_VERIFY_SERVICE", " VA0123 ", "twilio_verify_service", "VA0123"),
 ]
 
 DEFAULTS: dict[str, Any] = {
@@ -60,6 +63,9 @@ DEFAULTS: dict[str, Any] = {
     "spark_conf": (),
     "signals_off": frozenset(),
     "twilio": None,
+    "max_body_bytes": 65536,
+    "otp_sender": "console",
+    "twilio_verify_service": None,
 }
 #: Variables that only make sense together (tested below rather than one at a time).
 PAIRED = {"GEOWARDEN_TWILIO_SID", "GEOWARDEN_TWILIO_TOKEN"}
@@ -77,6 +83,9 @@ BAD: list[tuple[str, str, str]] = [
     ("GEOWARDEN_SPARK_CONF", "=x", "key=value"),
     ("GEOWARDEN_SIGNALS_OFF", "phone,ca rd", "not a signal name"),
     ("GEOWARDEN_SIGNALS_OFF", "phone;card", "not a signal name"),
+    ("GEOWARDEN_MAX_BODY_BYTES", "0", "positive whole number"),
+    ("GEOWARDEN_MAX_BODY_BYTES", "64k", "positive whole number"),
+    ("GEOWARDEN_OTP_SENDER", "carrier-pigeon", "one of console, twilio-verify"),
 ]
 
 
@@ -201,3 +210,16 @@ def test_twilio_settings_switch_the_live_phone_lookup_on(tmp_path: Path) -> None
     assert live is not None and live.name == "twilio-lookup" and "t" * 32 not in repr(live)
     off = [s.name for s in configured_signals(read(tmp_path, GEOWARDEN_SIGNALS_OFF="phone,email"))]
     assert "phone" not in off and "email" not in off and "ip" in off
+
+
+def test_serve_names_its_own_port_in_links_unless_told(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19 item 11: appeal links pointed at port 8080 whatever --port said."""
+    from geowarden.settings import default_public_url
+
+    monkeypatch.delenv("GEOWARDEN_PUBLIC_URL", raising=False)
+    monkeypatch.setenv("GEOWARDEN_HOME", str(tmp_path))
+    default_public_url("127.0.0.1", 9123)
+    assert Settings.from_env().public_url == "http://127.0.0.1:9123"
+    monkeypatch.setenv("GEOWARDEN_PUBLIC_URL", "https://ai.example")
+    default_public_url("127.0.0.1", 9124)
+    assert Settings.from_env().public_url == "https://ai.example"

@@ -14,6 +14,8 @@
     │   └── NoSnapshotError        none built yet and the default cannot be built
     ├── StateUnavailable           (state/base.py) the state store cannot answer    exit 1  HTTP 503
     ├── AuthError                  no token, or one without the scope               exit 1  HTTP 401
+    ├── ReviewConflictError        (audit/review.py) a verdict the review's state  exit 1  HTTP 409
+    │                              does not allow (already decided, not reopened)
     ├── RateLimitError             too many attempts; retry after ``retry_after``   exit 1  HTTP 429
     │   └── OtpRateLimitError      (signals/otp.py) too many codes; also an OtpError
     └── OtpError                   (signals/otp.py) a one-time code was not issued  exit 1  HTTP 503

@@ -15,7 +15,7 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_AUDIT_RETENTION_DAYS`` | keep forever | delete audited decisions older than this (hourly) |
 | ``GEOWARDEN_STATE_URL`` | ``memory`` (this process) | behaviour state: ``memory`` or ``redis://host:port/db`` |
 | ``GEOWARDEN_TRUSTED_PROXIES`` | none | comma-separated addresses/networks whose forwarding headers are believed |
-| ``GEOWARDEN_PUBLIC_URL`` | ``http://127.0.0.1:8080`` | base of the appeal links given to end users |
+| ``GEOWARDEN_PUBLIC_URL`` | ``http://HOST:PORT`` of ``serve`` | base of the appeal and challenge links |
 | ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` (one object per line) on stderr |
 | ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` |
 | ``GEOWARDEN_BIN_TABLE`` | none (the shipped scheme ranges only) | a card BIN table (CSV: a BIN and a country column) |
@@ -26,6 +26,10 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_SIGNALS_OFF`` | none | comma-separated signal names the operator switches off (e.g. ``phone,card``) |
 | ``GEOWARDEN_TWILIO_SID`` | none (offline) | Twilio key SID: the phone signal asks Twilio Lookup for line types |
 | ``GEOWARDEN_TWILIO_TOKEN`` | none | its secret (needed with the SID) |
+| ``PROMETHEUS_MULTIPROC_DIR`` | a fresh directory with ``serve --workers N`` (N > 1) | where workers' metrics meet |
+| ``GEOWARDEN_OTP_SENDER`` | ``console`` | how challenge codes go out: ``console`` (stderr) or ``twilio-verify`` |
+| ``GEOWARDEN_TWILIO_VERIFY_SERVICE`` | none | the Twilio Verify service SID (with the Twilio SID and token) |
+| ``GEOWARDEN_MAX_BODY_BYTES`` | ``65536`` | the largest request body the service reads (413 above it) |
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import platformdirs
 from geowarden.errors import ConfigError
 
 LOG_FORMATS = ("text", "json")
+OTP_SENDERS = ("console", "twilio-verify")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 _SIGNAL_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -110,6 +115,15 @@ class Settings:
     signals_off: frozenset[str] = frozenset()
     # Twilio Lookup credentials (SID, secret) for live phone line types; None: offline data only.
     twilio: tuple[str, Secret] | None = None
+    # The largest request body the service reads, in bytes (413 above it).
+    max_body_bytes: int = 64 * 1024
+    # Prometheus' multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``, set by ``serve --workers N``):
+    # every worker's counters are added up at each scrape.
+    prometheus_multiproc_dir: Path | None = None
+    # How challenge codes are sent: ``console`` (stderr, development) or ``twilio-verify``.
+    otp_sender: str = "console"
+    # The Twilio Verify service SID (``VA...``) for ``otp_sender = twilio-verify``.
+    twilio_verify_service: str | None = None
 
     @property
     def intel_dir(self) -> Path:
@@ -181,6 +195,10 @@ class Settings:
             spark_master=text("GEOWARDEN_SPARK_MASTER") or None,
             spark_conf=_spark_conf(env.get("GEOWARDEN_SPARK_CONF", "")),
             signals_off=_signals_off(env.get("GEOWARDEN_SIGNALS_OFF", "")),
+            prometheus_multiproc_dir=path("PROMETHEUS_MULTIPROC_DIR"),
+            otp_sender=_choice("GEOWARDEN_OTP_SENDER", text("GEOWARDEN_OTP_SENDER").lower(), OTP_SENDERS),
+            twilio_verify_service=text("GEOWARDEN_TWILIO_VERIFY_SERVICE") or None,
+            max_body_bytes=_positive_int("GEOWARDEN_MAX_BODY_BYTES", text("GEOWARDEN_MAX_BODY_BYTES"), 64 * 1024),
         )
 
 
@@ -194,6 +212,43 @@ def _retention(raw: str) -> float | None:
     if not days > 0 or days == float("inf"):
         raise ConfigError(f"GEOWARDEN_AUDIT_RETENTION_DAYS must be a positive number of days, not {raw!r}")
     return days
+
+
+def default_public_url(host: str, port: int) -> None:
+    """Make ``http://host:port`` the ``GEOWARDEN_PUBLIC_URL`` of the processes started from here
+    (``geowarden serve``'s workers) unless the operator set one."""
+    if not os.environ.get("GEOWARDEN_PUBLIC_URL", "").strip():
+        shown = f"[{host}]" if ":" in host else host
+        os.environ["GEOWARDEN_PUBLIC_URL"] = f"http://{shown}:{port}"
+
+
+def prepare_worker_metrics(workers: int) -> Path | None:
+    """With several workers, a fresh Prometheus multiprocess directory for the processes started
+    from here (``PROMETHEUS_MULTIPROC_DIR``), returned so the caller removes it at exit; None with
+    one worker, or when the operator set the variable (their directory, left alone)."""
+    import tempfile  # noqa: PLC0415
+
+    if workers < 2 or os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+        return None
+    where = Path(tempfile.mkdtemp(prefix="geowarden-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(where)
+    return where
+
+
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    if not raw:
+        return allowed[0]
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
+
+
+def _positive_int(name: str, raw: str, default: int) -> int:
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
+    return int(raw)
 
 
 def _spark_conf(raw: str) -> tuple[tuple[str, str], ...]:

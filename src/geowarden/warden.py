@@ -22,7 +22,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import numpy.typing as npt
 from geowarden.intel.snapshot import IPRecord, Lookups, Snapshot
 from geowarden.intel.store import SnapshotStore
 from geowarden.model import Decision, Evidence, Facts
-from geowarden.policy.allowlist import EgressRanges, TokenSigner
+from geowarden.policy.allowlist import EgressRanges, Revocations, TokenSigner
 from geowarden.policy.base import Policy, Verdict
 from geowarden.policy.engine import PolicyEngine
 from geowarden.settings import Settings
@@ -104,6 +104,9 @@ class Warden:
         self.shadow_policy = shadow
         self.shadow = ShadowStats(shadow.version) if shadow is not None else None
         self.unavailable: Counter[str] = Counter()  # signal -> times it could not answer
+        #: Revoked allowlist tokens (the service sets the audit log's list); checked on every
+        #: request that presents a genuine token.
+        self.revocations: Revocations | None = None
         self._ctx = self._context()
 
     def _context(self) -> SignalContext:
@@ -185,10 +188,36 @@ class Warden:
                 )
         return out
 
+    def allowlist(self, facts: Facts) -> tuple[Facts, Evidence | None]:
+        """The facts the policy should see and the evidence of the allowlist token presented:
+        ``ALLOWLISTED`` (its id) for a genuine token of this account or key, ``ALLOWLIST_REVOKED``
+        for one that was revoked (then the policy does not see it at all)."""
+        signer = getattr(self.policy, "signer", None)
+        if not facts.allow_token or not isinstance(signer, TokenSigner):
+            return facts, None
+        grant = signer.grant_for(facts.allow_token, account_id=facts.account_id, api_key_id=facts.api_key_id)
+        if grant is None:
+            return facts, None
+        if self.revocations is not None and self.revocations.is_revoked(grant.token_id):
+            detail = f"allowlist token {grant.token_id} was revoked"
+            ev = Evidence(signal="allowlist", code="ALLOWLIST_REVOKED", value=grant.token_id, detail=detail)
+            return replace(facts, allow_token=None), ev
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(grant.expires))
+        extra = f"; may clear {', '.join(sorted(grant.clears))}" if grant.clears else ""
+        detail = f"allowlist token {grant.token_id} for {grant.subject} until {until}{extra}"
+        return facts, Evidence(signal="allowlist", code="ALLOWLISTED", value=grant.token_id, detail=detail)
+
     def decide(self, facts: Facts) -> Decision:
         t0 = time.perf_counter()
+        allow_ev = None
+        if facts.allow_token:
+            facts, allow_ev = self.allowlist(facts)
         evidence = self.evidence(facts)
+        if allow_ev is not None:
+            evidence.append(allow_ev)
         verdict = self.policy.judge(evidence, facts)
+        if allow_ev is not None and allow_ev not in verdict.reasons and verdict.action.value in ("allow", "limited"):
+            verdict = replace(verdict, reasons=(*verdict.reasons, allow_ev))
         elapsed = (time.perf_counter() - t0) * 1e6
         if self.shadow_policy is not None and self.shadow is not None:
             self.shadow.record(facts, verdict, self.shadow_policy.judge(evidence, facts))

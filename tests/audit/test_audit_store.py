@@ -165,14 +165,8 @@ def test_counts_for_the_dashboard(audit: AuditLog) -> None:
 def test_retention_prunes_old_decisions(audit: AuditLog) -> None:
     audit.retention_days = 30
     old, new = decision(did="o" * 32), decision(did="n" * 32)
-    audit.append(old, Facts(ip="1.2.4.8"))
+    audit.append(old, Facts(ip="1.2.4.8"), ts=time.time() - 40 * 86400)
     audit.append(new, Facts(ip="1.2.4.8"))
-    with audit.engine.begin() as conn:
-        from geowarden.audit.schema import decisions
-
-        conn.execute(
-            decisions.update().where(decisions.c.decision_id == old.decision_id).values(ts=time.time() - 40 * 86400)
-        )
     assert audit.prune() == 1
     assert audit.get(old.decision_id) is None
     assert audit.get(new.decision_id) is not None
@@ -244,17 +238,11 @@ def test_kill_9_loses_no_acknowledged_decision(backend: str, tmp_path: Path) -> 
 
 
 def _aged(audit: AuditLog, days: float) -> tuple[Decision, Decision]:
-    """Two decisions appended now, the first then moved ``days`` into the past."""
-    from geowarden.audit.schema import decisions
-
-    old, new = decision(), decision()
-    audit.append(old, Facts(ip="1.2.4.8"))
+    """Two decisions, the first stamped ``days`` in the past (so chained in that day's segment),
+    with a review event of its own day, the second now."""
+    old, new = decision(Action.REVIEW), decision()
+    audit.append(old, Facts(ip="1.2.4.8"), ts=time.time() - days * 86400)
     audit.append(new, Facts(ip="1.2.4.8"))
-    audit.add_event(old.decision_id, actor="r", event="queued", review="queued")
-    with audit.engine.begin() as conn:
-        conn.execute(
-            decisions.update().where(decisions.c.decision_id == old.decision_id).values(ts=time.time() - days * 86400)
-        )
     return old, new
 
 

@@ -11,7 +11,10 @@ where either is a failure. Every browser wait is bounded (WAIT_MS).
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +226,7 @@ def test_a_reviewer_overturns_a_queued_decision(dashboard: Page, seeded: Seeded)
 
     nat.locator("input[type=text]").fill("corporate NAT")
     nat.locator("select").select_option("7")
+    nat.locator("input[data-clear=restricted]").check()  # the reviewer chooses to clear a restricted country
     nat.locator("button[data-verdict=overturn]").click()
     expect(nat).to_have_count(0)
     expect(rows).to_have_count(1)
@@ -245,6 +249,7 @@ def test_a_reviewer_overturns_a_queued_decision(dashboard: Page, seeded: Seeded)
     with seeded.server.client() as c:  # the token lets the account through from a restricted country
         d = c.post("/v1/decide", json={"ip": "1.2.4.8", "account_id": "acct-nat", "allow_token": token}).json()
     assert d["action"] == "allow"
+    assert [r["code"] for r in d["reasons"]] == ["ALLOWLISTED"]
 
     html_row.locator("button[data-verdict=confirm]").click()
     expect(rows).to_have_count(0)
@@ -278,6 +283,81 @@ def test_an_appeal_is_sent_without_signing_in(browser: Browser, seeded: Seeded) 
         context.close()
     with seeded.server.client(scope="review") as c:
         assert blocked["decision_id"] in [q["decision_id"] for q in c.get("/v1/review").json()]
+
+
+def test_appeals_come_first_marked_and_the_queue_pages(dashboard: Page, seeded: Seeded) -> None:
+    """Issue 19 items 1 and 14: an appeal on an older decision is on the first page, marked and with
+    its text; the badge counts the whole queue; the queue pages; the filter shows appeals only."""
+    appealed = str(seeded.blocked[0]["decision_id"])  # appealed by the test above, before these
+    with seeded.server.client() as c:
+        for i in range(60):
+            assert c.post("/v1/decide", json={"ip": "10.7.7.7", "account_id": f"held-{i}"}).json()["action"] == "review"
+    dashboard.reload()
+    rows = dashboard.locator("#queue tbody tr")
+    expect(rows).to_have_count(50, timeout=WAIT_MS)
+    expect(dashboard.locator("#queue-count")).to_have_text("61")
+    first = rows.first
+    expect(first).to_have_attribute("data-id", appealed)
+    expect(first).to_have_class("appealed")
+    expect(first.locator("td.appeal")).to_contain_text("I live in Germany and was travelling.")
+    expect(dashboard.locator("#queue-page")).to_have_text("1\u201350 of 61")
+    dashboard.click("#queue-next")
+    expect(rows).to_have_count(11, timeout=WAIT_MS)
+    expect(dashboard.locator("#queue-page")).to_have_text("51\u201361 of 61")
+    expect(dashboard.locator("#queue-next")).to_be_disabled()
+    dashboard.select_option("#queue-filter", "true")
+    expect(rows).to_have_count(1, timeout=WAIT_MS)
+    expect(rows.first).to_have_attribute("data-id", appealed)
+    expect(dashboard.locator(".legend")).not_to_contain_text("allowed only")
+    ARTIFACTS.mkdir(exist_ok=True)
+    dashboard.screenshot(path=str(ARTIFACTS / "dashboard-appeals.png"), full_page=True)
+
+
+def _server_stderr(srv: Server) -> str:
+    """What the server wrote to stderr so far (the console sender's development SMS)."""
+    assert srv.proc.stderr is not None
+    os.set_blocking(srv.proc.stderr.fileno(), False)
+    chunks = []
+    for _ in range(50):
+        got = srv.proc.stderr.read()
+        if got:
+            chunks.append(got.decode(errors="replace"))
+            if "code is" in chunks[-1]:
+                break
+        time.sleep(0.1)
+    return "".join(chunks)
+
+
+def test_a_challenged_user_passes_with_a_code_without_signing_in(browser: Browser, seeded: Seeded) -> None:
+    """Issue 19 item 16: the challenge page, end to end in a browser, with the console sender."""
+    with seeded.server.client() as c:
+        d = c.post("/v1/decide", json={"ip": "5.3.0.1", "account_id": "acct-step-up"}).json()
+    assert d["action"] == "challenge"
+    path = str(d["challenge_url"]).removeprefix("https://ai.example")
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    try:
+        page = _watch(context.new_page(), seeded)
+        page.goto(seeded.server.url + path)
+        expect(page.locator("h2")).to_have_text("Verify your access")
+        assert "HOSTING" not in page.content()  # no detection details for the end user
+        _server_stderr(seeded.server)  # drop what came before
+        page.fill("#phone", "+49 151 23456789")
+        page.click("#send")
+        expect(page.locator("#sent")).to_contain_text("+49 ***", timeout=WAIT_MS)
+        code = re.findall(r"code is (\d{6})", _server_stderr(seeded.server))[-1]
+        page.fill("#code", code)
+        with page.expect_response(lambda r: r.url.endswith("/v1/challenge/verify")) as answer:
+            page.click("#check")
+        expect(page.locator("#result")).to_contain_text("you are verified", timeout=WAIT_MS)
+        token = answer.value.json()["allow_token"]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "challenge.png"), full_page=True)
+    finally:
+        context.close()
+    with seeded.server.client() as c:
+        after = c.post("/v1/decide", json={"ip": "5.3.0.1", "account_id": "acct-step-up", "allow_token": token}).json()
+    assert after["action"] == "allow"
+    assert [r["code"] for r in after["reasons"]] == ["ALLOWLISTED"]
 
 
 def test_nothing_went_wrong_in_the_browser(browser: Browser, seeded: Seeded) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from geowarden.errors import ConfigError
+from geowarden.errors import ConfigError, InputError
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Evidence, Facts
 from geowarden.policy.allowlist import EgressRanges, TokenSigner
@@ -70,14 +70,14 @@ def test_a_wrong_expectation_fails(tmp_path: Path, engine: PolicyEngine) -> None
 def test_a_valid_token_clears_only_its_account(tiny_snapshot: Snapshot) -> None:
     signer = TokenSigner(b"s" * 32)
     w = Warden(tiny_snapshot, PolicyEngine.load(signer=signer))
-    token = signer.issue("account:a1", seconds=60, reason="review 7")
+    token = signer.issue("account:a1", seconds=60, reason="review 7", clears=["restricted"])
     assert w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=token)).action == Action.ALLOW
     assert w.decide(Facts(ip="1.2.4.8", account_id="a2", allow_token=token)).action == Action.BLOCK
     forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=forged)).action == Action.BLOCK
-    other_secret = TokenSigner(b"t" * 32).issue("account:a1", seconds=60, reason="")
+    other_secret = TokenSigner(b"t" * 32).issue("account:a1", seconds=60, reason="", clears=["restricted"])
     assert w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=other_secret)).action == Action.BLOCK
-    expired = signer.issue("account:a1", seconds=60, reason="old", now=0)
+    expired = signer.issue("account:a1", seconds=60, reason="old", now=0, clears=["restricted"])
     assert w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=expired)).action == Action.BLOCK
 
 
@@ -186,7 +186,7 @@ def test_memoised_results_do_not_leak_across_allow_states(tiny_snapshot: Snapsho
     signer = TokenSigner(b"m" * 32)
     w = Warden(tiny_snapshot, PolicyEngine.load(signer=signer))
     assert w.decide(Facts(ip="1.2.4.8")).action == Action.BLOCK
-    token = signer.issue("key:k1", seconds=60, reason="")
+    token = signer.issue("key:k1", seconds=60, reason="", clears=["restricted"])
     assert w.decide(Facts(ip="1.2.4.8", api_key_id="k1", allow_token=token)).action == Action.ALLOW
     assert w.decide(Facts(ip="1.2.4.8")).action == Action.BLOCK
 
@@ -228,3 +228,41 @@ def test_a_rule_that_fires_under_the_thresholds_still_names_its_reasons(tiny_sna
     assert "TZ_RESTRICTED" in [e.code for e in d.reasons]
     nothing = w.decide(Facts(ip="8.8.8.8"))
     assert nothing.rules == () and nothing.reasons == ()
+
+
+class _Revoked:
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def is_revoked(self, token_id: str) -> bool:
+        return token_id in self.ids
+
+
+def test_an_allowlisted_decision_names_its_token_and_a_revoked_token_clears_nothing(tiny_snapshot: Snapshot) -> None:
+    """Issue 19 items 2 and 3: the decision says a token cleared it (ALLOWLISTED, with the token's
+    id); a revoked token is seen as none (ALLOWLIST_REVOKED); Tor is not cleared by default."""
+    signer = TokenSigner(b"r" * 32)
+    w = Warden(tiny_snapshot, PolicyEngine.load(signer=signer))
+    revoked = _Revoked()
+    w.revocations = revoked
+    token = signer.issue("account:a1", seconds=60, reason="review", clears=["restricted"], token_id="tok1")
+    d = w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=token))
+    assert d.action == Action.ALLOW
+    assert [(e.code, e.value) for e in d.reasons] == [("ALLOWLISTED", "tok1")]
+    revoked.ids.add("tok1")
+    d = w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=token))
+    assert d.action == Action.BLOCK
+    assert "ALLOWLIST_REVOKED" in [e.code for e in d.evidence]
+    assert "ALLOWLISTED" not in [e.code for e in d.evidence]
+
+
+def test_a_default_token_clears_a_vpn_but_not_a_restricted_country(tiny_snapshot: Snapshot) -> None:
+    signer = TokenSigner(b"q" * 32)
+    w = Warden(tiny_snapshot, PolicyEngine.load(signer=signer))
+    token = signer.issue("account:a1", seconds=60, reason="review")
+    d = w.decide(Facts(ip="1.2.4.8", account_id="a1", allow_token=token))
+    assert d.action == Action.BLOCK
+    assert "ALLOWLISTED" in [e.code for e in d.evidence]
+    assert TokenSigner(b"q" * 32).verify(token) is not None
+    with pytest.raises(InputError):
+        signer.issue("account:a1", seconds=60, reason="", clears=["everything"])

@@ -12,6 +12,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 import geowarden.errors
+from geowarden.audit.review import ReviewConflictError
 from geowarden.errors import (
     AddressError,
     AuthError,
@@ -46,6 +47,7 @@ CASES: list[tuple[GeowardenError, int]] = [
     (NoSnapshotError("no snapshot"), 503),
     (StateUnavailable("redis: timed out"), 503),
     (AuthError("a token with scope 'decide' is required"), 401),
+    (ReviewConflictError("the review of this decision is confirmed"), 409),
     (RateLimitError("slow down", retry_after=2.5), 429),
     (OtpError("no sender configured"), 503),
     (OtpRateLimitError("too many codes for this number", 30.0), 429),

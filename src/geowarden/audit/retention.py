@@ -2,6 +2,13 @@
 
 The service runs a ``RetentionTask`` when the setting is given (at start, then hourly);
 ``geowarden audit prune`` does the same once, from the command line or a cron job.
+
+Pruning (:func:`geowarden.audit.chain.prune_segments`) keeps the chain verifiable: it deletes
+whole segments (UTC days) whose every row is older than the cutoff — decisions, review events,
+chain rows and checkpoints — and keeps each segment's head, re-signed with the state ``pruned``.
+A row therefore outlives the retention period by up to a day. A review event is chained when it
+happens, so the verdict on a pruned decision stays until the segment of the verdict's day is
+pruned in turn.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The audit schema and its two back ends: the tables, the record read back, the engine.
 
-One SQLAlchemy Core schema (``decisions``, and ``review_events`` beside it for the review and
-appeal trail) over SQLite in WAL mode by default and PostgreSQL at scale. :func:`make_engine`
-opens either from its URL; :func:`safe_url` is that URL without its password, for messages.
+One SQLAlchemy Core schema (``decisions``; ``review_events`` beside it for the review and appeal
+trail; ``appeals``, one per decision; ``allow_tokens``, the tokens reviews issued and their
+revocation; the last two are created in an existing database on first start) over SQLite in WAL
+mode by default and PostgreSQL at scale. :func:`make_engine` opens either from its URL;
+:func:`safe_url` is that URL without its password, for messages.
 Writing and querying the log is :class:`geowarden.audit.store.AuditLog`.
 """
 
@@ -50,6 +52,30 @@ review_events = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False),  # token name, or "end-user" for appeals
     sa.Column("event", sa.String(16), nullable=False),  # queued | appeal | confirm | overturn
     sa.Column("note", sa.Text, nullable=False),
+)
+
+# One appeal per decision (the primary key deduplicates repeated appeals on one reference).
+appeals = sa.Table(
+    "appeals",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+# Allowlist tokens issued by reviews (never the token itself: its id, subject and terms), and
+# their revocation when the review is reopened.
+allow_tokens = sa.Table(
+    "allow_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(32), primary_key=True),
+    sa.Column("decision_id", sa.String(32), index=True),
+    sa.Column("subject", sa.String(160), nullable=False),
+    sa.Column("issued", sa.Float, nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+    sa.Column("clears", sa.Text, nullable=False),  # JSON list
+    sa.Column("revoked", sa.Float),  # when; NULL while valid
+    sa.Column("revoked_by", sa.String(128)),
 )
 
 REVIEW_STATES = ("none", "queued", "confirmed", "overturned")

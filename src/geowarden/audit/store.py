@@ -26,16 +26,19 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
+from geowarden.audit.chain import ChainKey, RawTx, append, decision_content, event_content, prune_segments
+from geowarden.audit.migrate import prepare
 from geowarden.audit.schema import (
     AuditRecord,
+    appeals,
     decisions,
     make_engine,
-    metadata,
     record_of,
     review_events,
     safe_url,
@@ -57,8 +60,32 @@ _INSERT_EVENT = f"INSERT INTO review_events ({', '.join(_EVENT_COLUMNS)}) VALUES
 Waiter = Future[None] | tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
 
 
-def _resolve(futs: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for fut in futs:
+@dataclass(frozen=True, slots=True)
+class _EventJob:
+    """A review event for the writer: appended (and chained) in its transaction."""
+
+    decision_id: str
+    ts: float
+    actor: str
+    event: str
+    note: str
+    review: str | None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "ts": self.ts,
+            "actor": self.actor,
+            "event": self.event,
+            "note": self.note,
+        }
+
+
+Job = dict[str, Any] | _EventJob
+
+
+def _resolve(futs: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for fut, error in futs:
         if fut.done():
             continue
         if error is None:
@@ -68,21 +95,38 @@ def _resolve(futs: list[asyncio.Future[None]], error: BaseException | None) -> N
 
 
 class AuditLog:
-    """Append decisions and review events; query them back. Thread-safe."""
+    """Append decisions and review events, each chained (:mod:`.chain`); query them back.
+    Thread-safe.
 
-    def __init__(self, url: str, *, key: bytes, retention_days: float | None = None, batch_ms: float = 1.0) -> None:
+    ``key`` keys the hashes of personal data; ``signing_seed`` seeds the Ed25519 key that signs
+    the chain (by default derived from ``key``; :func:`open_default` keeps its own file).
+    ``chained=False`` writes without the chain: only for the benchmark's peer measurement, on a
+    scratch database (``audit verify`` would report every row of it)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: bytes,
+        retention_days: float | None = None,
+        batch_ms: float = 1.0,
+        signing_seed: bytes | None = None,
+        chained: bool = True,
+    ) -> None:
         if len(key) < 16:
             raise ConfigError("the audit key must be at least 16 bytes")
         self.url = url
         self._key = key
         self.retention_days = retention_days
+        self.chain_key = ChainKey(signing_seed if signing_seed is not None else key)
+        self.chained = chained
         self.engine = make_engine(url)
         self._sqlite = self.engine.dialect.name == "sqlite"
-        metadata.create_all(self.engine)
+        prepare(self.engine, self.chain_key)
         # Pending rows and who waits for them: a concurrent Future (threads) or an asyncio Future
         # with its loop. The writer drains everything pending in one transaction, then wakes each
         # event loop once for the whole batch (cheap; one wake-up per row is not).
-        self._pending: collections.deque[tuple[dict[str, Any], Waiter]] = collections.deque()
+        self._pending: collections.deque[tuple[Job, Waiter]] = collections.deque()
         self._wake = threading.Event()
         self._closing = False
         self._batch_s = batch_ms / 1000.0
@@ -126,10 +170,13 @@ class AuditLog:
             "review": "queued" if decision.action.value == "review" else "none",
         }
 
-    def submit(self, decision: Decision, facts: Facts, *, kind: str = "request") -> Future[None]:
-        """Queue a decision for the next group commit; the future completes once it is durable."""
+    def submit(
+        self, decision: Decision, facts: Facts, *, kind: str = "request", ts: float | None = None
+    ) -> Future[None]:
+        """Queue a decision for the next group commit; the future completes once it is durable.
+        ``ts`` (epoch seconds, default now) is for importing and tests."""
         fut: Future[None] = Future()
-        self._enqueue(self.row_for(decision, facts, kind=kind), fut)
+        self._enqueue(self.row_for(decision, facts, kind=kind, ts=ts), fut)
         return fut
 
     def submit_async(self, decision: Decision, facts: Facts, *, kind: str = "request") -> asyncio.Future[None]:
@@ -139,11 +186,13 @@ class AuditLog:
         self._enqueue(self.row_for(decision, facts, kind=kind), (loop, fut))
         return fut
 
-    def append(self, decision: Decision, facts: Facts, *, kind: str = "request", timeout: float = 10.0) -> None:
+    def append(
+        self, decision: Decision, facts: Facts, *, kind: str = "request", timeout: float = 10.0, ts: float | None = None
+    ) -> None:
         """Append and wait until committed."""
-        self.submit(decision, facts, kind=kind).result(timeout=timeout)
+        self.submit(decision, facts, kind=kind, ts=ts).result(timeout=timeout)
 
-    def _enqueue(self, row: dict[str, Any], waiter: Waiter) -> None:
+    def _enqueue(self, row: Job, waiter: Waiter) -> None:
         if self._closing:
             raise ConfigError("the audit log is closed")
         self._pending.append((row, waiter))
@@ -157,7 +206,7 @@ class AuditLog:
                 return
             time.sleep(self._batch_s)  # let a batch gather
             self._wake.clear()
-            batch: list[tuple[dict[str, Any], Waiter]] = []
+            batch: list[tuple[Job, Waiter]] = []
             while self._pending and len(batch) < 5000:
                 batch.append(self._pending.popleft())
             if self._pending:
@@ -165,24 +214,13 @@ class AuditLog:
             if batch:
                 self._commit(batch)
 
-    def _commit(self, batch: list[tuple[dict[str, Any], Waiter]]) -> None:
-        rows = [r for r, _ in batch]
-        events = [
-            {"decision_id": r["decision_id"], "ts": r["ts"], "actor": "policy", "event": "queued", "note": ""}
-            for r in rows
-            if r["review"] == "queued"
-        ]
+    def _commit(self, batch: list[tuple[Job, Waiter]]) -> None:
         error: BaseException | None = None
+        item_errors: list[BaseException | None] = [None] * len(batch)
         deadline = time.monotonic() + 30.0
         while True:
             try:
-                if self._sqlite:
-                    self._insert_sqlite(rows, events)
-                else:
-                    with self.engine.begin() as conn:
-                        conn.execute(decisions.insert(), rows)
-                        if events:
-                            conn.execute(review_events.insert(), events)
+                item_errors = self._write(batch)
             except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
                 # SQLite shared by several worker processes: another one holds the write lock.
                 # Retry at once rather than through SQLite's busy handler, which sleeps for up to
@@ -194,36 +232,63 @@ class AuditLog:
             except Exception as exc:  # the waiting callers see the failure; the writer goes on
                 error = exc
             else:
-                self.written += len(rows)
+                self.written += sum(1 for job, _ in batch if isinstance(job, dict))
             break
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for _, waiter in batch:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
+        for (_, waiter), item_error in zip(batch, item_errors, strict=True):
+            failure = error or item_error
             if isinstance(waiter, Future):
-                if error is None:
+                if failure is None:
                     waiter.set_result(None)
                 else:
-                    waiter.set_exception(error)
+                    waiter.set_exception(failure)
             else:
-                by_loop.setdefault(waiter[0], []).append(waiter[1])
+                by_loop.setdefault(waiter[0], []).append((waiter[1], failure))
         for loop, futs in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, futs, error)
+                loop.call_soon_threadsafe(_resolve, futs)
 
-    def _insert_sqlite(self, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-        """One transaction through the sqlite3 module directly: its executemany runs in C, while a
-        Core insert of a few hundred rows would hold the GIL (and stall the event loop) for ms."""
-        raw = self.engine.raw_connection()
+    def _write(self, batch: list[tuple[Job, Waiter]]) -> list[BaseException | None]:
+        """One transaction: the decisions, the review events, and their chain rows and heads.
+        Returns, per item, the error that item alone met (an event for an unknown decision)."""
+        tx = RawTx(self.engine)
         try:
-            cur = raw.cursor()
-            cur.executemany(_INSERT_DECISION, [tuple(r[c] for c in _DECISION_COLUMNS) for r in rows])
-            if events:
-                cur.executemany(_INSERT_EVENT, [tuple(e[c] for c in _EVENT_COLUMNS) for e in events])
-            raw.commit()
+            tx.executemany(
+                _INSERT_DECISION, [tuple(r[c] for c in _DECISION_COLUMNS) for r, _ in batch if isinstance(r, dict)]
+            )
+            entries: list[tuple[str, str, str, float]] = []
+            errors: list[BaseException | None] = []
+            for job, _ in batch:
+                errors.append(None)
+                if isinstance(job, dict):
+                    entries.append(("d", job["decision_id"], decision_content(job), job["ts"]))
+                    if job["review"] != "queued":
+                        continue
+                    event = _EventJob(job["decision_id"], job["ts"], "policy", "queued", "", None)
+                else:
+                    if (
+                        tx.execute("SELECT 1 FROM decisions WHERE decision_id = ?", (job.decision_id,)).fetchone()
+                        is None
+                    ):
+                        errors[-1] = KeyError(job.decision_id)
+                        continue
+                    event = job
+                row = event.row()
+                eid = tx.insert_id(_INSERT_EVENT, [row[c] for c in _EVENT_COLUMNS])
+                entries.append(("e", str(eid), event_content(row), event.ts))
+                if event.review is not None:
+                    tx.execute(
+                        "UPDATE decisions SET review = ? WHERE decision_id = ?", (event.review, event.decision_id)
+                    )
+            if self.chained:
+                append(tx, self.chain_key, entries)
+            tx.commit()
         except BaseException:
-            raw.rollback()
+            tx.rollback()
             raise
         finally:
-            raw.close()
+            tx.close()
+        return errors
 
     def close(self) -> None:
         self._closing = True
@@ -248,17 +313,21 @@ class AuditLog:
 
     # -- review and appeals ------------------------------------------------------------------
 
-    def add_event(self, decision_id: str, *, actor: str, event: str, note: str = "", review: str | None = None) -> None:
-        with self.engine.begin() as conn:
-            found = conn.execute(sa.select(decisions.c.review).where(decisions.c.decision_id == decision_id)).first()
-            if found is None:
-                raise KeyError(decision_id)
-            conn.execute(
-                review_events.insert(),
-                {"decision_id": decision_id, "ts": time.time(), "actor": actor, "event": event, "note": note[:2000]},
-            )
-            if review is not None:
-                conn.execute(decisions.update().where(decisions.c.decision_id == decision_id).values(review=review))
+    def add_event(
+        self,
+        decision_id: str,
+        *,
+        actor: str,
+        event: str,
+        note: str = "",
+        review: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """Append a review event (and set the decision's review state) through the writer, so it
+        is chained like the decisions; KeyError when the decision is not in the log."""
+        fut: Future[None] = Future()
+        self._enqueue(_EventJob(decision_id, time.time(), actor, event, note[:2000], review), fut)
+        fut.result(timeout=timeout)
 
     def events(self, decision_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -292,14 +361,16 @@ class AuditLog:
         return counts(self.engine, since=since, top_asns=top_asns, top_reasons=top_reasons)
 
     def prune(self, *, now: float | None = None) -> int:
-        """Delete decisions (and their events) older than the retention period; returns how many."""
+        """Delete whole chain segments (UTC days) that ended before the retention period began,
+        keeping their signed heads (:func:`.chain.prune_segments`); returns the number of
+        decisions deleted."""
         if self.retention_days is None:
             return 0
         cutoff = (now if now is not None else time.time()) - self.retention_days * 86400
-        with self.engine.begin() as conn:
-            old = sa.select(decisions.c.decision_id).where(decisions.c.ts < cutoff)
-            conn.execute(review_events.delete().where(review_events.c.decision_id.in_(old)))
-            return int(conn.execute(decisions.delete().where(decisions.c.ts < cutoff)).rowcount or 0)
+        deleted = prune_segments(self.engine, self.chain_key, cutoff)
+        with self.engine.begin() as conn:  # appeals of decisions that are gone (not part of the chain)
+            conn.execute(appeals.delete().where(appeals.c.decision_id.not_in(sa.select(decisions.c.decision_id))))
+        return deleted
 
     def iter_all(self) -> Iterator[AuditRecord]:
         with self.engine.connect() as conn:
@@ -308,12 +379,26 @@ class AuditLog:
 
 
 def open_default(home: Path, *, url: str | None = None, retention_days: float | None = None) -> AuditLog:
-    """The audit log under ``home`` (SQLite) or at ``url``; the audit key lives beside it."""
+    """The audit log under ``home`` (SQLite) or at ``url``; the audit key lives beside it. A
+    database that cannot be used is a one-line ``ConfigError`` (exit 2), password hidden."""
     from geowarden.settings import secret_file  # noqa: PLC0415
 
     home.mkdir(parents=True, exist_ok=True)
     key = secret_file(home / "secrets" / "audit.key")
-    return AuditLog(url or sqlite_url(home / "audit.db"), key=key, retention_days=retention_days)
+    target = url or sqlite_url(home / "audit.db")
+    seed = signing_seed(home)
+    try:
+        return AuditLog(target, key=key, retention_days=retention_days, signing_seed=seed)
+    except sa.exc.SQLAlchemyError as exc:  # a database that cannot be reached, or a URL it cannot use
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["unknown error"])[0]
+        raise ConfigError(f"the audit database {safe_url(target)} cannot be used: {reason}") from None
+
+
+def signing_seed(home: Path) -> bytes:
+    """The seed of the chain's Ed25519 signing key, kept under ``home`` (created the first time)."""
+    from geowarden.settings import secret_file  # noqa: PLC0415
+
+    return secret_file(home / "secrets" / "audit-signing.key")
 
 
 __all__: Sequence[str] = ["AuditLog", "open_default"]

@@ -168,24 +168,47 @@ def policy_explain(
     allow_token: Annotated[str | None, typer.Option("--allow-token", help="Allowlist token presented.")] = None,
     timezone: Annotated[str | None, typer.Option(help="Client-reported IANA time zone.")] = None,
     accept_language: Annotated[str | None, typer.Option("--accept-language")] = None,
+    phone: Annotated[str | None, typer.Option(help="Phone number (E.164), for a signup.")] = None,
+    card_bin: Annotated[str | None, typer.Option("--card-bin", help="Payment card BIN (first 6-8 digits).")] = None,
+    billing_country: Annotated[
+        str | None, typer.Option("--billing-country", help="Billing country (ISO alpha-2).")
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="Account email.")] = None,
+    org: Annotated[str | None, typer.Option(help="Organisation name.")] = None,
+    owner: Annotated[
+        list[str] | None, typer.Option("--owner", help="An owner of the organisation (repeatable).")
+    ] = None,
     policy: Annotated[Path | None, typer.Option(help="Policy file (default: the shipped policy).")] = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Explain one decision step by step: evidence, what the rules see, each rule, the score."""
+    """Explain one decision step by step (a request or a signup): evidence, what the rules see,
+    each rule, the score."""
+    from geowarden.errors import ConfigError  # noqa: PLC0415
+
     if ip is not None:
         from geowarden.intel import addr  # noqa: PLC0415
 
         addr.parse(ip)
+    if billing_country is not None and not (len(billing_country) == 2 and billing_country.isalpha()):
+        raise ConfigError("--billing-country must be an ISO alpha-2 code such as DE")
+    if card_bin is not None:
+        from geowarden.signals.card import check_bin  # noqa: PLC0415
+
+        check_bin(card_bin)
     facts = Facts(
         ip=ip, account_id=account, api_key_id=api_key, allow_token=allow_token, timezone=timezone,
-        accept_language=accept_language,
+        accept_language=accept_language, phone=phone, card_bin=card_bin,
+        billing_country=billing_country.upper() if billing_country else None, email=email, org_name=org,
+        org_owners=tuple(owner or ()),
     )  # fmt: skip
     from geowarden.policy.engine import PolicyEngine  # noqa: PLC0415
 
     warden = open_warden(quiet, policy)
     engine = cast(PolicyEngine, warden.policy)  # Warden.open loads a policy file into an engine
-    doc = engine.explain(warden.evidence(facts), facts)
+    facts, allow_ev = warden.allowlist(facts)
+    evidence = warden.evidence(facts) + ([allow_ev] if allow_ev is not None else [])
+    doc = engine.explain(evidence, facts)
     if as_json:
         emit_json(doc)
         return

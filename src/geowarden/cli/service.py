@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import shutil
+from typing import Annotated, Any
 
 import typer
 
@@ -38,11 +39,23 @@ def serve(
     import uvicorn  # noqa: PLC0415
 
     from geowarden.service.app import build_service  # noqa: PLC0415
+    from geowarden.settings import default_public_url, prepare_worker_metrics  # noqa: PLC0415
 
+    default_public_url(host, port)  # appeal links name the port served, unless GEOWARDEN_PUBLIC_URL says otherwise
     # Build once in this process first: a bad setting, snapshot or policy fails here, in one line.
     build_service(app_settings()).audit.close()
     if not quiet:
         err.print(f"[dim]· serving on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})[/dim]")
+    metrics_dir = prepare_worker_metrics(workers)  # every worker's counters in each scrape
+    try:
+        _run(uvicorn, host, port, workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(uvicorn: Any, host: str, port: int, workers: int) -> None:
+    """uvicorn with the service's factory (each worker builds its own Service)."""
     uvicorn.run(
         "geowarden.service.app:create_app_from_env",
         factory=True,

@@ -106,16 +106,17 @@ _ANON_LABELS = ("tor", "vpn", "proxy", "hosting")
 def label_confidence(flags: int, said: dict[str, list[str]], verdict: dict[str, Any] | None) -> dict[str, float]:
     """How sure each anonymiser label of an address is, 0-1.
 
-    A label that range or ASN lists give: 0.6 + 0.2 per source that says it (at most 1). A label
+    A label that range or ASN lists give: 0.6 + 0.2 per source that says it, the classifier
+    included (at most 1). A label
     that only the network classifier gives: the confidence of its rule (0.5 for the weak
     ``spread`` rule up to 0.9; see ``intel/classify.py``)."""
     out: dict[str, float] = {}
     for label in _ANON_LABELS:
         if not flags & FLAG_BITS[label]:
             continue
-        by = [s for s in said.get(label, []) if s != CLASSIFIED_SOURCE]
-        if by:
-            out[label] = round(min(1.0, 0.6 + 0.2 * len(by)), 2)
+        all_said = said.get(label, [])
+        if any(s != CLASSIFIED_SOURCE for s in all_said):  # the classifier agreeing counts as one more source
+            out[label] = round(min(1.0, 0.6 + 0.2 * len(all_said)), 2)
         elif verdict is not None and verdict.get("label") == label:
             out[label] = float(verdict.get("confidence", 0.5))
         else:

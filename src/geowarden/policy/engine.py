@@ -8,8 +8,10 @@ What a rule sees (all keys always present; unknown is ``""``, ``0`` or ``false``
   source's answer), ``disagreement``, ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``;
 - ``restricted``: the jurisdiction codes of the policy (``ip.country in restricted``);
 - ``evidence``: the codes found; ``confidence``: code -> confidence;
-- ``allow``: ``matched`` (a valid allowlist token for this account or key), ``egress`` (the
-  address is in the account's registered egress ranges), ``token`` (a token was presented);
+- ``allow``: ``matched`` (a valid, unrevoked allowlist token for this account or key), ``egress``
+  (the address is in the account's registered egress ranges), ``token`` (a token was presented),
+  ``clears`` (what the reviewer let the token clear beyond the default: ``restricted``, ``tor``,
+  ``sanctions``; empty without a token);
 - ``facts``: ``account_id``, ``api_key_id``, ``billing_country``, ``timezone``,
   ``accept_language``, ``user_agent``, ``org_name``, and ``has_phone``/``has_card``/``has_email``
   (personal data itself never reaches a rule);
@@ -128,12 +130,14 @@ class PolicyEngine:
     ) -> dict[str, Any]:
         """The variables a rule sees for one request (``only``: just these, for speed)."""
         facts = facts or Facts()
-        matched = bool(
-            self.signer
-            and self.signer.matches(facts.allow_token, account_id=facts.account_id, api_key_id=facts.api_key_id)
+        grant = (
+            self.signer.grant_for(facts.allow_token, account_id=facts.account_id, api_key_id=facts.api_key_id)
+            if self.signer is not None and facts.allow_token
+            else None
         )
         egress = self.egress.matches(facts.account_id, facts.ip)
-        return self.context_of(evidence, facts, matched=matched, egress=egress, only=only)
+        clears = tuple(sorted(grant.clears)) if grant is not None else ()
+        return self.context_of(evidence, facts, matched=grant is not None, egress=egress, only=only, clears=clears)
 
     def evaluate(self, ctx: dict[str, Any]) -> tuple[RuleResult, ...]:
         """Every rule's result for one context. Rules are pure, so results are memoised per
@@ -371,7 +375,12 @@ class ContextBuilder:
             "restricted": lambda _found, _facts, _m, _e: self.restricted,
             "evidence": lambda found, _facts, _m, _e: [e.code for e in found.evidence],
             "confidence": lambda found, _facts, _m, _e: {e.code: float(e.confidence) for e in found.evidence},
-            "allow": lambda _found, facts, m, e: {"matched": m, "egress": e, "token": bool(facts.allow_token)},
+            "allow": lambda _found, facts, m, e: {
+                "matched": m,
+                "egress": e,
+                "token": bool(facts.allow_token),
+                "clears": [],
+            },
             "facts": lambda _found, facts, _m, _e: _facts(facts),
             "hints": lambda found, _facts, _m, _e: [s for s, codes in self.hints if not found.codes.isdisjoint(codes)],
             "unavailable": lambda found, _facts, _m, _e: sorted(
@@ -399,10 +408,14 @@ class ContextBuilder:
         matched: bool,
         egress: bool,
         only: Sequence[str] | None = None,
+        clears: Sequence[str] = (),
     ) -> dict[str, Any]:
         found = Found.of(evidence) if evidence else NOTHING
         plan = self._all if only is None else self.plan(only)
-        return {name: get(found, facts, matched, egress) for name, get in plan}
+        out = {name: get(found, facts, matched, egress) for name, get in plan}
+        if clears and "allow" in out:
+            out["allow"]["clears"] = list(clears)
+        return out
 
     def probe(self) -> dict[str, Any]:
         """The context of a request with no facts at all: every key present, every value empty."""

@@ -8,6 +8,7 @@
         facts: {ip: 1.2.4.8, account_id: a1}     # optional with evidence; required without
         egress: {a1: [203.0.113.0/24]}           # optional: registered egress ranges for the case
         token_for: account:a1                    # optional: present a valid allowlist token
+        token_clears: [restricted]               # optional: what that token may clear (tor, restricted, sanctions)
         expect: {action: block, reasons: [IP_COUNTRY_RESTRICTED], rules: [restricted-country]}
                                                  # action may be a list of acceptable actions
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geowarden.errors import ConfigError
+from geowarden.errors import ConfigError, InputError
 from geowarden.model import Action, Evidence, Facts, RTTSample
 from geowarden.policy.allowlist import EgressRanges, TokenSigner
 from geowarden.policy.engine import PolicyEngine
@@ -31,7 +32,7 @@ from geowarden.policy.yamlsrc import Where, load
 from geowarden.signals.codes import CODES
 
 FACT_FIELDS = set(Facts.__dataclass_fields__) - {"extra", "rtt", "org_owners"}
-CASE_KEYS = {"name", "evidence", "facts", "egress", "token_for", "expect"}
+CASE_KEYS = {"name", "evidence", "facts", "egress", "token_for", "token_clears", "expect"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +93,15 @@ def _run(
     facts = _facts(case.get("facts") or {}, (*path, "facts"), where)
     signer = TokenSigner(secret)
     if "token_for" in case:
-        token = signer.issue(str(case["token_for"]), seconds=3600, reason="policy test")
+        clears = case.get("token_clears") or []
+        if not isinstance(clears, list):
+            raise where.error((*path, "token_clears"), "token_clears is a list (tor, restricted, sanctions)")
+        try:
+            token = signer.issue(
+                str(case["token_for"]), seconds=3600, reason="policy test", clears=[str(c) for c in clears]
+            )
+        except InputError as exc:
+            raise where.error((*path, "token_clears"), exc.message) from None
         facts = Facts(**{**_fields(facts), "allow_token": token})
     egress = EgressRanges(case.get("egress") or {})
     local = PolicyEngine(engine.spec, engine.rules, signer=signer, egress=egress)

@@ -22,6 +22,7 @@ Every decision is appended to the audit log and acknowledged only once committed
 import asyncio
 import logging
 import math
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
@@ -30,20 +31,22 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request,
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from geowarden.audit.review import IssuedToken
 from geowarden.audit.store import open_default
 from geowarden.errors import AuthError, ConfigError, GeowardenError, RateLimitError
 from geowarden.model import Action, Decision, Facts
 from geowarden.policy.allowlist import TokenSigner
 from geowarden.service.auth import TokenInfo, TokenStore
-from geowarden.service.clientip import client_ip
+from geowarden.service.clientip import client_ip, normal_ip
 from geowarden.service.core import COOKIE, Service, token_of
 from geowarden.service.middleware import facts_from_headers
 from geowarden.service.schemas import (
     DECIDE_EXAMPLE,
     DECISION_ID_PATTERN,
     AppealIn,
+    AppealInfo,
     AppealOut,
     DecisionOut,
     FactsIn,
@@ -62,19 +65,40 @@ log = logging.getLogger("geowarden.service")
 
 async def geowarden_error(_request: Request, exc: Exception) -> Response:
     """Any geowarden error: its own HTTP status (see the tree in ``geowarden.errors``) and its
-    one-line message; a rate limit says when to come back."""
+    one-line message; a rate limit says when to come back, a missing token how to authenticate."""
     assert isinstance(exc, GeowardenError)
     headers = None
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
         headers = {"retry-after": str(max(1, math.ceil(exc.retry_after)))}
+    elif isinstance(exc, AuthError) and exc.status == 401:
+        headers = {"www-authenticate": WWW_AUTHENTICATE}
     return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+
+
+#: How a 401 says what to send (RFC 6750).
+WWW_AUTHENTICATE = 'Bearer realm="geowarden"'
+_MAX_ERRORS = 20  # a 422 lists at most this many problems ...
+_MAX_TEXT = 80  # ... each location part and message cut to this many characters
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_TEXT:
+        return value[:_MAX_TEXT] + "…"
+    return value
 
 
 async def validation_error(_request: Request, exc: Exception) -> Response:
     """A request the schema refuses: 422 with where and why, without echoing the value sent (it
-    may be personal data, or a number JSON cannot write, such as NaN)."""
+    may be personal data, a number JSON cannot write such as NaN, or megabytes); a body that is
+    not JSON at all is a 400. Messages and locations are cut short, and at most 20 are listed."""
     assert isinstance(exc, RequestValidationError)
-    errors = [{k: e[k] for k in ("type", "loc", "msg") if k in e} for e in exc.errors()]
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return JSONResponse({"detail": "the body is not valid JSON"}, status_code=400)
+    errors = [
+        {"type": e.get("type"), "loc": [_short(x) for x in e.get("loc", ())], "msg": _short(e.get("msg", ""))}
+        for e in raw[:_MAX_ERRORS]
+    ]
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
@@ -101,8 +125,11 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
     def need(scope: str) -> Any:
         async def dep(request: Request) -> TokenInfo:  # async: FastAPI would run a plain def in a thread
-            info = service.tokens.check(token_of(request.headers), scope)
+            token = token_of(request.headers)
+            info = service.tokens.check(token, scope)
             if info is None:
+                if service.tokens.check(token, None) is not None:  # a genuine token, another scope
+                    raise AuthError(f"this token does not have the {scope!r} scope", status=403)
                 raise AuthError(f"a token with scope {scope!r} is required")
             return info
 
@@ -118,48 +145,83 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     decide_body = Annotated[FactsIn, Body(openapi_examples={"restricted": {"value": DECIDE_EXAMPLE}})]
     unauthorized: dict[int | str, dict[str, Any]] = {
         400: {"description": "The body is not JSON"},
-        401: {"description": "No token, or one without the scope"},
+        401: {"description": "No valid token"},
+        403: {"description": "A valid token without the scope this endpoint needs"},
+        413: {"description": "The body is larger than GEOWARDEN_MAX_BODY_BYTES"},
+        415: {"description": "The body is not sent as application/json"},
     }
     edge_responses: dict[int | str, dict[str, Any]] = {
         200: {"description": "Allowed (or allowed to step up): decision in x-geowarden-* headers"},
+        302: {"description": "ext_authz, challenge, with x-geowarden-challenge-mode: redirect: to the challenge page"},
         404: {"description": "A path the router cannot take (for example with control characters)"},
-        401: {"description": "No token with the decide scope in x-geowarden-token"},
+        401: {
+            "description": "No token with the decide scope in x-geowarden-token; or (auth_request, challenge "
+            "mode redirect) a challenge: x-geowarden-challenge-url says where"
+        },
         403: {"description": "Denied: user-safe message, decision id and appeal URL"},
     }
 
     @app.post("/v1/decide", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
     async def decide(body: decide_body, request: Request, _t: can_decide) -> Response:
         """Decide on one API request. Without `ip`, the connection's client address is used."""
-        d = await service.decide(with_client(body, request), endpoint="decide")
-        return decision_response(d)
+        facts = with_client(body, request)
+        d = await service.decide(facts, endpoint="decide")
+        return decision_response(d, facts)
 
     @app.post("/v1/signup", response_model=DecisionOut, responses=unauthorized, tags=["decisions"])
     async def signup(body: decide_body, request: Request, _t: can_decide) -> Response:
         """Decide on an account signup (all facts: phone, card, email, organisation)."""
-        d = await service.decide(with_client(body, request), endpoint="signup", kind="signup")
-        return decision_response(d)
+        facts = with_client(body, request)
+        d = await service.decide(facts, endpoint="signup", kind="signup")
+        return decision_response(d, facts)
 
-    def decision_response(d: Decision) -> Response:
-        return Response(service.decision_json(d), media_type="application/json")
+    def decision_response(d: Decision, facts: Facts) -> Response:
+        return Response(service.decision_json(d, facts), media_type="application/json")
 
     async def edge(request: Request, endpoint: str) -> Response:
         if service.tokens.check(token_of(request.headers), "decide") is None:
-            return JSONResponse({"detail": "a token with scope 'decide' is required"}, status_code=401)
+            return JSONResponse(
+                {"detail": "a token with scope 'decide' is required"},
+                status_code=401,
+                headers={"www-authenticate": WWW_AUTHENTICATE},
+            )
         h = {k.lower(): v for k, v in request.headers.items()}
         peer = request.client.host if request.client else None
-        ip = h.get("x-envoy-external-address") if peer in service.trusted else None
-        ip = ip or client_ip(peer, h, service.trusted)
-        d = await service.decide(facts_from_headers(h, ip), endpoint=endpoint)
+        external = h.get("x-envoy-external-address", "").strip() if peer in service.trusted else ""
+        ip = normal_ip(external) if external else client_ip(peer, h, service.trusted)
+        if external and ip is None:
+            # The edge sent an address that is not one: deny (fail closed) and say why in the log;
+            # a human reviewer could do nothing with it, so it does not go to the review queue.
+            log.warning("edge request denied: the forwarded client address is not an IP address", extra={
+                "endpoint": endpoint, "reason": "malformed-client-address"})  # fmt: skip
+            service.metrics.malformed.labels(endpoint).inc()
+            body = {"message": "The request could not be checked.", "decision_id": None, "appeal_url": None}
+            return JSONResponse(body, status_code=403, headers={"x-geowarden-action": "block"})
+        facts = facts_from_headers(h, ip)
+        d = await service.decide(facts, endpoint=endpoint)
         headers = {
             "x-geowarden-action": d.action.value,
             "x-geowarden-decision": d.decision_id,
             "x-geowarden-score": f"{d.score:.3f}",
             "x-geowarden-reasons": ",".join(e.code for e in d.reasons),
         }
+        challenge = service.challenge_url(d, facts)
+        if challenge:
+            headers["x-geowarden-challenge-url"] = challenge
+            if h.get("x-geowarden-challenge-mode", "").strip().lower() == "redirect":
+                # The edge asked to send challenged users to the challenge page: Envoy relays any
+                # ext_authz answer but 200 to the client (a 302 here); nginx's auth_request knows
+                # only 2xx, 401 and 403, so it gets a 401 and redirects itself (error_page 401).
+                if endpoint == "ext_authz":
+                    return Response(status_code=302, headers={**headers, "location": challenge})
+                return Response(status_code=401, headers=headers)
         if d.allowed or d.action == Action.CHALLENGE:
             # Challenge passes the edge: the upstream reads x-geowarden-action and steps up.
             return Response(status_code=200, headers=headers)
-        body = {"message": d.user_message, "decision_id": d.decision_id, "appeal_url": service.appeal_url(d)}
+        appeal = service.appeal_url(d)
+        if appeal:  # for the edge's own deny page (nginx error_page: see docs/service.md)
+            headers["x-geowarden-appeal-url"] = appeal
+        body = {"message": d.user_message, "decision_id": d.decision_id, "appeal_url": appeal}
         return JSONResponse(body, status_code=403, headers=headers)
 
     async def ext_authz(path: str, request: Request) -> Response:
@@ -197,68 +259,108 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
 
     @app.get("/v1/review", response_model=list[QueueItem], responses=unauthorized, tags=["review"])
     async def review_queue(
+        response: Response,
         _t: can_review,
-        state: Literal["queued", "confirmed", "overturned", "none"] = "queued",
+        state: Literal["queued", "confirmed", "overturned", "none", "any"] = "queued",
+        appealed: Annotated[bool | None, Query(description="Only appealed (true) or unappealed (false)")] = None,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[QueueItem]:
-        """Decisions waiting for a reviewer (or in another review state)."""
-        recs = await asyncio.to_thread(service.audit.recent, review=state, limit=limit)
+        """Decisions in a review state (open ones by default): appealed first, then newest first.
+        The `x-total-count` header says how many match in all (page with `offset`)."""
+        entries, total = await asyncio.to_thread(
+            service.reviews.queue,
+            state=None if state == "any" else state,
+            appealed=appealed,
+            offset=offset,
+            limit=limit,
+        )
+        response.headers["x-total-count"] = str(total)
         return [
             QueueItem(
-                decision_id=r.decision_id,
-                ts=r.ts,
-                action=r.action,
-                review=r.review,
-                ip=r.ip,
-                country=r.country,
-                account_id=r.account_id,
-                reasons=r.reasons,
-                rules=r.rules,
+                decision_id=e.record.decision_id,
+                ts=e.record.ts,
+                action=e.record.action,
+                review=e.record.review,
+                ip=e.record.ip,
+                country=e.record.country,
+                account_id=e.record.account_id,
+                reasons=e.record.reasons,
+                rules=e.record.rules,
+                appealed=e.appeal_ts is not None,
+                appeal=AppealInfo(ts=e.appeal_ts, message=e.appeal_message or "") if e.appeal_ts is not None else None,
             )
-            for r in recs
+            for e in entries
         ]
 
     @app.post(
         "/v1/review/{decision_id}",
         response_model=ReviewOut,
-        responses={**unauthorized, 404: {"description": "No such decision"}},
+        responses={
+            **unauthorized,
+            404: {"description": "No such decision"},
+            409: {"description": "The review is not in a state this verdict applies to"},
+        },
         tags=["review"],
     )
     async def review(
         decision_id: Annotated[str, Path(pattern=DECISION_ID_PATTERN)], body: ReviewIn, who: can_review
     ) -> ReviewOut:
-        """Confirm or overturn a decision; an overturn can issue an allowlist token for the account."""
+        """Confirm or overturn an open review (final); an overturn can issue an allowlist token for
+        the account. An admin may reopen a decided review, which revokes any token it issued."""
+        if body.verdict == "reopen" and not who.allows("admin"):
+            raise AuthError("reopening a decided review needs the 'admin' scope", status=403)
         rec = await asyncio.to_thread(service.audit.get, decision_id)
         if rec is None:
             raise HTTPException(status_code=404, detail="no such decision")
-        state = "confirmed" if body.verdict == "confirm" else "overturned"
-        token = None
+        token = issued = None
         note = body.note
         if body.verdict == "overturn" and body.issue_token_days and (rec.account_id or rec.api_key_id):
             subject = f"account:{rec.account_id}" if rec.account_id else f"key:{rec.api_key_id}"
+            seconds = int(body.issue_token_days * 86400)
+            token_id = secrets.token_hex(8)
+            now = time.time()
             token = service.signer.issue(
-                subject, seconds=int(body.issue_token_days * 86400), reason=f"review {decision_id}"
+                subject,
+                seconds=seconds,
+                reason=f"review {decision_id}",
+                clears=body.token_clears,
+                token_id=token_id,
+                now=now,
             )
-            note = f"{note} (allowlist token issued for {subject}, {body.issue_token_days:g} days)".strip()
-        await asyncio.to_thread(
-            service.audit.add_event, decision_id, actor=who.name, event=body.verdict, note=note, review=state
+            issued = IssuedToken(token_id, subject, now, int(now) + seconds, tuple(sorted(set(body.token_clears))))
+            clears = f", clears {', '.join(issued.clears)}" if issued.clears else ""
+            note = f"{note} (allowlist token {token_id} for {subject}, {body.issue_token_days:g} days{clears})".strip()
+        try:
+            state = await asyncio.to_thread(
+                service.reviews.review, decision_id, body.verdict, actor=who.name, note=note, token=issued
+            )
+        except KeyError:
+            raise HTTPException(status_code=404, detail="no such decision") from None
+        return ReviewOut(
+            decision_id=decision_id, review=state, allow_token=token, token_id=issued.token_id if issued else None
         )
-        return ReviewOut(decision_id=decision_id, review=state, allow_token=token)
 
     @app.post(
         "/v1/appeals",
         response_model=AppealOut,
-        responses={400: {"description": "The body is not JSON"}, 404: {"description": "Unknown reference"}},
+        responses={
+            400: {"description": "The body is not JSON"},
+            404: {"description": "Unknown reference"},
+            409: {"description": "This decision was already appealed"},
+            413: {"description": "The body is larger than GEOWARDEN_MAX_BODY_BYTES"},
+            415: {"description": "The body is not sent as application/json"},
+        },
         tags=["appeals"],
     )
     async def appeal(body: AppealIn) -> AppealOut:
-        """An end user appeals a block with the signed reference from their appeal link (no login)."""
+        """An end user appeals a block with the signed reference from their appeal link (no login),
+        once per decision."""
         decision_id = service.check_ref(body.ref)
         if decision_id is None or await asyncio.to_thread(service.audit.get, decision_id) is None:
             raise HTTPException(status_code=404, detail="unknown or damaged appeal reference")
-        await asyncio.to_thread(
-            service.audit.add_event, decision_id, actor="end-user", event="appeal", note=body.message, review="queued"
-        )
+        if not await asyncio.to_thread(service.reviews.appeal, decision_id, body.message):
+            raise HTTPException(status_code=409, detail="this decision was already appealed; it will be reviewed")
         return AppealOut(received=True, decision_id=decision_id)
 
     @app.get("/appeal/{ref}", response_class=HTMLResponse, include_in_schema=False)
@@ -306,17 +408,19 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics() -> Response:
         """Prometheus metrics: decisions by action and reason, latency, fail-mode counts."""
-        return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(service.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz", response_model=Health, tags=["operations"])
-    async def healthz() -> Health:
-        return Health(
-            status="ok",
-            snapshot=service.warden.intel.id,
-            policy=service.warden.policy.version,
-            audit_written=service.audit.written,
-            state=service.warden.state.health(),
-        )
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        tags=["operations"],
+        responses={503: {"model": Health, "description": "A dependency that fails closed is down (see `down`)"}},
+    )
+    async def healthz() -> Response:
+        """`ok`, or `degraded` naming each dependency that is down and its fail mode: HTTP 503 when
+        one of them fails closed (the audit log always does), 200 otherwise."""
+        doc, status = await service.health()
+        return JSONResponse(jsonable_encoder(Health.model_validate(doc)), status_code=status)
 
     @app.get("/map/world.svg", include_in_schema=False)
     async def world_map(request: Request) -> Response:
@@ -331,6 +435,13 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
         if gz:
             headers["content-encoding"] = "gzip"
         return Response(body, media_type="image/svg+xml", headers=headers)
+
+    from geowarden.service.challenge import add_routes, build_flow  # noqa: PLC0415
+
+    flow = build_flow(service)
+    service.challenge_link = flow.url
+    app.state.challenge = flow
+    add_routes(app, service, flow)
 
     # The dashboard's scripts and stylesheets, served from the package: nothing from a CDN.
     from fastapi.staticfiles import StaticFiles  # noqa: PLC0415
@@ -367,11 +478,19 @@ def create_app_from_env() -> Any:
     ``POST /v1/decide`` requests (``fastpath``)."""
     from geowarden.audit.retention import RetentionTask  # noqa: PLC0415
     from geowarden.logconfig import configure_logging  # noqa: PLC0415
-    from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
 
     settings = Settings.from_env()
     configure_logging(settings)
     service = build_service(settings)
     api = create_app(service)
     api.state.retention = RetentionTask(service.audit).start() if settings.audit_retention_days else None
-    return DecideFastPath(api, service)
+    return asgi_stack(api, service)
+
+
+def asgi_stack(api: FastAPI, service: Service) -> Any:
+    """What a server runs: the decide fast path (which reads at most the body limit and refuses a
+    larger ``Content-Length`` unread) around the request limits (``limits``) around the app."""
+    from geowarden.service.fastpath import DecideFastPath  # noqa: PLC0415
+    from geowarden.service.limits import RequestGuard  # noqa: PLC0415
+
+    return DecideFastPath(RequestGuard(api, max_body=service.settings.max_body_bytes), service)

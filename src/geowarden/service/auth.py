@@ -78,15 +78,15 @@ class TokenStore:
         self._save()
         return token
 
-    def check(self, token: str | None, scope: str) -> TokenInfo | None:
-        """The token's info if it exists and carries ``scope``; None otherwise."""
+    def check(self, token: str | None, scope: str | None) -> TokenInfo | None:
+        """The token's info if it exists and carries ``scope`` (any scope when None); None otherwise."""
         if not token or not token.startswith(PREFIX):
             return None
         self._load()
         digest = _hash(token)
         for h, info in self._by_hash.items():
             if hmac.compare_digest(h, digest):
-                return info if info.allows(scope) else None
+                return info if scope is None or info.allows(scope) else None
         return None
 
     def _save(self) -> None:

@@ -58,6 +58,11 @@ def client_ip(peer: str | None, headers: Mapping[str, str], trusted: TrustedProx
     return client
 
 
+def normal_ip(text: str) -> str | None:
+    """``text`` as one IPv4 or IPv6 address in its normal form (brackets and a port allowed), or None."""
+    return _norm(text)
+
+
 def _xff(value: str) -> list[str]:
     return [h.strip() for h in value.split(",") if h.strip()]
 
@@ -66,9 +71,17 @@ def _forwarded(value: str) -> list[str]:
     return [m.group(2).strip("[]") for m in _FOR.finditer(value)]
 
 
+_WITH_PORT = re.compile(r"\[([^\]]+)\]:\d{1,5}|(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}")
+
+
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address in ``text``: bare, in brackets, or with a port (``1.2.4.8:5555``, ``[2001:db8::1]:443``)."""
+    text = text.strip()
+    m = _WITH_PORT.fullmatch(text)
+    if m is not None:
+        text = m.group(1) or m.group(2)
     try:
-        ip = ipaddress.ip_address(text.strip().strip("[]"))
+        ip = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:

@@ -10,11 +10,13 @@ FastAPI ones. Tests drive both paths against one schema.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from geowarden.errors import GeowardenError
 from geowarden.service.core import Service, token_of
 from geowarden.service.schemas import FactsIn
 
@@ -24,7 +26,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-MAX_BODY = 64 * 1024
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -37,11 +38,17 @@ class DecideFastPath:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/decide":
             await self.app(scope, receive, send)
             return
-        body, complete = await _read(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        limit = self.service.settings.max_body_bytes
+        length = headers.get("content-length", "0").strip()
+        if not (length.isascii() and length.isdigit()) or int(length) > limit:
+            await self.app(scope, receive, send)  # refused unread by the limits behind (413, or 400)
+            return
+        body, complete = await _read(receive, limit)
         token = token_of(headers)
         facts_in = None
-        if complete and self.service.tokens.check(token, "decide") is not None:
+        is_json = headers.get("content-type", "").split(";", 1)[0].strip().lower() == "application/json"
+        if complete and is_json and self.service.tokens.check(token, "decide") is not None:
             try:
                 facts_in = FactsIn.model_validate_json(body)
             except ValidationError:
@@ -51,19 +58,23 @@ class DecideFastPath:
             return
         peer = scope["client"][0] if scope.get("client") else None
         facts = self.service.with_client(facts_in.to_facts(), peer, headers)
-        d = await self.service.decide(facts, endpoint="decide")
-        payload = self.service.decision_json(d).encode()
+        status = 200
+        try:
+            d = await self.service.decide(facts, endpoint="decide")
+            payload = self.service.decision_json(d, facts).encode()
+        except GeowardenError as exc:  # the audit log cannot be written, say: the same answer as FastAPI's handler
+            status, payload = exc.status, json.dumps({"detail": exc.message}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": status,
                 "headers": [*_JSON, (b"content-length", str(len(payload)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _read(receive: Receive) -> tuple[bytes, bool]:
+async def _read(receive: Receive, limit: int) -> tuple[bytes, bool]:
     """The request body, and whether all of it was read (a large body is left to FastAPI)."""
     chunks: list[bytes] = []
     size = 0
@@ -76,7 +87,7 @@ async def _read(receive: Receive) -> tuple[bytes, bool]:
         size += len(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks), True
-        if size > MAX_BODY:
+        if size > limit:
             return b"".join(chunks), False
 
 

@@ -78,6 +78,32 @@ def appeal_page(ref: str, rec: AuditRecord | None) -> str:
     )
 
 
+def challenge_page(ref: str | None) -> str:
+    """The end user's challenge page: a phone number, then the code sent to it (no login)."""
+    if ref is None:
+        return _page(
+            "Verification",
+            "<main class=narrow><section class=card><h2>Verification</h2><p>This verification link is not "
+            "valid. Please use the link from the message you received.</p></section></main>",
+        )
+    return _page(
+        "Verify your access",
+        "<main class=narrow><section class=card><h2>Verify your access</h2>"
+        "<p>We could not confirm where this request comes from. Verify with a code sent by SMS to a mobile "
+        "number, and you can continue for the next hour. You do not need to sign in.</p>"
+        f'<form id=start><input type=hidden name=ref value="{escape(ref)}">'
+        "<label for=phone>Mobile number, with country code</label><br>"
+        "<input id=phone name=phone type=tel autocomplete=tel placeholder='+49 151 23456789' "
+        "maxlength=32 required> <button type=submit id=send>Send code</button></form>"
+        "<form id=verify hidden><input type=hidden name=challenge_id>"
+        "<p id=sent role=status></p><label for=code>Code</label><br>"
+        "<input id=code name=code inputmode=numeric autocomplete=one-time-code maxlength=16 required> "
+        "<button type=submit id=check>Verify</button></form>"
+        "<p id=result role=alert></p></section></main>",
+        scripts=("challenge.js",),
+    )
+
+
 def dashboard_page(policy: str, snapshot: str) -> str:
     tiles = "".join(
         f"<div class='tile {a}'><span class=label>{a}</span><span class=num id=count-{a}>&ndash;</span></div>"
@@ -88,8 +114,8 @@ def dashboard_page(policy: str, snapshot: str) -> str:
         f"<span class=key><i class='swatch {k}'></i>{escape(label)}</span>"
         for k, label in (
             ("none", "no decisions"),
-            ("allow", "allowed only"),
-            ("hold", "challenged or held for review"),
+            ("allow", "none blocked, mostly allowed"),
+            ("hold", "none blocked, mostly challenged or held"),
             ("mixed", "some blocked (< 50 %)"),
             ("block", "mostly blocked (≥ 50 %)"),
         )
@@ -131,9 +157,14 @@ def dashboard_page(policy: str, snapshot: str) -> str:
         "<code id=allow-token class=token></code> <button type=button id=token-copy>Copy</button> "
         "<button type=button id=token-dismiss>Dismiss</button></div>"
         "<p id=queue-status class=muted role=status></p>"
+        "<div class=queuebar><label>show <select id=queue-filter><option value=''>all (appealed first)</option>"
+        "<option value=true>appealed only</option><option value=false>not appealed</option></select></label>"
+        "<span class=spacer></span><span id=queue-page class=muted></span> "
+        "<button type=button id=queue-prev disabled>Previous</button> "
+        "<button type=button id=queue-next disabled>Next</button></div>"
         "<table id=queue><thead><tr><th>when (UTC)</th><th>action</th><th>network</th><th>country</th>"
-        "<th>account</th><th>reasons</th><th>note</th><th>allowlist on overturn</th><th></th></tr></thead>"
-        "<tbody></tbody></table><p id=queue-empty class=empty hidden>The queue is empty.</p></section>"
+        "<th>account</th><th>reasons</th><th>appeal</th><th>note</th><th>allowlist on overturn</th><th></th>"
+        "</tr></thead><tbody></tbody></table><p id=queue-empty class=empty hidden>The queue is empty.</p></section>"
         "</main>"
     )
     return _page("geowarden dashboard", body, css=("base.css", "dashboard.css"), scripts=("dashboard.js",))

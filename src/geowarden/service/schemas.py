@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictFloat, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictFloat, StrictInt
 
 from geowarden.model import Decision, Facts, RTTSample
 
@@ -22,6 +23,23 @@ Claimed = (
     | tuple[Annotated[float, Strict(), Field(ge=-90, le=90)], Annotated[float, Strict(), Field(ge=-180, le=180)]]
 )
 
+
+def _address(value: str) -> str:
+    """One IPv4 or IPv6 address (not a network, not a name), in its normal form."""
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError("not an IPv4 or IPv6 address") from None
+    return str(ip)
+
+
+#: A client address: validated at the edge (422), so a malformed one never reaches the review queue.
+Address = Annotated[
+    str,
+    Field(max_length=64, json_schema_extra={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+    AfterValidator(_address),
+]
+
 DECISION_ID_PATTERN = r"^[0-9a-f]{32}$"
 REF_PATTERN = r"^[0-9a-f]{32}\.[0-9a-f]{24}$"
 
@@ -31,7 +49,9 @@ class FactsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_max_length=512)
 
-    ip: str | None = Field(default=None, examples=["1.2.4.8"], description="Client address as seen at the edge")
+    ip: Address | None = Field(
+        default=None, examples=["1.2.4.8"], description="Client address as seen at the edge (IPv4 or IPv6)"
+    )
     timestamp: StrictFloat | StrictInt | None = Field(default=None, description="Epoch seconds")
     account_id: str | None = Field(default=None, examples=["acct-42"])
     api_key_id: str | None = Field(default=None, examples=["key-7"], description="The key's id, never its secret")
@@ -111,6 +131,9 @@ class DecisionOut(BaseModel):
     elapsed_us: float
     evidence: list[EvidenceOut]
     appeal_url: str | None = Field(default=None, description="For a block: where the end user can appeal, no login")
+    challenge_url: str | None = Field(
+        default=None, description="For a challenge of an account: where the end user passes it with a code, no login"
+    )
 
     @classmethod
     def of(cls, d: Decision, appeal_url: str | None = None) -> DecisionOut:
@@ -121,7 +144,10 @@ class DecisionOut(BaseModel):
 
 class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    verdict: Literal["confirm", "overturn"]
+    verdict: Literal["confirm", "overturn", "reopen"] = Field(
+        description="confirm or overturn an open review (final); reopen a decided one (admin scope: "
+        "revokes any allowlist token the review issued)"
+    )
     note: str = Field(default="", max_length=2000)
     issue_token_days: float | None = Field(
         default=None,
@@ -129,12 +155,19 @@ class ReviewIn(BaseModel):
         le=365,
         description="On overturn: issue an allowlist token for the account, for this many days",
     )
+    token_clears: list[Literal["restricted", "tor", "sanctions"]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="What the token may clear beyond the default (VPN, hosting, origin signals, behaviour): "
+        "a restricted jurisdiction, Tor, a sanctions match. Only when the reviewer chooses it.",
+    )
 
 
 class ReviewOut(BaseModel):
     decision_id: str
     review: str
     allow_token: str | None = None
+    token_id: str | None = Field(default=None, description="The issued token's id (what ALLOWLISTED names)")
 
 
 class AppealIn(BaseModel):
@@ -148,6 +181,11 @@ class AppealOut(BaseModel):
     decision_id: str
 
 
+class AppealInfo(BaseModel):
+    ts: float
+    message: str
+
+
 class QueueItem(BaseModel):
     decision_id: str
     ts: float
@@ -158,10 +196,19 @@ class QueueItem(BaseModel):
     account_id: str | None
     reasons: list[str]
     rules: list[str]
+    appealed: bool = False
+    appeal: AppealInfo | None = Field(default=None, description="The end user's appeal, when there is one")
+
+
+class DownDependency(BaseModel):
+    dependency: Literal["audit", "state"]
+    fail_mode: str = Field(description="What decisions do meanwhile: open (ignored), review, closed (refused)")
+    detail: str
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"]
+    down: list[DownDependency] = Field(default_factory=list, description="Each dependency that does not answer")
     snapshot: str
     policy: str
     audit_written: int

@@ -21,6 +21,16 @@ COMMON: dict[str, tuple[str, str]] = {
         "A signal could not answer (its source is missing or its back end is down); value names the "
         "signal, and the policy's fail mode for it (open, closed, review) decides what follows.",
     ),
+    "ALLOWLISTED": (
+        "allowlist",
+        "A genuine, unexpired, unrevoked allowlist token for this account or key was presented; value is "
+        "the token id. The policy's rules decide what it clears (allow.matched, allow.clears).",
+    ),
+    "ALLOWLIST_REVOKED": (
+        "allowlist",
+        "The allowlist token presented was revoked (its review was reopened); value is the token id. "
+        "The request is decided as if no token had been presented.",
+    ),
 }
 
 

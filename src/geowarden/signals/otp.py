@@ -222,7 +222,8 @@ class MemoryOtpStore:
 
 
 class OtpSender(Protocol):
-    """Delivers one message to one number (E.164). Raises on failure; must not log the number."""
+    """Delivers one message to one number (E.164). Raises on failure; must not log the number.
+    A sender that also has ``send_code(to, code)`` is given the code instead of the message."""
 
     def send(self, to: str, message: str) -> None: ...
 
@@ -367,7 +368,11 @@ class OtpService:
         self.store.put(stored)
         message = pol.message.format(code=code, minutes=max(1, round(pol.ttl_s / 60)))
         try:
-            self.sender.send(info.e164, message)
+            send_code = getattr(self.sender, "send_code", None)
+            if callable(send_code):  # a provider that writes its own message around the code (Twilio Verify)
+                send_code(info.e164, code)
+            else:
+                self.sender.send(info.e164, message)
         except Exception as exc:
             self.store.delete(cid)
             if isinstance(exc, OtpDeliveryError):

@@ -14,7 +14,7 @@
   const STATE_FILL = { allow: "#2da44e", hold: "#d4a72c", mixed: "#fb8f44", block: "#cf222e" };
 
   const $ = (id) => document.getElementById(id);
-  const state = { stats: null, mapReady: false, queueIds: "", statsRuns: 0 };
+  const state = { stats: null, mapReady: false, queueIds: "", statsRuns: 0, queueOffset: 0, queueTotal: 0 };
 
   // -- helpers --------------------------------------------------------------------------------
 
@@ -300,19 +300,29 @@
 
   // -- the review queue -----------------------------------------------------------------------
 
-  function tokenDaysSelect(enabled) {
+  const PAGE = 50;
+
+  function tokenChoice(enabled) {
     const s = el("select", { "aria-label": "allowlist token on overturn" });
     for (const [v, label] of [["", "no token"], ["1", "1 day"], ["7", "7 days"], ["30", "30 days"]]) {
       s.append(el("option", { value: v }, label));
     }
-    s.disabled = !enabled;
+    // A token clears the softer rules; a restricted jurisdiction or Tor only when chosen here.
+    const clears = [["restricted", "restricted country"], ["tor", "Tor"]].map(([v, label]) =>
+      el("label", { class: "clears" }, el("input", { type: "checkbox", dataset: { clear: v } }), " " + label));
+    const box = el("div", {}, s, el("div", { class: "clears-row" }, "also clears: ", ...clears));
+    for (const input of box.querySelectorAll("select, input")) input.disabled = !enabled;
     if (!enabled) s.title = "no account or key on this decision";
-    return s;
+    return box;
   }
 
   function queueRow(item) {
-    const tr = el("tr", { dataset: { id: item.decision_id } });
+    const tr = el("tr", { dataset: { id: item.decision_id }, class: item.appealed ? "appealed" : "" });
     const reasons = el("td", {}, ...(item.reasons || []).map((r) => el("span", { class: "chip" }, r)));
+    const appeal = item.appeal
+      ? el("td", { class: "appeal" }, el("span", { class: "chip appealed" }, "appealed " + utc(item.appeal.ts)),
+          el("div", { class: "appeal-text" }, item.appeal.message || "(no message)"))
+      : el("td", {}, "–");
     tr.append(
       el("td", {}, utc(item.ts)),
       el("td", { class: item.action }, item.action),
@@ -320,8 +330,9 @@
       el("td", {}, item.country || "–"),
       el("td", {}, item.account_id ? el("code", {}, item.account_id) : "–"),
       reasons,
+      appeal,
       el("td", {}, el("input", { type: "text", maxlength: 2000, placeholder: "note", "aria-label": "note" })),
-      el("td", {}, tokenDaysSelect(Boolean(item.account_id))),
+      el("td", {}, tokenChoice(Boolean(item.account_id))),
       el("td", { class: "actions" },
         el("button", { type: "button", class: "confirm", dataset: { verdict: "confirm" } }, "Confirm"), " ",
         el("button", { type: "button", class: "overturn", dataset: { verdict: "overturn" } }, "Overturn")),
@@ -329,24 +340,33 @@
     return tr;
   }
 
-  function showQueueCount(n) {
-    $("queue-count").textContent = fmt(n);
-    $("queue-empty").hidden = n > 0;
+  function showQueueCount(total, shown) {
+    $("queue-count").textContent = fmt(total);
+    $("queue-empty").hidden = total > 0;
+    const first = total ? state.queueOffset + 1 : 0;
+    $("queue-page").textContent = total ? fmt(first) + "–" + fmt(state.queueOffset + shown) + " of " + fmt(total) : "";
+    $("queue-prev").disabled = state.queueOffset === 0;
+    $("queue-next").disabled = state.queueOffset + shown >= total;
   }
 
   async function refreshQueue(force) {
     const body = $("queue").tBodies[0];
     if (!force && body.contains(document.activeElement)) return; // do not pull the row from under a reviewer
     try {
-      const resp = await api("/v1/review?state=queued&limit=100");
+      const filter = $("queue-filter").value;
+      const params = new URLSearchParams({ state: "queued", limit: String(PAGE), offset: String(state.queueOffset) });
+      if (filter) params.set("appealed", filter);
+      const resp = await api("/v1/review?" + params.toString());
       if (!resp.ok) throw new Error("HTTP " + resp.status);
       const items = await resp.json();
+      const total = Number(resp.headers.get("x-total-count") || items.length);
       const ids = items.map((i) => i.decision_id).join(",");
       if (force || ids !== state.queueIds) {
         state.queueIds = ids;
         body.replaceChildren(...items.map(queueRow));
       }
-      showQueueCount(items.length);
+      state.queueTotal = total;
+      showQueueCount(total, items.length);
     } catch (err) {
       $("queue-status").textContent = "Could not load the queue (" + err.message + ").";
     }
@@ -358,7 +378,10 @@
     const verdict = button.dataset.verdict;
     const payload = { verdict, note: tr.querySelector("input[type=text]").value || "" };
     const days = tr.querySelector("select").value;
-    if (verdict === "overturn" && days) payload.issue_token_days = Number(days);
+    if (verdict === "overturn" && days) {
+      payload.issue_token_days = Number(days);
+      payload.token_clears = Array.from(tr.querySelectorAll("input[data-clear]:checked"), (c) => c.dataset.clear);
+    }
     for (const b of tr.querySelectorAll("button")) b.disabled = true;
     try {
       const resp = await api("/v1/review/" + encodeURIComponent(id), {
@@ -366,12 +389,20 @@
         headers: { "content-type": "application/json" },
         body: JSON.stringify(payload),
       });
-      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      if (!resp.ok) {
+        let detail = "HTTP " + resp.status;
+        try {
+          const doc = await resp.json();
+          if (typeof doc.detail === "string") detail = doc.detail;
+        } catch (_err) { /* not JSON */ }
+        throw new Error(detail);
+      }
       const out = await resp.json();
       const account = tr.children[4].textContent;
       tr.remove();
       state.queueIds = Array.from($("queue").tBodies[0].rows, (r) => r.dataset.id).join(",");
-      showQueueCount($("queue").tBodies[0].rows.length);
+      state.queueTotal = Math.max(0, state.queueTotal - 1);
+      showQueueCount(state.queueTotal, $("queue").tBodies[0].rows.length);
       $("queue-status").textContent =
         (verdict === "confirm" ? "Confirmed " : "Overturned ") + id.slice(0, 12) + ".";
       if (out.allow_token) {
@@ -406,6 +437,18 @@
       } catch (_err) {
         window.getSelection().selectAllChildren($("allow-token"));
       }
+    });
+    $("queue-prev").addEventListener("click", () => {
+      state.queueOffset = Math.max(0, state.queueOffset - PAGE);
+      refreshQueue(true);
+    });
+    $("queue-next").addEventListener("click", () => {
+      state.queueOffset += PAGE;
+      refreshQueue(true);
+    });
+    $("queue-filter").addEventListener("change", () => {
+      state.queueOffset = 0;
+      refreshQueue(true);
     });
     $("window").addEventListener("change", refreshStats);
     loadMap();
