@@ -54,6 +54,9 @@ def load_index(directory: str | Path | None = None) -> NameIndex:
         hit = _cache.get(path)
         if hit is None:
             hit = build_index(path)
+            # A new version of installed lists (intel/sanctions/<stamp>) replaces the old one's index.
+            for old in [p for p in _cache if p.parent == path.parent]:
+                del _cache[old]
             _cache[path] = hit
     return hit[0]
 
