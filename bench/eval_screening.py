@@ -296,8 +296,12 @@ def ours(
     best = np.zeros(len(queries))
     best_name = [""] * len(queries)
     t0 = time.perf_counter()
-    for i, (q, want) in enumerate(zip(queries, expected, strict=True)):
-        ms = index.search(q, threshold=0.5, limit=20)
+    found = [
+        m
+        for start in range(0, len(queries), 256)
+        for m in index.search_many(queries[start : start + 256], threshold=0.5, limit=20)
+    ]
+    for i, (ms, want) in enumerate(zip(found, expected, strict=True)):
         if ms:
             best[i] = ms[0].score
             best_name[i] = f"{ms[0].alias} [{ms[0].entity.entity_id}]"

@@ -19,7 +19,7 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_LOG_FORMAT`` | ``text`` | ``text`` or ``json`` (one object per line) on stderr |
 | ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` |
 | ``GEOWARDEN_BIN_TABLE`` | none (the shipped scheme ranges only) | a card BIN table (CSV: a BIN and a country column) |
-| ``GEOWARDEN_SCREENING_DATA`` | none (no screening) | the sanctions lists (layout of ``shared/data/sanctions``) |
+| ``GEOWARDEN_SCREENING_DATA`` | the installed lists | the sanctions lists (layout of ``shared/data/sanctions``) |
 | ``GEOWARDEN_PINGS`` | ``../shared/data/latency/wondernetwork`` | the simulator's inter-city pings (``pings.csv``) |
 | ``GEOWARDEN_SPARK_MASTER`` | ``local[2]`` | Spark master URL of ``geowarden analyze --backend spark`` |
 | ``GEOWARDEN_SPARK_CONF`` | none | extra Spark settings: ``key=value`` items separated by spaces |
@@ -129,6 +129,15 @@ class Settings:
     def intel_dir(self) -> Path:
         """Where compiled snapshots live, one directory each, plus the ``current`` link."""
         return self.home / "intel"
+
+    @property
+    def screening_lists(self) -> Path | None:
+        """The sanctions lists screened against: ``GEOWARDEN_SCREENING_DATA`` when set, else the
+        lists ``intel build --from`` installed (``intel/sanctions/current``), else None."""
+        if self.screening_data is not None:
+            return self.screening_data
+        cur = self.intel_dir / "sanctions" / "current"
+        return cur if cur.is_dir() else None
 
     @property
     def downloads_dir(self) -> Path:

@@ -245,7 +245,7 @@ def configured_signals(settings: Settings) -> tuple[Signal, ...]:
     return registry.configure(
         off=settings.signals_off,
         bin_table=settings.bin_table,
-        screening_data=settings.screening_data,
+        screening_data=settings.screening_lists,
         phone_lookup=lookup,
     )
 

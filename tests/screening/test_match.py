@@ -192,3 +192,44 @@ def test_a_word_near_a_legal_form_is_not_one() -> None:
 def test_abjad_names_compare_by_consonants_across_a_join() -> None:
     # Watchman's pair: the compact score over consonant skeletons (minimum 0.80 there)
     assert score_tokens(normalise("خالد محمود"), normalise("Khaled Mahmoud")).value >= 0.8
+
+
+# DPRK officials on the real lists, written in Hangul as they write their names: the lists spell
+# them in the DPRK's romanisation, one word per syllable.
+HANGUL_CASES = [
+    ("김정은", "ofac-sdn:20157", "KIM, Jong Un"),
+    ("김여정", "ofac-sdn:21444", "KIM, Yo Jong"),
+    ("최룡해", "ofac-sdn:23213", "CHOE, Ryong Hae"),
+    ("리병철", "ofac-sdn:23215", "RI, Pyong Chol"),
+    ("오극렬", "ofac-sdn:15771", "O, Kuk-Ryol"),
+]
+
+
+@pytest.mark.parametrize(("hangul", "entity_id", "listed"), HANGUL_CASES)
+def test_hangul_names_meet_their_listed_romanisation(
+    shared_index: NameIndex, hangul: str, entity_id: str, listed: str
+) -> None:
+    found = {m.entity.entity_id: m for m in shared_index.search(hangul)}
+    assert entity_id in found, f"{hangul} did not reach {listed}"
+    assert found[entity_id].score >= MATCH
+    assert "query transliterated from Hangul" in found[entity_id].explanation()
+
+
+def test_hangul_syllables_romanised_one_word_each() -> None:
+    assert normalise("김정은").tokens == normalise("KIM Jong Un").tokens
+    assert normalise("장성택").tokens == normalise("Jang Song Thaek").tokens
+    assert normalise("삼성전자 주식회사").legal_forms == ("ju sik hoe sa",)
+
+
+@pytest.mark.parametrize(
+    ("hangul", "not_reached", "why"),
+    [
+        ("김은정", "ofac-sdn:20157", "Kim Un Jong: the given name's syllables in the other order"),
+        ("김경수", "ofac-sdn:12211", "Kim Kyong Su vs KIM Yong Su/Chol: one syllable differs, a different name"),
+        ("김상철", "ofac-sdn:12211", "sang is not song: syllables agree exactly or not at all"),
+    ],
+)
+def test_hangul_syllables_are_exact_and_in_order(
+    shared_index: NameIndex, hangul: str, not_reached: str, why: str
+) -> None:
+    assert all(m.score < MATCH for m in shared_index.search(hangul)), why

@@ -133,7 +133,8 @@ def screen_cmd(
     ] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="Names one a line ('-' = stdin).")] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Sanctions lists directory (default: GEOWARDEN_SCREENING_DATA).")
+        Path | None,
+        typer.Option(help="Sanctions lists directory (default: GEOWARDEN_SCREENING_DATA, else the installed lists)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -145,7 +146,8 @@ def screen_cmd(
         items += [text for _, text in read_lines(file)]
     if not items:
         fail("give names as arguments or --file FILE ('-' for stdin)", 2)
-    results = screen_names(items, country.upper() if country else None, directory=data or app_settings().screening_data)
+    lists = data or app_settings().screening_lists
+    results = screen_names(items, country.upper() if country else None, directory=lists)
     if as_json:
         emit_json(results)
     else:

@@ -35,7 +35,7 @@ def intel_build(
     quiet: QuietOpt = False,
 ) -> None:
     """Compile a snapshot from every source recognised under DIR (or from the installed data)."""
-    from geowarden.intel import sources  # noqa: PLC0415
+    from geowarden.intel import sanctions, sources  # noqa: PLC0415
     from geowarden.intel.snapshot import Snapshot  # noqa: PLC0415
     from geowarden.intel.store import SnapshotStore  # noqa: PLC0415
 
@@ -61,6 +61,8 @@ def intel_build(
     path = store.build_and_activate(srcs, note=note, progress=say, activate=activate)
     info = Snapshot.open(path).info()
     info["active"] = activate
+    if from_dir is not None and (from_dir / sanctions.SANCTIONS).is_dir() and activate:
+        info["sanctions"] = sanctions.install(from_dir / sanctions.SANCTIONS, settings.intel_dir, say=say)
     if as_json:
         emit_json(info)
     else:
@@ -70,9 +72,12 @@ def intel_build(
 @app.command("info")
 def intel_info(as_json: JsonOpt = False, quiet: QuietOpt = False) -> None:
     """Show the current snapshot: its sources, their dates, licences and required attributions."""
+    from geowarden.intel import sanctions  # noqa: PLC0415
+
     warden = open_warden(quiet)
     warn_stale_lists(warden)
     info = warden.intel.info()
+    info["sanctions"] = sanctions.info(app_settings().intel_dir)
     if as_json:
         emit_json(info)
     else:
@@ -101,6 +106,13 @@ def intel_update(
         out.print(f"snapshot {result['snapshot']} is now current ({len(result['downloaded'])} files downloaded)")
         for s in result["skipped"]:
             out.print(f"  skipped {s['name']}: {s['reason']}", markup=False)
+        lists = result.get("sanctions")
+        if lists is not None:
+            state = "installed" if lists["installed"] else f"not switched ({lists.get('error', '')})"
+            out.print(f"sanctions lists {state}: {len(lists['downloaded'])} downloaded", markup=False)
+            for s in lists["skipped"]:
+                kept = " (installed copy kept)" if s["kept"] else ""
+                out.print(f"  skipped {s['name']}: {s['reason']}{kept}", markup=False)
 
 
 def _print_info(info: dict[str, Any]) -> None:
@@ -114,4 +126,15 @@ def _print_info(info: dict[str, Any]) -> None:
         table.add_row(
             s["name"], s["kind"], f"{s['entries']:,}", s.get("date") or "-", s["licence"], s.get("attribution") or ""
         )
+    out.print(table)
+    lists = info.get("sanctions")
+    if lists is None:
+        out.print("sanctions lists: none installed (`geowarden intel build --from DIR` reads DIR/sanctions/)")
+        return
+    out.print(f"[bold]sanctions lists[/bold]  installed {lists['installed_at']}  from {lists['from']}")
+    table = Table(box=None, header_style="bold")
+    for col in ("list file", "parties", "rows", "skipped", "date"):
+        table.add_column(col)
+    for x in lists["lists"]:
+        table.add_row(x["file"], f"{x['parties']:,}", f"{x['rows']:,}", str(x["skipped"]), x.get("date") or "-")
     out.print(table)

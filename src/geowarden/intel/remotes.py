@@ -31,6 +31,7 @@ class Check(enum.StrEnum):
     JSON = "json"  # JSON document holding at least one network (CIDR) string
     LIST = "list"  # one address or network a line ('#' comments allowed)
     GEOFEED = "geofeed"  # RFC 8805 CSV: network,country,region,city,postal a line
+    SANCTIONS = "sanctions"  # a sanctions list file, parsed as screening reads it (intel/sanctions.py)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

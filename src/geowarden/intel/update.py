@@ -134,7 +134,12 @@ def run_update(
     )
     try:
         with _exclusive(downloads_dir):
-            return _update(run, SnapshotStore(intel_dir), downloads_dir)
+            result = _update(run, SnapshotStore(intel_dir), downloads_dir)
+            if remotes is None:  # the packaged table: the sanctions lists follow (intel/sanctions_update.py)
+                from geowarden.intel.sanctions_update import update_lists  # noqa: PLC0415
+
+                result["sanctions"] = update_lists(intel_dir, downloads_dir, run.http, say=run.progress.step)
+            return result
     finally:
         if client is None:
             run.http.close()

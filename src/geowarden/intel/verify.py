@@ -41,6 +41,10 @@ def count_entries(remote: Remote, path: Path) -> int:
                 return _count_list(path)
             case Check.GEOFEED:
                 return _count_list(path, sep=",")
+            case Check.SANCTIONS:
+                from geowarden.intel.sanctions import count_parties  # noqa: PLC0415 - only for the lists
+
+                return count_parties(path, Path(remote.dest).name)
     except DownloadError as exc:
         raise DownloadError(f"{remote.name}: {exc.message}") from None
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 from geowarden.errors import SourceError
 from geowarden.screening.entity import ParseReport
 from geowarden.screening.lists import load_directory
-from geowarden.screening.match import MATCH, POSSIBLE, NameIndex
+from geowarden.screening.match import MATCH, POSSIBLE, Match, NameIndex
 from geowarden.screening.names import normalise
 
 ENV_VAR = "GEOWARDEN_SCREENING_DATA"
@@ -31,7 +31,10 @@ def data_dir(directory: str | Path | None = None) -> Path:
     """The list directory given, checked; a ``SourceError`` without one."""
     raw = directory
     if not raw:
-        raise SourceError(f"no sanctions lists configured: pass a directory or set {ENV_VAR}")
+        raise SourceError(
+            f"no sanctions lists: install them with `geowarden intel build --from DIR` (DIR/sanctions/), "
+            f"pass a directory or set {ENV_VAR}"
+        )
     path = Path(raw).expanduser()
     if not path.is_dir():
         raise SourceError(f"sanctions list directory not found: {path}")
@@ -51,6 +54,9 @@ def load_index(directory: str | Path | None = None) -> NameIndex:
         hit = _cache.get(path)
         if hit is None:
             hit = build_index(path)
+            # A new version of installed lists (intel/sanctions/<stamp>) replaces the old one's index.
+            for old in [p for p in _cache if p.parent == path.parent]:
+                del _cache[old]
             _cache[path] = hit
     return hit[0]
 
@@ -65,6 +71,9 @@ def clear_cache() -> None:
     with _lock:
         _cache.clear()
 
+
+#: Names screened together: the candidates of a batch are bounded in one vectorised pass.
+_BATCH = 256
 
 #: Longest name screened; a longer one is a per-name problem, not a crash or a slow scan.
 MAX_NAME_CHARS = 1000
@@ -103,7 +112,11 @@ def screen_one(
     problem = name_problem(name)
     if problem is not None:
         return {"query": name[:200], "verdict": None, "problem": problem, "matches": []}
-    found = index.search(name, country=country, threshold=min(threshold, POSSIBLE), limit=limit)
+    return _answer(name, index.search(name, country=country, threshold=min(threshold, POSSIBLE), limit=limit))
+
+
+def _answer(name: str, found: list[Match]) -> dict[str, object]:
+    """The contract's answer for one screened name from its matches (best first)."""
     matches = [m.to_dict() | {"verdict": verdict(m.score)} for m in found]
     best = found[0].score if found else 0.0
     return {"query": name, "verdict": verdict(best), "score": round(best, 4), "matches": matches}
@@ -121,4 +134,20 @@ def screen_names(
     """Per name, in input order, :func:`screen_one`'s answer; a name that cannot be screened
     gets its ``problem`` and every other name is still answered."""
     idx = index if index is not None else load_index(directory)
-    return [screen_one(idx, n, country, threshold=threshold, limit=limit) for n in names]
+    names = list(names)
+    out: list[dict[str, object]] = [{} for _ in names]
+    todo: list[int] = []
+    for i, name in enumerate(names):
+        problem = name_problem(name)
+        if problem is None:
+            todo.append(i)
+        else:
+            out[i] = {"query": name[:200], "verdict": None, "problem": problem, "matches": []}
+    for start in range(0, len(todo), _BATCH):
+        part = todo[start : start + _BATCH]
+        found = idx.search_many(
+            [names[i] for i in part], country=country, threshold=min(threshold, POSSIBLE), limit=limit
+        )
+        for i, ms in zip(part, found, strict=True):
+            out[i] = _answer(names[i], ms)
+    return out

@@ -21,16 +21,28 @@
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 from rapidfuzz import fuzz
 from rapidfuzz.distance import JaroWinkler
 
+from geowarden.screening.bound import (
+    ABJAD_COMPACT_PENALTY,
+    ABJAD_PHONETIC,
+    COMPACT_BIAS,
+    COMPACT_MIN,
+    FUZZ_STRETCH,
+    MIN_TOKEN_SIM,
+    PHONETIC_FLOOR,
+    SHORT_PENALTY,
+    AliasTable,
+)
 from geowarden.screening.entity import Entity
 from geowarden.screening.names import GENERIC_WORDS, NAME_LIKE_FORMS, Normalised, normalise, skeleton
 
@@ -46,7 +58,6 @@ _UNSUPPORTED_PENALTY = 0.05
 _SUPPORT_SHARE = 0.5  # of the paired listed words' weight that must agree exactly
 _LONG_TOKEN = 8  # a fuzzy pair on a word this long is evidence on its own (one typo in 8+ letters)
 
-_MIN_TOKEN_SIM = 0.80  # token pairs below this count as not agreeing
 _JOINED_MIN = 90  # Indel ratio the run-together leftovers need (a typo across a join)
 _TOP_CANDIDATES = 40  # aliases fully scored per query
 _MAX_POSTING = 4000  # keys shared by more aliases than this are too common to block on alone
@@ -73,10 +84,11 @@ class Score:
 
 
 #: Orthographic similarity a pair needs before a phonetic (skeleton) agreement may lift it.
-_PHONETIC_FLOOR = 0.75
+_PHONETIC_FLOOR = PHONETIC_FLOOR
 #: A fuzzy (non-exact) pair's similarity is stretched away from 1 by this factor: one edit in a
 #: short word is a different name as often as it is a typo, so it carries less than agreement.
-_FUZZ_STRETCH = 1.6
+_FUZZ_STRETCH = FUZZ_STRETCH
+_MIN_TOKEN_SIM = MIN_TOKEN_SIM
 
 
 @lru_cache(maxsize=1 << 20)
@@ -93,14 +105,14 @@ def _token_sim(a: str, b: str, abjad: bool) -> tuple[float, str]:
         return 0.0, ""
     sa, sb = skeleton(a), skeleton(b)
     if abjad and sa and sa == sb:
-        return 0.92, "phonetic"
+        return ABJAD_PHONETIC, "phonetic"
     if len(a) <= 2 or len(b) <= 2:
         return 0.0, ""
     # Jaro-Winkler rewards a shared prefix generously ("romashka" ~ "romana" 0.89); averaging it
     # with the Indel ratio keeps single typos high and different words low.
     ortho = (JaroWinkler.normalized_similarity(a, b) + fuzz.ratio(a, b) / 100) / 2
     if len(a) <= 3 or len(b) <= 3:
-        ortho -= 0.08  # short tokens: a prefix agreeing means little
+        ortho -= SHORT_PENALTY  # short tokens: a prefix agreeing means little
     phonetic = sa == sb and len(sa) >= 3 and ortho >= _PHONETIC_FLOOR
     if ortho < _MIN_TOKEN_SIM and not phonetic:
         return 0.0, ""
@@ -138,9 +150,10 @@ def score_tokens(
     w = weight or {}
     cands: list[tuple[float, int, int, str]] = []
     abjad = q.abjad or a.abjad
+    syllabic = "HANGUL" in q.scripts  # see _syllables_in_order
     for i, x in enumerate(qt):
         for j, y in enumerate(at):
-            s, how = _token_sim(x, y, abjad)
+            s, how = (1.0, "=") if x == y else (0.0, "") if syllabic else _token_sim(x, y, abjad)
             if s > 0:
                 cands.append((s, i, j, how))
     cands.sort(reverse=True)
@@ -165,23 +178,36 @@ def score_tokens(
     compact = 0.0
     exact_q = {i for i, x in enumerate(qt) if sim_q[i] == 1.0}
     exact_a = {j for j, y in enumerate(at) if sim_a[j] == 1.0}
-    if min(len(cq), len(ca)) >= 6 and _joined_agree(
-        [t for i, t in enumerate(qt) if i not in exact_q], [t for j, t in enumerate(at) if j not in exact_a], abjad
-    ):
+    rest_q = [t for i, t in enumerate(qt) if i not in exact_q]
+    rest_a = [t for j, t in enumerate(at) if j not in exact_a]
+    joined = "".join(rest_q) == "".join(rest_a) if syllabic else _joined_agree(rest_q, rest_a, abjad)
+    if min(len(cq), len(ca)) >= COMPACT_MIN and joined:
         compact = fuzz.ratio(cq, ca) / 100
         if len(qt) > 1 or len(at) > 1:
             compact = max(compact, fuzz.ratio("".join(sorted(qt)), "".join(sorted(at))) / 100)
         if q.abjad or a.abjad:
-            compact = max(compact, fuzz.ratio("".join(map(skeleton, qt)), "".join(map(skeleton, at))) / 100 - 0.05)
-        compact -= 0.03  # a slight preference for token agreement when both are close
+            skq, ska = "".join(map(skeleton, qt)), "".join(map(skeleton, at))
+            compact = max(compact, fuzz.ratio(skq, ska) / 100 - ABJAD_COMPACT_PENALTY)
+        compact -= COMPACT_BIAS  # a slight preference for token agreement when both are close
     unmatched_q = tuple(t for i, t in enumerate(qt) if i not in used_q)
     unmatched_a = tuple(t for j, t in enumerate(at) if j not in used_a)
     method = "compact" if compact > token_score else "tokens"
     value = max(compact, token_score)
-    capped = value > UNSUPPORTED_CAP and not _supported(pairs, method, abjad, w, default_weight)
+    capped = value > UNSUPPORTED_CAP and not (
+        _supported(pairs, method, abjad, w, default_weight) and (not syllabic or _syllables_in_order(pairs, qt, at))
+    )
     if capped:
         value = min(UNSUPPORTED_CAP, value - _UNSUPPORTED_PENALTY)
     return Score(value, method, tuple(pairs), unmatched_q, unmatched_a, token_score, compact, capped)
+
+
+def _syllables_in_order(pairs: list[TokenPair], qt: tuple[str, ...], at: tuple[str, ...]) -> bool:
+    """Whether a name written in Hangul met the listed words in its own order. Each Hangul
+    syllable is one word of the romanised name, and it is exact or different: a different syllable
+    is a different name, so fuzzy agreement is not asked for (``score_tokens``). A given name is
+    its syllables in order (은정 Un Jong is not 정은 Jong Un); the surname may stand first or last."""
+    order = [at.index(p.alias) for p in sorted(pairs, key=lambda p: qt.index(p.query))]
+    return any(order == sorted(order) for order in (order, order[1:] + order[:1]))
 
 
 def _supported(pairs: list[TokenPair], method: str, abjad: bool, w: dict[str, float], default_weight: float) -> bool:
@@ -319,7 +345,7 @@ class NameIndex:
                 for k in _keys(norm.tokens):
                     postings[k].append(ai)
         n = max(len(self._alias_text), 1)
-        self._postings: dict[str, list[int]] = dict(postings)
+        self._postings: dict[str, npt.NDArray[np.int32]] = {k: np.array(v, dtype=np.int32) for k, v in postings.items()}
         self._key_weight = {k: math.log(1 + n / len(v)) for k, v in self._postings.items()}
         self.token_weight: dict[str, float] = {t: math.log(1 + n / df) for t, df in token_df.items()}
         # Generic words weigh what such words typically weigh on the lists (their median IDF here),
@@ -329,6 +355,7 @@ class NameIndex:
         for t in GENERIC_WORDS | NAME_LIKE_FORMS:
             self.token_weight[t] = min(self.token_weight.get(t, self.generic_weight), self.generic_weight)
         self.unseen_weight = math.log(1 + n)
+        self._table = AliasTable(self._alias_norm, self.token_weight)
 
     def __len__(self) -> int:
         return len(self._alias_text)
@@ -338,13 +365,21 @@ class NameIndex:
         keys = [k for k in _keys(q.tokens, 3) if k in self._postings]
         if q.abjad:
             keys += [k for k in {"s:" + skeleton(t) for t in q.tokens} if k in self._postings]
-        acc: defaultdict[int, float] = defaultdict(float)
         rare = [k for k in keys if len(self._postings[k]) <= _MAX_POSTING]
-        for k in rare or keys:
-            w = self._key_weight[k]
-            for ai in self._postings[k]:
-                acc[ai] += w
-        return heapq.nlargest(limit, acc, key=acc.__getitem__)
+        use = rare or keys  # an abjad query's skeleton keys count twice: its consonants are its spelling
+        if not use:
+            return []
+        lists = [self._postings[k] for k in use]
+        ids = np.concatenate(lists)
+        weights = np.repeat([self._key_weight[k] for k in use], [len(v) for v in lists])
+        uniq, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+        acc = np.bincount(inv, weights=weights)  # summed in key order, as a loop over the keys would
+        if len(uniq) > limit:  # keep every alias tied with the last one kept, then break the ties
+            keep = acc >= np.partition(acc, len(acc) - limit)[len(acc) - limit]
+            uniq, acc, first = uniq[keep], acc[keep], first[keep]
+        # Ties go to the alias met first (the order of the query's keys, then of the postings).
+        order = np.lexsort((first, -acc))[:limit]
+        return [int(i) for i in uniq[order]]
 
     def search(
         self,
@@ -360,15 +395,38 @@ class NameIndex:
         marked down by 0.1 and one naming that country is noted as agreeing; the lists are
         incomplete on countries, so the country never excludes a party on its own.
         """
-        q = normalise(name)
-        if not q.tokens:
-            return []
+        return self.search_many([name], country=country, threshold=threshold, limit=limit)[0]
+
+    def search_many(
+        self,
+        names: Sequence[str],
+        *,
+        country: str | None = None,
+        threshold: float = WEAK,
+        limit: int = 10,
+    ) -> list[list[Match]]:
+        """:meth:`search` for a batch of names, in order. The candidates of the whole batch are
+        bounded at once (:mod:`.bound`) and only those that can reach ``threshold`` are scored."""
+        qs = [normalise(n) for n in names]
+        cands = [
+            [ai for ai in self.candidates(q) if ai not in self._acronym or self._alias_norm[ai].tokens == q.tokens]
+            if q.tokens
+            else []
+            for q in qs
+        ]  # an acronym is evidence only when written exactly
+        qws = [[self.token_weight.get(t, self.unseen_weight) for t in q.tokens] for q in qs]
+        bounds = self._table.upper_bounds_many(qs, qws, cands)
+        return [
+            self._score(q, [ai for ai, b in zip(cs, bs, strict=True) if b >= threshold], country, threshold, limit)
+            for q, cs, bs in zip(qs, cands, bounds, strict=True)
+        ]
+
+    def _score(self, q: Normalised, cands: list[int], country: str | None, threshold: float, limit: int) -> list[Match]:
+        """The candidates scored, marked by country, kept at ``threshold``: one per party, best first."""
         best: dict[int, Match] = {}
         scored: dict[tuple[tuple[str, ...], bool], Score] = {}  # aliases that normalise alike score alike
-        for ai in self.candidates(q):
+        for ai in cands:
             a = self._alias_norm[ai]
-            if ai in self._acronym and a.tokens != q.tokens:
-                continue  # an acronym is evidence only when written exactly
             key = (a.tokens, a.abjad)
             sc = scored.get(key)
             if sc is None:

@@ -107,6 +107,8 @@ _LEGAL_FORMS: tuple[tuple[str, ...], ...] = tuple(
             "kabushiki kaisha",
             "kk",
             "jusikhoesa",
+            "ju sik hoe sa",  # 주식회사 written syllable by syllable (romanise_hangul)
+            "yu han hoe sa",  # 유한회사
             "sharikat",
             "sherkat",
             "anonim sirketi",
@@ -183,6 +185,34 @@ def _canon(token: str) -> str:
     return token
 
 
+# Hangul syllables, romanised syllable by syllable as the UN and OFAC lists write Korean names:
+# the DPRK's official system (McCune-Reischauer without diacritics: 김정은 "Kim Jong Un",
+# 최룡해 "Choe Ryong Hae", 리병철 "Ri Pyong Chol", 장성택 "Jang Song Thaek"). A syllable is
+# 0xAC00 + (initial * 21 + vowel) * 28 + final (The Unicode Standard, section 3.12).
+_KO_INITIAL = ("k", "kk", "n", "t", "tt", "r", "m", "p", "pp", "s", "ss", "", "j", "jj", "ch", "kh", "th", "ph", "h")
+_KO_VOWEL = (
+    "a", "ae", "ya", "yae", "o", "e", "yo", "ye", "o", "wa", "wae",
+    "oe", "yo", "u", "wo", "we", "wi", "yu", "u", "ui", "i",
+)  # fmt: skip
+_KO_FINAL = (
+    "", "k", "k", "k", "n", "n", "n", "t", "l", "k", "m", "l", "l", "l",
+    "p", "l", "m", "p", "p", "t", "t", "ng", "t", "t", "k", "t", "p", "t",
+)  # fmt: skip
+_HANGUL = re.compile(r"[\uac00-\ud7a3]+")
+
+
+def _hangul_syllable(ch: str) -> str:
+    i = ord(ch) - 0xAC00
+    return _KO_INITIAL[i // 588] + _KO_VOWEL[i // 28 % 21] + _KO_FINAL[i % 28]
+
+
+def romanise_hangul(text: str) -> str:
+    """Hangul syllables in Latin, one word per syllable as the lists write Korean names ("김정은"
+    -> "Kim Jong Un"); other characters unchanged. Revised Romanization ("Gim Jeong-eun") is what
+    South Korea writes, but the listed Koreans are written in the DPRK's system, so this is it."""
+    return _HANGUL.sub(lambda m: " " + " ".join(map(_hangul_syllable, m.group())) + " ", text)
+
+
 _ABJAD = frozenset({"ARABIC", "HEBREW", "SYRIAC"})
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _DROP = re.compile(r"['`\u2019\u02bc\u02bf\u02be]")
@@ -242,6 +272,8 @@ def normalise(text: str) -> Normalised:
     scripts = _scripts(text) if not text.isascii() else ()
     if "HAN" in scripts and _HAN.search(text):
         text = " ".join(lazy_pinyin(text))
+    if "HANGUL" in scripts:
+        text = romanise_hangul(text)
     if not text.isascii():
         text = anyascii(text)
     text = _NON_ALNUM.sub(" ", _DROP.sub("", text.lower()))

@@ -253,7 +253,7 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
             from geowarden.screening.cli import screen_names  # noqa: PLC0415
 
             country = body.country.upper() if body.country else None
-            lists = service.settings.screening_data
+            lists = service.settings.screening_lists
             results = await asyncio.to_thread(screen_names, body.names, country, directory=lists)
             return ScreenOut.model_validate({"results": results})
 

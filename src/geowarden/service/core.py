@@ -166,7 +166,7 @@ class Service:
 
     def screening_ready(self) -> bool:
         """Whether sanctions lists are configured (GEOWARDEN_SCREENING_DATA); /v1/screen needs them."""
-        path = self.settings.screening_data
+        path = self.settings.screening_lists
         return path is not None and path.is_dir()
 
     def appeal_ref(self, decision_id: str) -> str:
