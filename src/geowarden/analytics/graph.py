@@ -41,17 +41,21 @@ import numpy.typing as npt
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geowarden.analytics.common import DAY_MS, group_id, iso, ramp, say
+from geowarden.analytics.common import DAY_MS, group_id, iso, ramp, say, short_hash
 from geowarden.analytics.exposure import Profile, account_profiles, combos
-from geowarden.analytics.findings import AnalysisContext, Finding
+from geowarden.analytics.findings import SEVERITIES, AnalysisContext, Finding
 from geowarden.analytics.hours import activity_hours, hour_mismatch
 from geowarden.analytics.links import KINDS, STRONG, Links, add_bursts, build_links, memberships, shown
+from geowarden.analytics.orgs import legitimacy, organisational
 from geowarden.analytics.thresholds import GraphThresholds
 
 NAME = "graph"
 KIND = "account_cluster"
 THRESHOLDS = GraphThresholds
 DEFAULTS = THRESHOLDS.defaults()
+#: Weights of what coordinates a network whatever its exposure: members created in one wave, new
+#: members, anonymiser traffic (noisy-or).
+COORDINATION = (0.6, 0.6, 0.5)
 
 
 def run(ctx: AnalysisContext) -> list[Finding]:
@@ -77,7 +81,9 @@ def run(ctx: AnalysisContext) -> list[Finding]:
     finally:
         origins.release()
     hours = activity_hours(ctx, ids) if shapes else {}
-    findings = [f for c in shapes if (f := _score(links, c, profiles, hours, ctx.restricted, t)) is not None]
+    domains = [q.email_domain for q in profiles.values() if q.email_domain]
+    orgs = organisational(ctx, domains, t.org_max_accounts) if domains else frozenset()
+    findings = [f for c in shapes if (f := _score(links, c, profiles, hours, ctx.restricted, orgs, t)) is not None]
     findings.sort(key=lambda f: (-f.score, f.subject))
     return findings
 
@@ -137,12 +143,13 @@ def _shape(links: Links, members: npt.NDArray[np.int64], sel: npt.NDArray[np.int
     )
 
 
-def _score(
+def _score(  # noqa: PLR0913
     links: Links,
     c: Shape,
     profiles: dict[str, Profile],
     hours: dict[str, tuple[str | None, npt.NDArray[np.int64]]],
     restricted_places: frozenset[str],
+    organisations: frozenset[str],
     t: GraphThresholds,
 ) -> Finding | None:
     """The finding for one component, or None when it is not flagged."""
@@ -154,16 +161,20 @@ def _score(
     exposed = [q.exposure(t) for q in profs]
     when = (min(q.first_ms for q in profs) + max(q.last_ms for q in profs)) // 2
     diurnal = hour_mismatch([hours[a] for a in c.ids if a in hours], restricted_places, when, t.hours_min_requests)
-    hint = 0.5 * ramp(diurnal["mismatch"], t.hours_low, t.hours_high) if diurnal else 0.0
     member_exposure = sum(exposed) / size
-    exposure = max(member_exposure, hint)
+    exposure = member_exposure
     new = sum(q.created_ms is not None and q.created_ms >= q.first_ms - t.new_account_days * DAY_MS for q in profs)
     anon_share = sum(q.anonymised for q in profs) / events if events else 0.0
     behaviour = (anon_share + c.burst_members / size + new / size) / 3
     risk = min(1.0, exposure * (0.7 + 0.6 * behaviour))
-    score = c.size_factor * c.link_factor * math.sqrt(risk)
-    if score < t.flag_score or exposure < t.min_exposure:
+    coordination = 1 - math.prod(1 - w * x for w, x in zip(COORDINATION, (c.burst_members / size, new / size, anon_share), strict=True))
+    legit_share, org = legitimacy([q.email_domain for q in profs], organisations)
+    legit = ramp(legit_share, t.legit_low, t.legit_high)
+    hidden = coordination * (1 - legit)
+    score = c.size_factor * c.link_factor * max(math.sqrt(risk), hidden)
+    if score < t.flag_score:
         return None
+    severity = SEVERITIES[1] if exposure >= t.min_exposure else SEVERITIES[0]
     sel = c.sel
     rank = np.lexsort((links.b[sel], links.a[sel], -links.weight[sel], links.kind[sel]))
     examples = [
@@ -198,11 +209,19 @@ def _score(
         "requests": events,
         "first_seen": iso(min((q.first_ms for q in profs), default=None)),
         "last_seen": iso(max((q.last_ms for q in profs), default=None)),
+        "organisation": {
+            "share": round(legit_share, 4),
+            "domain": None if org is None else f"#{short_hash(org, 8)}",
+            "legitimacy": round(legit, 4),
+        },
         "factors": {
             "size": round(c.size_factor, 4),
             "links": round(c.link_factor, 4),
             "behaviour": round(behaviour, 4),
             "risk": round(risk, 4),
+            "coordination": round(coordination, 4),
+            "hidden": round(hidden, 4),
         },
     }
-    return Finding(KIND, group_id("cluster", c.ids), min(score, 1.0), evidence, tuple(sorted(c.ids)))
+    members = tuple(sorted(c.ids))
+    return Finding(KIND, group_id("cluster", c.ids), min(score, 1.0), evidence, members, severity)

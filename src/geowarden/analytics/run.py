@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geowarden.analytics import campaigns, graph, infra, keys, report
+from geowarden.analytics import campaigns, graph, infra, keys, report, restricted
 from geowarden.analytics.findings import KINDS, AnalysisContext, Finding
 from geowarden.analytics.load import Problems
 from geowarden.analytics.thresholds import BY_ANALYSIS
@@ -41,6 +41,7 @@ ANALYSES: dict[str, Callable[[AnalysisContext], list[Finding]]] = {
     "infra": infra.run,
     "graph": graph.run,
     "campaigns": campaigns.run,
+    "restricted": restricted.run,
 }
 TOP_ASNS = 20
 FINDINGS_JSON = "findings.json"
@@ -327,6 +328,8 @@ def flags_of(findings: Sequence[Finding]) -> Iterator[tuple[str, str, dict[str, 
         value = {"score": round(f.score, 4), "subject": f.subject, "finding": f.kind}
         if f.kind == "key_shared":
             yield f"k:{f.subject}", code, value
+        for key in f.keys:
+            yield f"k:{key}", code, value
         for member in f.members:
             yield f"a:{member}", code, value
 
