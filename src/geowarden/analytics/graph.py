@@ -44,7 +44,7 @@ from scipy.sparse.csgraph import connected_components
 from geowarden.analytics.common import DAY_MS, group_id, iso, ramp, say, short_hash
 from geowarden.analytics.exposure import Profile, account_profiles, combos
 from geowarden.analytics.findings import SEVERITIES, AnalysisContext, Finding
-from geowarden.analytics.hours import activity_hours, hour_mismatch
+from geowarden.analytics.hours import activity_hours, declared_fit, hour_mismatch
 from geowarden.analytics.links import KINDS, STRONG, Links, add_bursts, build_links, memberships, shown
 from geowarden.analytics.orgs import legitimacy, organisational
 from geowarden.analytics.thresholds import GraphThresholds
@@ -54,8 +54,8 @@ KIND = "account_cluster"
 THRESHOLDS = GraphThresholds
 DEFAULTS = THRESHOLDS.defaults()
 #: Weights of what coordinates a network whatever its exposure: members created in one wave, new
-#: members, anonymiser traffic (noisy-or).
-COORDINATION = (0.6, 0.6, 0.5)
+#: members, anonymiser traffic, activity out of the clock the clients declare (noisy-or).
+COORDINATION = (0.6, 0.6, 0.5, 0.6)
 
 
 def run(ctx: AnalysisContext) -> list[Finding]:
@@ -81,11 +81,22 @@ def run(ctx: AnalysisContext) -> list[Finding]:
     finally:
         origins.release()
     hours = activity_hours(ctx, ids) if shapes else {}
+    when = _middle(profiles)
+    clocks = declared_fit(ctx, ids, when) if shapes else {}
     domains = [q.email_domain for q in profiles.values() if q.email_domain]
     orgs = organisational(ctx, domains, t.org_max_accounts) if domains else frozenset()
-    findings = [f for c in shapes if (f := _score(links, c, profiles, hours, ctx.restricted, orgs, t)) is not None]
+    findings = [
+        f for c in shapes if (f := _score(links, c, profiles, hours, clocks, ctx.restricted, orgs, t)) is not None
+    ]
     findings.sort(key=lambda f: (-f.score, f.subject))
     return findings
+
+
+def _middle(profiles: dict[str, Profile]) -> int:
+    """The middle of the profiled accounts' traffic (the day whose zone offsets are used)."""
+    if not profiles:
+        return 0
+    return (min(q.first_ms for q in profiles.values()) + max(q.last_ms for q in profiles.values())) // 2
 
 
 def components(links: Links, t: GraphThresholds) -> tuple[npt.NDArray[np.int64], list[npt.NDArray[np.int64]]]:
@@ -148,6 +159,7 @@ def _score(  # noqa: PLR0913
     c: Shape,
     profiles: dict[str, Profile],
     hours: dict[str, tuple[str | None, npt.NDArray[np.int64]]],
+    clocks: dict[str, dict[str, int]],
     restricted_places: frozenset[str],
     organisations: frozenset[str],
     t: GraphThresholds,
@@ -167,7 +179,12 @@ def _score(  # noqa: PLR0913
     anon_share = sum(q.anonymised for q in profs) / events if events else 0.0
     behaviour = (anon_share + c.burst_members / size + new / size) / 3
     risk = min(1.0, exposure * (0.7 + 0.6 * behaviour))
-    coordination = 1 - math.prod(1 - w * x for w, x in zip(COORDINATION, (c.burst_members / size, new / size, anon_share), strict=True))
+    declared = sum(clocks[a]["requests"] for a in c.ids if a in clocks)
+    waking = sum(clocks[a]["waking"] for a in c.ids if a in clocks)
+    fit = waking / declared if declared >= t.hours_min_requests else None
+    clock = ramp(1 - fit, t.clock_low, t.clock_high) if fit is not None else 0.0
+    parts = (c.burst_members / size, new / size, anon_share, clock)
+    coordination = 1 - math.prod(1 - w * x for w, x in zip(COORDINATION, parts, strict=True))
     legit_share, org = legitimacy([q.email_domain for q in profs], organisations)
     legit = ramp(legit_share, t.legit_low, t.legit_high)
     hidden = coordination * (1 - legit)
@@ -205,6 +222,11 @@ def _score(  # noqa: PLR0913
             "lang_restricted_members": sum(q.lang_hinted(t) for q in profs),
             "anonymiser_share": round(anon_share, 4),
             "activity_hours": diurnal or None,
+        },
+        "declared_clock": {
+            "requests": declared,
+            "waking_share": None if fit is None else round(fit, 4),
+            "mismatch": round(clock, 4),
         },
         "requests": events,
         "first_seen": iso(min((q.first_ms for q in profs), default=None)),

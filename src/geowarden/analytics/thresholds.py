@@ -130,9 +130,11 @@ class GraphThresholds(ExposureThresholds):
     legit_low: float = 0.3  # members on one organisational domain: where legitimacy starts ...
     legit_high: float = 0.8  # ... and where it cancels the coordination of an unexposed cluster
     new_account_days: float = 14  # a member created this soon before its first request is new
-    hours_low: float = 0.15  # activity-hours mismatch where the hint starts ...
-    hours_high: float = 0.35  # ... and where it is full (0.5, like a restricted time zone)
+    hours_low: float = 0.15  # unused since the restricted-clock fit is evidence only (kept: settings stay valid)
+    hours_high: float = 0.35  # unused, as hours_low
     hours_min_requests: float = 200  # fewer requests in a cluster say nothing about its hours
+    clock_low: float = 0.45  # share of requests outside the declared zone's waking hours: where it starts ...
+    clock_high: float = 0.7  # ... and where it is full (round-the-clock automation: 10/24 = 0.42)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
