@@ -94,7 +94,9 @@ def memberships(ctx: AnalysisContext, combos: Any, t: GraphThresholds) -> pa.Tab
         )
     ]
     with_ua = linkable.filter(linkable.user_agent.notnull() & (linkable.user_agent != ""))
-    users = with_ua.select("user_agent", "account_id").distinct()
+    # popularity counts every account that sent the user agent, hosting networks included
+    agents = triples.filter(~triples.tor & triples.user_agent.notnull() & (triples.user_agent != ""))
+    users = agents.select("user_agent", "account_id").distinct()
     popular = users.group_by("user_agent").agg(n_ua=users.count())
     rare = popular.filter(popular.n_ua <= int(t.ua_popular_accounts)).select("user_agent")
     dev = with_ua.join(rare, "user_agent", how="semi").select("prefix", "user_agent", "account_id", "anon")
