@@ -53,7 +53,8 @@ def test_json_document(env: Path, log_file: Path, capsys: pytest.CaptureFixture[
     subjects = {(f["kind"], f["subject"]) for f in doc["findings"]}
     assert {("key_shared", "k-resold"), ("key_shared", "k-relay"), ("infrastructure", "AS9009")} <= subjects
     for f in doc["findings"]:
-        assert set(f) == {"kind", "subject", "members", "score", "evidence"}
+        assert set(f) - {"keys"} == {"kind", "subject", "members", "score", "severity", "evidence"}
+        assert f["severity"] in ("origin_hidden", "restricted_origin_seen")
         assert 0 <= f["score"] <= 1
     lines = len(log_file.read_text(encoding="utf-8").splitlines())
     assert doc["problems"]["skipped"] == 1

@@ -46,7 +46,7 @@ from geowarden.analytics.exposure import Profile, account_profiles, combos
 from geowarden.analytics.findings import SEVERITIES, AnalysisContext, Finding
 from geowarden.analytics.hours import activity_hours, declared_fit, hour_mismatch
 from geowarden.analytics.links import KINDS, STRONG, Links, add_bursts, build_links, memberships, shown
-from geowarden.analytics.orgs import legitimacy, organisational
+from geowarden.analytics.orgs import candidate, legitimacy, organisational
 from geowarden.analytics.thresholds import GraphThresholds
 
 NAME = "graph"
@@ -185,9 +185,11 @@ def _score(  # noqa: PLR0913
     clock = ramp(1 - fit, t.clock_low, t.clock_high) if fit is not None else 0.0
     parts = (c.burst_members / size, new / size, anon_share, clock)
     coordination = 1 - math.prod(1 - w * x for w, x in zip(COORDINATION, parts, strict=True))
-    legit_share, org = legitimacy([q.email_domain for q in profs], organisations)
+    domains = [q.email_domain for q in profs]
+    legit_share, org = legitimacy(domains, organisations)
     legit = ramp(legit_share, t.legit_low, t.legit_high)
-    hidden = coordination * (1 - legit)
+    throwaway = sum(1 for d in domains if d and not candidate(d)) / size  # free-mail, disposable
+    hidden = coordination * (0.5 + 0.5 * throwaway) * (1 - legit)
     score = c.size_factor * c.link_factor * max(math.sqrt(risk), hidden)
     if score < t.flag_score:
         return None
@@ -235,6 +237,7 @@ def _score(  # noqa: PLR0913
             "share": round(legit_share, 4),
             "domain": None if org is None else f"#{short_hash(org, 8)}",
             "legitimacy": round(legit, 4),
+            "free_mail_share": round(throwaway, 4),
         },
         "factors": {
             "size": round(c.size_factor, 4),
