@@ -194,8 +194,10 @@ def _print(doc: dict[str, Any]) -> None:
     for name, v in doc["honest"].items():
         print(f"  {name:<20} {v['flagged']:>5} / {v['accounts']:<6} {v['rate']}  {v['by'] or ''}")
     k = doc["keys"]
-    print(f"keys: resold flagged {k['resold_flagged']} / {k['resold']}; honest keys flagged {k['honest_flagged']}; "
-          f"other keys flagged {k['other_flagged']} (planted accounts' keys)")
+    print(
+        f"keys: resold flagged {k['resold_flagged']} / {k['resold']}; honest keys flagged {k['honest_flagged']}; "
+        f"other keys flagged {k['other_flagged']} (planted accounts' keys)"
+    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,8 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, set[s
         a = f"farm{i:02d}"
         groups.setdefault("farm", set()).add(a)
         accounts.append({"account_id": a, "created": T0 - 2 * DAY + rng.randrange(15 * 60_000),
-                         "payment_fingerprint": f"card-{i % 3}", "email_domain": "gmail.com", "declared_country": "US"})  # fmt: skip
+                         "payment_fingerprint": f"card-{i % 3}", "email_domain": "gmail.com",
+                         "declared_country": "US"})  # fmt: skip
         events += _requests(rng, a, 40, CLOUD, (1, 10), NY)
     # Colleagues: 30 accounts on two corporate cards, onboarded together three days before, one
     # cloud egress in Frankfurt, Berlin clocks and office hours (UTC 07-16), one company domain.
@@ -94,7 +95,8 @@ def build() -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, set[s
     for i in range(150):
         a = f"user{i:03d}"
         accounts.append({"account_id": a, "created": T0 - rng.randrange(30, 900) * DAY,
-                         "payment_fingerprint": f"pay-{a}", "email_domain": "gmail.com", "declared_country": "US"})  # fmt: skip
+                         "payment_fingerprint": f"pay-{a}", "email_domain": "gmail.com",
+                         "declared_country": "US"})  # fmt: skip
         home = {"prefix": f"73.{10 + i}.3.0/24", "country": "US", "asn": 7922}
         events += _requests(rng, a, rng.randrange(10, 40), home, (13, 24), NY, user_agent="Mozilla/5.0 Chrome/124")
     return events, accounts, groups

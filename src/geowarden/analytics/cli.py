@@ -47,7 +47,8 @@ def analyze_cmd(
     min_severity: Annotated[
         str,
         typer.Option(
-            "--min-severity", help="Report findings of this severity or above: origin_hidden (all) or restricted_origin_seen."
+            "--min-severity",
+            help="Report findings of this severity or above: origin_hidden (all) or restricted_origin_seen.",
         ),
     ] = "origin_hidden",
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")] = False,

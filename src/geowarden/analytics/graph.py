@@ -154,7 +154,7 @@ def _shape(links: Links, members: npt.NDArray[np.int64], sel: npt.NDArray[np.int
     )
 
 
-def _score(  # noqa: PLR0913
+def _score(
     links: Links,
     c: Shape,
     profiles: dict[str, Profile],

@@ -83,7 +83,8 @@ def _hydra(rng: np.random.Generator, mix: list[dict[str, Any]]) -> list[tuple[in
         cloud_pools.append((pool, cloud_cc))
         network = [
             {"via": "resi_proxy", "share": round(float(shares[0]), 3), "countries": exits},
-            {"via": "vpn", "share": round(float(shares[1]), 3), "countries": exits, "prefixes": int(rng.integers(2, 6))},
+            {"via": "vpn", "share": round(float(shares[1]), 3), "countries": exits,
+             "prefixes": int(rng.integers(2, 6))},
             {"via": "cloud", "share": round(float(shares[2]), 3), "countries": [cloud_cc],
              "prefixes": int(rng.integers(1, 4)), "pool": pool},
         ]  # fmt: skip
@@ -165,4 +166,5 @@ def _honest(rng: np.random.Generator, mix: list[dict[str, Any]], cloud_pools: li
     mix.append({"persona": "local_residential", "name": "students", "accounts": int(rng.integers(200, 500)),
                 "share": 0.04, "params": {"origin": [cc], "diurnal": 1.0, **common}})  # fmt: skip
     mix.append({"persona": "expat", "name": "international_students", "accounts": int(rng.integers(40, 120)),
-                "share": 0.01, "params": {"origin": ["CN", "IN"], "location": [cc], "diurnal": 1.0, **common}})  # fmt: skip
+                "share": 0.01,
+                "params": {"origin": ["CN", "IN"], "location": [cc], "diurnal": 1.0, **common}})  # fmt: skip

@@ -259,7 +259,12 @@ class AddressSpace:
         return out
 
     def sample_prefixes(
-        self, sel: Selector, prefixes: int, n: int, rng: np.random.Generator, seed_rng: np.random.Generator | None = None
+        self,
+        sel: Selector,
+        prefixes: int,
+        n: int,
+        rng: np.random.Generator,
+        seed_rng: np.random.Generator | None = None,
     ) -> IntArray:
         """``n`` addresses inside ``prefixes`` networks (/24 or smaller) of the selected space: an
         office's egress, a relay's servers. Each network is the /24 around an address drawn by
