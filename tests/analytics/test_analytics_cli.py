@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from analytics_world import LogWriter, infra_scenario, keys_scenario
 
-from geowarden.analytics.findings import Finding
+from geowarden.analytics.findings import Finding, at_least
 from geowarden.analytics.run import feed_back, flags_of
 from geowarden.cli import main
 from geowarden.state import MemoryStore
@@ -75,6 +75,18 @@ def test_summary_table_and_flags(env: Path, log_file: Path, capsys: pytest.Captu
     assert "flags put on keys and accounts" in out
 
 
+def test_min_severity_keeps_what_is_at_or_above_it(log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "analyze", str(log_file), "--json", "-q", "--min-severity", "restricted_origin_seen")
+    assert code == 3, out
+    doc = json.loads(out)
+    assert doc["findings"] and {f["severity"] for f in doc["findings"]} == {"restricted_origin_seen"}
+    assert doc["stats"]["findings_by_severity"]["origin_hidden"] == 0
+    seen = Finding("account_cluster", "d", 0.9, {}, (), "restricted_origin_seen")
+    hidden = Finding("account_cluster", "c", 0.9, {}, (), "origin_hidden")
+    assert at_least([hidden, seen], "restricted_origin_seen") == [seen]
+    assert at_least([hidden, seen], "origin_hidden") == [hidden, seen]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -83,6 +95,7 @@ def test_summary_table_and_flags(env: Path, log_file: Path, capsys: pytest.Captu
         (["LOG", "--settings", "{not json"], "settings are not JSON"),
         (["LOG", "--accounts", "nope.csv"], "nope.csv: no such accounts file"),
         (["LOG", "--feed-state", "mysql://x"], "state store URL must be"),
+        (["LOG", "--min-severity", "loud"], "unknown severity 'loud'"),
     ],
 )
 def test_bad_input_is_one_line(
