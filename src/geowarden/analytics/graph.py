@@ -7,27 +7,28 @@ strength ``min_edge`` and more (the best weight of each kind, summed) join compo
 
     size_factor = 1 - exp(-(size - 2) / 4)
     link_factor = 0.5 + 0.5 * share of members with a payment, phone or device link
-    exposure    = the larger of
-                  - the mean over members of their restricted exposure (``exposure.Profile``:
-                    1 for traffic from a restricted jurisdiction, at least ``leak_share`` of
-                    their requests, or a restricted declared country, else 0.5 for each of a
-                    restricted time zone and a restricted primary language region on
-                    ``hint_share`` of their requests);
-                  - 0.5 * ramp(activity-hours mismatch, hours_low, hours_high): how much better
-                    the cluster's requests by hour fit the waking hours of a restricted country's
-                    capital than those of the countries its traffic comes from (``hours``)
+    exposure    = the mean over members of their restricted exposure (``exposure.Profile``:
+                  1 for traffic from a restricted jurisdiction, at least ``leak_share`` of their
+                  requests, or a restricted declared country, else 0.5 for each of a restricted
+                  time zone and a restricted primary language region on ``hint_share`` of their
+                  requests)
     behaviour   = mean of the anonymiser traffic share, the share of members in a creation burst
                   and the share of new members (created new_account_days before their first
                   request)
     risk        = min(1, exposure * (0.7 + 0.6 * behaviour))
-    score       = size_factor * link_factor * sqrt(risk)
+    coordination = noisy-or of creation waves, new members, anonymiser traffic and activity out of
+                  the clock the clients declare (``hours.declared_fit``), weights ``COORDINATION``
+    hidden      = coordination * (0.5 + 0.5 * share on free-mail or disposable domains)
+                  * (1 - legitimacy: members on one organisational domain, ``orgs``)
+    score       = size_factor * link_factor * max(sqrt(risk), hidden)
 
 Only components whose ``size_factor * link_factor`` reaches ``flag_score`` are scored (their
-members' traffic is read then), so a cluster without restricted exposure scores 0, however big
-and tight (colleagues behind one egress with one corporate card; a family behind one home
-address). Clusters of score ``flag_score`` and exposure ``min_exposure`` or more are reported.
-Every threshold (``GraphThresholds``) can be set under ``[analytics.graph]``; see
-docs/analytics-graph-campaigns.md.
+members' traffic is read then). A network that leaks no restricted trace is reported too, with
+severity ``origin_hidden`` (exposure under ``min_exposure``), else ``restricted_origin_seen``;
+colleagues on their company's domain (one corporate card, one egress, one onboarding wave) are
+not. The fit of the members' hours to a restricted capital's clock is evidence only: every
+European and East Asian office fits one. Every threshold (``GraphThresholds``) can be set under
+``[analytics.graph]``; see docs/analytics-graph-campaigns.md.
 """
 
 from __future__ import annotations
