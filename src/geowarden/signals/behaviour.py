@@ -72,8 +72,9 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "KEY_RESTRICTED_CLIENT": (
         NAME,
-        "Over the last day, most of the key's requests (at least the policy's count and share) came from "
-        "clients reporting a restricted time zone or language, whatever the exit; value: counts, share, thresholds.",
+        "Over the last day, most of the key's requests (at least the policy's count and share) came through "
+        "hosting, VPN, proxy or Tor exits from clients reporting a restricted time zone or language; value: "
+        "counts, share, thresholds.",
     ),
     "ACCOUNT_VOLUME_SPIKE": (
         NAME,
@@ -339,7 +340,8 @@ def relay_shape(f: Features) -> Evidence | None:
 
 def restricted_client(f: Features) -> Evidence | None:
     """``KEY_RESTRICTED_CLIENT``: persistently, not once, the key's clients report a restricted
-    time zone or language while the requests exit elsewhere (a share over many requests)."""
+    time zone or language behind hosting, VPN, proxy or Tor exits (a share over many requests; an
+    expat at home on a residential line is not counted)."""
     cfg, n, hits = f.cfg, f.requests[1], f.restricted_client
     if hits < max(cfg.restricted_client_min_requests, 1) or hits < cfg.restricted_client_share * n:
         return None
@@ -349,8 +351,8 @@ def restricted_client(f: Features) -> Evidence | None:
         value={"requests_24h": int(n), "restricted_client_24h": int(hits), "share": round(hits / n, 3),
                "min_requests": cfg.restricted_client_min_requests, "min_share": cfg.restricted_client_share},
         confidence=min(0.95, 0.6 + 0.35 * hits / n),
-        detail=f"{int(hits)} of the last {int(n)} requests came from clients reporting a restricted time zone "
-        "or language",
+        detail=f"{int(hits)} of the last {int(n)} requests came through anonymising exits from clients "
+        "reporting a restricted time zone or language",
     )  # fmt: skip
 
 

@@ -36,7 +36,7 @@ class Observation:
     country: str
     anonymised: bool  # hosting, VPN, proxy or Tor
     tokens: float
-    restricted_client: bool = False  # the client reports a restricted zone or language, the exit is elsewhere
+    restricted_client: bool = False  # a restricted zone or language behind a hosting, VPN, proxy or Tor exit
 
 
 def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
@@ -68,7 +68,7 @@ def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
         country=country,
         anonymised=anonymised,
         tokens=float(tokens) if isinstance(tokens, int | float) and not isinstance(tokens, bool) else 0.0,
-        restricted_client=hinted,
+        restricted_client=hinted and anonymised,
     )
 
 
