@@ -24,7 +24,7 @@ import json
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,19 +79,24 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
             seen: dict[str, int] = defaultdict(int)
             hit: dict[str, bool] = {}
             top: dict[str, int] = defaultdict(int)
+            team_reasons: Counter[str] = Counter()
             t0 = time.perf_counter()
             n = 0
             for ev, facts in event_facts(events):
                 lab = labels.get(ev.account_id)
                 if lab is None or (flags and ev.ts_ms < split_ms):
                     continue
-                action = warden.decide(facts).action.value
+                decision = warden.decide(facts)
+                action = decision.action.value
+                if action != "allow" and lab["persona"].startswith("team_"):
+                    team_reasons.update(r.code for r in decision.reasons)
                 n += 1
                 seen[ev.account_id] += 1
                 top[ev.account_id] = max(top[ev.account_id], RANK[action])
                 if seen[ev.account_id] <= args.nth and RANK[action] >= RANK["review"]:
                     hit[ev.account_id] = True
             runs[name] = _report(labels, seen, hit, top, args.nth, n, time.perf_counter() - t0)
+            runs[name]["teams"]["reasons_not_allowed"] = dict(team_reasons.most_common(5))
     doc = {"seed": args.seed, "events": args.events, "nth": args.nth, "batch_day": args.batch_day,
            "batch_seconds": round(t_batch, 1), "findings": len(result.findings), "runs": runs}  # fmt: skip
     if args.json:
@@ -105,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
         print(f"  hydra accounts with {args.nth}+ requests: {h['accounts']}, at review/block by their "
               f"{args.nth}th: {h['reviewed']} ({h['share']})")  # fmt: skip
         t = r["teams"]
-        print(f"  team accounts (registered egress): {t['accounts']}, highest action: {t['highest']}")
+        print(f"  team accounts (registered egress): {t['accounts']}, highest action: {t['highest']}, "
+              f"reasons when not allowed: {t['reasons_not_allowed']}")  # fmt: skip
         print(f"  other honest accounts at review/block by their {args.nth}th: {r['honest_reviewed']}")
     return 0
 
@@ -113,8 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
 def _team_egress(events: Sequence[Any], labels: dict[str, Any]) -> dict[str, list[str]]:
     """Each team account's registered egress: the /24 most of its requests leave from (the
     company's cloud egress, as the company would register it)."""
-    from collections import Counter  # noqa: PLC0415
-
     per: dict[str, Counter[str]] = defaultdict(Counter)
     for ev in events:
         lab = labels.get(ev.account_id)
