@@ -39,6 +39,7 @@ DEFAULT_SIZES = "1000000,3000000,10000000"
 
 def generate(scenario: str, n: int, seed: int, snapshot: Snapshot, cache: Path, fmt: str) -> Path:
     """The events file for (scenario, n, seed), made once."""
+    from geowarden.simulate.accounts import write_accounts  # noqa: PLC0415
     from geowarden.simulate.scenario import build, load_scenario, write_jsonl, write_parquet  # noqa: PLC0415
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -50,6 +51,8 @@ def generate(scenario: str, n: int, seed: int, snapshot: Snapshot, cache: Path, 
     if scenario == "hydra":  # the hydra family at the public account's scale: 25,000 accounts
         scen = _scaled(scen, HYDRA_ACCOUNTS)
     gen = build(scen, n, seed, snapshot)
+    if scenario == "hydra":  # its networks are linked by the accounts table (cards, creation waves)
+        write_accounts(gen.accounts, accounts_of(path))
     tmp = path.with_name(path.name + ".part")
     if fmt == "parquet":
         write_parquet(gen, tmp)
@@ -73,12 +76,18 @@ def _scaled(scen: Any, accounts: int) -> Any:
     return dataclasses.replace(scen, entries=entries)
 
 
+def accounts_of(path: Path) -> Path:
+    """The accounts table generated with an events file (the hydra family has one)."""
+    return path.with_name(path.name.split(".")[0] + ".accounts.parquet")
+
+
 def run_one(path: Path, snapshot: Path) -> dict[str, Any]:
-    """Analyse one file in this process; figures as a dict."""
+    """Analyse one file (with its accounts table when there is one) in this process; figures as a dict."""
     snap = Snapshot.open(snapshot)
     load_before = os.getloadavg()[0]
+    accounts = accounts_of(path) if accounts_of(path).exists() else None
     t0 = time.perf_counter()
-    result = analyze([path], snapshot=snap)
+    result = analyze([path], snapshot=snap, accounts=accounts)
     wall = time.perf_counter() - t0
     use = resource.getrusage(resource.RUSAGE_SELF)
     st = result.stats

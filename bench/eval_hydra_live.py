@@ -12,7 +12,7 @@ in time order with the shipped policy and behaviour state in memory, twice:
 Reported per group: accounts with at least ``--nth`` requests (after the batch, for the second
 run), and the share of them at ``review`` or ``block`` by their ``--nth`` request; the honest
 company teams are decided with their cloud egress registered (``allow.egress``: the /24 most of
-each member's requests leave from) and their highest action is reported.
+the team's requests leave from, for every member) and their highest action is reported.
 
 Run: ``python bench/eval_hydra_live.py [--seed 21] [--events 300000] [--nth 20]``
 """
@@ -117,14 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
 
 
 def _team_egress(events: Sequence[Any], labels: dict[str, Any]) -> dict[str, list[str]]:
-    """Each team account's registered egress: the /24 most of its requests leave from (the
-    company's cloud egress, as the company would register it)."""
+    """Each team account's registered egress: the /24 most of its team's requests leave from
+    (the company's cloud egress, as the company registers it for every member)."""
     per: dict[str, Counter[str]] = defaultdict(Counter)
+    members: dict[str, set[str]] = defaultdict(set)
     for ev in events:
         lab = labels.get(ev.account_id)
         if lab is not None and lab["persona"].startswith("team_") and ev.ip and "." in ev.ip:
-            per[ev.account_id][ev.ip.rsplit(".", 1)[0] + ".0/24"] += 1
-    return {a: [c.most_common(1)[0][0]] for a, c in per.items()}
+            per[lab["persona"]][ev.ip.rsplit(".", 1)[0] + ".0/24"] += 1
+            members[lab["persona"]].add(ev.account_id)
+    return {a: [per[team].most_common(1)[0][0]] for team, accounts in members.items() for a in accounts}
 
 
 def _report(labels: dict[str, Any], seen: dict[str, int], hit: dict[str, bool], top: dict[str, int], nth: int,
