@@ -17,8 +17,12 @@ EVENTS = 150_000
 
 
 def test_the_family_is_listed_and_varies_by_seed() -> None:
-    assert "hydra" in scenario_names()
+    assert {"hydra", "hydra-aged"} <= set(scenario_names())
     a, b = load_scenario("hydra", 1), load_scenario("hydra", 2)
+    aged = load_scenario("hydra-aged", 1)  # the same draws, the planted accounts months old
+    assert [e.accounts for e in aged.entries] == [e.accounts for e in a.entries]
+    assert all(e.persona.burst_age_days >= 60 for e in aged.entries if e.network)
+    assert all(e.persona.burst_age_days <= 5 for e in a.entries if e.network)
     assert a == load_scenario("hydra", 1)  # a seed is one world
     shape = [(e.name, e.accounts, e.share) for e in a.entries]
     assert shape != [(e.name, e.accounts, e.share) for e in b.entries]

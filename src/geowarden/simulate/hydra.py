@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 NAME = "hydra"
+#: A stress variant: the same networks with accounts aged months before use (no fresh waves).
+AGED = "hydra-aged"
 DAYS = 4.0
 EVENTS = 1_000_000
 
@@ -43,15 +45,19 @@ _TEAM_PLACES = {  # country -> cities (Europe and East Asia: every office "fits"
 _UNIVERSITIES = {"US": ["Boston"], "GB": ["Manchester"], "DE": ["Munich"]}
 
 
-def hydra_raw(seed: int, events: int = EVENTS) -> dict[str, Any]:
+def hydra_raw(seed: int, events: int = EVENTS, aged: bool = False) -> dict[str, Any]:
     """The hydra scenario of ``seed`` (its parameters drawn from it), as the mapping a scenario
-    YAML holds (``scenario.parse_scenario`` reads it)."""
+    YAML holds (``scenario.parse_scenario`` reads it). ``aged``: the planted accounts were created
+    60 to 300 days before their first request (the same draws otherwise)."""
     rng = np.random.default_rng([0x48, 0x59, seed])  # its own stream: the events' seed is apart
     mix: list[dict[str, Any]] = []
     pools = _hydra(rng, mix)
+    if aged:
+        for i, entry in enumerate(e for e in mix if e.get("planted_network")):
+            entry["params"]["burst_age_days"] = 60.0 + 240.0 * ((seed * 7 + i * 13) % 10) / 9
     _honest(rng, mix, pools)
     return {
-        "name": f"{NAME}-{seed}",
+        "name": f"{AGED if aged else NAME}-{seed}",
         "events": events,
         "days": DAYS,
         "model_release": {"model": "large-3", "day": round(float(rng.uniform(1.5, 2.5)), 2)},

@@ -40,6 +40,7 @@ from geowarden.events import APP_RTT, EXTRA_TEXT, LOG_FIELDS
 from geowarden.intel.snapshot import Snapshot
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
+from geowarden.simulate.hydra import AGED as HYDRA_AGED
 from geowarden.simulate.hydra import NAME as HYDRA
 from geowarden.simulate.hydra import hydra_raw
 from geowarden.simulate.personas import PERSONAS, Persona
@@ -90,16 +91,17 @@ class Scenario:
 
 def scenario_names() -> list[str]:
     root = resources.files("geowarden.simulate").joinpath("scenarios")
-    return sorted([HYDRA, *(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))])
+    shipped = (p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+    return sorted([HYDRA, HYDRA_AGED, *shipped])
 
 
 def load_scenario(spec: str | Path, seed: int = 0) -> Scenario:
     """A shipped scenario by name (``baseline``), or a YAML file; ``hydra`` is the family whose
-    parameters are drawn from ``seed`` (``simulate.hydra``)."""
+    parameters are drawn from ``seed`` (``simulate.hydra``; ``hydra-aged``: its accounts aged)."""
     text: str
     where = str(spec)
-    if where == HYDRA:
-        return parse_scenario(hydra_raw(seed), f"{HYDRA} (seed {seed})")
+    if where in (HYDRA, HYDRA_AGED):
+        return parse_scenario(hydra_raw(seed, aged=where == HYDRA_AGED), f"{where} (seed {seed})")
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
