@@ -65,7 +65,9 @@ def test_json_document(env: Path, log_file: Path, capsys: pytest.CaptureFixture[
     assert f"line {lines}: not JSON" in err  # the problem is also said on stderr
     written = json.loads((env / "out" / "findings.json").read_text())
     assert sorted((f["kind"], f["subject"]) for f in written) == sorted(subjects)
-    assert pq.read_table(env / "out" / "findings.parquet").num_rows == len(doc["findings"])
+    table = pq.read_table(env / "out" / "findings.parquet")
+    assert table.num_rows == len(doc["findings"])
+    assert table["severity"].to_pylist() == [f["severity"] for f in written]
 
 
 def test_summary_table_and_flags(env: Path, log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -285,7 +285,7 @@ def _summary(ctx: AnalysisContext) -> tuple[dict[str, Any], dict[str, int]]:
 
 def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Path]:
     """Every finding as ``DIR/findings.json`` (a list of ``Finding.to_dict()``) and
-    ``DIR/findings.parquet`` (kind, subject, score, members, evidence as JSON text)."""
+    ``DIR/findings.parquet`` (kind, subject, score, members, severity, keys, evidence as JSON text)."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
@@ -299,6 +299,8 @@ def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Pa
             "subject": pa.array([d["subject"] for d in dicts], pa.string()),
             "score": pa.array([d["score"] for d in dicts], pa.float64()),
             "members": pa.array([d["members"] for d in dicts], pa.list_(pa.string())),
+            "severity": pa.array([d["severity"] for d in dicts], pa.string()),
+            "keys": pa.array([d.get("keys", []) for d in dicts], pa.list_(pa.string())),
             "evidence": pa.array([json.dumps(d["evidence"], default=str) for d in dicts], pa.string()),
         }
     )
