@@ -11,6 +11,9 @@ machine wall time also measures the neighbours, CPU time does not), events/s, pe
 (``resource.getrusage``), the load average before and after. The last table shows how time grows
 from the smallest size to the largest (time ratio / size ratio: 1.0 is linear).
 
+``--scenario hydra --events 16000000`` is the hydra family (``--seed``) scaled to 25,000 accounts,
+the size of the public account of the February 2026 campaigns.
+
 Target (../shared/DESIGN.md, the issue): 10 million events through all analyses in under 60 s on
 this 2-core machine.
 """
@@ -36,6 +39,7 @@ DEFAULT_SIZES = "1000000,3000000,10000000"
 
 def generate(scenario: str, n: int, seed: int, snapshot: Snapshot, cache: Path, fmt: str) -> Path:
     """The events file for (scenario, n, seed), made once."""
+    from geowarden.simulate.accounts import write_accounts  # noqa: PLC0415
     from geowarden.simulate.scenario import build, load_scenario, write_jsonl, write_parquet  # noqa: PLC0415
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -43,7 +47,12 @@ def generate(scenario: str, n: int, seed: int, snapshot: Snapshot, cache: Path, 
     if path.exists():
         return path
     t0 = time.perf_counter()
-    gen = build(load_scenario(scenario), n, seed, snapshot)
+    scen = load_scenario(scenario, seed)
+    if scenario == "hydra":  # the hydra family at the public account's scale: 25,000 accounts
+        scen = _scaled(scen, HYDRA_ACCOUNTS)
+    gen = build(scen, n, seed, snapshot)
+    if scenario == "hydra":  # its networks are linked by the accounts table (cards, creation waves)
+        write_accounts(gen.accounts, accounts_of(path))
     tmp = path.with_name(path.name + ".part")
     if fmt == "parquet":
         write_parquet(gen, tmp)
@@ -55,12 +64,30 @@ def generate(scenario: str, n: int, seed: int, snapshot: Snapshot, cache: Path, 
     return path
 
 
+HYDRA_ACCOUNTS = 25_000
+
+
+def _scaled(scen: Any, accounts: int) -> Any:
+    """``scen`` with every entry's accounts multiplied so that they total ``accounts``."""
+    import dataclasses  # noqa: PLC0415
+
+    factor = accounts / sum(e.accounts for e in scen.entries)
+    entries = tuple(dataclasses.replace(e, accounts=max(1, round(e.accounts * factor))) for e in scen.entries)
+    return dataclasses.replace(scen, entries=entries)
+
+
+def accounts_of(path: Path) -> Path:
+    """The accounts table generated with an events file (the hydra family has one)."""
+    return path.with_name(path.name.split(".")[0] + ".accounts.parquet")
+
+
 def run_one(path: Path, snapshot: Path) -> dict[str, Any]:
-    """Analyse one file in this process; figures as a dict."""
+    """Analyse one file (with its accounts table when there is one) in this process; figures as a dict."""
     snap = Snapshot.open(snapshot)
     load_before = os.getloadavg()[0]
+    accounts = accounts_of(path) if accounts_of(path).exists() else None
     t0 = time.perf_counter()
-    result = analyze([path], snapshot=snap)
+    result = analyze([path], snapshot=snap, accounts=accounts)
     wall = time.perf_counter() - t0
     use = resource.getrusage(resource.RUSAGE_SELF)
     st = result.stats

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from analytics_world import LogWriter, infra_scenario, keys_scenario
 
-from geowarden.analytics.findings import Finding
+from geowarden.analytics.findings import Finding, at_least
 from geowarden.analytics.run import feed_back, flags_of
 from geowarden.cli import main
 from geowarden.state import MemoryStore
@@ -53,7 +53,8 @@ def test_json_document(env: Path, log_file: Path, capsys: pytest.CaptureFixture[
     subjects = {(f["kind"], f["subject"]) for f in doc["findings"]}
     assert {("key_shared", "k-resold"), ("key_shared", "k-relay"), ("infrastructure", "AS9009")} <= subjects
     for f in doc["findings"]:
-        assert set(f) == {"kind", "subject", "members", "score", "evidence"}
+        assert set(f) - {"keys"} == {"kind", "subject", "members", "score", "severity", "evidence"}
+        assert f["severity"] in ("origin_hidden", "restricted_origin_seen")
         assert 0 <= f["score"] <= 1
     lines = len(log_file.read_text(encoding="utf-8").splitlines())
     assert doc["problems"]["skipped"] == 1
@@ -64,7 +65,9 @@ def test_json_document(env: Path, log_file: Path, capsys: pytest.CaptureFixture[
     assert f"line {lines}: not JSON" in err  # the problem is also said on stderr
     written = json.loads((env / "out" / "findings.json").read_text())
     assert sorted((f["kind"], f["subject"]) for f in written) == sorted(subjects)
-    assert pq.read_table(env / "out" / "findings.parquet").num_rows == len(doc["findings"])
+    table = pq.read_table(env / "out" / "findings.parquet")
+    assert table.num_rows == len(doc["findings"])
+    assert table["severity"].to_pylist() == [f["severity"] for f in written]
 
 
 def test_summary_table_and_flags(env: Path, log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -72,6 +75,18 @@ def test_summary_table_and_flags(env: Path, log_file: Path, capsys: pytest.Captu
     assert code == 3  # one malformed row (see test_json_document)
     assert "findings by kind" in out and "key_shared" in out and "k-resold" in out
     assert "flags put on keys and accounts" in out
+
+
+def test_min_severity_keeps_what_is_at_or_above_it(log_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "analyze", str(log_file), "--json", "-q", "--min-severity", "restricted_origin_seen")
+    assert code == 3, out
+    doc = json.loads(out)
+    assert doc["findings"] and {f["severity"] for f in doc["findings"]} == {"restricted_origin_seen"}
+    assert doc["stats"]["findings_by_severity"]["origin_hidden"] == 0
+    seen = Finding("account_cluster", "d", 0.9, {}, (), "restricted_origin_seen")
+    hidden = Finding("account_cluster", "c", 0.9, {}, (), "origin_hidden")
+    assert at_least([hidden, seen], "restricted_origin_seen") == [seen]
+    assert at_least([hidden, seen], "origin_hidden") == [hidden, seen]
 
 
 @pytest.mark.parametrize(
@@ -82,6 +97,7 @@ def test_summary_table_and_flags(env: Path, log_file: Path, capsys: pytest.Captu
         (["LOG", "--settings", "{not json"], "settings are not JSON"),
         (["LOG", "--accounts", "nope.csv"], "nope.csv: no such accounts file"),
         (["LOG", "--feed-state", "mysql://x"], "state store URL must be"),
+        (["LOG", "--min-severity", "loud"], "unknown severity 'loud'"),
     ],
 )
 def test_bad_input_is_one_line(

@@ -219,7 +219,9 @@ def test_honest_traps_do_form_clusters_but_score_low(tables: tuple[pa.Table, pa.
     assert family.score < graph.DEFAULTS["flag_score"]
     automation = by_members[frozenset(world.groups["automation"])]
     assert automation.evidence["exposure"]["activity_hours"]["mismatch"] < 0.05  # round the clock
-    assert automation.score == 0
+    assert automation.evidence["declared_clock"]["mismatch"] == 0  # fits its declared UTC clock
+    assert automation.evidence["exposure"]["exposure"] == 0
+    assert automation.score < graph.DEFAULTS["flag_score"]  # new, one card, cloud: but no throwaway identities
     flagged = [f for f in everything if f.score >= graph.DEFAULTS["flag_score"]]
     assert {frozenset(f.members) for f in flagged} == {
         frozenset(world.groups[n]) for n in ("network_a", "network_b", "network_c")
@@ -230,9 +232,12 @@ def test_activity_hours_give_away_a_careful_network(found: list[Finding], world:
     c = next(f for f in found if set(f.members) == world.groups["network_c"])
     ev = c.evidence["exposure"]
     assert ev["member_exposure"] == 0 and ev["restricted_requests"] == 0  # nothing else to go on
-    hours = ev["activity_hours"]
+    hours = ev["activity_hours"]  # evidence only: "fits some restricted clock" is not scored
     assert hours["country"] in {"CN", "HK", "MO"} and hours["mismatch"] > 0.35
-    assert ev["exposure"] == 0.5
+    assert ev["exposure"] == 0
+    assert c.severity == "origin_hidden"
+    # what is scored: its clients declare London and it keeps other hours
+    assert c.evidence["declared_clock"]["waking_share"] < 0.5 and c.evidence["declared_clock"]["mismatch"] > 0
     assert c.evidence["new_members"] == 10
 
 

@@ -39,4 +39,4 @@ def test_defaults_are_floats_and_exposure_is_shared() -> None:
     for cls in BY_ANALYSIS.values():
         assert all(type(v) is float for v in cls.defaults().values()), cls.ANALYSIS
     assert GraphThresholds().leak_share == CampaignThresholds().leak_share
-    assert set(BY_ANALYSIS) == {"keys", "infra", "graph", "campaigns"}
+    assert set(BY_ANALYSIS) == {"keys", "infra", "graph", "campaigns", "restricted"}

@@ -287,3 +287,24 @@ def test_findings_fed_back_by_analytics_reach_the_live_decision(warden: Warden, 
     assert "ANALYTICS_KEY_SHARED" in _evidence(key, "KEY_FLAGGED") and key.action == Action.REVIEW
     assert "ANALYTICS_ACCOUNT_CLUSTER" in _evidence(member, "KEY_FLAGGED") and member.action == Action.REVIEW
     assert "KEY_FLAGGED" not in _codes(other) and other.action == Action.ALLOW
+
+
+def test_a_restricted_client_behind_a_cloud_exit_goes_to_review_an_expat_at_home_does_not(warden: Warden) -> None:
+    """Issue 16: a user in China behind a foreign exit, Shanghai clock and Chinese on every request:
+    each request alone is at most a challenge; after ``restricted_client_min_requests`` in a day,
+    review. The same client settings at home on a residential line (an expat) never are."""
+    rng = random.Random(16)
+    relayed, home = [], []
+    for i in range(30):
+        t = T0 + 3600 + i * 600
+        relayed.append(warden.decide(Facts(ip=_ip(US_RELAY, rng), api_key_id="ak-rc", timestamp=t,
+                                           timezone="Asia/Shanghai", accept_language="zh-CN,zh;q=0.9")))  # fmt: skip
+        home.append(warden.decide(Facts(ip="79.192.0.7", api_key_id="ak-expat", timestamp=t,
+                                        timezone="Asia/Shanghai", accept_language="zh-CN,zh;q=0.9")))  # fmt: skip
+    first = [i for i, d in enumerate(relayed) if "KEY_RESTRICTED_CLIENT" in _codes(d)]
+    assert first and first[0] == 19  # the 20th request of the day
+    assert all(d.action != Action.REVIEW for d in relayed[:19])
+    assert all(d.action == Action.REVIEW for d in relayed[19:])
+    v = _evidence(relayed[-1], "KEY_RESTRICTED_CLIENT")
+    assert v["restricted_client_24h"] == 30 and v["share"] == 1.0
+    assert all("KEY_RESTRICTED_CLIENT" not in _codes(d) and d.action != Action.REVIEW for d in home)

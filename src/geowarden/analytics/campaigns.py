@@ -30,13 +30,16 @@ import numpy as np
 
 from geowarden.analytics.common import MINUTE_MS, crowd, group_id, iso, say, short_hash
 from geowarden.analytics.exposure import Profile, account_profiles, group_exposure
-from geowarden.analytics.findings import AnalysisContext, Finding
+from geowarden.analytics.findings import SEVERITIES, AnalysisContext, Finding
 from geowarden.analytics.neardup import NearDuplicates, near_duplicate_sets
 from geowarden.analytics.shifts import adopters, model_shifts
 from geowarden.analytics.thresholds import CampaignThresholds
 
 NAME = "campaigns"
 CAMPAIGN = "campaign"
+#: Mean exposure of its accounts from which a campaign's severity is ``restricted_origin_seen``
+#: (the graph's ``min_exposure`` default).
+CAMPAIGN_SEEN = 0.2
 THRESHOLDS = CampaignThresholds
 DEFAULTS = THRESHOLDS.defaults()
 
@@ -147,4 +150,5 @@ def _campaign(
         "last_seen": iso((int(buckets.max()) + 1) * timeline.bucket_ms),
         "factors": {"size": round(size_factor, 4), "coordination": round(coordination, 4)},
     }
-    return Finding(CAMPAIGN, group_id("campaign", s.accounts), min(score, 1.0), evidence, s.accounts)
+    severity = SEVERITIES[1] if exposure["mean_exposure"] >= CAMPAIGN_SEEN else SEVERITIES[0]
+    return Finding(CAMPAIGN, group_id("campaign", s.accounts), min(score, 1.0), evidence, s.accounts, severity)

@@ -44,6 +44,13 @@ def analyze_cmd(
     settings: Annotated[
         str | None, typer.Option(help='Thresholds as JSON, e.g. \'{"keys": {"min_score": 0.6}}\', or @FILE.')
     ] = None,
+    min_severity: Annotated[
+        str,
+        typer.Option(
+            "--min-severity",
+            help="Report findings of this severity or above: origin_hidden (all) or restricted_origin_seen.",
+        ),
+    ] = "origin_hidden",
     as_json: Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or problem lines on stderr.")] = False,
 ) -> None:
@@ -76,6 +83,7 @@ def analyze_cmd(
         out_dir=out,
         spark_master=spark_master or config.spark_master,
         spark_conf=config.spark_conf,
+        min_severity=min_severity,
     )
     if not quiet:
         _print_problems(err, result.problems, "events")

@@ -68,6 +68,7 @@ class Profile:
     last_ms: int
     created_ms: int | None = None
     declared_restricted: bool = False
+    email_domain: str | None = None
 
     def exposure(self, t: ExposureThresholds) -> float:
         """1 when the account declared a restricted country or sends ``leak_share`` of its
@@ -166,19 +167,20 @@ def account_profiles(ctx: AnalysisContext, ids: Sequence[str], source: Any | Non
     )
     sums = ["events", "restricted", "anonymised", "tz_restricted", "lang_restricted"]
     per = table.group_by("account_id").aggregate([*((c, "sum") for c in sums), ("first_ms", "min"), ("last_ms", "max")])
-    accounts: dict[str, tuple[int | None, bool]] = {}
+    accounts: dict[str, tuple[int | None, bool, str | None]] = {}
     if ctx.accounts is not None:
         ac = ctx.accounts.join(wanted, "account_id", how="semi")
         info = ac.group_by("account_id").agg(
             created_ms=(ac.created.epoch_seconds() * 1000).min(),
             declared=_isin(ac.declared_country, markers.countries).cast("int64").sum(),
+            email_domain=ac.email_domain.lower().max(),
         )
         for r in rows(info):
-            created = r["created_ms"]
-            accounts[r["account_id"]] = (None if created is None else int(created), bool(r["declared"]))
+            created, domain = r["created_ms"], r["email_domain"]
+            accounts[r["account_id"]] = (None if created is None else int(created), bool(r["declared"]), domain or None)
     out: dict[str, Profile] = {}
     for r in per.to_pylist():
-        created, declared = accounts.get(r["account_id"], (None, False))
+        created, declared, domain = accounts.get(r["account_id"], (None, False, None))
         out[r["account_id"]] = Profile(
             events=int(r["events_sum"]),
             restricted=int(r["restricted_sum"]),
@@ -189,6 +191,7 @@ def account_profiles(ctx: AnalysisContext, ids: Sequence[str], source: Any | Non
             last_ms=int(r["last_ms_max"]),
             created_ms=created,
             declared_restricted=declared,
+            email_domain=domain,
         )
     return out
 

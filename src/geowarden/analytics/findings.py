@@ -55,29 +55,51 @@ KINDS = (
     "campaign",  # many accounts sending near-duplicate prompts in step
     "model_shift",  # a group of accounts moving to a new model at its release together
     "infrastructure",  # an ASN or prefix carrying traffic for many unrelated accounts
+    "restricted_use",  # a key or account used from restricted jurisdictions (close it)
+    "restricted_client",  # a key or account whose clients report a restricted clock or language behind foreign exits
 )
+
+#: Severities, lowest first: a coordinated network whose traffic shows no restricted trace
+#: (``origin_hidden``) and one where a restricted origin was seen (``restricted_origin_seen``).
+#: ``analyze(min_severity=...)`` and ``--min-severity`` keep the findings at or above one.
+SEVERITIES = ("origin_hidden", "restricted_origin_seen")
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One thing an analysis flags. ``subject`` is a key id, an account id, a cluster id, an ASN
     (``AS1234``) or a prefix; ``members`` lists account ids for clusters and campaigns;
-    ``evidence`` holds the numbers that made the finding (JSON-ready)."""
+    ``evidence`` holds the numbers that made the finding (JSON-ready); ``keys`` the API keys the
+    finding reaches besides its subject (an infrastructure finding's members' keys);
+    ``severity`` one of ``SEVERITIES`` (every finding that needs restricted exposure to exist is
+    ``restricted_origin_seen``)."""
 
     kind: str
     subject: str
     score: float  # 0..1
     evidence: dict[str, Any]
     members: tuple[str, ...] = ()
+    severity: str = "restricted_origin_seen"
+    keys: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "subject": self.subject,
             "members": list(self.members),
             "score": round(self.score, 4),
+            "severity": self.severity,
             "evidence": self.evidence,
         }
+        if self.keys:
+            out["keys"] = list(self.keys)
+        return out
+
+
+def at_least(findings: list[Finding], min_severity: str) -> list[Finding]:
+    """The findings of ``min_severity`` or above (a name of ``SEVERITIES``)."""
+    rank = SEVERITIES.index(min_severity)
+    return [f for f in findings if SEVERITIES.index(f.severity) >= rank]
 
 
 @dataclass(slots=True)

@@ -7,27 +7,28 @@ strength ``min_edge`` and more (the best weight of each kind, summed) join compo
 
     size_factor = 1 - exp(-(size - 2) / 4)
     link_factor = 0.5 + 0.5 * share of members with a payment, phone or device link
-    exposure    = the larger of
-                  - the mean over members of their restricted exposure (``exposure.Profile``:
-                    1 for traffic from a restricted jurisdiction, at least ``leak_share`` of
-                    their requests, or a restricted declared country, else 0.5 for each of a
-                    restricted time zone and a restricted primary language region on
-                    ``hint_share`` of their requests);
-                  - 0.5 * ramp(activity-hours mismatch, hours_low, hours_high): how much better
-                    the cluster's requests by hour fit the waking hours of a restricted country's
-                    capital than those of the countries its traffic comes from (``hours``)
+    exposure    = the mean over members of their restricted exposure (``exposure.Profile``:
+                  1 for traffic from a restricted jurisdiction, at least ``leak_share`` of their
+                  requests, or a restricted declared country, else 0.5 for each of a restricted
+                  time zone and a restricted primary language region on ``hint_share`` of their
+                  requests)
     behaviour   = mean of the anonymiser traffic share, the share of members in a creation burst
                   and the share of new members (created new_account_days before their first
                   request)
     risk        = min(1, exposure * (0.7 + 0.6 * behaviour))
-    score       = size_factor * link_factor * sqrt(risk)
+    coordination = noisy-or of creation waves, new members, anonymiser traffic and activity out of
+                  the clock the clients declare (``hours.declared_fit``), weights ``COORDINATION``
+    hidden      = coordination * (0.5 + 0.5 * share on free-mail or disposable domains)
+                  * (1 - legitimacy: members on one organisational domain, ``orgs``)
+    score       = size_factor * link_factor * max(sqrt(risk), hidden)
 
 Only components whose ``size_factor * link_factor`` reaches ``flag_score`` are scored (their
-members' traffic is read then), so a cluster without restricted exposure scores 0, however big
-and tight (colleagues behind one egress with one corporate card; a family behind one home
-address). Clusters of score ``flag_score`` and exposure ``min_exposure`` or more are reported.
-Every threshold (``GraphThresholds``) can be set under ``[analytics.graph]``; see
-docs/analytics-graph-campaigns.md.
+members' traffic is read then). A network that leaks no restricted trace is reported too, with
+severity ``origin_hidden`` (exposure under ``min_exposure``), else ``restricted_origin_seen``;
+colleagues on their company's domain (one corporate card, one egress, one onboarding wave) are
+not. The fit of the members' hours to a restricted capital's clock is evidence only: every
+European and East Asian office fits one. Every threshold (``GraphThresholds``) can be set under
+``[analytics.graph]``; see docs/analytics-graph-campaigns.md.
 """
 
 from __future__ import annotations
@@ -41,17 +42,21 @@ import numpy.typing as npt
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from geowarden.analytics.common import DAY_MS, group_id, iso, ramp, say
+from geowarden.analytics.common import DAY_MS, group_id, iso, ramp, say, short_hash
 from geowarden.analytics.exposure import Profile, account_profiles, combos
-from geowarden.analytics.findings import AnalysisContext, Finding
-from geowarden.analytics.hours import activity_hours, hour_mismatch
+from geowarden.analytics.findings import SEVERITIES, AnalysisContext, Finding
+from geowarden.analytics.hours import activity_hours, declared_fit, hour_mismatch
 from geowarden.analytics.links import KINDS, STRONG, Links, add_bursts, build_links, memberships, shown
+from geowarden.analytics.orgs import candidate, legitimacy, organisational
 from geowarden.analytics.thresholds import GraphThresholds
 
 NAME = "graph"
 KIND = "account_cluster"
 THRESHOLDS = GraphThresholds
 DEFAULTS = THRESHOLDS.defaults()
+#: Weights of what coordinates a network whatever its exposure: members created in one wave, new
+#: members, anonymiser traffic, activity out of the clock the clients declare (noisy-or).
+COORDINATION = (0.6, 0.6, 0.5, 0.6)
 
 
 def run(ctx: AnalysisContext) -> list[Finding]:
@@ -77,9 +82,22 @@ def run(ctx: AnalysisContext) -> list[Finding]:
     finally:
         origins.release()
     hours = activity_hours(ctx, ids) if shapes else {}
-    findings = [f for c in shapes if (f := _score(links, c, profiles, hours, ctx.restricted, t)) is not None]
+    when = _middle(profiles)
+    clocks = declared_fit(ctx, ids, when) if shapes else {}
+    domains = [q.email_domain for q in profiles.values() if q.email_domain]
+    orgs = organisational(ctx, domains, t.org_max_accounts) if domains else frozenset()
+    findings = [
+        f for c in shapes if (f := _score(links, c, profiles, hours, clocks, ctx.restricted, orgs, t)) is not None
+    ]
     findings.sort(key=lambda f: (-f.score, f.subject))
     return findings
+
+
+def _middle(profiles: dict[str, Profile]) -> int:
+    """The middle of the profiled accounts' traffic (the day whose zone offsets are used)."""
+    if not profiles:
+        return 0
+    return (min(q.first_ms for q in profiles.values()) + max(q.last_ms for q in profiles.values())) // 2
 
 
 def components(links: Links, t: GraphThresholds) -> tuple[npt.NDArray[np.int64], list[npt.NDArray[np.int64]]]:
@@ -142,7 +160,9 @@ def _score(
     c: Shape,
     profiles: dict[str, Profile],
     hours: dict[str, tuple[str | None, npt.NDArray[np.int64]]],
+    clocks: dict[str, dict[str, int]],
     restricted_places: frozenset[str],
+    organisations: frozenset[str],
     t: GraphThresholds,
 ) -> Finding | None:
     """The finding for one component, or None when it is not flagged."""
@@ -154,16 +174,27 @@ def _score(
     exposed = [q.exposure(t) for q in profs]
     when = (min(q.first_ms for q in profs) + max(q.last_ms for q in profs)) // 2
     diurnal = hour_mismatch([hours[a] for a in c.ids if a in hours], restricted_places, when, t.hours_min_requests)
-    hint = 0.5 * ramp(diurnal["mismatch"], t.hours_low, t.hours_high) if diurnal else 0.0
     member_exposure = sum(exposed) / size
-    exposure = max(member_exposure, hint)
+    exposure = member_exposure
     new = sum(q.created_ms is not None and q.created_ms >= q.first_ms - t.new_account_days * DAY_MS for q in profs)
     anon_share = sum(q.anonymised for q in profs) / events if events else 0.0
     behaviour = (anon_share + c.burst_members / size + new / size) / 3
     risk = min(1.0, exposure * (0.7 + 0.6 * behaviour))
-    score = c.size_factor * c.link_factor * math.sqrt(risk)
-    if score < t.flag_score or exposure < t.min_exposure:
+    declared = sum(clocks[a]["requests"] for a in c.ids if a in clocks)
+    waking = sum(clocks[a]["waking"] for a in c.ids if a in clocks)
+    fit = waking / declared if declared >= t.hours_min_requests else None
+    clock = ramp(1 - fit, t.clock_low, t.clock_high) if fit is not None else 0.0
+    parts = (c.burst_members / size, new / size, anon_share, clock)
+    coordination = 1 - math.prod(1 - w * x for w, x in zip(COORDINATION, parts, strict=True))
+    domains = [q.email_domain for q in profs]
+    legit_share, org = legitimacy(domains, organisations)
+    legit = ramp(legit_share, t.legit_low, t.legit_high)
+    throwaway = sum(1 for d in domains if d and not candidate(d)) / size  # free-mail, disposable
+    hidden = coordination * (0.5 + 0.5 * throwaway) * (1 - legit)
+    score = c.size_factor * c.link_factor * max(math.sqrt(risk), hidden)
+    if score < t.flag_score:
         return None
+    severity = SEVERITIES[1] if exposure >= t.min_exposure else SEVERITIES[0]
     sel = c.sel
     rank = np.lexsort((links.b[sel], links.a[sel], -links.weight[sel], links.kind[sel]))
     examples = [
@@ -195,14 +226,28 @@ def _score(
             "anonymiser_share": round(anon_share, 4),
             "activity_hours": diurnal or None,
         },
+        "declared_clock": {
+            "requests": declared,
+            "waking_share": None if fit is None else round(fit, 4),
+            "mismatch": round(clock, 4),
+        },
         "requests": events,
         "first_seen": iso(min((q.first_ms for q in profs), default=None)),
         "last_seen": iso(max((q.last_ms for q in profs), default=None)),
+        "organisation": {
+            "share": round(legit_share, 4),
+            "domain": None if org is None else f"#{short_hash(org, 8)}",
+            "legitimacy": round(legit, 4),
+            "free_mail_share": round(throwaway, 4),
+        },
         "factors": {
             "size": round(c.size_factor, 4),
             "links": round(c.link_factor, 4),
             "behaviour": round(behaviour, 4),
             "risk": round(risk, 4),
+            "coordination": round(coordination, 4),
+            "hidden": round(hidden, 4),
         },
     }
-    return Finding(KIND, group_id("cluster", c.ids), min(score, 1.0), evidence, tuple(sorted(c.ids)))
+    members = tuple(sorted(c.ids))
+    return Finding(KIND, group_id("cluster", c.ids), min(score, 1.0), evidence, members, severity)

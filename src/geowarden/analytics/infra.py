@@ -22,6 +22,7 @@ from integer counts, identical on every backend.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from geowarden.analytics.common import asn_orgs, floored, noisy_or, ramp, rows, usage
@@ -55,8 +56,29 @@ def _run(ctx: AnalysisContext, t: InfraThresholds, base: Any) -> list[Finding]:
         ).cast("int64"),
     )
     prefixes = _prefixes(ctx, t, base, exposed)
-    out = prefixes + _asns(ctx, t, base, exposed, [f.subject for f in prefixes])
+    asns = _asns(ctx, t, base, exposed, [f.subject for f in prefixes])
+    out = _with_members(base, exposed, "prefix", prefixes) + _with_members(base, exposed, "asn", asns)
     out.sort(key=lambda f: (-f.score, f.subject))
+    return out
+
+
+def _with_members(base: Any, exposed: Any, unit: str, found: list[Finding]) -> list[Finding]:
+    """The findings with their members: the exposed accounts that reached the network through
+    its anonymising part (hosting, VPN, proxy: a relay's customers, not an expat at home on the
+    same ISP), and the keys they used there (so that flags reach them)."""
+    if not found:
+        return found
+    values: list[Any] = [f.subject for f in found] if unit == "prefix" else [int(f.subject[2:]) for f in found]
+    on = base.filter(base[unit].isin(values) & (base.anon > 0)).join(exposed.filter(exposed.exposed == 1), "account_id")
+    accounts: dict[Any, set[str]] = {}
+    keys: dict[Any, set[str]] = {}
+    for r in rows(on.select(unit, "account_id", "key").distinct()):
+        accounts.setdefault(r[unit], set()).add(r["account_id"])
+        if r["key"] is not None:
+            keys.setdefault(r[unit], set()).add(r["key"])
+    out = []
+    for f, v in zip(found, values, strict=True):
+        out.append(replace(f, members=tuple(sorted(accounts.get(v, ()))), keys=tuple(sorted(keys.get(v, ())))))
     return out
 
 

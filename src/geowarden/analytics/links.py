@@ -12,6 +12,8 @@ these memberships come to Python (``memberships``), where ``build_links`` makes 
 - ``prefix``: the same /24 or /48 network; weight 0.5, by rarity (a home, a small office, a relay;
   an ISP's CGNAT range or a big egress is over the cap). Tor exits make no link; VPN and proxy
   networks count ``anon_discount`` as much (their customers are strangers to each other).
+  Hosting networks make no prefix link either: co-tenants of a cloud /24 are strangers; there a
+  ``device`` link needs the same exact address and user agent.
 - ``burst`` (``add_bursts``): two accounts already linked by something above, created within
   ``burst_minutes`` of each other with the same e-mail domain, organisation or declared country
   (accounts table); weight 0.2: never a link alone, it strengthens the others.
@@ -48,10 +50,26 @@ CODES: dict[str, str] = {"payment": "P", "phone": "H", "device": "D", "prefix": 
 
 
 def _triples(combos: Any) -> Any:
-    """(account, prefix, user agent) with whether the network is a VPN or proxy (``anon``) or a Tor
-    exit (``tor``)."""
+    """(account, prefix, user agent) with whether the network is a VPN or proxy (``anon``), a Tor
+    exit (``tor``) or a hosting network (``hosting``)."""
     t = combos.filter(combos.prefix.notnull())
-    return t.group_by(["account_id", "prefix", "user_agent"]).agg(anon=(t.vpn | t.proxy).any(), tor=t.tor.any())
+    return t.group_by(["account_id", "prefix", "user_agent"]).agg(
+        anon=(t.vpn | t.proxy).any(), tor=t.tor.any(), hosting=t.hosting.any()
+    )
+
+
+def _hosted_devices(ctx: AnalysisContext) -> Any:
+    """(account, exact address + user agent) on hosting networks, with ``anon``: co-tenants of a
+    cloud /24 are strangers, so there only the same address and client link two accounts."""
+    ev = ctx.events
+    t = ev.filter(
+        ev.hosting.fill_null(False)
+        & ~ev.tor.fill_null(False)
+        & ev.account_id.notnull()
+        & ev.user_agent.notnull()
+        & (ev.user_agent != "")
+    )
+    return t.group_by(["ip", "user_agent", "account_id"]).agg(anon=(t.vpn | t.proxy).fill_null(False).any())
 
 
 def _capped(rows: Any, keys: list[str], low: int, cap: int) -> Any:
@@ -67,7 +85,7 @@ def memberships(ctx: AnalysisContext, combos: Any, t: GraphThresholds) -> pa.Tab
     from ``combos`` (``exposure.combos``), payment fingerprints and phone hashes from the accounts
     table."""
     triples = _triples(combos)
-    linkable = triples.filter(~triples.tor)
+    linkable = triples.filter(~triples.tor & ~triples.hosting)
     nets = linkable.group_by(["prefix", "account_id"]).agg(anon=linkable.anon.any())
     nets = _capped(nets, ["prefix"], 2, int(t.cap_prefix))
     parts = [
@@ -76,7 +94,9 @@ def memberships(ctx: AnalysisContext, combos: Any, t: GraphThresholds) -> pa.Tab
         )
     ]
     with_ua = linkable.filter(linkable.user_agent.notnull() & (linkable.user_agent != ""))
-    users = with_ua.select("user_agent", "account_id").distinct()
+    # popularity counts every account that sent the user agent, hosting networks included
+    agents = triples.filter(~triples.tor & triples.user_agent.notnull() & (triples.user_agent != ""))
+    users = agents.select("user_agent", "account_id").distinct()
     popular = users.group_by("user_agent").agg(n_ua=users.count())
     rare = popular.filter(popular.n_ua <= int(t.ua_popular_accounts)).select("user_agent")
     dev = with_ua.join(rare, "user_agent", how="semi").select("prefix", "user_agent", "account_id", "anon")
@@ -88,6 +108,17 @@ def memberships(ctx: AnalysisContext, combos: Any, t: GraphThresholds) -> pa.Tab
             account_id=dev.account_id,
             size=dev.size,
             anon=dev.anon_any,
+        )
+    )
+    hosted = _hosted_devices(ctx).join(rare, "user_agent", how="semi")
+    hosted = _capped(hosted, ["ip", "user_agent"], 2, int(t.cap_device))
+    parts.append(
+        hosted.select(
+            code=ibis.literal("D"),
+            value=hosted.ip.concat(SEP, hosted.user_agent),
+            account_id=hosted.account_id,
+            size=hosted.size,
+            anon=hosted.anon_any,
         )
     )
     if ctx.accounts is not None:
@@ -245,6 +276,8 @@ def shown(kind: str, value: str, burst_minutes: float) -> str:
         return value
     if kind == "device":
         prefix, _, agent = value.partition(SEP)
+        if "/" not in prefix:  # an exact address on a hosting network: shown as its address hash
+            prefix = f"addr:{short_hash(prefix, 8)}"
         return f"{prefix} ua:{short_hash(agent, 8)}"
     if kind == "burst":
         attribute, _, rest = value.partition(SEP)

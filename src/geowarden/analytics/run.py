@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geowarden.analytics import campaigns, graph, infra, keys, report
-from geowarden.analytics.findings import KINDS, AnalysisContext, Finding
+from geowarden.analytics import campaigns, graph, infra, keys, report, restricted
+from geowarden.analytics.findings import KINDS, SEVERITIES, AnalysisContext, Finding, at_least
 from geowarden.analytics.load import Problems
 from geowarden.analytics.thresholds import BY_ANALYSIS
 from geowarden.errors import ConfigError
@@ -41,6 +41,7 @@ ANALYSES: dict[str, Callable[[AnalysisContext], list[Finding]]] = {
     "infra": infra.run,
     "graph": graph.run,
     "campaigns": campaigns.run,
+    "restricted": restricted.run,
 }
 TOP_ASNS = 20
 FINDINGS_JSON = "findings.json"
@@ -86,6 +87,7 @@ def analyze(
     spark_conf: Sequence[tuple[str, str]] = (),
     threads: int | None = None,
     say: Callable[[str], None] | None = None,
+    min_severity: str = SEVERITIES[0],
 ) -> AnalysisResult:
     """Run every analysis over the logs in ``paths`` (files or directories) on ``backend``.
 
@@ -93,7 +95,8 @@ def analyze(
     ``restricted``: jurisdictions (default: the default policy's); ``settings``: thresholds per
     analysis (``{"keys": {"min_score": 0.6}}``); ``spark_master`` and ``spark_conf``: the Spark
     backend's master URL (default ``local[2]``) and extra settings; ``progress``: a rich progress display on
-    stderr; ``say``: a callback for phase messages instead."""
+    stderr; ``say``: a callback for phase messages instead; ``min_severity``: keep the findings of
+    this severity or above (``findings.SEVERITIES``; default: every finding, ``origin_hidden`` too)."""
     from geowarden.analytics.backends import BACKENDS, open_engine  # noqa: PLC0415
     from geowarden.analytics.common import sharing  # noqa: PLC0415
     from geowarden.analytics.load import load  # noqa: PLC0415
@@ -106,6 +109,8 @@ def analyze(
     if accounts is not None and not Path(accounts).is_file():
         raise ConfigError(f"{accounts}: no such accounts file")
     check_settings(settings or {})
+    if min_severity not in SEVERITIES:
+        raise ConfigError(f"unknown severity {min_severity!r} (one of {', '.join(SEVERITIES)})")
     t_start = time.perf_counter()
     cpu: dict[str, float] = {}
     c_start = _cpu()
@@ -139,6 +144,7 @@ def analyze(
         finally:
             engine.close()
     order = {k: i for i, k in enumerate(KINDS)}
+    findings = at_least(findings, min_severity)
     findings.sort(key=lambda f: (order.get(f.kind, len(order)), -f.score, f.subject))
     seconds["total"] = round(time.perf_counter() - t_start, 3)
     cpu["total"] = round(_cpu() - c_start, 3)
@@ -176,6 +182,7 @@ def _stats(
         "accounts_skipped": loaded.account_problems.skipped if loaded.account_problems else None,
         "findings": len(findings),
         "findings_by_kind": by_kind,
+        "findings_by_severity": {v: sum(1 for f in findings if f.severity == v) for v in SEVERITIES},
         "analyses": ran,
         "analyses_missing": missing,
         "snapshot": getattr(snap, "id", None),
@@ -278,7 +285,7 @@ def _summary(ctx: AnalysisContext) -> tuple[dict[str, Any], dict[str, int]]:
 
 def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Path]:
     """Every finding as ``DIR/findings.json`` (a list of ``Finding.to_dict()``) and
-    ``DIR/findings.parquet`` (kind, subject, score, members, evidence as JSON text)."""
+    ``DIR/findings.parquet`` (kind, subject, score, members, severity, keys, evidence as JSON text)."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
@@ -292,6 +299,8 @@ def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Pa
             "subject": pa.array([d["subject"] for d in dicts], pa.string()),
             "score": pa.array([d["score"] for d in dicts], pa.float64()),
             "members": pa.array([d["members"] for d in dicts], pa.list_(pa.string())),
+            "severity": pa.array([d["severity"] for d in dicts], pa.string()),
+            "keys": pa.array([d.get("keys", []) for d in dicts], pa.list_(pa.string())),
             "evidence": pa.array([json.dumps(d["evidence"], default=str) for d in dicts], pa.string()),
         }
     )
@@ -327,6 +336,8 @@ def flags_of(findings: Sequence[Finding]) -> Iterator[tuple[str, str, dict[str, 
         value = {"score": round(f.score, 4), "subject": f.subject, "finding": f.kind}
         if f.kind == "key_shared":
             yield f"k:{f.subject}", code, value
+        for key in f.keys:
+            yield f"k:{key}", code, value
         for member in f.members:
             yield f"a:{member}", code, value
 

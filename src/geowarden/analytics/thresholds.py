@@ -124,12 +124,17 @@ class GraphThresholds(ExposureThresholds):
     pair_limit: float = 30  # bigger groups link as a star (first member to each other)
     min_size: float = 3
     flag_score: float = 0.5
-    min_exposure: float = 0.2
+    min_exposure: float = 0.2  # exposure from which a cluster's severity is restricted_origin_seen
     max_examples: float = 12
+    org_max_accounts: float = 1000  # a sign-up domain of more accounts is a mail provider, not an employer
+    legit_low: float = 0.3  # members on one organisational domain: where legitimacy starts ...
+    legit_high: float = 0.8  # ... and where it cancels the coordination of an unexposed cluster
     new_account_days: float = 14  # a member created this soon before its first request is new
-    hours_low: float = 0.15  # activity-hours mismatch where the hint starts ...
-    hours_high: float = 0.35  # ... and where it is full (0.5, like a restricted time zone)
+    hours_low: float = 0.15  # unused since the restricted-clock fit is evidence only (kept: settings stay valid)
+    hours_high: float = 0.35  # unused, as hours_low
     hours_min_requests: float = 200  # fewer requests in a cluster say nothing about its hours
+    clock_low: float = 0.45  # share of requests outside the declared zone's waking hours: where it starts ...
+    clock_high: float = 0.7  # ... and where it is full (round-the-clock automation: 10/24 = 0.42)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +173,20 @@ class CampaignThresholds(ExposureThresholds):
 
 
 #: The thresholds of each analysis, by its name in the settings.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestrictedThresholds(Thresholds):
+    """``restricted``: keys and accounts used from restricted jurisdictions, or by clients that
+    report a restricted clock or language behind foreign exits."""
+
+    ANALYSIS: ClassVar[str] = "restricted"
+
+    use_requests: float = 20  # requests from restricted countries before a key or account is a finding
+    use_share: float = 0.1  # ... and their share of its requests
+    client_requests: float = 50  # requests elsewhere with a restricted-looking client before it is one
+    client_share: float = 0.8  # ... their share of its requests from elsewhere (persistent, not one request)
+    client_anon_share: float = 0.5  # ... and the share of those requests through hosting, VPN or proxy exits
+
+
 BY_ANALYSIS: Mapping[str, type[Thresholds]] = MappingProxyType(
-    {t.ANALYSIS: t for t in (KeyThresholds, InfraThresholds, GraphThresholds, CampaignThresholds)}
+    {t.ANALYSIS: t for t in (KeyThresholds, InfraThresholds, GraphThresholds, CampaignThresholds, RestrictedThresholds)}
 )

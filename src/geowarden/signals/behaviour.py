@@ -70,6 +70,12 @@ CODES: dict[str, tuple[str, str]] = {
         "restricted country's clock, not its addresses'; value: hosting share, inferred UTC offset, "
         "the countries it fits.",
     ),
+    "KEY_RESTRICTED_CLIENT": (
+        NAME,
+        "Over the last day, most of the key's requests (at least the policy's count and share) came through "
+        "hosting, VPN, proxy or Tor exits from clients reporting a restricted time zone or language; value: "
+        "counts, share, thresholds.",
+    ),
     "ACCOUNT_VOLUME_SPIKE": (
         NAME,
         "The account's token volume in the last hour is many times its own hourly average; value: "
@@ -117,6 +123,7 @@ class Features:
     concurrent: tuple[float, str, float] | None  # farthest place within the concurrency window: km, place, s
     travel: tuple[float, str, float, float] | None  # fastest implied travel: km/h, place, km, hours
     flags: dict[str, Any]  # batch-analytics flags of the key and its account
+    restricted_client: float = 0.0  # requests of the last 24 h with a restricted-looking client
 
     @property
     def here(self) -> str:
@@ -127,8 +134,8 @@ def features(
     obs: Observation, results: Sequence[Any], now: float, cfg: BehaviourConfig, restricted: frozenset[str]
 ) -> Features:
     """The features of one batch's results (see ``operations`` for their order)."""
-    ips, nets, asns, req, anon, places, (profile, active), flags, tok, first = results[:10]
-    account_flags: dict[str, Any] = results[10] if len(results) > 10 else {}
+    ips, nets, asns, req, anon, places, (profile, active), flags, tok, first, rclient = results[:11]
+    account_flags: dict[str, Any] = results[11] if len(results) > 11 else {}
     here = obs.country
     # Distinct countries per window, exactly, from the places (unknown countries don't count).
     ccs = tuple(
@@ -176,6 +183,7 @@ def features(
         concurrent=concurrent,
         travel=travel,
         flags={**account_flags, **flags},
+        restricted_client=float(rclient[1]),
     )
 
 
@@ -214,6 +222,7 @@ def activity(f: Features) -> Evidence:
         "active_hours_24h": f.active,
         "tokens_1h": f.tokens[0],
         "tokens_hourly_baseline": round(f.baseline, 1),
+        "restricted_client_24h": int(f.restricted_client),
         "flags": sorted(f.flags),
     }
     return Evidence(
@@ -329,6 +338,24 @@ def relay_shape(f: Features) -> Evidence | None:
     )  # fmt: skip
 
 
+def restricted_client(f: Features) -> Evidence | None:
+    """``KEY_RESTRICTED_CLIENT``: persistently, not once, the key's clients report a restricted
+    time zone or language behind hosting, VPN, proxy or Tor exits (a share over many requests; an
+    expat at home on a residential line is not counted)."""
+    cfg, n, hits = f.cfg, f.requests[1], f.restricted_client
+    if hits < max(cfg.restricted_client_min_requests, 1) or hits < cfg.restricted_client_share * n:
+        return None
+    return Evidence(
+        signal=NAME,
+        code="KEY_RESTRICTED_CLIENT",
+        value={"requests_24h": int(n), "restricted_client_24h": int(hits), "share": round(hits / n, 3),
+               "min_requests": cfg.restricted_client_min_requests, "min_share": cfg.restricted_client_share},
+        confidence=min(0.95, 0.6 + 0.35 * hits / n),
+        detail=f"{int(hits)} of the last {int(n)} requests came through anonymising exits from clients "
+        "reporting a restricted time zone or language",
+    )  # fmt: skip
+
+
 def volume_spike(f: Features) -> Evidence | None:
     """``ACCOUNT_VOLUME_SPIKE``: the last hour's tokens many times the account's own average."""
     cfg, tokens, base = f.cfg, f.tokens[0], max(f.baseline, 1.0)
@@ -366,6 +393,7 @@ RULES: tuple[Callable[[Features], Evidence | None], ...] = (
     impossible_travel,
     round_the_clock,
     relay_shape,
+    restricted_client,
     volume_spike,
     flagged,
 )
@@ -386,7 +414,7 @@ def _span(seconds: int) -> str:
 _KEY_FIELDS = (
     ("networks_1h", 0), ("networks_24h", 0), ("asns_1h", 0), ("countries_1h", 0), ("countries_24h", 0),
     ("requests_24h", 0), ("hosting_share_24h", 0.0), ("concurrent_km", 0.0), ("travel_kmh", 0.0),
-    ("active_hours_24h", 0), ("tokens_1h", 0.0),
+    ("active_hours_24h", 0), ("tokens_1h", 0.0), ("restricted_client_24h", 0),
 )  # fmt: skip
 
 

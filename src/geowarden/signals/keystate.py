@@ -21,6 +21,7 @@ VOLUME_WINDOWS = (3600, 7 * 86400)  # requests and tokens: 1 hour, 7 days
 PLACES_TTL = 86400
 FIRST_SEEN_TTL = 90 * 86400
 _LABELS = frozenset({"IP_HOSTING", "IP_VPN", "IP_PROXY", "IP_TOR"})
+_CLIENT_RESTRICTED = frozenset({"TZ_RESTRICTED", "LANG_RESTRICTED_REGION"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Observation:
     country: str
     anonymised: bool  # hosting, VPN, proxy or Tor
     tokens: float
+    restricted_client: bool = False  # a restricted zone or language behind a hosting, VPN, proxy or Tor exit
 
 
 def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
@@ -46,7 +48,7 @@ def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
     else:
         return None
     country = asn = ""
-    anonymised = False
+    anonymised = hinted = False
     for e in found:
         if e.code == "IP_COUNTRY" and isinstance(e.value, str):
             country = e.value
@@ -54,6 +56,8 @@ def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
             asn = str(e.value["asn"])
         elif e.code in _LABELS:
             anonymised = True
+        elif e.code in _CLIENT_RESTRICTED:
+            hinted = True
     tokens = facts.input_tokens or 0
     return Observation(
         subject=subject,
@@ -64,6 +68,7 @@ def observe(facts: Facts, found: Sequence[Evidence]) -> Observation | None:
         country=country,
         anonymised=anonymised,
         tokens=float(tokens) if isinstance(tokens, int | float) and not isinstance(tokens, bool) else 0.0,
+        restricted_client=hinted and anonymised,
     )
 
 
@@ -103,6 +108,7 @@ def operations(obs: Observation) -> list[Op]:
     ops += [
         Count(acct + ":tok", obs.tokens, VOLUME_WINDOWS),
         FirstSeen(acct + ":first", FIRST_SEEN_TTL),
+        Count(s + ":rclient", 1.0 if obs.restricted_client else 0.0, (3600, 86400)),
     ]
     if obs.account:
         ops.append(Flags(obs.account))

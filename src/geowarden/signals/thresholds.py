@@ -33,6 +33,8 @@ class BehaviourConfig:
     volume_ratio: float = 10.0
     volume_min_tokens: int = 200_000  # in the last hour
     volume_min_history_hours: int = 48
+    restricted_client_min_requests: int = 20  # requests elsewhere with a restricted-looking client (24 h) ...
+    restricted_client_share: float = 0.8  # ... and their share of the requests from elsewhere: KEY_RESTRICTED_CLIENT
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any], where: str = "behaviour") -> BehaviourConfig:

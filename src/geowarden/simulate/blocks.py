@@ -114,6 +114,12 @@ def _hex_ids(rng: np.random.Generator, prefix: str, n: int) -> list[str]:
     return [f"{prefix}_{v:012x}" for v in rng.integers(0, 2**48, size=n, dtype=np.int64).tolist()]
 
 
+def _pool_rng(pool: int, via: str, cc: str) -> np.random.Generator:
+    """The generator that picks a shared pool's /24s: the same for every route of that pool,
+    network kind and country, so that their entries are co-tenants of the same networks."""
+    return np.random.default_rng([pool, *via.encode(), *cc.encode()])
+
+
 def _selector(via: str, country: str) -> Selector:
     cc = (country,)
     if via in {"local", "restricted_local"}:
@@ -241,7 +247,12 @@ def _clients(
             mm = np.flatnonzero(m & (exit_cc == cc))
             n_addr = max(1, int(np.ceil(len(mm) / max(p.users_per_address, 1.0))))
             sel = _selector(r.via, cc)
-            pool = space.sample_prefixes(sel, r.prefixes, n_addr, rng) if r.prefixes else space.sample(sel, n_addr, rng)
+            seed_rng = _pool_rng(r.pool, r.via, cc) if r.pool else None
+            pool = (
+                space.sample_prefixes(sel, r.prefixes, n_addr, rng, seed_rng)
+                if r.prefixes
+                else space.sample(sel, n_addr, rng)
+            )
             base = len(addresses)
             addresses.extend(ip_strings(pool))
             addr_idx[mm] = base + rng.integers(0, n_addr, size=len(mm))

@@ -34,6 +34,7 @@ class Route:
     share: float = 1.0
     countries: tuple[str, ...] = ()  # exit countries; empty: the client's own country
     prefixes: int = 0  # > 0: addresses confined to this many /24 networks per exit country
+    pool: int = 0  # > 0: routes of the same pool, kind and country draw the same /24s (co-tenants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class Persona:
                             float(r.get("share", 1.0)),
                             tuple(str(c).upper() for c in r.get("countries", ())),
                             int(r.get("prefixes", 0)),
+                            int(r.get("pool", 0)),
                         )
                         for r in v
                     )
@@ -152,8 +154,8 @@ class Persona:
                      "age_days", "app_prompts", "campaign_templates"):  # fmt: skip
             if float(getattr(self, name)) < 0:
                 raise ConfigError(f"persona {self.kind}: {name} must be >= 0")
-        if any(r.prefixes < 0 for r in self.network):
-            raise ConfigError(f"persona {self.kind}: prefixes must be >= 0")
+        if any(r.prefixes < 0 or r.pool < 0 for r in self.network):
+            raise ConfigError(f"persona {self.kind}: prefixes and pool must be >= 0")
 
 
 _EXITS_EAST = ("JP", "SG", "US", "DE", "NL", "GB")

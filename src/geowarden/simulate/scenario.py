@@ -40,6 +40,9 @@ from geowarden.events import APP_RTT, EXTRA_TEXT, LOG_FIELDS
 from geowarden.intel.snapshot import Snapshot
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
+from geowarden.simulate.hydra import AGED as HYDRA_AGED
+from geowarden.simulate.hydra import NAME as HYDRA
+from geowarden.simulate.hydra import hydra_raw
 from geowarden.simulate.personas import PERSONAS, Persona
 from geowarden.simulate.prompts import Popular, U64Array, arrow_hex, hex_strings, popular, random64
 from geowarden.simulate.timeline import BUCKET_MS, T0_MS, assign, city_offsets, entry_profile, has_profile, warp
@@ -88,13 +91,17 @@ class Scenario:
 
 def scenario_names() -> list[str]:
     root = resources.files("geowarden.simulate").joinpath("scenarios")
-    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+    shipped = (p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+    return sorted([HYDRA, HYDRA_AGED, *shipped])
 
 
-def load_scenario(spec: str | Path) -> Scenario:
-    """A shipped scenario by name (``baseline``), or a YAML file."""
+def load_scenario(spec: str | Path, seed: int = 0) -> Scenario:
+    """A shipped scenario by name (``baseline``), or a YAML file; ``hydra`` is the family whose
+    parameters are drawn from ``seed`` (``simulate.hydra``; ``hydra-aged``: its accounts aged)."""
     text: str
     where = str(spec)
+    if where in (HYDRA, HYDRA_AGED):
+        return parse_scenario(hydra_raw(seed, aged=where == HYDRA_AGED), f"{where} (seed {seed})")
     path = Path(spec)
     if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
@@ -412,7 +419,7 @@ def simulate(
     """Generate a scenario's events into ``out`` (``.parquet`` with pyarrow, else JSON Lines,
     ``.gz`` compressed), the labels (JSON Lines) into ``labels`` and the accounts table (JSON
     Lines, or Parquet by extension) into ``accounts``; a JSON-ready summary."""
-    scen = load_scenario(scenario)
+    scen = load_scenario(scenario, seed)
     n = int(events) if events else scen.events
     out = Path(out)
     targets = [out] + [Path(x) for x in (labels, accounts) if x is not None]

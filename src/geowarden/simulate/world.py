@@ -258,11 +258,19 @@ class AddressSpace:
         out: IntArray = starts[j] + (u - before)
         return out
 
-    def sample_prefixes(self, sel: Selector, prefixes: int, n: int, rng: np.random.Generator) -> IntArray:
+    def sample_prefixes(
+        self,
+        sel: Selector,
+        prefixes: int,
+        n: int,
+        rng: np.random.Generator,
+        seed_rng: np.random.Generator | None = None,
+    ) -> IntArray:
         """``n`` addresses inside ``prefixes`` networks (/24 or smaller) of the selected space: an
         office's egress, a relay's servers. Each network is the /24 around an address drawn by
-        ``sample``, cut to the snapshot interval that address is in (so its labels hold)."""
-        seeds = self.sample(sel, prefixes, rng)
+        ``sample`` (with ``seed_rng`` when given: a pool shared by several entries), cut to the
+        snapshot interval that address is in (so its labels hold)."""
+        seeds = self.sample(sel, prefixes, seed_rng if seed_rng is not None else rng)
         starts, cum = self._table(sel)
         j = np.searchsorted(starts, seeds, side="right") - 1
         size = cum[j] - np.where(j > 0, cum[np.maximum(j - 1, 0)], 0)

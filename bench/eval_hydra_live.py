@@ -1,0 +1,156 @@
+"""The live path on the held-out hydra family: how soon is a hydra account at ``review`` or
+``block``, and are honest teams left alone?
+
+Generates a ``hydra`` scenario (``--seed``; parameters drawn from it), then decides every event
+in time order with the shipped policy and behaviour state in memory, twice:
+
+- ``live only``: the Warden on its own;
+- ``with flags``: ``geowarden analyze`` runs on the events before ``--batch-day`` (a daily batch)
+  and its findings are fed to the state store as flags (``analyze --feed-state``); the decisions
+  after that are made with them.
+
+Reported per group: accounts with at least ``--nth`` requests (after the batch, for the second
+run), and the share of them at ``review`` or ``block`` by their ``--nth`` request; the honest
+company teams are decided with their cloud egress registered (``allow.egress``: the /24 most of
+the team's requests leave from, for every member) and their highest action is reported.
+
+Run: ``python bench/eval_hydra_live.py [--seed 21] [--events 300000] [--nth 20]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RANK = {"allow": 0, "limited": 1, "challenge": 2, "review": 3, "block": 4}
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one straight script
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--events", type=int, default=300_000)
+    ap.add_argument("--nth", type=int, default=20)
+    ap.add_argument("--batch-day", type=float, default=2.0)
+    ap.add_argument("--snapshot", type=Path, default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+
+    from geowarden.analytics.run import analyze, feed_back  # noqa: PLC0415
+    from geowarden.events import EventReader, event_facts  # noqa: PLC0415
+    from geowarden.intel.snapshot import Snapshot  # noqa: PLC0415
+    from geowarden.policy.allowlist import EgressRanges  # noqa: PLC0415
+    from geowarden.policy.engine import PolicyEngine  # noqa: PLC0415
+    from geowarden.simulate.scenario import resolve_snapshot, simulate  # noqa: PLC0415
+    from geowarden.simulate.timeline import T0_MS  # noqa: PLC0415
+    from geowarden.warden import Warden  # noqa: PLC0415
+
+    snap = Snapshot.open(args.snapshot) if args.snapshot else resolve_snapshot(None)
+    split_ms = T0_MS + int(args.batch_day * 86_400_000)
+    with tempfile.TemporaryDirectory(prefix="gw-hydra-live-") as tmp:
+        d = Path(tmp)
+        simulate("hydra", args.events, args.seed, d / "logs.jsonl", d / "labels.jsonl", snapshot=snap,
+                 accounts=d / "accounts.jsonl")  # fmt: skip
+        labels = {}
+        for line in (d / "labels.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            labels[r["subject"]] = r
+        events = sorted(EventReader([d / "logs.jsonl"]), key=lambda e: e.ts_ms)
+        before = d / "before.jsonl"
+        with (d / "logs.jsonl").open() as src, before.open("w") as out:
+            for line in src:
+                if json.loads(line)["ts"] < split_ms:
+                    out.write(line)
+        t0 = time.perf_counter()
+        result = analyze([before], accounts=d / "accounts.jsonl", snapshot=snap)
+        t_batch = time.perf_counter() - t0
+        egress = EgressRanges(_team_egress(events, labels))
+        runs: dict[str, Any] = {}
+        for name, flags in (("live only", False), ("with flags", True)):
+            warden = Warden(snap, PolicyEngine.load(None, egress=egress))
+            if flags:
+                feed_back(result.findings, warden.state, ttl=7 * 86_400, now=split_ms / 1000)
+            seen: dict[str, int] = defaultdict(int)
+            hit: dict[str, bool] = {}
+            top: dict[str, int] = defaultdict(int)
+            team_reasons: Counter[str] = Counter()
+            t0 = time.perf_counter()
+            n = 0
+            for ev, facts in event_facts(events):
+                lab = labels.get(ev.account_id)
+                if lab is None or (flags and ev.ts_ms < split_ms):
+                    continue
+                decision = warden.decide(facts)
+                action = decision.action.value
+                if action != "allow" and lab["persona"].startswith("team_"):
+                    team_reasons.update(r.code for r in decision.reasons)
+                n += 1
+                seen[ev.account_id] += 1
+                top[ev.account_id] = max(top[ev.account_id], RANK[action])
+                if seen[ev.account_id] <= args.nth and RANK[action] >= RANK["review"]:
+                    hit[ev.account_id] = True
+            runs[name] = _report(labels, seen, hit, top, args.nth, n, time.perf_counter() - t0)
+            runs[name]["teams"]["reasons_not_allowed"] = dict(team_reasons.most_common(5))
+    doc = {"seed": args.seed, "events": args.events, "nth": args.nth, "batch_day": args.batch_day,
+           "batch_seconds": round(t_batch, 1), "findings": len(result.findings), "runs": runs}  # fmt: skip
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"hydra seed {args.seed}: {args.events:,} events; batch on days 0-{args.batch_day:g} "
+          f"({len(result.findings)} findings, {t_batch:.1f} s)")  # fmt: skip
+    for name, r in runs.items():
+        print(f"{name}: {r['decisions']:,} decisions in {r['seconds']} s")
+        h = r["hydra"]
+        print(f"  hydra accounts with {args.nth}+ requests: {h['accounts']}, at review/block by their "
+              f"{args.nth}th: {h['reviewed']} ({h['share']})")  # fmt: skip
+        t = r["teams"]
+        print(f"  team accounts (registered egress): {t['accounts']}, highest action: {t['highest']}, "
+              f"reasons when not allowed: {t['reasons_not_allowed']}")  # fmt: skip
+        print(f"  other honest accounts at review/block by their {args.nth}th: {r['honest_reviewed']}")
+    return 0
+
+
+def _team_egress(events: Sequence[Any], labels: dict[str, Any]) -> dict[str, list[str]]:
+    """Each team account's registered egress: the /24 most of its team's requests leave from
+    (the company's cloud egress, as the company registers it for every member)."""
+    per: dict[str, Counter[str]] = defaultdict(Counter)
+    members: dict[str, set[str]] = defaultdict(set)
+    for ev in events:
+        lab = labels.get(ev.account_id)
+        if lab is not None and lab["persona"].startswith("team_") and ev.ip and "." in ev.ip:
+            per[lab["persona"]][ev.ip.rsplit(".", 1)[0] + ".0/24"] += 1
+            members[lab["persona"]].add(ev.account_id)
+    return {a: [per[team].most_common(1)[0][0]] for team, accounts in members.items() for a in accounts}
+
+
+def _report(labels: dict[str, Any], seen: dict[str, int], hit: dict[str, bool], top: dict[str, int], nth: int,
+            n: int, seconds: float) -> dict[str, Any]:  # fmt: skip
+    names = {v: k for k, v in RANK.items()}
+    hydra = [a for a, c in seen.items() if c >= nth and labels[a].get("network", "").startswith("hydra")]
+    teams = [a for a in seen if labels[a]["persona"].startswith("team_")]
+    honest = [a for a in seen if labels[a].get("should_allow") and not labels[a]["persona"].startswith("team_")]
+    highest: dict[str, int] = defaultdict(int)
+    for a in teams:
+        highest[names[top[a]]] += 1
+    reviewed = sum(1 for a in hydra if hit.get(a))
+    return {
+        "decisions": n,
+        "seconds": round(seconds, 1),
+        "hydra": {
+            "accounts": len(hydra),
+            "reviewed": reviewed,
+            "share": round(reviewed / len(hydra), 4) if hydra else None,
+        },
+        "teams": {"accounts": len(teams), "highest": dict(highest)},
+        "honest_reviewed": sum(1 for a in honest if hit.get(a)),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
