@@ -105,7 +105,7 @@ def test_serve_with_an_unreachable_database_is_one_line(fuzz_env: dict[str, str]
     r = run_cli(["serve", "--port", "1"], {**fuzz_env, "GEOWARDEN_AUDIT_URL": url})
     assert r.code == 2
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "the audit database postgresql+psycopg://someone:***@127.0.0.1" in r.stderr
+    assert "audit database postgresql+psycopg://someone:***@127.0.0.1" in r.stderr
     assert "hunter2" not in r.stderr
 
 
