@@ -4,6 +4,7 @@ naming the source (exit 4), never an internal error."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -96,3 +97,58 @@ def test_every_format_here_is_recognised(fuzz_env: dict[str, str], scratch: Path
                 {**fuzz_env, "GEOWARDEN_HOME": str(scratch / "build-home")})  # fmt: skip
     assert r.code == 0, r
     assert len(json.loads(r.stdout)["sources"]) >= len(FILES) - 1  # the two x4bnet files make one source each
+
+
+@functools.cache
+def _mmdb(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def mmdb_path() -> Path:
+    from helpers import require_shared
+
+    return require_shared() / "ip" / "iptoasn-country.mmdb"
+
+
+@costly()
+@given(
+    how=st.sampled_from(["truncate", "overwrite-tail", "overwrite-anywhere", "empty"]),
+    cut=st.floats(0.0, 1.0, exclude_max=True),
+    patches=st.lists(st.tuples(st.floats(0.0, 1.0, exclude_max=True), st.binary(min_size=1, max_size=16)),
+                     min_size=1, max_size=8),
+)  # fmt: skip
+def test_a_damaged_mmdb_source(
+    fuzz_env: dict[str, str],
+    scratch: Path,
+    mmdb_path: Path,
+    how: str,
+    cut: float,
+    patches: list[tuple[float, bytes]],
+) -> None:
+    """An MMDB file truncated, or with bytes overwritten (its metadata sits at the end): a snapshot,
+    or one line naming the file, never an internal error."""
+    mmdb_bytes = _mmdb(mmdb_path)
+    raw = bytearray(mmdb_bytes)
+    if how == "truncate":
+        raw = raw[: int(cut * len(raw))]
+    elif how == "empty":
+        raw = bytearray()
+    else:
+        lo = len(raw) - 20_000 if how == "overwrite-tail" else 0
+        for where, chunk in patches:
+            at = lo + int(where * (len(mmdb_bytes) - lo - len(chunk)))
+            raw[at : at + len(chunk)] = chunk
+    root = scratch / "mmdb-sources"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "ip").mkdir(parents=True)
+    (root / "ip" / "iptoasn-country.mmdb").write_bytes(bytes(raw))
+    r = run_cli(
+        ["intel", "build", "--from", str(root), "--no-activate", "--json", "-q"],
+        {**fuzz_env, "GEOWARDEN_HOME": str(scratch / "build-home")},
+        reader="intel build --from ip/iptoasn-country.mmdb (damaged MMDB)",
+    )
+    assert r.code in (0, 4), r
+    if r.code:
+        assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "iptoasn-country" in r.stderr, r.stderr

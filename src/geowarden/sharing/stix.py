@@ -123,9 +123,11 @@ def import_bundle(path: Path, *, peer: str, now: datetime | None = None) -> tupl
         raise InputError(f"{path}: not a STIX bundle (not UTF-8 text)") from None
     try:
         bundle = stix2.parse(text, allow_custom=True)
-    except (STIXError, ValueError, TypeError, KeyError) as exc:
+    except (STIXError, ValueError, TypeError, KeyError, AttributeError) as exc:
         reason = " ".join(str(exc).split())[:120]
         raise InputError(f"{path}: not a valid STIX 2.1 bundle ({type(exc).__name__}: {reason})") from None
+    except RecursionError:  # JSON nested deeper than any bundle is
+        raise InputError(f"{path}: not a valid STIX 2.1 bundle (nested too deeply)") from None
     if getattr(bundle, "type", None) != "bundle":
         raise InputError(f"{path}: not a STIX bundle (a single {getattr(bundle, 'type', 'object')})")
     now = now or datetime.now(UTC)

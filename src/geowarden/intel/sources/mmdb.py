@@ -306,9 +306,10 @@ def read_mmdb(name: str, path: Path, directory: Path, *, iterate: bool = False) 
     ``iterate=True`` uses maxminddb's own iterator instead of the tree walk (slower; the same
     result).
     """
-    if iterate:
-        return _read_iterating(name, path, directory)
-    return _read(name, path, directory)
+    data = _read_iterating(name, path, directory) if iterate else _read(name, path, directory)
+    if not len(data):  # readable metadata over a damaged or empty tree: nothing in it is usable
+        raise fail(rel(path, directory), "no network in the database (damaged or empty)")
+    return data
 
 
 def loaders(directory: Path) -> list[Loader]:
