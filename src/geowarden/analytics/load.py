@@ -385,15 +385,14 @@ def load(
                 account_id=ok.account_id, created=engine.timestamp(ok.created_ms), created_ms=ok.created_ms, **text
             ),
         )
-        account_problems = _problems(engine, acc, acc_files, max_problems)
-        account_problems.checks = check_problems(engine, account_checks(acc), acc_files, max_problems)
+        account_problems = _problems(engine, acc, acc_files, max_problems, account_checks(acc))
         seconds["accounts"] = time.perf_counter() - t3
     problems.checks = check_problems(engine, event_checks(parsed, accounts_table, now_ms=now_ms), files, max_problems)
     return Loaded(events, accounts_table, problems, account_problems, seconds, len(ips), len(files))
 
 
-def _problems(engine: Engine, parsed: Any, files: list[SourceFile], limit: int) -> Problems:
-    """Count and list the malformed rows of a parsed table."""
+def _problems(engine: Engine, parsed: Any, files: list[SourceFile], limit: int, checks: Any = None) -> Problems:
+    """Count and list the malformed rows of a parsed table (and the rows ``checks`` flags)."""
     bad = parsed.filter(parsed.problem.notnull())
     counts = engine.to_arrow(bad.group_by(["src", "problem"]).aggregate(n=bad.count())).to_pylist()
     listed = engine.to_arrow(bad.select("src", "line", "problem").order_by(["src", "line"]).limit(limit)).to_pylist()
@@ -406,4 +405,6 @@ def _problems(engine: Engine, parsed: Any, files: list[SourceFile], limit: int) 
         out.by_file[name] = out.by_file.get(name, 0) + row["n"]
     out.by_reason = dict(sorted(out.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
     out.listed = [Problem(str(files[r["src"]].path), int(r["line"]), r["problem"]) for r in listed]
+    if checks is not None:
+        out.checks = check_problems(engine, checks, files, limit)
     return out
