@@ -23,7 +23,9 @@ TOP_FINDINGS = 15
 
 
 def analyze_cmd(
-    logs: Annotated[list[Path], typer.Argument(help="Log files or directories (.jsonl[.gz], .json, .parquet).")],
+    logs: Annotated[
+        list[Path] | None, typer.Argument(help="Log files or directories (.jsonl[.gz], .json, .parquet).")
+    ] = None,
     accounts: Annotated[
         Path | None, typer.Option(help="Accounts table (JSON Lines, CSV or Parquet): id, created, payment, ...")
     ] = None,
@@ -34,6 +36,13 @@ def analyze_cmd(
     feed_state: Annotated[
         str | None,
         typer.Option("--feed-state", help="Put flags on keys and accounts in this state store (memory, redis://...)."),
+    ] = None,
+    findings: Annotated[
+        Path | None,
+        typer.Option(
+            "--findings",
+            help="With --feed-state and no LOGS: put the flags of this findings.json (from --out) instead.",
+        ),
     ] = None,
     feed_ttl_days: Annotated[float, typer.Option("--feed-ttl-days", help="Lifetime of the flags.", min=0.01)] = (
         DEFAULT_TTL_DAYS
@@ -63,6 +72,9 @@ def analyze_cmd(
     if backend not in ("duckdb", "spark"):
         raise ConfigError(f"unknown backend {backend!r} (one of duckdb, spark)")
     thresholds = settings_from_json(_settings_text(settings)) if settings else None
+    if findings is not None:
+        _feed_file(findings, logs, feed_state, feed_ttl_days, as_json)
+        return
     store = None
     if feed_state is not None:
         from geowarden.state import open_store  # noqa: PLC0415
@@ -72,7 +84,7 @@ def analyze_cmd(
     config = app_settings()
     warden = Warden.open(config, progress=say)
     result = analyze(
-        logs,
+        logs or [],
         accounts=accounts,
         backend=backend,
         snapshot=warden.intel,
@@ -103,6 +115,29 @@ def analyze_cmd(
     else:
         _print_summary(result, out, flags)
     _exit_for_problems(err, result)
+
+
+def _feed_file(path: Path, logs: list[Path] | None, feed_state: str | None, ttl_days: float, as_json: bool) -> None:
+    """``--findings FILE --feed-state URL``: the file's flags into the store. The whole file is
+    read and checked first (``read_findings``): a file of an older version is refused, not
+    half-applied."""
+    from geowarden.analytics.run import feed_back, read_findings  # noqa: PLC0415
+    from geowarden.state import open_store  # noqa: PLC0415
+
+    if feed_state is None:
+        raise ConfigError("--findings needs --feed-state (the state store to put the flags in)")
+    if logs:
+        raise ConfigError("give either LOGS to analyse or --findings to feed, not both")
+    found = read_findings(path)
+    store = open_store(feed_state)
+    try:
+        flags = feed_back(found, store, ttl=int(ttl_days * 86_400))
+    finally:
+        store.close()
+    if as_json:
+        sys.stdout.write(json.dumps({"findings": len(found), "flags_put": flags}) + "\n")
+    else:
+        Console(highlight=False).print(f"{flags:,} flags put on keys and accounts from {len(found):,} findings")
 
 
 def _exit_for_problems(err: Console, result: Any) -> None:
@@ -138,6 +173,12 @@ def _print_problems(err: Console, problems: Any, what: str) -> None:
     more = problems.skipped - min(len(problems.listed), SHOWN_PROBLEMS)
     if more > 0:
         err.print(f"geowarden: ... and {more:,} more malformed {what} rows", markup=False)
+    checks = problems.checks or {}
+    for row in checks.get("rows", [])[:SHOWN_PROBLEMS]:
+        err.print(f"geowarden: {row['file']} line {row['line']}: {row['reason']} (kept)", markup=False)
+    more = checks.get("found", 0) - min(len(checks.get("rows", [])), SHOWN_PROBLEMS)
+    if more > 0:
+        err.print(f"geowarden: ... and {more:,} more suspect {what} rows (kept)", markup=False)
 
 
 def _print_summary(result: Any, out_dir: Path | None, flags: int | None) -> None:

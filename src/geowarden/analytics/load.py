@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from geowarden.analytics.checks import account_checks, check_problems, event_checks
 from geowarden.analytics.engine import Engine, SourceFile
 from geowarden.errors import ConfigError
 from geowarden.events import EXACT, ISO_PATTERN, LOG_FIELDS, MAX_PROBLEMS, TS_MAX_MS, TS_MIN_MS, Field, Problem
@@ -76,6 +77,8 @@ class Problems:
     by_reason: dict[str, int] = field(default_factory=dict)
     by_file: dict[str, int] = field(default_factory=dict)
     listed: list[Problem] = field(default_factory=list)
+    #: Valid rows that fail a check across rows (``checks.py``): kept, and reported.
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class Problems:
             "by_file": self.by_file,
             "rows": [p.to_dict() for p in self.listed],
             "truncated": self.skipped > len(self.listed),
+            "checks": self.checks,
         }
 
 
@@ -311,10 +315,13 @@ def load(
     accounts: Path | None = None,
     progress: Callable[[str], None] | None = None,
     max_problems: int = MAX_PROBLEMS,
+    now_ms: int | None = None,
 ) -> Loaded:
     """Read, validate and enrich the logs (and the accounts table) into ``engine``: the
     ``events`` view (``EVENT_COLUMNS``) over the materialised ``parsed_events`` table, and
-    ``accounts`` (``account_id``, ``created``, ``created_ms``, the text columns)."""
+    ``accounts`` (``account_id``, ``created``, ``created_ms``, the text columns). Valid rows that
+    fail a check across rows (``checks.py``; ``now_ms``: the time of the run, default now) are
+    kept and listed in ``Problems.checks``."""
     import ibis  # noqa: PLC0415
 
     from geowarden.analytics.enrich import client_table, lookup_table  # noqa: PLC0415
@@ -378,13 +385,14 @@ def load(
                 account_id=ok.account_id, created=engine.timestamp(ok.created_ms), created_ms=ok.created_ms, **text
             ),
         )
-        account_problems = _problems(engine, acc, acc_files, max_problems)
+        account_problems = _problems(engine, acc, acc_files, max_problems, account_checks(acc))
         seconds["accounts"] = time.perf_counter() - t3
+    problems.checks = check_problems(engine, event_checks(parsed, accounts_table, now_ms=now_ms), files, max_problems)
     return Loaded(events, accounts_table, problems, account_problems, seconds, len(ips), len(files))
 
 
-def _problems(engine: Engine, parsed: Any, files: list[SourceFile], limit: int) -> Problems:
-    """Count and list the malformed rows of a parsed table."""
+def _problems(engine: Engine, parsed: Any, files: list[SourceFile], limit: int, checks: Any = None) -> Problems:
+    """Count and list the malformed rows of a parsed table (and the rows ``checks`` flags)."""
     bad = parsed.filter(parsed.problem.notnull())
     counts = engine.to_arrow(bad.group_by(["src", "problem"]).aggregate(n=bad.count())).to_pylist()
     listed = engine.to_arrow(bad.select("src", "line", "problem").order_by(["src", "line"]).limit(limit)).to_pylist()
@@ -397,4 +405,6 @@ def _problems(engine: Engine, parsed: Any, files: list[SourceFile], limit: int) 
         out.by_file[name] = out.by_file.get(name, 0) + row["n"]
     out.by_reason = dict(sorted(out.by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
     out.listed = [Problem(str(files[r["src"]].path), int(r["line"]), r["problem"]) for r in listed]
+    if checks is not None:
+        out.checks = check_problems(engine, checks, files, limit)
     return out

@@ -46,6 +46,10 @@ ANALYSES: dict[str, Callable[[AnalysisContext], list[Finding]]] = {
 TOP_ASNS = 20
 FINDINGS_JSON = "findings.json"
 FINDINGS_PARQUET = "findings.parquet"
+#: Version of the findings files: every finding in ``findings.json`` carries it as
+#: ``findings_version``, ``findings.parquet`` in its schema metadata. Files without it are older
+#: (version 1) and ``read_findings`` refuses them.
+FINDINGS_VERSION = 2
 #: Flag code prefix on keys and accounts (``ANALYTICS_KEY_SHARED``, ...).
 FLAG_PREFIX = "ANALYTICS_"
 
@@ -285,12 +289,13 @@ def _summary(ctx: AnalysisContext) -> tuple[dict[str, Any], dict[str, int]]:
 
 def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Path]:
     """Every finding as ``DIR/findings.json`` (a list of ``Finding.to_dict()``) and
-    ``DIR/findings.parquet`` (kind, subject, score, members, severity, keys, evidence as JSON text)."""
+    ``DIR/findings.parquet`` (kind, subject, score, members, severity, keys, evidence as JSON text),
+    both marked with ``FINDINGS_VERSION``."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     out = _out_dir(out_dir)
-    dicts = [f.to_dict() for f in findings]
+    dicts = [{**f.to_dict(), "findings_version": FINDINGS_VERSION} for f in findings]
     json_path = out / FINDINGS_JSON
     json_path.write_text(json.dumps(dicts, indent=1, default=str) + "\n", encoding="utf-8")
     table = pa.table(
@@ -304,6 +309,7 @@ def write_findings(findings: Sequence[Finding], out_dir: Path) -> tuple[Path, Pa
             "evidence": pa.array([json.dumps(d["evidence"], default=str) for d in dicts], pa.string()),
         }
     )
+    table = table.replace_schema_metadata({"geowarden.findings_version": str(FINDINGS_VERSION)})
     parquet_path = out / FINDINGS_PARQUET
     pq.write_table(table, parquet_path)
     return json_path, parquet_path
@@ -340,6 +346,56 @@ def flags_of(findings: Sequence[Finding]) -> Iterator[tuple[str, str, dict[str, 
             yield f"k:{key}", code, value
         for member in f.members:
             yield f"a:{member}", code, value
+
+
+def read_findings(path: Path) -> list[Finding]:
+    """The findings of a ``findings.json`` written by ``write_findings``, all checked before any is
+    returned: a file of another version (an older one has no ``findings_version``) or with a
+    malformed finding is refused whole (``ConfigError``, one line), so it is never half-applied."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not JSON ({str(exc)[:80]})") from None
+    if not isinstance(doc, list) or not all(isinstance(f, dict) for f in doc):
+        raise ConfigError(f"{path}: not a findings file (a JSON list of findings, as `analyze --out` writes)")
+    out: list[Finding] = []
+    for i, d in enumerate(doc, 1):
+        version = d.get("findings_version")
+        if version != FINDINGS_VERSION:
+            was = "an older version (no findings_version)" if version is None else f"version {version!r}"
+            raise ConfigError(
+                f"{path}: findings file of {was}, this geowarden reads version {FINDINGS_VERSION}; "
+                "run `geowarden analyze --out` again"
+            )
+        out.append(_finding(path, i, d))
+    return out
+
+
+def _finding(path: Path, i: int, d: dict[str, Any]) -> Finding:
+    members, keys_ = d.get("members", []), d.get("keys", [])
+    score: Any = d.get("score")
+    ok = (
+        d.get("kind") in KINDS
+        and isinstance(d.get("subject"), str)
+        and isinstance(score, (int, float))
+        and not isinstance(score, bool)
+        and 0 <= score <= 1
+        and d.get("severity", SEVERITIES[-1]) in SEVERITIES
+        and isinstance(members, list)
+        and isinstance(keys_, list)
+        and all(isinstance(m, str) for m in (*members, *keys_))
+        and isinstance(d.get("evidence", {}), dict)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{path}: finding {i} is malformed (kind, subject, score 0-1, members, keys); nothing applied"
+        )
+    return Finding(
+        d["kind"], d["subject"], float(score), d.get("evidence", {}), tuple(members),
+        d.get("severity", SEVERITIES[-1]), tuple(keys_),
+    )  # fmt: skip
 
 
 def feed_back(findings: Sequence[Finding], store: Any, ttl: int, now: float | None = None) -> int:
