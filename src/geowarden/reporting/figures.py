@@ -80,8 +80,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "period", "previous_period", "subject", "previous", "current", "change", "ci_low", "ci_high", "small",
     ),
     "outcomes": (
-        "period", "challenges", "challenges_completed", "reviews", "confirmed", "overturned", "appeals", "median_hours_to_appeal",
-        "median_hours_appeal_to_verdict", "false_positive_rate", "fp_ci_low", "fp_ci_high", "small",
+        "period", "challenges", "challenges_completed", "reviews", "confirmed", "overturned", "appeals",
+        "median_hours_to_appeal", "median_hours_appeal_to_verdict", "false_positive_rate", "fp_ci_low",
+        "fp_ci_high", "small",
     ),
     "policies": ("policy_version", "decisions", "first_decision", "last_decision"),
 }  # fmt: skip
