@@ -35,7 +35,8 @@ MAX_DAYS = 3 * 366  # one request builds the report in the service's process: bo
 
 _NAV_CSS = (
     "<style>nav.gw { display: flex; gap: 1em; align-items: end; flex-wrap: wrap; padding: .6em .8em; "
-    "background: #f6f7f9; border: 1px solid #e4e7ec; border-radius: 6px; } nav.gw label { font-size: .85em; "
+    "background: #f6f7f9; border: 1px solid #e4e7ec; border-radius: 6px; } nav.gw form { display: flex; "
+    "gap: .8em; align-items: end; flex-wrap: wrap; } nav.gw label { font-size: .85em; "
     "display: flex; flex-direction: column; } nav.gw .err { color: #b71c1c; width: 100%; margin: 0; } "
     "@media print { nav.gw { display: none; } }</style>"
 )
