@@ -66,7 +66,8 @@ def test_the_page_needs_the_review_scope_and_shows_the_figures(app: App) -> None
     _seed(app)
     assert app.request("GET", "/report", scope=None).status_code == 303  # to /login
     assert app.request("GET", "/report", scope="decide").status_code == 303
-    assert app.request("GET", "/v1/report", scope="decide").status_code == 401
+    assert app.request("GET", "/v1/report", scope=None).status_code == 401
+    assert app.request("GET", "/v1/report", scope="decide").status_code == 403
     r = app.request("GET", "/report", scope="review")
     assert r.status_code == 200, r.text
     csp = r.headers["content-security-policy"]
