@@ -89,6 +89,9 @@ def test_the_page_needs_the_review_scope_and_shows_the_figures(app: App) -> None
         ("from=2026-03-01&to=2026-02-01", "to 2026-02-01 is before from 2026-03-01"),
         ("by=year", "by must be one of week, month, quarter, not 'year'"),
         ("from=2020-01-01&to=2026-01-01", f"a report on the dashboard covers at most {MAX_DAYS} days"),
+        ("to=0001-01-01", "from 0001-01-01 to 0001-01-01 is outside the years 1970 to 9000"),
+        ("from=9999-12-30&to=9999-12-31", "from 9999-12-30 to 9999-12-31 is outside the years 1970 to 9000"),
+        ("from=1969-12-01&to=1969-12-31", "from 1969-12-01 to 1969-12-31 is outside the years 1970 to 9000"),
     ],
 )
 def test_a_bad_period_is_one_line(app: App, query: str, message: str) -> None:

@@ -55,7 +55,8 @@ def period(
     days: list[date] = []
     for name, text, default in (("to", date_to, today), ("from", date_from, None)):
         if not text:
-            days.append(default if default is not None else days[0] - timedelta(days=DEFAULT_DAYS - 1))
+            back = timedelta(days=DEFAULT_DAYS - 1)
+            days.append(default or (days[0] - back if days[0] - date.min >= back else date.min))
             continue
         try:
             days.append(date.fromisoformat(text))
@@ -66,6 +67,8 @@ def period(
         raise InputError(f"to {last} is before from {first}", status=400)
     if (last - first).days >= MAX_DAYS:
         raise InputError(f"a report on the dashboard covers at most {MAX_DAYS} days (use geowarden report)", status=400)
+    if first.year < 1970 or last.year > 9000:
+        raise InputError(f"from {first} to {last} is outside the years 1970 to 9000", status=400)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC).timestamp()
     end = (datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)).timestamp()
     return first, last, start, end
