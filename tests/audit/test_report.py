@@ -50,9 +50,11 @@ PLAN: list[tuple[float, Action, list[str], str, str | None, int]] = [
 
 
 def fill_log(url: str) -> list[str]:
-    """The PLAN's decisions, two of the Q1 reviews overturned, one confirmed, one appealed."""
+    """The PLAN's decisions, two of the Q1 reviews overturned, one confirmed, one appealed; three
+    Q1 challenges and one Q2 challenge passed (one of them twice: it counts once)."""
     log = AuditLog(url, key=KEY)
     reviews: list[str] = []
+    challenged: dict[float, list[str]] = {Q1: [], Q2: []}
     try:
         n = 0
         for when, action, codes, cc, region, count in PLAN:
@@ -63,11 +65,15 @@ def fill_log(url: str) -> list[str]:
                 n += 1
                 if action is Action.REVIEW:
                     reviews.append(d.decision_id)
+                if action is Action.CHALLENGE:
+                    challenged[when].append(d.decision_id)
         log.append(_decision(Action.ALLOW, [], "DE", version="other-bbbbbbbbbbbb"), Facts(ip="1.1.1.1"), ts=Q2)
         log.add_event(reviews[0], actor="end-user", event="appeal", note="please", review="queued")
         log.add_event(reviews[0], actor="r", event="overturn", review="overturned")
         log.add_event(reviews[1], actor="r", event="overturn", review="overturned")
         log.add_event(reviews[2], actor="r", event="confirm", review="confirmed")
+        for did in [*challenged[Q1][:3], challenged[Q1][0], challenged[Q2][0]]:
+            log.add_event(did, actor="end-user", event="challenge", note="challenge passed")
     finally:
         log.close()
     return reviews
@@ -114,6 +120,7 @@ def test_the_figures_of_a_known_log(url: str, tmp_path: Path) -> None:
     assert (ua["previous"], ua["current"], ua["change"], ua["small"]) == (0, 3, None, True)
     [q1, q2] = t["outcomes"]
     assert (q1["challenges"], q1["reviews"], q1["overturned"], q1["confirmed"], q1["appeals"]) == (10, 4, 2, 1, 1)
+    assert (q1["challenges_completed"], q2["challenges"], q2["challenges_completed"]) == (3, 5, 1)
     assert q1["false_positive_rate"] == pytest.approx(2 / 3) and q1["small"] is True
     assert q1["median_hours_to_appeal"] > 0 and q1["median_hours_appeal_to_verdict"] >= 0
     assert q2["reviews"] == 0 and q2["false_positive_rate"] is None

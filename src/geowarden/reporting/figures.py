@@ -18,7 +18,9 @@ one). :func:`figures` then computes every table in DuckDB SQL:
 - ``changes``: period-over-period change of attempts, overall and for the five jurisdictions
   with most attempts, with a 95 % interval (counts as Poisson: the log of the ratio ± 1.96
   √(1/a + 1/b)), marked ``small`` when either count is under :data:`SMALL`;
-- ``outcomes``: per period: challenges issued, decisions held for review, confirmed,
+- ``outcomes``: per period: challenges issued, challenges completed (challenged decisions whose
+  trail holds a ``challenge`` event: the end user passed and got an allowlist token), decisions
+  held for review, confirmed,
   overturned, appeals, the median delay from a decision to its appeal and from an appeal to its
   verdict, and the false-positive rate estimated from overturns among reviewed decisions (a
   Wilson 95 % interval; reviewed decisions are not a random sample, the report says so);
@@ -78,8 +80,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "period", "previous_period", "subject", "previous", "current", "change", "ci_low", "ci_high", "small",
     ),
     "outcomes": (
-        "period", "challenges", "reviews", "confirmed", "overturned", "appeals", "median_hours_to_appeal",
-        "median_hours_appeal_to_verdict", "false_positive_rate", "fp_ci_low", "fp_ci_high", "small",
+        "period", "challenges", "challenges_completed", "reviews", "confirmed", "overturned", "appeals",
+        "median_hours_to_appeal", "median_hours_appeal_to_verdict", "false_positive_rate", "fp_ci_low",
+        "fp_ci_high", "small",
     ),
     "policies": ("policy_version", "decisions", "first_decision", "last_decision"),
 }  # fmt: skip
@@ -157,7 +160,8 @@ def load(
       its count ``n`` and first and last time: what the report groups by, far fewer rows to move;
     - ``u``: unique accounts and keys per period of ``by`` (and ``u_all`` over the whole range),
       counted by the database;
-    - ``o``: the decisions that reached review (id and time), and ``e``: their review events.
+    - ``o``: the decisions that reached review (id and time), and ``e``: their review events;
+    - ``c``: the decisions whose trail holds a passed challenge (id and time of the decision).
     """
     pg = engine.dialect.name != "sqlite"
     pos = "strpos" if pg else "instr"  # no LIKE: a % would clash with psycopg's placeholders
@@ -199,6 +203,12 @@ def load(
     )
     _table(db, "e", pa.Table.from_batches(list(_batches(_stream(engine, ev_sql, params), _EVENT_SCHEMA)),
                                           schema=_EVENT_SCHEMA))  # fmt: skip
+    passed = (
+        "SELECT DISTINCT x.decision_id, x.ts FROM review_events e JOIN decisions x ON x.decision_id = e.decision_id "  # noqa: S608 - own conditions
+        f"WHERE x.{where.replace(' AND ', ' AND x.')} AND e.event = 'challenge'"
+    )
+    _table(db, "c", pa.Table.from_batches(list(_batches(_stream(engine, passed, params), _REVIEWED_SCHEMA)),
+                                          schema=_REVIEWED_SCHEMA))  # fmt: skip
     return db
 
 
@@ -340,9 +350,12 @@ def _outcomes(db: duckdb.DuckDBPyConnection, by: str) -> list[dict[str, Any]]:
         ap AS (SELECT {_LABEL[by]} AS period, count(*) AS appeals,
             median(a.at - ts) / 3600.0 AS median_hours_to_appeal,
             median(v.at - a.at) / 3600.0 AS median_hours_appeal_to_verdict
-            FROM o JOIN appeal a USING (decision_id) LEFT JOIN verdict v USING (decision_id) GROUP BY 1)
-        SELECT c.*, coalesce(ap.appeals, 0) AS appeals, ap.median_hours_to_appeal, ap.median_hours_appeal_to_verdict
-        FROM counts c LEFT JOIN ap USING (period) ORDER BY c.period""",  # noqa: S608 - this module's expressions
+            FROM o JOIN appeal a USING (decision_id) LEFT JOIN verdict v USING (decision_id) GROUP BY 1),
+        passed AS (SELECT {_LABEL[by]} AS period, count(*)::BIGINT AS challenges_completed FROM c GROUP BY 1)
+        SELECT k.period, k.challenges, coalesce(p.challenges_completed, 0)::BIGINT AS challenges_completed,
+            k.reviews, k.confirmed, k.overturned, coalesce(ap.appeals, 0) AS appeals, ap.median_hours_to_appeal,
+            ap.median_hours_appeal_to_verdict
+        FROM counts k LEFT JOIN ap USING (period) LEFT JOIN passed p USING (period) ORDER BY k.period""",  # noqa: S608 - this module's expressions
     )
     for row in rows:
         fp, lo, hi = wilson(int(row["overturned"]), int(row["confirmed"]) + int(row["overturned"]))

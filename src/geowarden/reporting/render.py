@@ -92,13 +92,14 @@ def _fmt(col: str, v: Any) -> str:
     return str(v)
 
 
-def render_html(doc: Mapping[str, Any]) -> str:
-    """The self-contained page of the report ``doc`` (what ``report.json`` holds)."""
+def render_html(doc: Mapping[str, Any], *, controls: str = "") -> str:
+    """The self-contained page of the report ``doc`` (what ``report.json`` holds); ``controls``
+    (trusted markup: the dashboard's period form) goes first in the body."""
     t = doc["tables"]
     meta = doc["meta"]
     parts = [
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>geowarden compliance report "
-        f"{html.escape(meta['from'])} to {html.escape(meta['to'])}</title><style>{CSS}</style></head><body>",
+        f"{html.escape(meta['from'])} to {html.escape(meta['to'])}</title><style>{CSS}</style></head><body>{controls}",
         f"<h1>Export-control enforcement report: {html.escape(meta['from'])} to {html.escape(meta['to'])}</h1>",
         f"<p class='note'>By {html.escape(meta['by'])}; generated {html.escape(meta['generated_at'])} from the audit "
         f"log{' for policy version ' + html.escape(meta['policy_version']) if meta.get('policy_version') else ''}. "

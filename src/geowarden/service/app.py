@@ -442,6 +442,9 @@ def create_app(service: Service) -> FastAPI:  # noqa: PLR0915 - one statement pe
     service.challenge_link = flow.url
     app.state.challenge = flow
     add_routes(app, service, flow)
+    from geowarden.service import report_page  # noqa: PLC0415
+
+    report_page.add_routes(app, service)
 
     # The dashboard's scripts and stylesheets, served from the package: nothing from a CDN.
     from fastapi.staticfiles import StaticFiles  # noqa: PLC0415

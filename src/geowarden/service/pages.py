@@ -127,7 +127,7 @@ def dashboard_page(policy: str, snapshot: str) -> str:
     body = (
         "<header><h1>geowarden</h1>"
         f"<span>policy <code>{escape(policy)}</code></span><span>intel <code>{escape(snapshot)}</code></span>"
-        "<span class=spacer></span>"
+        "<span class=spacer></span><a href=/report id=report-link class=navlink>compliance report</a>"
         f"<label class=window>window <select id=window>{windows}</select></label>"
         "<span id=updated class=muted role=status>loading…</span></header>"
         "<main class=grid>"
