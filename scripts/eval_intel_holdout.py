@@ -183,12 +183,10 @@ def hosting_providers(sources: dict[str, SourceData], rng: np.random.Generator, 
 
 def _overlaps(src: SourceData, starts: np.ndarray, ends: np.ndarray, max_size: int | None) -> list[bool]:
     """For each entry of ``src``: does it overlap one of the (sorted, disjoint-ish) ranges?"""
-    f = np.array(src.first, dtype=object)
-    la = np.array(src.last, dtype=object)
-    if not len(f):
+    if not src.first:
         return []
-    fi = np.array([x - V4_BASE for x in f], dtype=np.int64)
-    li = np.array([x - V4_BASE for x in la], dtype=np.int64)
+    fi = np.array([x - V4_BASE for x in src.first], dtype=np.int64)
+    li = np.array([x - V4_BASE for x in src.last], dtype=np.int64)
     # An entry overlaps a reference range iff the last reference start <= entry end has end >= entry start.
     pos = np.searchsorted(starts, li, side="right") - 1
     cummax = np.maximum.accumulate(ends) if len(ends) else ends

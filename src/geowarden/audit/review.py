@@ -70,6 +70,20 @@ class QueueEntry:
     appeal_message: str | None
 
 
+def _token_row(token: IssuedToken, decision_id: str | None) -> dict[str, Any]:
+    """The ``allow_tokens`` row of a newly issued token (the token itself is never stored)."""
+    return {
+        "token_id": token.token_id,
+        "decision_id": decision_id,
+        "subject": token.subject,
+        "issued": token.issued,
+        "expires": token.expires,
+        "clears": json.dumps(list(token.clears)),
+        "revoked": None,
+        "revoked_by": None,
+    }
+
+
 class ReviewBook:
     """Review, appeals and token revocation over the audit database (thread-safe)."""
 
@@ -136,19 +150,7 @@ class ReviewBook:
                         }
                     )
             if token is not None:
-                conn.execute(
-                    allow_tokens.insert(),
-                    {
-                        "token_id": token.token_id,
-                        "decision_id": decision_id,
-                        "subject": token.subject,
-                        "issued": token.issued,
-                        "expires": token.expires,
-                        "clears": json.dumps(list(token.clears)),
-                        "revoked": None,
-                        "revoked_by": None,
-                    },
-                )
+                conn.execute(allow_tokens.insert(), _token_row(token, decision_id))
             self._events(conn, events)
         return target
 
@@ -158,19 +160,7 @@ class ReviewBook:
 
         def step() -> None:
             with self.engine.begin() as conn:
-                conn.execute(
-                    allow_tokens.insert(),
-                    {
-                        "token_id": token.token_id,
-                        "decision_id": decision_id,
-                        "subject": token.subject,
-                        "issued": token.issued,
-                        "expires": token.expires,
-                        "clears": json.dumps(list(token.clears)),
-                        "revoked": None,
-                        "revoked_by": None,
-                    },
-                )
+                conn.execute(allow_tokens.insert(), _token_row(token, decision_id))
                 if decision_id is not None:
                     self._events(
                         conn,
