@@ -14,7 +14,11 @@ run), and the share of them at ``review`` or ``block`` by their ``--nth`` reques
 company teams are decided with their cloud egress registered (``allow.egress``: the /24 most of
 the team's requests leave from, for every member) and their highest action is reported.
 
-Run: ``python bench/eval_hydra_live.py [--seed 21] [--events 300000] [--nth 20]``
+``--scenario analytics`` runs the same on the scenario the detectors were tuned on (its planted
+networks are the ``farm-*`` account farms and the ``relay-1`` customers); the group signal's
+thresholds were chosen there (seeds 1-3), and the ``hydra`` seeds are held out.
+
+Run: ``python bench/eval_hydra_live.py [--scenario hydra] [--seed 21] [--events 300000] [--nth 20]``
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ RANK = {"allow": 0, "limited": 1, "challenge": 2, "review": 3, "block": 4}
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one straight script
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenario", default="hydra", help="hydra, hydra-aged or analytics")
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--nth", type=int, default=20)
@@ -55,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
     split_ms = T0_MS + int(args.batch_day * 86_400_000)
     with tempfile.TemporaryDirectory(prefix="gw-hydra-live-") as tmp:
         d = Path(tmp)
-        simulate("hydra", args.events, args.seed, d / "logs.jsonl", d / "labels.jsonl", snapshot=snap,
+        simulate(args.scenario, args.events, args.seed, d / "logs.jsonl", d / "labels.jsonl", snapshot=snap,
                  accounts=d / "accounts.jsonl")  # fmt: skip
         labels = {}
         for line in (d / "labels.jsonl").read_text().splitlines():
@@ -80,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
             hit: dict[str, bool] = {}
             top: dict[str, int] = defaultdict(int)
             team_reasons: Counter[str] = Counter()
+            honest_rules: Counter[str] = Counter()
             t0 = time.perf_counter()
             n = 0
             for ev, facts in event_facts(events):
@@ -92,27 +98,32 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
                     team_reasons.update(r.code for r in decision.reasons)
                 n += 1
                 seen[ev.account_id] += 1
+                if lab.get("should_allow") and RANK[action] >= RANK["review"] and ev.account_id not in hit:
+                    honest_rules.update(f"{lab['persona']}: {r}" for r in decision.rules)
                 top[ev.account_id] = max(top[ev.account_id], RANK[action])
                 if seen[ev.account_id] <= args.nth and RANK[action] >= RANK["review"]:
                     hit[ev.account_id] = True
             runs[name] = _report(labels, seen, hit, top, args.nth, n, time.perf_counter() - t0)
             runs[name]["teams"]["reasons_not_allowed"] = dict(team_reasons.most_common(5))
-    doc = {"seed": args.seed, "events": args.events, "nth": args.nth, "batch_day": args.batch_day,
-           "batch_seconds": round(t_batch, 1), "findings": len(result.findings), "runs": runs}  # fmt: skip
+            runs[name]["honest_rules"] = dict(honest_rules.most_common(8))
+    doc = {"scenario": args.scenario, "seed": args.seed, "events": args.events, "nth": args.nth,
+           "batch_day": args.batch_day, "batch_seconds": round(t_batch, 1), "findings": len(result.findings),
+           "runs": runs}  # fmt: skip
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    print(f"hydra seed {args.seed}: {args.events:,} events; batch on days 0-{args.batch_day:g} "
+    print(f"{args.scenario} seed {args.seed}: {args.events:,} events; batch on days 0-{args.batch_day:g} "
           f"({len(result.findings)} findings, {t_batch:.1f} s)")  # fmt: skip
     for name, r in runs.items():
         print(f"{name}: {r['decisions']:,} decisions in {r['seconds']} s")
-        h = r["hydra"]
-        print(f"  hydra accounts with {args.nth}+ requests: {h['accounts']}, at review/block by their "
-              f"{args.nth}th: {h['reviewed']} ({h['share']})")  # fmt: skip
+        for family, h in r["planted"].items():
+            print(f"  {family} accounts with {args.nth}+ requests: {h['accounts']}, at review/block by their "
+                  f"{args.nth}th: {h['reviewed']} ({h['share']})")  # fmt: skip
         t = r["teams"]
         print(f"  team accounts (registered egress): {t['accounts']}, highest action: {t['highest']}, "
               f"reasons when not allowed: {t['reasons_not_allowed']}")  # fmt: skip
-        print(f"  other honest accounts at review/block by their {args.nth}th: {r['honest_reviewed']}")
+        print(f"  other honest accounts at review/block by their {args.nth}th: {r['honest_reviewed']} "
+              f"(of {r['honest_accounts']}); rules: {r['honest_rules']}")  # fmt: skip
     return 0
 
 
@@ -132,23 +143,30 @@ def _team_egress(events: Sequence[Any], labels: dict[str, Any]) -> dict[str, lis
 def _report(labels: dict[str, Any], seen: dict[str, int], hit: dict[str, bool], top: dict[str, int], nth: int,
             n: int, seconds: float) -> dict[str, Any]:  # fmt: skip
     names = {v: k for k, v in RANK.items()}
-    hydra = [a for a, c in seen.items() if c >= nth and labels[a].get("network", "").startswith("hydra")]
+    planted: dict[str, list[str]] = defaultdict(list)
+    for a, c in seen.items():
+        if c >= nth and labels[a].get("network"):
+            planted[labels[a]["network"].split("-")[0]].append(a)
     teams = [a for a in seen if labels[a]["persona"].startswith("team_")]
     honest = [a for a in seen if labels[a].get("should_allow") and not labels[a]["persona"].startswith("team_")]
     highest: dict[str, int] = defaultdict(int)
     for a in teams:
         highest[names[top[a]]] += 1
-    reviewed = sum(1 for a in hydra if hit.get(a))
+    families = {}
+    for family, accounts in sorted(planted.items()):
+        reviewed = sum(1 for a in accounts if hit.get(a))
+        families[family] = {
+            "accounts": len(accounts),
+            "reviewed": reviewed,
+            "share": round(reviewed / len(accounts), 4) if accounts else None,
+        }
     return {
         "decisions": n,
         "seconds": round(seconds, 1),
-        "hydra": {
-            "accounts": len(hydra),
-            "reviewed": reviewed,
-            "share": round(reviewed / len(hydra), 4) if hydra else None,
-        },
+        "planted": families,
         "teams": {"accounts": len(teams), "highest": dict(highest)},
         "honest_reviewed": sum(1 for a in honest if hit.get(a)),
+        "honest_accounts": len(honest),
     }
 
 

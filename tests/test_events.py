@@ -347,7 +347,26 @@ def test_rtt_windows_per_account_and_address() -> None:
 
 
 def test_the_simulator_writes_the_contract_and_the_extras() -> None:
-    from geowarden.events import APP_RTT, EXTRA_TEXT
+    from geowarden.events import APP_RTT, CREATED, EXTRA_TEXT
     from geowarden.simulate.scenario import COLUMNS
 
-    assert {f.name for f in LOG_FIELDS} | {APP_RTT, *EXTRA_TEXT} == set(COLUMNS)
+    assert {f.name for f in LOG_FIELDS} | {APP_RTT, CREATED, *EXTRA_TEXT} == set(COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (1_767_225_600_000, 1_767_225_600.0),  # epoch milliseconds, as the ts column
+        ("2026-01-01T00:00:00Z", 1_767_225_600.0),
+        ("2026-01-01", 1_767_225_600.0),
+        ("yesterday", None),  # unreadable: the account's age is unknown
+        (True, None),
+        (float("nan"), None),
+        (None, None),
+    ],
+)
+def test_account_created_column(value: object, seconds: float | None) -> None:
+    f = facts_of(event(extra={"account_created": value, "payment_fingerprint": "9f86d081884c7d65"}))
+    assert f.account_created == seconds
+    assert f.payment_fingerprint == "9f86d081884c7d65"
+    assert "9f86d081884c7d65" not in repr(f)

@@ -94,7 +94,8 @@ LINE_BLANKS = " \t\r\n"  # a line of only these is not a row
 MAX_PROBLEMS = 1000  # problems listed one by one (all are counted)
 
 #: Extra columns (the simulator writes them) that ``facts_of`` carries into ``Facts``.
-EXTRA_TEXT = ("phone", "card_bin", "billing_country", "email")
+EXTRA_TEXT = ("phone", "card_bin", "billing_country", "email", "payment_fingerprint")
+CREATED = "account_created"  # extra column: when the account was created (epoch ms or ISO 8601), group signal
 APP_RTT = "rtt_app_ms"  # extra column: the application-level RTT of the request (tunnel gap)
 RTT_WINDOW = 5  # edge and application RTTs kept per (account, address)
 
@@ -499,7 +500,25 @@ def facts_of(event: Event, windows: RTTWindows | None = None) -> Facts:
         input_tokens=event.input_tokens,
         rtt_tcp_ms=tcp_ms,
         rtt_app_ms=app_ms,
+        payment_fingerprint=text.get("payment_fingerprint"),
+        account_created=created_s(event.extra.get(CREATED)),
     )
+
+
+def created_s(value: Any) -> float | None:
+    """An ``account_created`` column in epoch seconds: epoch milliseconds as the ``ts`` column
+    takes them, or ISO 8601 text; None when absent or unreadable (the account's age is then
+    unknown, which the group signal treats as not new)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):  # a Parquet timestamp column (naive: UTC)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float):
+        return float(value) / 1000.0 if math.isfinite(value) else None
+    if isinstance(value, str):
+        ms = iso_ms(value.strip())
+        return ms / 1000.0 if ms is not None else None
+    return None
 
 
 def event_facts(events: Iterable[Event], *, window: int = RTT_WINDOW) -> Iterator[tuple[Event, Facts]]:

@@ -69,6 +69,10 @@ class Facts:
     rtt_tcp_ms: tuple[float, ...] = ()  # recent TCP handshake RTTs of this client at the edge (tunnel gap)
     rtt_app_ms: tuple[float, ...] = ()  # the same client's application-level RTTs (tunnel gap)
     claimed: str | tuple[float, float] | None = None  # a declared location: "CC" or (lat, lon)
+    # The account's payment instrument as the processor identifies it (an opaque fingerprint, one per
+    # card, never the number): accounts that share it are linked (group signal). Personal: never in a repr.
+    payment_fingerprint: str | None = field(default=None, repr=False)
+    account_created: float | None = None  # epoch seconds the account was created (the group signal's "new")
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # unknown extras, never read
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:
@@ -90,7 +94,7 @@ class Facts:
 
 
 #: Facts that are personal data or secrets: never logged or echoed in error messages as given.
-PERSONAL_FIELDS = frozenset({"phone", "card_bin", "email", "allow_token"})
+PERSONAL_FIELDS = frozenset({"phone", "card_bin", "email", "allow_token", "payment_fingerprint"})
 _FACT_FIELDS = tuple(f for f in Facts.__dataclass_fields__ if f != "extra")
 
 

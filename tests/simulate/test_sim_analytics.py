@@ -282,4 +282,6 @@ def test_generated_keeps_the_truth_out_of_the_logs(run: dict[str, Any]) -> None:
     assert gen.truth is not None and set(gen.truth.templates) == {"distill-1"}
     assert gen.truth.popular.templated.any() and not gen.truth.popular.templated.all()
     cols = [r[0] for r in _rows(run, "DESCRIBE ev")]
-    assert "prompt_fingerprint" in cols and not {"network", "campaign", "persona", "payment_fingerprint"} & set(cols)
+    assert "prompt_fingerprint" in cols and not {"network", "campaign", "persona"} & set(cols)
+    # the account's own attributes travel with its requests (the live group signal reads them), the labels do not
+    assert {"payment_fingerprint", "account_created"} <= set(cols)

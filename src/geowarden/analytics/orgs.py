@@ -13,41 +13,14 @@ organisational domain.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-
-import disposable_email_domains
+from collections.abc import Sequence
 
 from geowarden.analytics.common import rows
 from geowarden.analytics.findings import AnalysisContext
-from geowarden.signals.email import default_domains
+from geowarden.signals.email import FREE_MAIL, organisational_candidate
 
-#: The largest free-mail providers (a domain matches itself and its subdomains).
-FREE_MAIL: frozenset[str] = frozenset(
-    {
-        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
-        "yahoo.co.jp", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "ymail.com", "icloud.com", "me.com", "mac.com",
-        "aol.com", "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "t-online.de",
-        "mail.com", "zoho.com", "yandex.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com", "sina.com",
-        "naver.com", "daum.net", "orange.fr", "free.fr", "laposte.net", "libero.it", "uol.com.br", "bol.com.br",
-        "rediffmail.com", "tutanota.com", "fastmail.com", "hey.com",
-    }
-)  # fmt: skip
-
-
-def _suffixes(domain: str) -> Iterable[str]:
-    labels = domain.split(".")
-    return (".".join(labels[i:]) for i in range(len(labels) - 1))
-
-
-def candidate(domain: str | None) -> bool:
-    """Whether a domain could be an organisation's by itself (not free, disposable or a
-    restricted country's mail provider); the crowd test is ``organisational``."""
-    if not domain or "." not in domain:
-        return False
-    d = domain.strip().lower()
-    if any(s in FREE_MAIL or s in disposable_email_domains.blocklist for s in _suffixes(d)):
-        return False
-    return default_domains().lookup(d).provider is None
+candidate = organisational_candidate  # the name this module's callers use
+__all__ = ["FREE_MAIL", "candidate", "legitimacy", "organisational"]
 
 
 def organisational(ctx: AnalysisContext, domains: Sequence[str], max_accounts: float) -> frozenset[str]:

@@ -86,6 +86,14 @@ class FactsIn(BaseModel):
     claimed: Claimed | None = Field(
         default=None, examples=["DE"], description="A declared location (country code or [lat, lon]) to verify"
     )
+    payment_fingerprint: str | None = Field(
+        default=None,
+        max_length=128,
+        description="The processor's opaque fingerprint of the account's card (never the number): links accounts",
+    )
+    account_created: StrictFloat | StrictInt | None = Field(
+        default=None, description="Epoch seconds the account was created"
+    )
 
     def to_facts(self) -> Facts:
         return Facts(
@@ -108,6 +116,8 @@ class FactsIn(BaseModel):
             rtt_tcp_ms=tuple(float(x) for x in self.rtt_tcp_ms),
             rtt_app_ms=tuple(float(x) for x in self.rtt_app_ms),
             claimed=self.claimed.upper() if isinstance(self.claimed, str) else self.claimed,
+            payment_fingerprint=self.payment_fingerprint,
+            account_created=float(self.account_created) if self.account_created is not None else None,
         )
 
 

@@ -277,3 +277,32 @@ def _evidence(address: str, ctx: SignalContext, domains: DomainList) -> list[Evi
 
 
 SIGNAL = EmailSignal()
+
+
+#: The largest free-mail providers (a domain matches itself and its subdomains): an address there
+#: says nothing about an employer. The analytics' organisations and the group signal's throwaway
+#: identities read it.
+FREE_MAIL: frozenset[str] = frozenset(
+    {
+        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
+        "yahoo.co.jp", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "ymail.com", "icloud.com", "me.com", "mac.com",
+        "aol.com", "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "t-online.de",
+        "mail.com", "zoho.com", "yandex.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com", "sina.com",
+        "naver.com", "daum.net", "orange.fr", "free.fr", "laposte.net", "libero.it", "uol.com.br", "bol.com.br",
+        "rediffmail.com", "tutanota.com", "fastmail.com", "hey.com",
+    }
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=65536)
+def organisational_candidate(domain: str | None) -> bool:
+    """Whether a domain could be an organisation's by itself: not free-mail, not disposable and not
+    a restricted country's mail provider (the analytics add a crowd test: ``analytics.orgs``)."""
+    if not domain or "." not in domain:
+        return False
+    d = domain.strip().lower()
+    labels = d.split(".")
+    suffixes = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    if any(x in FREE_MAIL or x in disposable_email_domains.blocklist for x in suffixes):
+        return False
+    return default_domains().lookup(d).provider is None

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from geowarden.errors import ConfigError
-from geowarden.signals import behaviour, card, client, email, network, phone, rtt, screening
+from geowarden.signals import behaviour, card, client, email, group, network, phone, rtt, screening
 from geowarden.signals.base import Signal
 
 #: Every signal with its default configuration, ``ip`` first (the origin signals compare with it).
@@ -24,6 +24,7 @@ SIGNALS: tuple[Signal, ...] = (
     client.SIGNAL,
     rtt.SIGNAL,
     behaviour.SIGNAL,
+    group.SIGNAL,
     screening.SIGNAL,
 )
 

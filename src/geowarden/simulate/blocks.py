@@ -20,7 +20,7 @@ from phonenumbers import PhoneNumberType
 from geowarden.errors import ConfigError
 from geowarden.simulate.accounts import AccountFacts, created_times, first_seen, share_identity
 from geowarden.simulate.personas import Persona
-from geowarden.simulate.prompts import Popular, U64Array, fingerprints, popular
+from geowarden.simulate.prompts import Popular, U64Array, fingerprints, hex_strings, popular
 from geowarden.simulate.timeline import DAY_MS, HOUR_MS, T0_MS, city_offsets, pick_accounts
 from geowarden.simulate.world import (
     MOBILE_ASNS,
@@ -460,6 +460,7 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
             "card_bin": bins,
             "billing_country": billing,
             "email": emails,
+            "payment_fingerprint": list[str | None](hex_strings(payment)),
         },
         ev={
             "account_id": ev_acc,
@@ -474,6 +475,8 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
             "card_bin": ev_acc,
             "billing_country": ev_acc,
             "email": ev_acc,
+            "payment_fingerprint": ev_acc,
+            "account_created": facts.created[ev_acc],
             "rtt_ms": np.round(tcp, 2),
             "rtt_app_ms": np.round(app, 2),
             "input_tokens": inp,

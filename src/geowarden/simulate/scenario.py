@@ -36,7 +36,7 @@ import numpy.typing as npt
 import yaml
 
 from geowarden.errors import ConfigError
-from geowarden.events import APP_RTT, EXTRA_TEXT, LOG_FIELDS
+from geowarden.events import APP_RTT, CREATED, EXTRA_TEXT, LOG_FIELDS
 from geowarden.intel.snapshot import Snapshot
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
@@ -58,6 +58,7 @@ NUMBER_COLUMNS = (
     *(f.name for f in LOG_FIELDS if f.kind == "float"),
     APP_RTT,
     *(f.name for f in LOG_FIELDS if f.kind == "int"),
+    CREATED,
 )
 COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS, *HEX_COLUMNS)
 
@@ -268,7 +269,7 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
     numbers: dict[str, npt.NDArray[Any]] = {
         "rtt_ms": np.zeros(events), "rtt_app_ms": np.zeros(events),
         "input_tokens": np.zeros(events, dtype=np.int64), "output_tokens": np.zeros(events, dtype=np.int64),
-        "status": np.zeros(events, dtype=np.int64),
+        "status": np.zeros(events, dtype=np.int64), CREATED: np.zeros(events, dtype=np.int64),
     }  # fmt: skip
     hex64 = {c: np.zeros(events, dtype=np.uint64) for c in HEX_COLUMNS}
     truth = Truth(popular(world_rng), {}, None)
