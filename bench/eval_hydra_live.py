@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
     ap.add_argument("--nth", type=int, default=20)
     ap.add_argument("--batch-day", type=float, default=2.0)
     ap.add_argument("--snapshot", type=Path, default=None)
+    ap.add_argument("--live-only", action="store_true", help="skip the run with the batch's flags (half the time)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -77,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
         t_batch = time.perf_counter() - t0
         egress = EgressRanges(_team_egress(events, labels))
         runs: dict[str, Any] = {}
-        for name, flags in (("live only", False), ("with flags", True)):
+        modes = (("live only", False),) if args.live_only else (("live only", False), ("with flags", True))
+        for name, flags in modes:
             warden = Warden(snap, PolicyEngine.load(None, egress=egress))
             if flags:
                 feed_back(result.findings, warden.state, ttl=7 * 86_400, now=split_ms / 1000)
@@ -86,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
             top: dict[str, int] = defaultdict(int)
             team_reasons: Counter[str] = Counter()
             honest_rules: Counter[str] = Counter()
+            missed: Counter[str] = Counter()  # why planted accounts were not reviewed by their nth request
             t0 = time.perf_counter()
             n = 0
             for ev, facts in event_facts(events):
@@ -103,9 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
                 top[ev.account_id] = max(top[ev.account_id], RANK[action])
                 if seen[ev.account_id] <= args.nth and RANK[action] >= RANK["review"]:
                     hit[ev.account_id] = True
+                if seen[ev.account_id] == args.nth and lab.get("network") and not hit.get(ev.account_id):
+                    missed[f"{lab['network']}: {_why_not(decision, warden)}"] += 1
             runs[name] = _report(labels, seen, hit, top, args.nth, n, time.perf_counter() - t0)
             runs[name]["teams"]["reasons_not_allowed"] = dict(team_reasons.most_common(5))
             runs[name]["honest_rules"] = dict(honest_rules.most_common(8))
+            runs[name]["missed"] = dict(missed.most_common(12))
     doc = {"scenario": args.scenario, "seed": args.seed, "events": args.events, "nth": args.nth,
            "batch_day": args.batch_day, "batch_seconds": round(t_batch, 1), "findings": len(result.findings),
            "runs": runs}  # fmt: skip
@@ -124,7 +130,28 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
               f"reasons when not allowed: {t['reasons_not_allowed']}")  # fmt: skip
         print(f"  other honest accounts at review/block by their {args.nth}th: {r['honest_reviewed']} "
               f"(of {r['honest_accounts']}); rules: {r['honest_rules']}")  # fmt: skip
+        print(f"  planted accounts not at review by their {args.nth}th, and why: {r['missed']}")
     return 0
+
+
+def _why_not(decision: Any, warden: Any) -> str:
+    """Which of the group rule's conditions a planted account missed at its nth request."""
+    group = next((e.value for e in decision.evidence if e.code == "ACCOUNT_GROUP"), None)
+    if group is None:
+        return f"{decision.action.value}, no payment group"
+    cfg = warden.policy.behaviour
+    short = [
+        name
+        for name, ok in (
+            ("accounts", group["accounts_7d"] >= cfg.group_min_accounts),
+            ("requests", group["requests_24h"] >= cfg.group_min_requests),
+            ("throwaway", group["throwaway_share"] >= cfg.group_throwaway_share),
+            ("anonymised|new", group["anonymised_share"] >= cfg.group_anonymised_share
+             or group["new_share"] >= cfg.group_new_share),
+        )
+        if not ok
+    ]  # fmt: skip
+    return f"{decision.action.value}, group short of " + ("/".join(short) or "nothing (allowlisted?)")
 
 
 def _team_egress(events: Sequence[Any], labels: dict[str, Any]) -> dict[str, list[str]]:
@@ -147,6 +174,7 @@ def _report(labels: dict[str, Any], seen: dict[str, int], hit: dict[str, bool], 
     for a, c in seen.items():
         if c >= nth and labels[a].get("network"):
             planted[labels[a]["network"].split("-")[0]].append(a)
+            planted[labels[a]["network"]].append(a)
     teams = [a for a in seen if labels[a]["persona"].startswith("team_")]
     honest = [a for a in seen if labels[a].get("should_allow") and not labels[a]["persona"].startswith("team_")]
     highest: dict[str, int] = defaultdict(int)

@@ -347,10 +347,10 @@ def test_rtt_windows_per_account_and_address() -> None:
 
 
 def test_the_simulator_writes_the_contract_and_the_extras() -> None:
-    from geowarden.events import APP_RTT, CREATED, EXTRA_TEXT
+    from geowarden.events import APP_RTT, CREATED, EXTRA_TEXT, PAYMENT_ACCOUNTS
     from geowarden.simulate.scenario import COLUMNS
 
-    assert {f.name for f in LOG_FIELDS} | {APP_RTT, CREATED, *EXTRA_TEXT} == set(COLUMNS)
+    assert {f.name for f in LOG_FIELDS} | {APP_RTT, CREATED, PAYMENT_ACCOUNTS, *EXTRA_TEXT} == set(COLUMNS)
 
 
 @pytest.mark.parametrize(
@@ -370,3 +370,11 @@ def test_account_created_column(value: object, seconds: float | None) -> None:
     assert f.account_created == seconds
     assert f.payment_fingerprint == "9f86d081884c7d65"
     assert "9f86d081884c7d65" not in repr(f)
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [(9, 9), ("12", 12), (3.0, 3), (2.5, None), (-1, None), (True, None), ("many", None), (float("inf"), None)],
+)
+def test_payment_accounts_column(value: object, count: int | None) -> None:
+    assert facts_of(event(extra={"payment_accounts": value})).payment_accounts == count

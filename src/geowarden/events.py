@@ -96,6 +96,7 @@ MAX_PROBLEMS = 1000  # problems listed one by one (all are counted)
 #: Extra columns (the simulator writes them) that ``facts_of`` carries into ``Facts``.
 EXTRA_TEXT = ("phone", "card_bin", "billing_country", "email", "payment_fingerprint")
 CREATED = "account_created"  # extra column: when the account was created (epoch ms or ISO 8601), group signal
+PAYMENT_ACCOUNTS = "payment_accounts"  # extra column: accounts on the payment instrument (billing records)
 APP_RTT = "rtt_app_ms"  # extra column: the application-level RTT of the request (tunnel gap)
 RTT_WINDOW = 5  # edge and application RTTs kept per (account, address)
 
@@ -502,7 +503,19 @@ def facts_of(event: Event, windows: RTTWindows | None = None) -> Facts:
         rtt_app_ms=app_ms,
         payment_fingerprint=text.get("payment_fingerprint"),
         account_created=created_s(event.extra.get(CREATED)),
+        payment_accounts=_count(event.extra.get(PAYMENT_ACCOUNTS)),
     )
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative whole number from an extra column (JSON number or numeric text), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = _to_double(value.strip())
+    if isinstance(value, int | float) and math.isfinite(value) and 0 <= value < 2**31 and value == int(value):
+        return int(value)
+    return None
 
 
 def created_s(value: Any) -> float | None:

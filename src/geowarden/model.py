@@ -73,6 +73,7 @@ class Facts:
     # card, never the number): accounts that share it are linked (group signal). Personal: never in a repr.
     payment_fingerprint: str | None = field(default=None, repr=False)
     account_created: float | None = None  # epoch seconds the account was created (the group signal's "new")
+    payment_accounts: int | None = None  # accounts the provider holds on that instrument now (billing records)
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # unknown extras, never read
 
     def to_dict(self, *, redact: bool = True) -> dict[str, Any]:

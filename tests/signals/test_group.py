@@ -201,3 +201,23 @@ def test_the_store_never_holds_the_fingerprint(behaviour_snapshot: Snapshot) -> 
 )
 def test_throwaway_identities(email: str | None, expected: bool | None) -> None:
     assert throwaway(email) is expected
+
+
+@pytest.mark.parametrize(("on_card", "reviewed"), [(9, True), (4, False)])
+def test_billing_records_name_the_whole_group(
+    behaviour_snapshot: Snapshot, store: StateStore, on_card: int, reviewed: bool
+) -> None:
+    """Two accounts active so far, but the billing records hold ``on_card`` accounts on the card:
+    the group is judged at its full size (a sign-up check sees it before its accounts send anything)."""
+    warden = Warden(behaviour_snapshot, PolicyEngine.load(), state=store)
+    rng = random.Random(8)
+    last = None
+    for i in range(12):
+        facts = Facts(ip=_ip(US_CLOUD, rng), timestamp=T0 + 60.0 * i, account_id=f"acct-b{i % 2}",
+                      email=f"b{i % 2}@gmail.com", payment_fingerprint="fp-billing", payment_accounts=on_card,
+                      account_created=T0 - 3 * DAY)  # fmt: skip
+        last = warden.decide(facts)
+    assert last is not None
+    group = next(e.value for e in last.evidence if e.code == "ACCOUNT_GROUP")
+    assert group["accounts_7d"] == on_card
+    assert ("coordinated-payment-group" in last.rules) is reviewed

@@ -284,4 +284,17 @@ def test_generated_keeps_the_truth_out_of_the_logs(run: dict[str, Any]) -> None:
     cols = [r[0] for r in _rows(run, "DESCRIBE ev")]
     assert "prompt_fingerprint" in cols and not {"network", "campaign", "persona"} & set(cols)
     # the account's own attributes travel with its requests (the live group signal reads them), the labels do not
-    assert {"payment_fingerprint", "account_created"} <= set(cols)
+    assert {"payment_fingerprint", "account_created", "payment_accounts"} <= set(cols)
+
+
+def test_accounts_on_card_counts_holders_created_by_then() -> None:
+    """Per event, the accounts on the event's card created at or before it (billing records)."""
+    import numpy as np
+
+    from geowarden.simulate.accounts import accounts_on_card
+
+    payment = np.array([7, 7, 7, 9, 9], dtype=np.uint64)  # accounts 0-2 share card 7, 3-4 card 9
+    created = np.array([100, 200, 300, 50, 5000], dtype=np.int64)
+    ev_acc = np.array([0, 0, 1, 2, 3, 4, 3])
+    ts = np.array([150, 250, 250, 300, 60, 6000, 6000], dtype=np.int64)
+    assert accounts_on_card(payment, created, ev_acc, ts).tolist() == [1, 2, 2, 3, 1, 2, 2]

@@ -12,7 +12,9 @@ For every request that carries the account's payment fingerprint (the processor'
 card, never the number), the signal adds the request to its group's state (``geowarden.state``,
 one batch with the behaviour signal's store) and reads back, over the group:
 
-- the distinct accounts seen on the instrument in the last 7 days;
+- the distinct accounts seen on the instrument in the last 7 days, or, when the request says how
+  many accounts the provider's billing records hold on it (``Facts.payment_accounts``: a sign-up
+  check sees the whole group before most of its accounts send anything), that number if larger;
 - over the last 24 h, the group's requests and the shares of them from accounts with a throwaway
   identity (free-mail, disposable or a restricted country's mail provider, as ``signals.email``
   judges a domain: not an organisation's), through hosting, VPN, proxy or Tor exits, and from
@@ -88,11 +90,12 @@ def operations(facts: Facts, found: Sequence[Evidence], now: float, cfg: Behavio
     ]
 
 
-def figures(results: Sequence[Any]) -> dict[str, Any]:
-    """The group's figures from the batch's results (``operations``' order)."""
+def figures(results: Sequence[Any], billing: int | None = None) -> dict[str, Any]:
+    """The group's figures from the batch's results (``operations``' order); ``billing``: the
+    accounts the provider's billing records hold on the instrument, when it says."""
     (accounts,), (req,), (mail,), (throw,), (anon,), (aged,), (new,) = results[:7]
     return {
-        "accounts_7d": int(accounts),
+        "accounts_7d": max(int(accounts), billing or 0),
         "requests_24h": int(req),
         "throwaway_share": round(throw / mail, 4) if mail else 0.0,
         "anonymised_share": round(anon / req, 4) if req else 0.0,
@@ -117,7 +120,7 @@ def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
         return []
     now = facts.timestamp if facts.timestamp is not None else time.time()
     cfg = ctx.behaviour
-    f = figures(store.apply(operations(facts, ctx.found, now, cfg), now))
+    f = figures(store.apply(operations(facts, ctx.found, now, cfg), now), facts.payment_accounts)
     if f["accounts_7d"] < 2:
         return []
     text = (

@@ -95,6 +95,22 @@ def first_seen(ev_acc: IntArray, ts: IntArray, n_accounts: int, default: int) ->
     return first
 
 
+def accounts_on_card(payment: U64Array, created: IntArray, ev_acc: IntArray, ts: IntArray) -> IntArray:
+    """Per event, how many accounts hold the event's account's card and were created at or before
+    the event: what the provider's billing records say at request time (``payment_accounts``)."""
+    _, card = np.unique(payment, return_inverse=True)
+    order = np.lexsort((created, card))
+    card_sorted, created_sorted = card[order], created[order]
+    start = np.searchsorted(card_sorted, np.arange(card.max() + 1 if len(card) else 0), side="left")
+    base = int(created.min()) if len(created) else 0
+    span = np.int64(1) << np.int64(44)  # ~557 years of milliseconds: keys never collide across cards
+    keys = card_sorted.astype(np.int64) * span + (created_sorted - base)
+    ev_card = card[ev_acc]
+    wanted = ev_card.astype(np.int64) * span + np.clip(ts.astype(np.int64) - base, -1, span - 1)
+    out: IntArray = (np.searchsorted(keys, wanted, side="right") - start[ev_card]).astype(np.int64)
+    return out
+
+
 def created_times(p: Persona, first: IntArray, rng: np.random.Generator) -> IntArray:
     """Creation times: in ``created_bursts`` bursts (``burst_minutes`` wide, at most
     ``burst_age_days`` before the burst's first request), else spread over the years before the

@@ -18,7 +18,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from geowarden.errors import ConfigError
-from geowarden.simulate.accounts import AccountFacts, created_times, first_seen, share_identity
+from geowarden.simulate.accounts import AccountFacts, accounts_on_card, created_times, first_seen, share_identity
 from geowarden.simulate.personas import Persona
 from geowarden.simulate.prompts import Popular, U64Array, fingerprints, hex_strings, popular
 from geowarden.simulate.timeline import DAY_MS, HOUR_MS, T0_MS, city_offsets, pick_accounts
@@ -477,6 +477,7 @@ def generate(  # noqa: PLR0915 - one pass over a persona's accounts, clients and
             "email": ev_acc,
             "payment_fingerprint": ev_acc,
             "account_created": facts.created[ev_acc],
+            "payment_accounts": accounts_on_card(payment, facts.created, ev_acc, ts),
             "rtt_ms": np.round(tcp, 2),
             "rtt_app_ms": np.round(app, 2),
             "input_tokens": inp,

@@ -36,7 +36,7 @@ import numpy.typing as npt
 import yaml
 
 from geowarden.errors import ConfigError
-from geowarden.events import APP_RTT, CREATED, EXTRA_TEXT, LOG_FIELDS
+from geowarden.events import APP_RTT, CREATED, EXTRA_TEXT, LOG_FIELDS, PAYMENT_ACCOUNTS
 from geowarden.intel.snapshot import Snapshot
 from geowarden.simulate.accounts import AccountTable, write_accounts
 from geowarden.simulate.blocks import Block, Context, generate
@@ -59,6 +59,7 @@ NUMBER_COLUMNS = (
     APP_RTT,
     *(f.name for f in LOG_FIELDS if f.kind == "int"),
     CREATED,
+    PAYMENT_ACCOUNTS,
 )
 COLUMNS = ("ts", "request_id", *STRING_COLUMNS, *NUMBER_COLUMNS, *HEX_COLUMNS)
 
@@ -270,6 +271,7 @@ def build(scenario: Scenario, events: int, seed: int, snapshot: Snapshot, pings:
         "rtt_ms": np.zeros(events), "rtt_app_ms": np.zeros(events),
         "input_tokens": np.zeros(events, dtype=np.int64), "output_tokens": np.zeros(events, dtype=np.int64),
         "status": np.zeros(events, dtype=np.int64), CREATED: np.zeros(events, dtype=np.int64),
+        PAYMENT_ACCOUNTS: np.zeros(events, dtype=np.int64),
     }  # fmt: skip
     hex64 = {c: np.zeros(events, dtype=np.uint64) for c in HEX_COLUMNS}
     truth = Truth(popular(world_rng), {}, None)
