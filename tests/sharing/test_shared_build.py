@@ -16,7 +16,7 @@ import numpy as np
 from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import SourceKind
-from geowarden.intel.sources.shared import load_peer
+from geowarden.intel.sources.shared import load_peer, note_of
 from geowarden.model import Action, Facts
 from geowarden.policy.allowlist import EgressRanges
 from geowarden.policy.engine import PolicyEngine
@@ -147,3 +147,12 @@ def test_export_import_build_lookup_round_trip(tmp_path: Path) -> None:
     assert decision["action"] == "challenge" and "IP_SHARED_INDICATOR" in [r["code"] for r in decision["reasons"]]
     p = _cli(home, "intel", "build", "--from", str(tmp_path / "data"), "--exclude", "shared:*", "--json", "--quiet")
     assert p.returncode == 0 and "shared" not in json.loads(p.stdout)["note"]
+
+
+def test_the_build_note_counts_peers_and_expired_indicators(tmp_path: Path) -> None:
+    one = load_peer(_peer_file(tmp_path, RECORDS))
+    two = load_peer(_peer_file(tmp_path, RECORDS[:2], peer="provider-c"))
+    assert note_of([]) == ""
+    assert note_of([one]) == "; indicators shared by 1 peer (1 expired indicators dropped)"
+    assert note_of([one, two]) == "; indicators shared by 2 peers (1 expired indicators dropped)"
+    assert note_of([two]) == "; indicators shared by 1 peer"

@@ -63,10 +63,7 @@ def intel_build(
     peers = [(p, n) for p, n in shared.load_all(settings.home) if not _excluded(p.meta.name, exclude or ())]
     if peers:
         srcs = [*srcs, *(p for p, _ in peers)]
-        note += f"; indicators shared by {len(peers)} peer{'s' if len(peers) > 1 else ''}"
-        expired = sum(n for _, n in peers)
-        if expired:
-            note += f" ({expired:,} expired indicators dropped)"
+        note += shared.note_of(peers)
         if say:
             say(f"adding the indicators shared by {', '.join(p.meta.name.removeprefix('shared:') for p, _ in peers)}")
     store = SnapshotStore(settings.intel_dir)
@@ -112,7 +109,12 @@ def intel_update(
     from geowarden.intel.update import run_update  # noqa: PLC0415
 
     settings = app_settings()
-    result = run_update(settings.intel_dir, settings.downloads_dir, progress=ConsoleUpdateProgress(err, quiet=quiet))
+    result = run_update(
+        settings.intel_dir,
+        settings.downloads_dir,
+        progress=ConsoleUpdateProgress(err, quiet=quiet),
+        shared_home=settings.home,
+    )
     if settings.snapshot is not None:
         err.print(
             "[yellow]note:[/yellow] GEOWARDEN_SNAPSHOT is set and pins another snapshot; "

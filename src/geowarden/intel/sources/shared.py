@@ -99,6 +99,16 @@ def _fields(meta: SourceMeta) -> dict[str, Any]:
     return {name: getattr(meta, name) for name in SourceMeta.__dataclass_fields__}
 
 
+def note_of(peers: list[tuple[SourceData, int]]) -> str:
+    """What a build's note says of the peers' indicators: ``"; indicators shared by 2 peers (3
+    expired indicators dropped)"``, or nothing without peers."""
+    if not peers:
+        return ""
+    expired = sum(n for _, n in peers)
+    dropped = f" ({expired:,} expired indicators dropped)" if expired else ""
+    return f"; indicators shared by {len(peers)} peer{'s' if len(peers) > 1 else ''}{dropped}"
+
+
 def load_all(home: Path, *, now: datetime | None = None) -> list[tuple[SourceData, int]]:
     """Every peer's indicators under ``home/shared-indicators`` (none when the directory is absent),
     in peer order, each with how many expired indicators it dropped."""
