@@ -43,6 +43,7 @@ def load_peer(path: Path, *, now: datetime | None = None) -> tuple[SourceData, i
     peer = path.stem
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
+        imported = datetime.fromtimestamp(path.stat().st_mtime, UTC).date().isoformat()
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except ValueError as exc:
@@ -55,6 +56,7 @@ def load_peer(path: Path, *, now: datetime | None = None) -> tuple[SourceData, i
             title=f"Indicators shared by {peer} (STIX 2.1, `geowarden indicators import`)",
             kind=SourceKind.LABEL,
             licence="shared by the peer under its TLP marking",
+            date=imported,  # when it was imported
             files=(str(path),),
         )
     )
