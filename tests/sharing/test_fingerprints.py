@@ -151,3 +151,15 @@ def test_export_needs_both_contacts_and_salt(tmp_path: Path) -> None:
     p = _cli(tmp_path, "indicators", "export", "--findings", str(tmp_path / "findings.json"),
              "--contacts", str(tmp_path / "findings.json"))  # fmt: skip
     assert p.returncode == 2 and "--salt-file" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_expired_fingerprints_are_not_loaded(tmp_path: Path) -> None:
+    d = tmp_path / "shared-indicators"
+    d.mkdir()
+    (d / "p.salt").write_bytes(SALT)
+    hm = fingerprint(SALT, "phone", "+4915123456789")
+    base = {"label": "shared-fingerprint", "kind": "phone", "hmac": hm, "salt_id": salt_id(SALT), "confidence": 90}
+    (d / "p.json").write_text(json.dumps([{**base, "valid_until": "2001-01-01T00:00:00+00:00"}]))
+    assert len(PeerSignal.load(d)) == 0
+    (d / "p.json").write_text(json.dumps([{**base, "valid_until": "2099-01-01T00:00:00+00:00"}]))
+    assert len(PeerSignal.load(d)) == 1

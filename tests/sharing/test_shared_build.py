@@ -156,3 +156,16 @@ def test_the_build_note_counts_peers_and_expired_indicators(tmp_path: Path) -> N
     assert note_of([one]) == "; indicators shared by 1 peer (1 expired indicators dropped)"
     assert note_of([one, two]) == "; indicators shared by 2 peers (1 expired indicators dropped)"
     assert note_of([two]) == "; indicators shared by 1 peer"
+
+
+def test_a_broken_peer_file_fails_the_build_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "shared-indicators").mkdir(parents=True)
+    (home / "shared-indicators" / "p.json").write_text('{"not": "a list"}')
+    data = tmp_path / "data" / "anonymizers" / "x4bnet"
+    data.mkdir(parents=True)
+    (data / "output_vpn_ipv4.txt").write_text("9.9.9.0/24\n")
+    p = _cli(home, "intel", "build", "--from", str(tmp_path / "data"), "--quiet")
+    assert p.returncode != 0
+    [line] = p.stderr.strip().splitlines()
+    assert "p.json" in line and "not a shared-indicators file" in line
