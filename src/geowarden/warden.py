@@ -213,6 +213,9 @@ class Warden:
         if facts.allow_token:
             facts, allow_ev = self.allowlist(facts)
         evidence = self.evidence(facts)
+        egress = getattr(self.policy, "egress", None) if facts.account_id else None
+        if isinstance(egress, EgressRanges) and len(egress):
+            note_egress(evidence, facts, egress)
         if allow_ev is not None:
             evidence.append(allow_ev)
         verdict = self.policy.judge(evidence, facts)
@@ -234,6 +237,18 @@ class Warden:
         )
 
 
+def note_egress(evidence: list[Evidence], facts: Facts, egress: EgressRanges) -> None:
+    """Where a peer's shared indicator covers the account's registered egress, say so in its
+    evidence (``local``): local policy trusts the registration over the peer, never silently."""
+    for i, e in enumerate(evidence):
+        if e.code == "IP_SHARED_INDICATOR" and egress.matches(facts.account_id, facts.ip):
+            value = dict(e.value) if isinstance(e.value, dict) else {}
+            value["local"] = [*value.get("local", []), "the account's registered egress"]
+            evidence[i] = replace(
+                e, value=value, detail=f"{e.detail}; local policy disagrees: the account's registered egress"
+            )
+
+
 def configured_signals(settings: Settings) -> tuple[Signal, ...]:
     """The registry's signals as the settings configure them: the operator's data sources plugged
     in (a BIN table, the sanctions lists, Twilio Lookup for phone line types, cached), the signals
@@ -247,6 +262,7 @@ def configured_signals(settings: Settings) -> tuple[Signal, ...]:
         bin_table=settings.bin_table,
         screening_data=settings.screening_lists,
         phone_lookup=lookup,
+        shared_dir=settings.home / "shared-indicators",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,9 +35,11 @@ def intel_build(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Compile a snapshot from every source recognised under DIR (or from the installed data)."""
+    """Compile a snapshot from every source recognised under DIR (or from the installed data), and the
+    indicators imported from peers ($GEOWARDEN_HOME/shared-indicators; `--exclude 'shared:*'` leaves them out)."""
     from geowarden.intel import sanctions, sources  # noqa: PLC0415
     from geowarden.intel.snapshot import Snapshot  # noqa: PLC0415
+    from geowarden.intel.sources import shared  # noqa: PLC0415
     from geowarden.intel.store import SnapshotStore  # noqa: PLC0415
 
     say = progress(quiet)
@@ -57,6 +60,12 @@ def intel_build(
         if not srcs:
             fail(f"no known source under {from_dir} (see `geowarden intel info` for what is recognised)", 4)
         note = f"built from {from_dir}"
+    peers = [(p, n) for p, n in shared.load_all(settings.home) if not _excluded(p.meta.name, exclude or ())]
+    if peers:
+        srcs = [*srcs, *(p for p, _ in peers)]
+        note += shared.note_of(peers)
+        if say:
+            say(f"adding the indicators shared by {', '.join(p.meta.name.removeprefix('shared:') for p, _ in peers)}")
     store = SnapshotStore(settings.intel_dir)
     path = store.build_and_activate(srcs, note=note, progress=say, activate=activate)
     info = Snapshot.open(path).info()
@@ -67,6 +76,12 @@ def intel_build(
         emit_json(info)
     else:
         _print_info(info)
+
+
+def _excluded(name: str, exclude: Sequence[str]) -> bool:
+    import fnmatch  # noqa: PLC0415
+
+    return any(fnmatch.fnmatchcase(name, x) for x in exclude)
 
 
 @app.command("info")
@@ -94,7 +109,12 @@ def intel_update(
     from geowarden.intel.update import run_update  # noqa: PLC0415
 
     settings = app_settings()
-    result = run_update(settings.intel_dir, settings.downloads_dir, progress=ConsoleUpdateProgress(err, quiet=quiet))
+    result = run_update(
+        settings.intel_dir,
+        settings.downloads_dir,
+        progress=ConsoleUpdateProgress(err, quiet=quiet),
+        shared_home=settings.home,
+    )
     if settings.snapshot is not None:
         err.print(
             "[yellow]note:[/yellow] GEOWARDEN_SNAPSHOT is set and pins another snapshot; "

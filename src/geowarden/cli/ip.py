@@ -62,6 +62,7 @@ def _print_ip_table(results: list[dict[str, Any]]) -> None:
         labels = [k for k in ("hosting", "vpn", "tor", "proxy", "relay", "reserved") if r.get(k)]
         if r.get("country_disagreement"):
             labels.append("disagreement")
+        labels += [f"shared-indicator:{peer}@{conf:g}" for peer, conf in (r.get("shared") or {}).items()]
         countries = r["sources"]["country"]
         srcs = " ".join(f"{s}={cc}" for s, cc in countries.items())
         org = " / ".join(x for x in (r.get("org"), r.get("provider")) if x)

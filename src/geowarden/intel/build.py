@@ -24,6 +24,10 @@ A location-preserving relay (a provider's relay egress list, e.g. iCloud Private
 VPN nor a hosting address for the policy: where a relay source labels an interval, the ``vpn``
 and ``hosting`` flags other lists give the same addresses are cleared (who said them is kept).
 
+Peers' shared indicators (sources ``shared:<peer>``, ``sources/shared.py``) are labels beside
+the local evidence, never part of it: they set no flag and name no provider; one label-source bit
+per (peer, confidence bucket) records who said ``shared-indicator`` of an interval, and how sure.
+
 This module is one concept, the snapshot compiler, and stays one module: cutting the address
 space, painting and fusing the answers, and writing the arrays are the stages of one pass over
 the same intervals and share its intermediate arrays; the on-disk format it writes is already
@@ -57,6 +61,8 @@ from geowarden.intel.format import (
     FORMAT_VERSION,
     META_FILE,
     PROVIDER_STATEMENT_SOURCES,
+    SHARED_LABEL,
+    SHARED_PREFIX,
     V4_INDEX24,
     V4_ROWS,
     V4_STARTS,
@@ -66,6 +72,7 @@ from geowarden.intel.format import (
     country_field,
     label_word_field,
     row_array,
+    shared_slot,
 )
 from geowarden.intel.sources.base import (
     LABELS,
@@ -278,14 +285,21 @@ class _Compiler:
         self.org = np.zeros(n, dtype=np.uint32)
         self.flags = np.zeros(n, dtype=np.uint8)
         self.provider = np.zeros(n, dtype=np.uint32)
+        self.shared_srcs = [s for s in sources if s.meta.name.startswith(SHARED_PREFIX) and (s.first or s.asn_labels)]
         self.label_srcs = sorted(
-            (s for s in sources if s.meta.kind in (SourceKind.LABEL, SourceKind.ASN_LABEL) and len(s)),
+            (
+                s
+                for s in sources
+                if s.meta.kind in (SourceKind.LABEL, SourceKind.ASN_LABEL)
+                and len(s)
+                and not s.meta.name.startswith(SHARED_PREFIX)
+            ),
             key=lambda s: (_label_priority(s.meta.name), s.meta.name),
         )
         self.inferred: SourceData | None = None
         self.verdicts: dict[int, classify.Verdict] = {}
         if any(s.meta.kind == SourceKind.ASN for s in sources) and any(
-            s.meta.kind == SourceKind.LABEL for s in sources
+            s.meta.kind == SourceKind.LABEL and not s.meta.name.startswith(SHARED_PREFIX) for s in sources
         ):
             self.inferred = SourceData(meta=CLASSIFIED_META)
             self.label_srcs.append(self.inferred)
@@ -295,6 +309,7 @@ class _Compiler:
             for src in self.label_srcs
             for label in (classify.LABELS if src is self.inferred else _labels_of(src) or ["hosting"])
         ]
+        self.slots += [(slot, SHARED_LABEL) for src in self.shared_srcs for slot in _shared_slots(src)]
         self.slot_index = {slot: i for i, slot in enumerate(self.slots)}
         self.srcbits = np.zeros((max(1, (len(self.slots) + 63) // 64), n), dtype=np.uint64)
 
@@ -376,6 +391,9 @@ class _Compiler:
             if src.meta.kind == SourceKind.ASN_LABEL:
                 self.say(f"labelling by ASN from {src.meta.name} ({len(src):,} ASNs)")
                 self._asn_labels(src)
+        for src in self.shared_srcs:
+            self.say(f"labelling indicators shared by {src.meta.name.removeprefix(SHARED_PREFIX)}")
+            self._shared_labels(src)
         relay = (self.flags & FLAG_BITS["relay"]) != 0
         self.flags[relay] &= np.uint8(0xFF ^ (FLAG_BITS["vpn"] | FLAG_BITS["hosting"]))
         rs, re_ = self.painter.positions([f for f, _ in self.reserved], [la for _, la in self.reserved])
@@ -429,6 +447,21 @@ class _Compiler:
         provs = np.fromiter((self.strings.get(p) for _, p in src.values), dtype=np.uint32, count=len(src.values))
         s2, e2, pv = flatten(s, e, provs)
         self.painter.paint(self.provider, s2, e2, pv)
+
+    def _shared_labels(self, src: SourceData) -> None:
+        """A peer's networks and ASNs: only the bit of (peer, confidence bucket), no flag, no provider."""
+        peer = src.meta.name.removeprefix(SHARED_PREFIX)
+        if src.first:
+            s, e = self.painter.positions(src.first, src.last)
+            slots = np.array([shared_slot(peer, int(conf)) for _, conf in src.values])
+            for slot in np.unique(slots).tolist():
+                sel = slots == slot
+                self._said(slot, SHARED_LABEL, self.painter.coverage(s[sel], e[sel]))
+        by_slot: dict[str, list[int]] = {}
+        for asn, (_, conf) in src.asn_labels.items():
+            by_slot.setdefault(shared_slot(peer, int(conf)), []).append(asn)
+        for slot, asns in sorted(by_slot.items()):
+            self._said(slot, SHARED_LABEL, np.isin(self.asn, np.array(asns, dtype=np.uint32)) & (self.asn != 0))
 
     def _asn_labels(self, src: SourceData) -> None:
         if not src.asn_labels:
@@ -490,7 +523,11 @@ class _Compiler:
         meta: SnapshotMeta = {
             "format": FORMAT_VERSION,
             "sources": [
-                {**s.meta.to_dict(), "entries": len(s), "skipped": s.skipped}
+                {
+                    **s.meta.to_dict(),
+                    "entries": len(s) + (len(s.asn_labels) if s.meta.name.startswith(SHARED_PREFIX) else 0),
+                    "skipped": s.skipped,
+                }
                 for s in [*self.sources, *([self.inferred] if self.inferred else [])]
             ],
             "country_sources": list(self.cc_cols),
@@ -505,6 +542,13 @@ class _Compiler:
             },
         }
         return arrays, meta
+
+
+def _shared_slots(src: SourceData) -> list[str]:
+    """The label-source names of a peer's confidence buckets (``format.shared_slot``)."""
+    peer = src.meta.name.removeprefix(SHARED_PREFIX)
+    confs = [int(c) for _, c in src.values] + [int(c) for _, c in src.asn_labels.values()]
+    return sorted({shared_slot(peer, c) for c in confs})
 
 
 def _labels_of(src: SourceData) -> list[str]:

@@ -72,6 +72,31 @@ CLASSIFIED_SOURCE = "classified-asn"
 FLAG_CONTESTED = 128  # sources disagree and neither a provider's own statement nor a majority settles the answer
 FLAG_SPLIT24 = np.uint32(1 << 31)  # in the /24 index: the block holds more than one interval
 
+# -- indicators shared by peers ----------------------------------------------------------------
+
+#: The label a peer's shared indicator gives an address. It has no bit in ``flags`` (all eight
+#: are taken): which peer said it, with which confidence, is kept in the label-source bits, one
+#: bit per (peer, confidence bucket), named by ``shared_slot``.
+SHARED_LABEL = "shared-indicator"
+#: Source names of peers' indicators: ``shared:<peer>``.
+SHARED_PREFIX = "shared:"
+#: Confidences (0-100) are kept in buckets of this width, so a peer needs at most 11 bits.
+SHARED_BUCKET = 10
+
+
+def shared_slot(peer: str, confidence: int) -> str:
+    """The label-source name of one peer's indicators of one confidence bucket: ``shared:peer@80``."""
+    bucket = max(0, min(100, int(confidence))) // SHARED_BUCKET * SHARED_BUCKET
+    return f"{SHARED_PREFIX}{peer}@{bucket}"
+
+
+def parse_shared_slot(name: str) -> tuple[str, int] | None:
+    """``(peer, confidence 0-100)`` of a ``shared_slot`` name, None for any other source."""
+    if not name.startswith(SHARED_PREFIX):
+        return None
+    peer, _, conf = name.removeprefix(SHARED_PREFIX).rpartition("@")
+    return (peer, int(conf)) if peer and conf.isdigit() else None
+
 
 # -- meta.json -------------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ from geowarden.intel.format import (
     META_FILE,
     REQUIRED_ARRAYS,
     ROW_PREFIX,
+    SHARED_LABEL,
+    SHARED_PREFIX,
     V4_INDEX24,
     V4_ROWS,
     V4_STARTS,
@@ -38,6 +40,7 @@ from geowarden.intel.format import (
     country_field,
     field_of,
     label_word_field,
+    parse_shared_slot,
 )
 
 NO_ROW = np.uint32(0xFFFF_FFFF)
@@ -51,7 +54,9 @@ class IPRecord:
     """What the snapshot knows about one address.
 
     ``sources`` says who said what: ``country`` maps each country source to its answer, and
-    ``labels`` maps each label (hosting, vpn, ...) to the sources that gave it.
+    ``labels`` maps each label (hosting, vpn, ...) to the sources that gave it; a peer's shared
+    indicator is the label ``shared-indicator`` from ``shared:<peer>``, and ``shared`` maps each
+    such peer to its confidence (0-1).
     """
 
     ip: str
@@ -73,6 +78,8 @@ class IPRecord:
     confidence: dict[str, float] = field(default_factory=dict)
     #: The network classifier's verdict for this ASN, when it labelled it (``intel/classify.py``).
     classified: dict[str, Any] | None = None
+    #: Peers whose shared indicators cover this address -> their confidence, 0-1 (``intel/sources/shared.py``).
+    shared: dict[str, float] = field(default_factory=dict)
 
     @property
     def found(self) -> bool:
@@ -97,6 +104,7 @@ class IPRecord:
             "sources": self.sources,
             "confidence": self.confidence,
             "classified": self.classified,
+            "shared": self.shared,
         }
 
 
@@ -293,6 +301,7 @@ class Snapshot:
             sources=sources,
             confidence=label_confidence(flags, sources["labels"], verdict),
             classified=verdict,
+            shared=sources["shared"],
         )
 
     def _sources_of(self, row: int) -> dict[str, Any]:
@@ -302,19 +311,31 @@ class Snapshot:
             if len(self._sources_cache) >= _SOURCES_CACHE:
                 self._sources_cache.clear()
             cached = self._sources_cache[row] = self._compute_sources(row)
-        return {"country": dict(cached["country"]), "labels": {k: list(v) for k, v in cached["labels"].items()}}
+        shared = cached["shared"]
+        return {
+            "country": dict(cached["country"]),
+            "labels": {k: list(v) for k, v in cached["labels"].items()},
+            "shared": dict(shared) if shared else {},
+        }
 
     def _compute_sources(self, row: int) -> dict[str, Any]:
         countries = {name: self._countries[int(col[row])] for name, col in self._cc_cols if col[row]}
         labels: dict[str, list[str]] = {}
+        shared: dict[str, float] = {}
         for w, col in enumerate(self._src_words):
             bits = int(col[row])
             while bits:
                 low = bits & -bits
                 name, label = self.label_sources[w * 64 + low.bit_length() - 1]
-                labels.setdefault(label, []).append(name)
                 bits ^= low
-        return {"country": countries, "labels": labels}
+                peer = parse_shared_slot(name) if label == SHARED_LABEL else None
+                if peer is not None:  # one bit per confidence bucket: the highest wins
+                    shared[peer[0]] = max(shared.get(peer[0], 0.0), peer[1] / 100)
+                    continue
+                labels.setdefault(label, []).append(name)
+        if shared:
+            labels[SHARED_LABEL] = [SHARED_PREFIX + peer for peer in sorted(shared)]
+        return {"country": countries, "labels": labels, "shared": shared}
 
     # -- batch lookups ---------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ import httpx
 from geowarden import __version__
 from geowarden.errors import DownloadError, SnapshotError, SourceError
 from geowarden.intel.remotes import Remote, packaged_remotes
-from geowarden.intel.sources import discover
+from geowarden.intel.sources import discover, shared
 from geowarden.intel.store import SnapshotStore
 from geowarden.intel.verify import check_shrink, count_entries, one_line, previous_file
 
@@ -116,9 +116,11 @@ def run_update(
     client: httpx.Client | None = None,
     today: date | None = None,
     remotes: Sequence[Remote] | None = None,
+    shared_home: Path | None = None,
 ) -> dict[str, Any]:
     """Download ``remotes`` (default: the packaged ``downloads.yaml``) into ``downloads_dir``,
-    verify them, build a snapshot into ``intel_dir`` and make it current; return what was done.
+    verify them, build a snapshot into ``intel_dir`` (with the indicators imported from peers
+    under ``shared_home``, ``intel/sources/shared.py``) and make it current; return what was done.
 
     Returns ``{"snapshot": id, "path": str, "downloaded": [{name, url, bytes, sha256}],
     "skipped": [{name, url, reason}]}``. Raises ``DownloadError`` when a required source
@@ -134,7 +136,7 @@ def run_update(
     )
     try:
         with _exclusive(downloads_dir):
-            result = _update(run, SnapshotStore(intel_dir), downloads_dir)
+            result = _update(run, SnapshotStore(intel_dir), downloads_dir, shared_home)
             if remotes is None:  # the packaged table: the sanctions lists follow (intel/sanctions_update.py)
                 from geowarden.intel.sanctions_update import update_lists  # noqa: PLC0415
 
@@ -159,7 +161,7 @@ class _Run:
         return remote.url.replace("{month}", _month(self.day))
 
 
-def _update(run: _Run, store: SnapshotStore, downloads: Path) -> dict[str, Any]:
+def _update(run: _Run, store: SnapshotStore, downloads: Path, shared_home: Path | None = None) -> dict[str, Any]:
     previous = _last_good(downloads)
     staging = _fresh_dir(downloads)
     say = run.progress.step
@@ -170,8 +172,11 @@ def _update(run: _Run, store: SnapshotStore, downloads: Path) -> dict[str, Any]:
         sources = discover(staging)
         if not sources:
             raise SourceError(f"no recognised source in {staging}")
+        peers = shared.load_all(shared_home) if shared_home is not None else []
+        sources = [*sources, *(src for src, _ in peers)]  # a peer's indicators survive an update like a build
+        note = f"update {staging.name}{shared.note_of(peers)}"
         try:
-            snap = store.build_and_activate(sources, note=f"update {staging.name}", progress=say)
+            snap = store.build_and_activate(sources, note=note, progress=say)
         except SnapshotError as exc:
             name = exc.context.get("snapshot", "")
             raise SourceError(f"the new snapshot {name} does not load: {exc.message}") from None

@@ -8,13 +8,20 @@ pattern (``[autonomous-system:number = 1234]``, ``[ipv4-addr:value = '203.0.113.
 a TLP marking, the producer's ``identity`` as creator, and the finding's evidence summarised in
 the description: numbers only (counts and shares), never an account, key or example id. Findings
 about accounts and keys are internal and are not exported; they are counted as skipped.
+With a salt agreed between the peers, the phones and payment instruments that members of a
+finding share are exported too, as keyed fingerprints only (``sharing/fingerprints.py``): one
+indicator each, pattern ``[x-geowarden-phone:hmac_sha256 = '<hex>']`` (or ``x-geowarden-payment``),
+carrying the salt's id (``x_geowarden_salt_id``), never the salt or the value.
 
 Import (:func:`import_bundle`): a bundle of at most :data:`MAX_BUNDLE_BYTES` is parsed by
 ``stix2`` (a malformed or oversized one is refused with one line); each indicator with one of
 the three pattern forms above and still valid becomes a ``shared-indicator`` record with the
-peer's name, its confidence, validity and TLP; other patterns and expired indicators are counted,
-never silently dropped. The records are written for the operator to use as a source; they are
-labels beside local evidence and never replace it.
+peer's name, its confidence, validity and TLP; each fingerprint indicator a ``shared-fingerprint``
+record (its kind, HMAC and salt id; one under another salt than the importer's is refused); other
+patterns and expired indicators are counted, never silently dropped. ``intel build`` compiles the
+address records into the snapshot (``intel/sources/shared.py``) and the live ``shared`` signal
+matches the fingerprints (``signals/shared.py``); both are labels beside local evidence and never
+replace it.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import stix2
 from stix2.exceptions import STIXError
 
 from geowarden.errors import ConfigError, InputError
+from geowarden.sharing.fingerprints import fingerprint, salt_id
 
 MAX_BUNDLE_BYTES = 32 * 1024 * 1024
 TLP = {"white": stix2.TLP_WHITE, "green": stix2.TLP_GREEN, "amber": stix2.TLP_AMBER, "red": stix2.TLP_RED}
@@ -38,6 +46,7 @@ _TLP_BY_ID = {m.id: name for name, m in TLP.items()}
 _ASN = re.compile(r"^\[autonomous-system:number = (\d{1,10})\]$")
 _ADDR = re.compile(r"^\[ipv([46])-addr:value = '([0-9A-Fa-f:./]{2,49})'\]$")
 _SUBJECT_ASN = re.compile(r"^AS(\d{1,10})$")
+_FP = re.compile(r"^\[x-geowarden-(phone|payment):hmac_sha256 = '([0-9a-f]{64})'\]$")
 
 
 def pattern_for(subject: str) -> str | None:
@@ -65,8 +74,11 @@ def export_bundle(
     tlp: str = "amber",
     valid_days: float = 30.0,
     now: datetime | None = None,
+    fingerprints: Mapping[tuple[str, str], float] | None = None,
+    salt: bytes | None = None,
 ) -> tuple[stix2.Bundle, dict[str, int]]:
-    """The bundle of the network findings and what was skipped, by reason."""
+    """The bundle of the network findings (and of ``fingerprints``: ``(kind, normalised value) ->
+    score``, hashed under ``salt``) and what was skipped, by reason."""
     if tlp not in TLP:
         raise ConfigError(f"TLP must be one of {', '.join(TLP)}, not {tlp!r}")
     now = now or datetime.now(UTC)
@@ -94,7 +106,30 @@ def export_bundle(
                 object_marking_refs=[marking.id],
             )
         )
-    return stix2.Bundle(objects=[*objects, marking], allow_custom=False), skipped
+    if fingerprints and salt is None:
+        raise ConfigError("fingerprints are only shared hashed under a salt agreed with the peer (--salt-file)")
+    if fingerprints and salt is not None:
+        sid = salt_id(salt)
+        for (kind, value), score in sorted(fingerprints.items()):
+            objects.append(
+                stix2.Indicator(
+                    name=f"geowarden shared {kind} fingerprint",
+                    description=f"HMAC-SHA256, under the salt agreed between peers, of a {kind} that members "
+                    "of a geowarden finding share",
+                    pattern=f"[x-geowarden-{kind}:hmac_sha256 = '{fingerprint(salt, kind, value)}']",
+                    pattern_type="stix",
+                    indicator_types=["attribution"],
+                    confidence=max(0, min(100, round(score * 100))),
+                    valid_from=now,
+                    valid_until=now + timedelta(days=valid_days),
+                    labels=["geowarden", f"shared-{kind}"],
+                    created_by_ref=identity.id,
+                    object_marking_refs=[marking.id],
+                    x_geowarden_salt_id=sid,
+                    allow_custom=True,
+                )
+            )
+    return stix2.Bundle(objects=[*objects, marking], allow_custom=bool(fingerprints)), skipped
 
 
 def read_findings(path: Path) -> list[dict[str, Any]]:
@@ -110,26 +145,12 @@ def read_findings(path: Path) -> list[dict[str, Any]]:
     return doc
 
 
-def import_bundle(path: Path, *, peer: str, now: datetime | None = None) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """A peer's bundle as ``shared-indicator`` records, and what was skipped, by reason."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise InputError(f"{path}: {size:,} bytes, more than a bundle may be ({MAX_BUNDLE_BYTES:,})")
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not a STIX bundle (not UTF-8 text)") from None
-    try:
-        bundle = stix2.parse(text, allow_custom=True)
-    except (STIXError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        reason = " ".join(str(exc).split())[:120]
-        raise InputError(f"{path}: not a valid STIX 2.1 bundle ({type(exc).__name__}: {reason})") from None
-    except RecursionError:  # JSON nested deeper than any bundle is
-        raise InputError(f"{path}: not a valid STIX 2.1 bundle (nested too deeply)") from None
-    if getattr(bundle, "type", None) != "bundle":
-        raise InputError(f"{path}: not a STIX bundle (a single {getattr(bundle, 'type', 'object')})")
+def import_bundle(
+    path: Path, *, peer: str, now: datetime | None = None, salt: bytes | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """A peer's bundle as ``shared-indicator`` (and ``shared-fingerprint``) records, and what was
+    skipped, by reason; with ``salt``, a fingerprint under another salt is skipped."""
+    bundle = _read_bundle(path)
     now = now or datetime.now(UTC)
     out: list[dict[str, Any]] = []
     skipped: dict[str, int] = {}
@@ -151,7 +172,14 @@ def import_bundle(path: Path, *, peer: str, now: datetime | None = None) -> tupl
                                                if m in _TLP_BY_ID), None)}  # fmt: skip
         m = _ASN.match(obj.pattern)
         a = _ADDR.match(obj.pattern)
-        if m:
+        fp = _FP.match(obj.pattern)
+        if fp:
+            sid = str(getattr(obj, "x_geowarden_salt_id", "") or "")
+            if salt is not None and sid != salt_id(salt):
+                skip("fingerprint under another salt")
+                continue
+            record.update(label="shared-fingerprint", kind=fp.group(1), hmac=fp.group(2), salt_id=sid or None)
+        elif m:
             record["asn"] = int(m.group(1))
         elif a:
             try:
@@ -164,3 +192,27 @@ def import_bundle(path: Path, *, peer: str, now: datetime | None = None) -> tupl
             continue
         out.append(record)
     return out, skipped
+
+
+def _read_bundle(path: Path) -> Any:
+    """The parsed bundle in ``path``; anything else (too large, not text, malformed, a single
+    object) is refused with one line."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise InputError(f"{path}: {size:,} bytes, more than a bundle may be ({MAX_BUNDLE_BYTES:,})")
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a STIX bundle (not UTF-8 text)") from None
+    try:
+        bundle = stix2.parse(text, allow_custom=True)
+    except (STIXError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:120]
+        raise InputError(f"{path}: not a valid STIX 2.1 bundle ({type(exc).__name__}: {reason})") from None
+    except RecursionError:  # JSON nested deeper than any bundle is
+        raise InputError(f"{path}: not a valid STIX 2.1 bundle (nested too deeply)") from None
+    if getattr(bundle, "type", None) != "bundle":
+        raise InputError(f"{path}: not a STIX bundle (a single {getattr(bundle, 'type', 'object')})")
+    return bundle

@@ -12,8 +12,8 @@ from types import MappingProxyType
 from typing import Any
 
 from geowarden.errors import AddressError
-from geowarden.intel import addr
-from geowarden.intel.format import CLASSIFIED_SOURCE, PROVIDER_STATEMENT_SOURCES
+from geowarden.intel import addr, classify
+from geowarden.intel.format import CLASSIFIED_SOURCE, PROVIDER_STATEMENT_SOURCES, SHARED_PREFIX
 from geowarden.intel.snapshot import IPRecord, Snapshot
 from geowarden.model import Evidence, Facts
 from geowarden.signals.base import BaseSignal, Found, SignalContext
@@ -37,6 +37,9 @@ CODES: dict[str, str] = {
     "IP_PRIVATE_OR_RESERVED": "A private or reserved address reached the decision: a configuration error upstream "
     "(e.g. a wrong trusted-proxy setting), not a client location.",
     "IP_INVALID": "The ip fact is not an IPv4 or IPv6 address.",
+    "IP_SHARED_INDICATOR": "A peer's shared indicator (STIX, `indicators import`) covers the address's network or "
+    "ASN: value {peers: peer -> confidence 0-1, local: where local sources disagree (a relay, an access network "
+    "no local list labels, the account's registered egress)}; a peer's word, weighed below local evidence.",
 }
 
 
@@ -134,6 +137,8 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
                     source=said[0] if said else None,
                 )
             )
+    if rec.shared:
+        out.append(shared_evidence(rec))
     if not rec.found:
         out.append(
             Evidence(
@@ -141,6 +146,30 @@ def evidence_for(rec: IPRecord, restricted: Set[str]) -> list[Evidence]:
             )
         )
     return out
+
+
+def shared_evidence(rec: IPRecord) -> Evidence:
+    """``IP_SHARED_INDICATOR``: which peers said so, how sure, and where local sources disagree
+    (said in the evidence, never overridden silently)."""
+    peers = dict(sorted(rec.shared.items(), key=lambda kv: (-kv[1], kv[0])))
+    top = next(iter(peers))
+    local: list[str] = []
+    anon = [flag for flag in ("tor", "vpn", "proxy", "hosting") if getattr(rec, flag)]
+    if rec.relay:
+        local.append("a location-preserving relay: its users keep their country")
+    elif not anon and rec.org and classify.name_kind(rec.org) == "access":
+        local.append("an access network (consumer ISP or carrier) by its name, which no local list labels")
+    said = ", ".join(f"{p} (confidence {c:g})" for p, c in peers.items())
+    where = f"; local sources disagree: {'; '.join(local)}" if local else ""
+    agree = f"; local sources agree: {', '.join(anon)}" if anon and not local else ""
+    return Evidence(
+        signal=NAME,
+        code="IP_SHARED_INDICATOR",
+        value={"peers": peers, "local": local},
+        confidence=peers[top],
+        detail=f"shared indicator from {said}{agree or where}",
+        source=SHARED_PREFIX + top,
+    )
 
 
 _LABEL_EVIDENCE = (
@@ -167,8 +196,10 @@ class NetworkSignal(BaseSignal):
     """The ``ip`` signal and its CEL variable ``ip``: ``present``, ``valid``, ``known``,
     ``reserved``, ``country``, ``countries`` (every source's answer), ``disagreement``,
     ``contested`` (a disagreement no provider statement or majority settles), the labels
-    ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``, and ``label_confidence`` (0-1: how sure
-    the surest of the hosting/VPN/proxy/Tor labels is; a weak classifier label is 0.5)."""
+    ``hosting``, ``vpn``, ``tor``, ``proxy``, ``relay``, ``label_confidence`` (0-1: how sure
+    the surest of the hosting/VPN/proxy/Tor labels is; a weak classifier label is 0.5), and a
+    peer's shared indicator: ``shared``, ``shared_confidence`` (0-1, the surest peer's) and
+    ``shared_disputed`` (local sources disagree, ``IP_SHARED_INDICATOR``'s ``local``)."""
 
     name = NAME
     codes = MappingProxyType(CODES)
@@ -199,6 +230,12 @@ class NetworkSignal(BaseSignal):
         out["label_confidence"] = max(
             (e.confidence for e in found.evidence if e.signal == NAME and e.code in _ANON_CODES), default=0.0
         )
+        shared = "IP_SHARED_INDICATOR" in codes
+        out["shared"] = shared
+        out["shared_confidence"] = (
+            max(e.confidence for e in found.evidence if e.code == "IP_SHARED_INDICATOR") if shared else 0.0
+        )
+        out["shared_disputed"] = shared and bool(found.mapping("IP_SHARED_INDICATOR").get("local"))
         return out
 
 

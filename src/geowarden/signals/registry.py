@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from geowarden.errors import ConfigError
-from geowarden.signals import behaviour, card, client, email, group, network, phone, rtt, screening
+from geowarden.signals import behaviour, card, client, email, group, network, peer, phone, rtt, screening
 from geowarden.signals.base import Signal
 
 #: Every signal with its default configuration, ``ip`` first (the origin signals compare with it).
@@ -26,6 +26,7 @@ SIGNALS: tuple[Signal, ...] = (
     behaviour.SIGNAL,
     group.SIGNAL,
     screening.SIGNAL,
+    peer.SIGNAL,
 )
 
 
@@ -39,10 +40,12 @@ def configure(
     bin_table: Path | None = None,
     screening_data: Path | None = None,
     phone_lookup: phone.LineTypeProvider | None = None,
+    shared_dir: Path | None = None,
     signals: Sequence[Signal] = SIGNALS,
 ) -> tuple[Signal, ...]:
     """The signals to run: ``signals`` with the operator's data sources plugged in (a BIN table,
-    the sanctions lists, a live phone line-type provider) and the ones named in ``off`` left out.
+    the sanctions lists, a live phone line-type provider, the phone fingerprints peers shared under
+    ``shared_dir``) and the ones named in ``off`` left out.
     An unknown name in ``off`` is a ``ConfigError`` (a typo must not leave a signal running)."""
     off = frozenset(off)
     known = names(signals)
@@ -56,4 +59,8 @@ def configure(
         plugged[screening.NAME] = screening.ScreeningSignal(screening_data)
     if phone_lookup is not None:
         plugged[phone.NAME] = phone.PhoneSignal(phone_lookup)
+    if shared_dir is not None and peer.NAME not in off:
+        loaded = peer.PeerSignal.load(shared_dir)
+        if len(loaded):
+            plugged[peer.NAME] = loaded
     return tuple(plugged.get(s.name, s) for s in signals if s.name not in off)
