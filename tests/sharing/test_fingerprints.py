@@ -123,6 +123,13 @@ def test_round_trip_to_a_live_phone_match(
     miss = warden.decide(Facts(ip="8.8.8.8", phone=OTHER_PHONE))
     assert miss.action == Action.ALLOW and "PEER_PHONE_MATCH" not in [e.code for e in miss.evidence]
     assert "23456789" not in caplog.text and "2345 6789" not in caplog.text
+    # the shared card, as the processor fingerprints it, is matched live too (case and spaces aside)
+    card = warden.decide(Facts(ip="8.8.8.8", payment_fingerprint=" cardfp-77AA"))
+    [ev] = [e for e in card.evidence if e.code == "PEER_PAYMENT_MATCH"]
+    assert ev.value == {"peers": {"provider-a": 0.82}} and "77aa" not in ev.detail.lower()
+    assert card.action == Action.CHALLENGE and "shared-phone" in card.rules
+    other = warden.decide(Facts(ip="8.8.8.8", payment_fingerprint="cardfp-0000"))
+    assert "PEER_PAYMENT_MATCH" not in [e.code for e in other.evidence]
 
 
 def test_a_bundle_under_another_salt_is_not_matched(exported: tuple[Path, Path], tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ def warden(tiny_snapshot: Snapshot) -> Warden:
 
 
 def test_default_signals_run_ip_first() -> None:
-    assert [s.name for s in SIGNALS] == ["ip", "phone", "card", "email", "client", "rtt", "key", "group", "screening", "peer"]
+    names = ["ip", "phone", "card", "email", "client", "rtt", "key", "group", "screening", "peer"]
+    assert [s.name for s in SIGNALS] == names
 
 
 def test_signals_see_what_the_ones_before_them_found(tiny_snapshot: Snapshot) -> None:
