@@ -68,8 +68,8 @@ class Tolerance:
     reject_share: float = 0.0025
     min_discs: int = 3
     ceiling_weight: float = 0.5
-    ceiling_severity_ms: float = 100.0
-    ceiling_reach_km: float = 1000.0
+    ceiling_severity_ms: float = 200.0
+    ceiling_reach_km: float = 2000.0
 
     def __post_init__(self) -> None:
         if not (self.severity_km > 0.0 and 0.0 <= self.accept <= self.reject_base and self.reject_share >= 0.0):
