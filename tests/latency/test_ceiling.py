@@ -49,21 +49,23 @@ def test_a_false_claim_near_landmarks_is_caught_by_the_ceiling_alone() -> None:
     assert verify(_samples(rtts), claim, calibration=CAL, tolerance=off, with_region=False).feasible is True
 
 
-def test_an_honest_client_with_one_detoured_route_is_not_rejected() -> None:
+def test_an_honest_client_with_detoured_routes_is_not_rejected() -> None:
     # a client in Frankfurt whose route to London detours (250 ms where neighbours see < 30 ms)
     rtts = {FRANKFURT: 3.0, AMSTERDAM: 8.0, PARIS: 10.0, LONDON: 250.0, SINGAPORE: 160.0}
     claim = ClaimedPoint(*FRANKFURT)
+    point = lm.unit_vectors(*FRANKFURT).reshape(1, 3)
     d = discs(_samples(rtts), CAL)
-    assert d.ceiling_score(lm.unit_vectors(*FRANKFURT).reshape(1, 3), DEFAULT_TOLERANCE)[0] == pytest.approx(0.5)
-    res = verify(_samples(rtts), claim, calibration=CAL, with_region=False)
-    assert res.feasible is None and res.reasons == (INCONCLUSIVE,)  # one landmark alone never rejects
-    # a milder detour (40 ms over the ceiling) leaves the claim true
-    rtts[LONDON] = 73.0
+    assert d.ceiling_excess(point, reach_km=DEFAULT_TOLERANCE.ceiling_reach_km)[0].max() > 200.0
+    assert d.ceiling_score(point, DEFAULT_TOLERANCE)[0] == 0.0  # the worst landmark is always dropped
     assert verify(_samples(rtts), claim, calibration=CAL, with_region=False).feasible is True
-    # the same detour on two landmarks would be evidence enough, but the 3 ms disc puts the client
-    # near Frankfurt, where the ceiling rules out every point: the samples contradict each other
-    # and prove nothing about the claim
-    rtts[LONDON], rtts[PARIS] = 250.0, 250.0
+    # a second detour counts, but alone it stays short of a rejection: inconclusive
+    rtts[PARIS] = 250.0
+    assert discs(_samples(rtts), CAL).ceiling_score(point, DEFAULT_TOLERANCE)[0] == pytest.approx(0.5)
+    res = verify(_samples(rtts), claim, calibration=CAL, with_region=False)
+    assert res.feasible is None and res.reasons == (INCONCLUSIVE,)
+    # a third would be evidence enough, but the 3 ms disc puts the client near Frankfurt, where
+    # the ceiling then rules out every point: the samples contradict each other, proving nothing
+    rtts[AMSTERDAM] = 250.0
     res = verify(_samples(rtts), claim, calibration=CAL, with_region=False)
     assert res.feasible is None and res.why == WHY_EMPTY and res.score > DEFAULT_TOLERANCE.reject_at(5.0)
 

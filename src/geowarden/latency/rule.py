@@ -23,11 +23,13 @@ that distance did (Tokyo claiming Frankfurt: 230 ms where honest neighbours show
 
     ceiling = ceiling_weight * sum_i  w_i * min(1, max(0, x_i) / ceiling_severity_ms)
 
-over the landmarks within ``ceiling_reach_km`` of the point, where ``x_i`` is the landmark's RTT
-beyond its ceiling (``latency.ceiling``), after the largest last-mile delay that the upper bounds
-allow for the claim (``verify.Discs.ceiling_excess``). ``ceiling_weight`` is at most ``reject_base``:
-one landmark's ceiling alone never rejects (a detour on one route is not a lie). Far landmarks say nothing here: routes
-between continents detour (from inside China, RTTs to Europe run 50-90 ms over any ceiling). The score is
+over the landmarks within ``ceiling_reach_km`` of the point, less the largest ``ceiling_trim``
+share of the terms (at least the largest one: a spike or a detour on a few routes is dropped),
+where ``x_i`` is the landmark's RTT beyond its ceiling (``latency.ceiling``), after the largest
+last-mile delay that the upper bounds allow for the claim (``verify.Discs.ceiling_excess``).
+``ceiling_weight`` is at most ``reject_base``, and the largest term is always dropped: one
+landmark's ceiling alone never counts at all. Far landmarks say nothing here: routes between
+continents detour (from inside China, RTTs to Europe run 50-90 ms over any ceiling). The score is
 ``against + ceiling``; ``true`` also needs ``ceiling <= reject_at / 2`` (a little statistical
 evidence alone does not make an honest claim inconclusive).
 
@@ -68,8 +70,9 @@ class Tolerance:
     reject_share: float = 0.0025
     min_discs: int = 3
     ceiling_weight: float = 0.5
-    ceiling_severity_ms: float = 200.0
+    ceiling_severity_ms: float = 100.0
     ceiling_reach_km: float = 2000.0
+    ceiling_trim: float = 0.25
 
     def __post_init__(self) -> None:
         if not (self.severity_km > 0.0 and 0.0 <= self.accept <= self.reject_base and self.reject_share >= 0.0):
@@ -80,7 +83,8 @@ class Tolerance:
             and self.ceiling_reach_km >= 0.0
         ):
             raise ValueError(
-                "tolerance needs 0 <= ceiling_weight <= reject_base, ceiling_severity_ms > 0, ceiling_reach_km >= 0"
+                "tolerance needs 0 <= ceiling_trim < 1, 0 <= ceiling_weight <= reject_base, ceiling_severity_ms > 0 "
+                "and ceiling_reach_km >= 0"
             )
 
     def reject_at(self, total_weight: float) -> float:
@@ -101,9 +105,19 @@ def against(excess_km: FloatArray, weight: FloatArray, tol: Tolerance) -> FloatA
 
 
 def ceiling_against(excess_ms: FloatArray, weight: FloatArray, tol: Tolerance) -> FloatArray:
-    """Weighted expected-RTT evidence against each point (RTT excesses over the ceilings along the last axis)."""
-    g = np.clip(excess_ms / tol.ceiling_severity_ms, 0.0, 1.0)
-    out: FloatArray = tol.ceiling_weight * (g @ weight)
+    """Weighted expected-RTT evidence against each point (RTT excesses over the ceilings along the
+    last axis; ``-inf``: a landmark out of reach). The largest ``ceiling_trim`` share of the
+    contributions of the landmarks in reach, and at least the largest one, is dropped: a detour or
+    a jitter spike on a few routes is not evidence, all the landmarks near a claim being slow is."""
+    e = np.atleast_2d(excess_ms)
+    g = np.clip(np.nan_to_num(e / tol.ceiling_severity_ms, neginf=0.0), 0.0, 1.0) * weight
+    k = np.isfinite(e).sum(axis=-1)
+    drop = np.where(k > 0, np.maximum(1, np.ceil(tol.ceiling_trim * k)), 0).astype(np.intp)
+    top = -np.sort(-g, axis=-1)
+    kept = top.sum(axis=-1) - np.where(
+        drop > 0, np.take_along_axis(np.cumsum(top, axis=-1), drop[:, None] - 1, -1)[:, 0], 0.0
+    )
+    out: FloatArray = (tol.ceiling_weight * np.maximum(kept, 0.0)).reshape(np.shape(excess_ms)[:-1])
     return out
 
 
