@@ -171,6 +171,15 @@ class Calibration:
         lm = self._index.get(_key(lat, lon))
         return lm.bound if lm is not None else self.default
 
+    def arrays(self, lat: FloatArray, lon: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Speed (km/ms), slack (km) and reliability of each landmark position, one lookup each."""
+        found = [self._index.get(_key(a, b)) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+        d = self.default
+        speed = np.array([d.speed_km_per_ms if x is None else x.bound.speed_km_per_ms for x in found])
+        slack = np.array([d.slack_km if x is None else x.bound.slack_km for x in found])
+        weight = np.array([1.0 if x is None else x.reliability for x in found])
+        return speed.astype(np.float64), slack.astype(np.float64), weight.astype(np.float64)
+
     def reliability_for(self, lat: float, lon: float) -> float:
         lm = self._index.get(_key(lat, lon))
         return lm.reliability if lm is not None else 1.0

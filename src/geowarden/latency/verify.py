@@ -29,6 +29,7 @@ from geowarden.latency.ceiling import RttCeiling
 from geowarden.latency.model import (
     EARTH_RADIUS_KM,
     FIBRE_KM_PER_MS,
+    HALF_CIRCUMFERENCE_KM,
     PHYSICAL,
     Calibration,
     FloatArray,
@@ -144,14 +145,21 @@ class Discs:
         floor = 2.0 * np.maximum(km - self.slack_km, 0.0) / speed
         allowance = (self.ms - floor).min(axis=1, keepdims=True)
         own = np.zeros(self.n) if self.ceiling_extra is None else self.ceiling_extra
-        out: FloatArray = np.where(km <= reach_km, self.ms - allowance - self.ceiling.at(km) - own, -np.inf)
+        out: FloatArray = np.full(km.shape, -np.inf)
+        cols = np.flatnonzero((km <= reach_km).any(axis=0))  # landmarks in reach of some point
+        sub = km[:, cols]
+        out[:, cols] = np.where(sub <= reach_km, self.ms[cols] - allowance - self.ceiling.at(sub) - own[cols], -np.inf)
         return out
 
     def ceiling_score(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0) -> FloatArray:
         """``rule.ceiling_against`` for each point (0 without a ceiling or with ``ceiling_weight`` 0)."""
         if self.ceiling is None or tol.ceiling_weight == 0.0 or self.n == 0:
             return np.zeros(len(xyz))
-        return ceiling_against(self.ceiling_excess(xyz, extra_km, tol.ceiling_reach_km), self.weight, tol)
+        excess = self.ceiling_excess(xyz, extra_km, tol.ceiling_reach_km)
+        cols = np.flatnonzero(np.isfinite(excess).any(axis=0))  # the others add nothing
+        if len(cols) == 0:
+            return np.zeros(len(xyz))
+        return ceiling_against(excess[:, cols], self.weight[cols], tol)
 
     def against(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0, limit: float | None = None) -> FloatArray:
         """``rule.against`` for each point (rows of ``xyz``).
@@ -212,14 +220,12 @@ def discs(samples: Sequence[RTTSample], calibration: Calibration | None = None) 
     if calibration is None:
         radius = np.asarray(PHYSICAL.max_km(ms), dtype=np.float64)
         return Discs(lat, lon, ms, radius.reshape(-1), xyz, np.ones(len(ms)), dropped)
-    bounds = [calibration.bound_for(a, b) for a, b in zip(lat, lon, strict=True)]
-    radius = np.array([b.max_km(m) for b, m in zip(bounds, ms, strict=True)], dtype=np.float64).reshape(-1)
-    weight = np.array([calibration.reliability_for(a, b) for a, b in zip(lat, lon, strict=True)], dtype=np.float64)
-    speed = np.array([b.speed_km_per_ms for b in bounds], dtype=np.float64)
-    slack = calibration.default.slack_km
+    speed, slack, weight = calibration.arrays(lat, lon)
+    radius = np.minimum(speed * np.maximum(ms, 0.0) / 2.0 + slack, HALF_CIRCUMFERENCE_KM)  # DistanceBound.max_km
     ceil = calibration.ceiling
-    own = None if ceil is None else np.array([ceil.extra_for(a, b) for a, b in zip(lat, lon, strict=True)])
-    return Discs(lat, lon, ms, radius, xyz, weight, dropped, speed, slack, ceil, own)
+    pos = zip(lat.tolist(), lon.tolist(), strict=True)
+    own = None if ceil is None else np.array([ceil.extra_for(a, b) for a, b in pos], dtype=np.float64)
+    return Discs(lat, lon, ms, radius, xyz, weight, dropped, speed, calibration.default.slack_km, ceil, own)
 
 
 def _limit(d: Discs, tol: Tolerance) -> float:
@@ -255,11 +261,13 @@ def _open_rows(
     ok = score <= _limit(d, tol)
     rows, score = rows[ok], score[ok]  # a score of 0: inside every disc
     if d.ceiling is not None and tol.ceiling_weight > 0.0 and len(rows):
-        # the ceiling counts only landmarks within reach, each at most its weight: a point that
-        # stays under the limit even so is not scored (the exact score needs every distance)
+        # the ceiling counts only landmarks within reach, each at most its weight (<= 1), less the
+        # dropped ones: a point that stays under the limit even so is not scored (the exact score
+        # needs every distance)
         xyz = ps.xyz[rows]
-        near = (xyz @ d.xyz.T) >= cos_of_km(tol.ceiling_reach_km + extra_km)
-        maybe = np.flatnonzero(score + tol.ceiling_weight * (near @ d.weight) > _limit(d, tol))
+        k = ((xyz @ d.xyz.T) >= cos_of_km(tol.ceiling_reach_km + extra_km)).sum(axis=1)
+        kept = k - np.where(k > 0, np.maximum(1, np.ceil(tol.ceiling_trim * k)), 0)
+        maybe = np.flatnonzero(score + tol.ceiling_weight * kept > _limit(d, tol))
         ok = np.ones(len(rows), dtype=bool)
         ok[maybe] = score[maybe] + d.ceiling_score(xyz[maybe], tol, extra_km) <= _limit(d, tol)
         rows, score = rows[ok], score[ok]
