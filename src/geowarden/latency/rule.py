@@ -17,7 +17,7 @@ single disc counts more than its weight. Then, with ``W = sum_i w_i``:
   ones);
 - in between: ``null``, inconclusive: violations within what honest routes produce.
 
-**Expected-RTT ceiling** (``model.RttCeiling``, when the calibration has one). A client that
+**Expected-RTT ceiling** (``ceiling.RttCeiling``, when the calibration has one). A client that
 claims a place near a landmark but answers that landmark far more slowly than any honest client at
 that distance did (Tokyo claiming Frankfurt: 230 ms where honest neighbours show < 20 ms) adds
 
