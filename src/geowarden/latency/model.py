@@ -3,9 +3,9 @@
 A packet cannot cross fibre faster than light in glass, about two thirds of *c*: ~200 km per
 millisecond one way, ~100 km per millisecond of round-trip time. A client can add delay (slow
 Wi-Fi, a busy phone, a deliberate sleep) but never remove it, so an RTT gives only an *upper*
-bound on distance: the client lies inside a disc around the landmark that measured it. Lower
-bounds ("a large RTT means far away") are unsafe against honest clients on slow last miles and
-are never used to reject.
+bound on distance: the client lies inside a disc around the landmark that measured it. Physical
+lower bounds ("a large RTT means far away") are unsafe against honest clients on slow last miles
+and are never used; the expected-RTT ceiling below is their weighed, statistical form.
 
 Two kinds of bound, both one-way speeds applied to half the RTT plus a small slack for
 coordinate error (a "city" location vs the real data centre):
