@@ -3,8 +3,10 @@
     python bench/bench_latency.py            # medians over 60 runs, claim only and with the region
 
 Landmarks at random places on land-ish latitudes; each measures a client in Frankfurt with the
-RTT an honest route gives (distance at 100 km/ms plus 2 ms). The 20-landmark run is the peer
-measured in the same process (the machine is shared and noisy: compare ratios).
+RTT an honest route gives (distance at 100 km/ms plus 2 ms). Each case runs without a
+calibration (discs at 2/3 c only) and with one that carries an expected-RTT ceiling (the
+ceiling's evidence is then scored too). The 20-landmark run is the peer measured in the same
+process (the machine is shared and noisy: compare ratios).
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ import time
 
 import numpy as np
 
-from geowarden.latency.model import haversine_km
+from geowarden.latency.ceiling import CEILING_EDGES_KM, RttCeiling
+from geowarden.latency.model import Calibration, haversine_km
 from geowarden.latency.places import places
 from geowarden.latency.verify import ClaimedCountry, ClaimedPoint, verify
 from geowarden.model import RTTSample
 
 CLIENT = (50.11, 8.68)
+#: A ceiling shaped like the WonderNetwork tuning half's (ms per distance bin), 20 ms extra per landmark.
+CEILING = Calibration(
+    ceiling=RttCeiling(
+        CEILING_EDGES_KM,
+        (12.0, 25.0, 30.0, 40.0, 50.0, 60.0, 75.0, 95.0, 120.0, 160.0, 200.0, 250.0, 300.0, 330.0),
+        default_extra_ms=20.0,
+    )
+)
 
 
 def samples(n: int, seed: int = 7) -> tuple[RTTSample, ...]:
@@ -40,12 +51,13 @@ def median_ms(fn: object, runs: int = 60) -> float:
 
 def main() -> int:
     places()  # loaded once per process; not part of a verification
-    for n in (20, 200):
-        s = samples(n)
-        for name, claim in (("point (true)", ClaimedPoint(*CLIENT)), ("country AU (false)", ClaimedCountry("AU"))):
-            a = median_ms(lambda s=s, claim=claim: verify(s, claim, with_region=False))
-            b = median_ms(lambda s=s, claim=claim: verify(s, claim))
-            print(f"{n:>4} landmarks, {name:<19} claim only {a:7.2f} ms   with region {b:7.2f} ms")
+    for cal, label in ((None, "no calibration"), (CEILING, "with ceiling")):
+        for n in (20, 200):
+            s = samples(n)
+            for name, claim in (("point (true)", ClaimedPoint(*CLIENT)), ("country AU (false)", ClaimedCountry("AU"))):
+                a = median_ms(lambda s=s, claim=claim, cal=cal: verify(s, claim, calibration=cal, with_region=False))
+                b = median_ms(lambda s=s, claim=claim, cal=cal: verify(s, claim, calibration=cal))
+                print(f"{label:<15} {n:>4} landmarks, {name:<19} claim only {a:7.2f} ms   with region {b:7.2f} ms")
     return 0
 
 

@@ -6,6 +6,10 @@
   and a reporting half (``SPLIT_SEED``). The rule's parameters are chosen on the tuning half only;
   the reporting half is scored with them and never tunes anything. Landmark speeds are calibrated
   on the mesh of the landmarks and the *tuning* clients, never a reporting client.
+- **Expected-RTT ceiling** (``model.rtt_ceiling``): built from the same mesh, but never from
+  the judged client's own pings: a tuning client's ceiling leaves it out (so the tuning half
+  measures the ceiling as a held-out client would meet it); for "all", the ceiling comes from the
+  tuning servers other than the client.
 - **Claims**: the client's own listed point (true), and every other server >= 1,500 km away
   (false). A true claim answered ``false`` is a rejection; ``null`` is inconclusive (not a
   rejection); a false claim is caught only when answered ``false``.
@@ -15,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -25,8 +30,10 @@ import numpy as np
 import numpy.typing as npt
 
 from geowarden.latency import model as lm
+from geowarden.latency.ceiling import RttCeiling
+from geowarden.latency.ceiling import build as build_ceiling
 from geowarden.latency.places import places
-from geowarden.latency.rule import FALSE, NULL, TRUE, Tolerance, against, outcome
+from geowarden.latency.rule import FALSE, NULL, TRUE, Tolerance, against, ceiling_against, outcome
 from geowarden.latency.verify import PLACE_SLACK_KM, Discs, _candidates, region_is_empty
 
 F64 = npt.NDArray[np.float64]
@@ -48,6 +55,8 @@ class Case:
     discs: Discs
     clean: bool = True  # False: the full mesh refutes the client's own listed location (its "truth" is not true)
     client: int = -1
+    true_cx: F64 | None = None  # (discs,): RTT excess (ms) over the ceiling at the true point
+    false_cx: F64 | None = None  # (false claims, discs)
 
 
 @dataclass
@@ -76,28 +85,57 @@ def spread(dist: F64, k: int, rng: np.random.Generator, pool: list[int]) -> list
     return sel
 
 
-def _discs(lat: F64, lon: F64, rtt_col: F64, pops: list[int], cal: lm.Calibration) -> tuple[list[int], F64, F64]:
-    use, radius, weight = [], [], []
+def _discs(lat: F64, lon: F64, rtt_col: F64, pops: list[int], cal: lm.Calibration) -> tuple[list[int], F64, F64, F64]:
+    use, radius, weight, speed = [], [], [], []
     for p in pops:
         a, b = float(lat[p]), float(lon[p])
         if np.isnan(rtt_col[p]) or cal.is_inconsistent(a, b):
             continue
         use.append(p)
-        radius.append(float(cal.bound_for(a, b).max_km(rtt_col[p])))
+        bound = cal.bound_for(a, b)
+        radius.append(float(bound.max_km(rtt_col[p])))
         weight.append(cal.reliability_for(a, b))
-    return use, np.array(radius), np.array(weight)
+        speed.append(bound.speed_km_per_ms)
+    return use, np.array(radius), np.array(weight), np.array(speed)
 
 
 def _case(
-    side: str, n: int | str, strategy: str, c: int, pops: list[int], cal: lm.Calibration, mesh: Any, clean: bool = True
+    side: str,
+    n: int | str,
+    strategy: str,
+    c: int,
+    pops: list[int],
+    cal: lm.Calibration,
+    mesh: Any,
+    clean: bool = True,
+    ceiling: RttCeiling | None = None,
 ) -> Case:
-    use, radius, weight = _discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)
+    use, radius, weight, speed = _discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)
     far = np.flatnonzero(mesh.dist[c] >= FALSE_KM)
     true_ex = mesh.dist[use, c] - radius
     false_ex = (mesh.dist[np.ix_(use, far)] - radius[:, None]).T
     lat, lon = mesh.lat[use], mesh.lon[use]
-    d = Discs(lat, lon, mesh.rtt[use, c], radius, lm.unit_vectors(lat, lon).reshape(-1, 3), weight, 0)
-    return Case(side, n, strategy, true_ex, false_ex, weight, d, clean, c)
+    xyz = lm.unit_vectors(lat, lon).reshape(-1, 3)
+    own = None if ceiling is None else np.array([ceiling.extra_for(a, b) for a, b in zip(lat, lon, strict=True)])
+    d = Discs(lat, lon, mesh.rtt[use, c], radius, xyz, weight, 0, speed, cal.default.slack_km, ceiling, own)
+    pts = lm.unit_vectors(mesh.lat, mesh.lon).reshape(-1, 3)
+    true_cx = d.ceiling_excess(pts[[c]])[0]
+    false_cx = d.ceiling_excess(pts[far])
+    return Case(side, n, strategy, true_ex, false_ex, weight, d, clean, c, true_cx, false_cx)
+
+
+def _ceiling(mesh: Any, members: list[int], pops: list[int], skip: set[int]) -> RttCeiling | None:
+    """The ceiling of the mesh of ``members`` (``skip``: its inconsistent members), extras for ``pops``."""
+    m = np.asarray(members)
+    pos = {x: k for k, x in enumerate(members)}
+    return build_ceiling(
+        mesh.lat[m],
+        mesh.lon[m],
+        mesh.dist[np.ix_(m, m)],
+        mesh.rtt[np.ix_(m, m)],
+        landmarks=[pos[p] for p in pops if p in pos],
+        skip=[pos[x] for x in skip if x in pos],
+    )
 
 
 def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> list[Case]:
@@ -110,9 +148,10 @@ def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> l
         if n == "all":
             for c in range(mesh.n):
                 pops = [p for p in range(mesh.n) if p != c]
-                cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)])
-                cal = _reindex(cal)
-                cases.append(_case("tune" if c in tune else "report", n, "all", c, pops, cal, mesh, c not in refuted))
+                cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
+                ceil = _ceiling(mesh, sorted(x for x in tune if x != c), pops, refuted)
+                side = "tune" if c in tune else "report"
+                cases.append(_case(side, n, "all", c, pops, cal, mesh, c not in refuted, ceil))
             continue
         for strategy, seed in itertools.product(("random", "farthest"), range(seeds)):
             rng = np.random.default_rng(SPLIT_SEED + 1000 * int(n) + seed)
@@ -126,15 +165,14 @@ def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> l
             clients = [c for c in range(mesh.n) if c not in sp]
             ref = pops + [c for c in clients if c in tune]
             cal = lm.calibrate(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(k))
+            bad = {ref[i] for i, _ in lm.find_inconsistent(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)])}
             for c in clients:
-                cases.append(
-                    _case("tune" if c in tune else "report", n, strategy, c, pops, cal, mesh, c not in refuted)
-                )
+                side = "tune" if c in tune else "report"
+                # a tuning client's ceiling leaves its own pings out (the mesh's inconsistent
+                # members as found with it: leaving one client out hardly changes them)
+                ceil = cal.ceiling if side == "report" else _ceiling(mesh, [x for x in ref if x != c], pops, bad)
+                cases.append(_case(side, n, strategy, c, pops, cal, mesh, c not in refuted, ceil))
     return cases
-
-
-def _reindex(cal: lm.Calibration) -> lm.Calibration:
-    return cal  # landmarks are matched by position, not index
 
 
 def score(cases: list[Case], tol: Tolerance, *, empty_check: bool = True) -> dict[tuple[str, str, str], Tally]:
@@ -147,8 +185,15 @@ def score(cases: list[Case], tol: Tolerance, *, empty_check: bool = True) -> dic
             t.honest[1] += cs.clean
             t.honest[2] += cs.clean
             continue
-        a_true = int(outcome(against(cs.true_ex[None, :], cs.weight, tol), w, nd, tol)[0])
-        a_false = outcome(against(cs.false_ex, cs.weight, tol), w, nd, tol)
+        c_true, c_false = np.zeros(1), np.zeros(len(cs.false_ex))
+        if cs.true_cx is not None and cs.false_cx is not None and tol.ceiling_weight > 0.0:
+            r = cs.discs.radius_km
+            reach = tol.ceiling_reach_km
+            c_true = ceiling_against(np.where(cs.true_ex + r <= reach, cs.true_cx, -np.inf)[None, :], cs.weight, tol)
+            c_false = ceiling_against(np.where(cs.false_ex + r <= reach, cs.false_cx, -np.inf), cs.weight, tol)
+        s_true = against(cs.true_ex[None, :], cs.weight, tol) + c_true
+        a_true = int(outcome(s_true, w, nd, tol, c_true)[0])
+        a_false = outcome(against(cs.false_ex, cs.weight, tol) + c_false, w, nd, tol, c_false)
         if empty_check and (a_true == FALSE or (a_false == FALSE).any()) and region_is_empty(cs.discs, tol):
             a_true = NULL if a_true == FALSE else a_true
             a_false = np.where(a_false == FALSE, NULL, a_false)
@@ -161,17 +206,27 @@ def score(cases: list[Case], tol: Tolerance, *, empty_check: bool = True) -> dic
     return out
 
 
-def tune(cases: list[Case], grid: dict[str, list[float]]) -> tuple[Tolerance, list[dict[str, Any]]]:
+def tune(
+    cases: list[Case], grid: dict[str, list[float]], base: Tolerance | None = None
+) -> tuple[Tolerance, list[dict[str, Any]]]:
     """The rule that catches most false claims on the tuning half (random landmarks, N >= 40) while
-    rejecting <= 1 % of true claims at every N >= 20 and leaving <= 5 % inconclusive at N >= 40
-    (both strategies and "all"). Only the tuning half is scored."""
+    rejecting <= 1 % of true claims at every N >= 20 (also on a mobile last mile,
+    ``score_last_mile``, when the ceiling is on) and leaving <= 5 % inconclusive at N >= 40
+    (both strategies and "all"). ``grid``: values of ``Tolerance`` fields to try, the others from
+    ``base``. Only the tuning half is scored."""
     tuning = [c for c in cases if c.side == "tune"]
     tried: list[dict[str, Any]] = []
     best: tuple[float, Tolerance] | None = None
-    for sev, base, share in itertools.product(grid["severity_km"], grid["reject_base"], grid["reject_share"]):
-        tol = Tolerance(severity_km=sev, reject_base=base, reject_share=share)
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        setting = dict(zip(keys, values, strict=True))
+        tol = dataclasses.replace(base or Tolerance(), **setting)
         tallies = score(tuning, tol)
+        mobile = score_last_mile(tuning, tol) if tol.ceiling_weight > 0.0 else {}
         ok, catch = True, []
+        for (_, _, n), t in mobile.items():  # the ceiling must also spare mobile last miles
+            if (n == "all" or int(n) >= 20) and (t.to_dict()["honest_rejected"] or 0.0) > 0.01:
+                ok = False
         for (_, strategy, n), t in tallies.items():
             d = t.to_dict()
             big = n == "all" or int(n) >= 40
@@ -184,21 +239,11 @@ def tune(cases: list[Case], grid: dict[str, list[float]]) -> tuple[Tolerance, li
         mean = float(np.mean(catch))
         worst = max(t.to_dict()["honest_rejected"] for (_, _, n), t in tallies.items() if n == "all" or int(n) >= 20)
         inc = max(t.to_dict()["honest_inconclusive"] for (_, _, n), t in tallies.items() if n == "all" or int(n) >= 40)
-        tried.append(
-            {
-                "severity_km": sev,
-                "reject_base": base,
-                "reject_share": share,
-                "ok": ok,
-                "catch": mean,
-                "worst_rejected": worst,
-                "worst_inconclusive": inc,
-            }
-        )
+        tried.append({**setting, "ok": ok, "catch": mean, "worst_rejected": worst, "worst_inconclusive": inc})
         if ok and (best is None or mean > best[0]):
             best = (mean, tol)
     if best is None:  # nothing meets the constraints: the safest rule tried (fewest honest rejections)
-        return Tolerance(), tried
+        return base or Tolerance(), tried
     return best[1], tried
 
 
@@ -243,7 +288,7 @@ def aws_cases(aws: Any, seeds: int) -> list[Case]:
             rng = np.random.default_rng(SPLIT_SEED + c * 100 + seed)
             pops = others if n == "all" else rng.choice(others, int(n), replace=False).tolist()
             cal = lm.calibrate(aws.lat[pops], aws.lon[pops], aws.rtt[np.ix_(pops, pops)], min_pairs=5)
-            cases.append(_case("drift", n, "all" if n == "all" else "random", c, pops, cal, aws))
+            cases.append(_case("drift", n, "all" if n == "all" else "random", c, pops, cal, aws, True, cal.ceiling))
     return cases
 
 
@@ -271,9 +316,14 @@ def score_countries(cases: list[Case], tol: Tolerance, mesh: Any) -> dict[tuple[
         limit = tol.reject_at(d.total_weight)
         rows = _candidates(pl.points, d, tol, PLACE_SLACK_KM)
         sc = d.against(pl.points.xyz[rows], tol, PLACE_SLACK_KM, limit)
+        cl = np.zeros(len(rows))
+        live = sc <= limit
+        cl[live] = d.ceiling_score(pl.points.xyz[rows[live]], tol, PLACE_SLACK_KM)
+        total = sc + cl
+        ok = (sc <= tol.accept) & (cl <= limit / 2.0)  # rule.outcome's test for true
         best = np.full(len(pl.codes), np.inf)
-        np.minimum.at(best, pl.country_idx[rows], sc)
-        ans = np.where(best <= tol.accept, TRUE, np.where(best <= limit, NULL, FALSE))
+        np.minimum.at(best, pl.country_idx[rows], np.where(ok, -1.0, total))  # -1: some place is true
+        ans = np.where(best < 0.0, TRUE, np.where(best <= limit, NULL, FALSE))
         if d.n < tol.min_discs:
             ans[ans == FALSE] = NULL
         if (ans == FALSE).any() and region_is_empty(d, tol):
@@ -284,4 +334,43 @@ def score_countries(cases: list[Case], tol: Tolerance, mesh: Any) -> dict[tuple[
             t.honest[2] += 1
         t.false[0] += int((ans[far[c]] == FALSE).sum())
         t.false[1] += int(far[c].sum())
+    return out
+
+
+def score_last_mile(cases: list[Case], tol: Tolerance, seed: int = 20261204) -> dict[tuple[str, str, str], Tally]:
+    """True claims of clean clients on a mobile last mile (the LTE profile of the tunnel
+    simulation): every RTT gets one shared base delay of 15-45 ms plus its own jitter (gamma,
+    mean 10 ms, sd 10 ms) and, on 5 % of landmarks, a spike of 50-300 ms. The jitter and spikes
+    differ per landmark, so they are not a pure last mile: they test the ceiling's tolerance."""
+    rng = np.random.default_rng(seed)
+    out: dict[tuple[str, str, str], Tally] = {}
+    for cs in cases:
+        d = cs.discs
+        if not cs.clean or d.n == 0:
+            continue
+        t = out.setdefault((cs.side, cs.strategy, str(cs.n)), Tally())
+        delay = rng.uniform(15.0, 45.0) + rng.gamma(1.0, 10.0, d.n)
+        spike = rng.random(d.n) < 0.05
+        delay[spike] += rng.uniform(50.0, 300.0, int(spike.sum()))
+        ms = d.ms + delay
+        speed = np.full(d.n, lm.FIBRE_KM_PER_MS) if d.speed is None else d.speed
+        radius = np.minimum(speed * ms / 2.0 + d.slack_km, lm.HALF_CIRCUMFERENCE_KM)
+        moved = dataclasses.replace(d, ms=ms, radius_km=radius)
+        dist = cs.true_ex + d.radius_km
+        ex = dist - radius
+        reach = tol.ceiling_reach_km
+        cx = np.full(d.n, -np.inf)
+        if cs.true_cx is not None and d.ceiling is not None:
+            # the same allowance formula as ``Discs.ceiling_excess``, on the delayed RTTs
+            floor = 2.0 * np.maximum(dist - d.slack_km, 0.0) / speed
+            allowance = float((ms - floor).min())
+            own = np.zeros(d.n) if d.ceiling_extra is None else d.ceiling_extra
+            cx = np.where(dist <= reach, ms - allowance - d.ceiling.at(dist) - own, -np.inf)
+        c = ceiling_against(cx[None, :], cs.weight, tol) if tol.ceiling_weight > 0.0 else np.zeros(1)
+        ans = int(outcome(against(ex[None, :], cs.weight, tol) + c, d.total_weight, d.n, tol, c)[0])
+        if ans == FALSE and region_is_empty(moved, tol):
+            ans = NULL
+        t.honest[0] += ans == FALSE
+        t.honest[1] += ans == NULL
+        t.honest[2] += 1
     return out

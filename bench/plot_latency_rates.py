@@ -19,7 +19,9 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "img" / "latency-vs-land
 
 
 def main() -> int:
-    doc = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))["claims"]["wonder_network"]
+    claims = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))["claims"]
+    doc = claims["wonder_network"]
+    before = claims.get("without_ceiling", {})
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), dpi=110)
     counts = ["10", "20", "40", "60", "100"]
     x = [int(c) for c in counts]
@@ -29,6 +31,10 @@ def main() -> int:
             label = f"{strategy}, {side.replace('_', '-')}"
             ax1.plot(x, [100 * r["honest_rejected"] for r in rows], style, color=colour, marker="o", label=label)
             ax2.plot(x, [100 * r["false_caught"] for r in rows], style, color=colour, marker="o", label=label)
+    if before:  # the rule without the expected-RTT ceiling, held-out, random landmarks
+        rows = [before[f"{c}/random/report"] for c in counts]
+        ax2.plot(x, [100 * r["false_caught"] for r in rows], ":", color="#c0392b", marker="x",
+                 label="random, held-out, without ceiling")  # fmt: skip
     ax1.axhline(1.0, color="black", lw=0.8, ls=":")
     ax2.axhline(95.0, color="black", lw=0.8, ls=":")
     ax1.set(xlabel="landmarks", ylabel="true claims rejected (%)", title="Honest claims rejected (goal <= 1 %)")

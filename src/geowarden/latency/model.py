@@ -3,9 +3,9 @@
 A packet cannot cross fibre faster than light in glass, about two thirds of *c*: ~200 km per
 millisecond one way, ~100 km per millisecond of round-trip time. A client can add delay (slow
 Wi-Fi, a busy phone, a deliberate sleep) but never remove it, so an RTT gives only an *upper*
-bound on distance: the client lies inside a disc around the landmark that measured it. Lower
-bounds ("a large RTT means far away") are unsafe against honest clients on slow last miles and
-are never used to reject.
+bound on distance: the client lies inside a disc around the landmark that measured it. Physical
+lower bounds ("a large RTT means far away") are unsafe against honest clients on slow last miles
+and are never used; the expected-RTT ceiling below is their weighed, statistical form.
 
 Two kinds of bound, both one-way speeds applied to half the RTT plus a small slack for
 coordinate error (a "city" location vs the real data centre):
@@ -15,6 +15,11 @@ coordinate error (a "city" location vs the real data centre):
   fastest observed speed to the other, *consistent* landmarks of a mesh, times a safety margin,
   never above 2/3 c. Most landmarks never see 2/3 c (routes detour; only some long submarine
   cables run nearly straight), so most discs shrink by about a fifth.
+
+A third, statistical bound (``latency.ceiling.RttCeiling``, built by ``rtt_ceiling``): how slowly honest
+clients near a landmark answer it. A client that claims to be near a landmark but answers it far
+more slowly is evidence against the claim, never a proof: the rule weighs it
+(``rule.Tolerance.ceiling_weight``).
 
 Landmarks whose listed location is wrong show up as pairs that are faster than light between
 their listed cities. ``find_inconsistent`` removes them from a mesh one at a time, the worst
@@ -32,6 +37,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from geowarden.latency.ceiling import RttCeiling
+from geowarden.latency.ceiling import build as build_ceiling
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -108,6 +116,21 @@ DEFAULT_MIN_PAIRS = 8  # fewer consistent pairs than this: the landmark stays on
 SUSPECT_RELIABILITY = 0.5
 
 
+def rtt_ceiling(
+    lat: Sequence[float] | FloatArray,
+    lon: Sequence[float] | FloatArray,
+    rtt_ms: FloatArray,
+    *,
+    landmarks: Sequence[int] | None = None,
+    inconsistent: Sequence[int] | None = None,
+) -> RttCeiling | None:
+    """The expected-RTT ceiling of a mesh (``ceiling.build``), its inconsistent members left out
+    (``find_inconsistent`` unless given). ``landmarks``: whose per-landmark extras to keep."""
+    la, lo = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    bad = [i for i, _ in find_inconsistent(la, lo, rtt_ms)] if inconsistent is None else list(inconsistent)
+    return build_ceiling(la, lo, pair_distances(la, lo), rtt_ms, landmarks=landmarks, skip=bad)
+
+
 @dataclass(frozen=True, slots=True)
 class Landmark:
     """A calibrated landmark: where it is and the distance bound its RTTs get."""
@@ -136,6 +159,7 @@ class Calibration:
     inconsistent: tuple[Landmark, ...] = ()
     default: DistanceBound = PHYSICAL
     margin: float = DEFAULT_MARGIN
+    ceiling: RttCeiling | None = None  # None: no expected-RTT evidence (``rtt_ceiling``)
     _index: dict[tuple[int, int], Landmark] = field(default_factory=dict, init=False, repr=False, compare=False)
     _bad: frozenset[tuple[int, int]] = field(default=frozenset(), init=False, repr=False, compare=False)
 
@@ -146,6 +170,15 @@ class Calibration:
     def bound_for(self, lat: float, lon: float) -> DistanceBound:
         lm = self._index.get(_key(lat, lon))
         return lm.bound if lm is not None else self.default
+
+    def arrays(self, lat: FloatArray, lon: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Speed (km/ms), slack (km) and reliability of each landmark position, one lookup each."""
+        found = [self._index.get(_key(a, b)) for a, b in zip(lat.tolist(), lon.tolist(), strict=True)]
+        d = self.default
+        speed = np.array([d.speed_km_per_ms if x is None else x.bound.speed_km_per_ms for x in found])
+        slack = np.array([d.slack_km if x is None else x.bound.slack_km for x in found])
+        weight = np.array([1.0 if x is None else x.reliability for x in found])
+        return speed.astype(np.float64), slack.astype(np.float64), weight.astype(np.float64)
 
     def reliability_for(self, lat: float, lon: float) -> float:
         lm = self._index.get(_key(lat, lon))
@@ -166,12 +199,15 @@ class Calibration:
                 "reliability": lm.reliability,
             }
 
-        return {
+        out: dict[str, Any] = {
             "margin": self.margin,
             "default": {"speed_km_per_ms": self.default.speed_km_per_ms, "slack_km": self.default.slack_km},
             "landmarks": [one(lm) for lm in self.landmarks],
             "inconsistent": [one(lm) for lm in self.inconsistent],
         }
+        if self.ceiling is not None:
+            out["ceiling"] = self.ceiling.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibration:
@@ -197,6 +233,7 @@ class Calibration:
             inconsistent=tuple(one(x) for x in data.get("inconsistent", [])),
             default=default,
             margin=float(data.get("margin", DEFAULT_MARGIN)),
+            ceiling=RttCeiling.from_dict(data["ceiling"]) if data.get("ceiling") else None,
         )
 
 
@@ -259,6 +296,7 @@ def calibrate(
     slack_km: float = PHYSICAL.slack_km,
     min_pairs: int = DEFAULT_MIN_PAIRS,
     only: Sequence[int] | None = None,
+    ceiling: bool = True,
 ) -> Calibration:
     """Per-landmark bounds from a mesh of RTTs between landmarks (``rtt_ms[i, j]``, NaN if unmeasured).
 
@@ -269,6 +307,8 @@ def calibrate(
     landmark that beats 2/3 c against one removed on that single conflict (``find_inconsistent``'s
     coin toss) gets reliability ``SUSPECT_RELIABILITY``. ``only``
     restricts which landmarks are calibrated (e.g. the PoPs), the others still serve as references.
+    ``ceiling``: also build the expected-RTT ceiling (``rtt_ceiling``) from the whole mesh, with
+    extras for the calibrated landmarks.
     """
     la, lo = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
     n = len(la)
@@ -297,4 +337,5 @@ def calibrate(
         weight = SUSPECT_RELIABILITY if suspect[i] else 1.0
         landmarks.append(Landmark(float(la[i]), float(lo[i]), bound, labels[i], pairs, weight))
     inconsistent = tuple(Landmark(float(la[i]), float(lo[i]), PHYSICAL, labels[i]) for i in sorted(bad))
-    return Calibration(tuple(landmarks), inconsistent, DistanceBound(FIBRE_KM_PER_MS, slack_km), margin)
+    ceil = rtt_ceiling(la, lo, rtt_ms, landmarks=list(wanted), inconsistent=sorted(bad)) if ceiling else None
+    return Calibration(tuple(landmarks), inconsistent, DistanceBound(FIBRE_KM_PER_MS, slack_km), margin, ceil)

@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from geowarden.latency.ceiling import RttCeiling
 from geowarden.latency.model import (
     EARTH_RADIUS_KM,
+    FIBRE_KM_PER_MS,
+    HALF_CIRCUMFERENCE_KM,
     PHYSICAL,
     Calibration,
     FloatArray,
@@ -42,6 +45,7 @@ from geowarden.latency.rule import (
     STRICT,
     TRUE,
     Tolerance,
+    ceiling_against,
     confidence,
     outcome,
     violation_km,
@@ -106,6 +110,10 @@ class Discs:
     xyz: FloatArray
     weight: FloatArray  # the landmark's reliability (1 unless a calibration says otherwise)
     unusable: int  # samples dropped: not finite, out of range, or from a landmark known to be inconsistent
+    speed: FloatArray | None = None  # each disc's one-way speed (km/ms); None: 2/3 c
+    slack_km: float = PHYSICAL.slack_km
+    ceiling: RttCeiling | None = None  # the calibration's expected-RTT ceiling; None: no such evidence
+    ceiling_extra: FloatArray | None = None  # each landmark's own extra over the ceiling's base (ms)
 
     @property
     def n(self) -> int:
@@ -119,6 +127,39 @@ class Discs:
         """(points, discs): how far outside each disc each point is (negative: inside)."""
         out: FloatArray = km_of_dot(xyz @ self.xyz.T) - (self.radius_km + extra_km)
         return out
+
+    def ceiling_excess(self, xyz: FloatArray, extra_km: float = 0.0, reach_km: float = np.inf) -> FloatArray:
+        """(points, discs): how far (ms) each RTT is above its landmark's ceiling for a client at each point.
+
+        The client's last mile is unknown and adds to every RTT alike, so each point is granted
+        the largest one its discs allow: ``a = min_i (ms_i - floor_i)``, ``floor_i`` the RTT the
+        disc's own bound needs for that distance. Adding the same delay to every RTT raises ``a``
+        by as much and leaves the excess unchanged. ``extra_km``: the client may be that far from
+        the point (a country's places), so distances shrink by as much. A landmark farther than
+        ``reach_km`` from the point gets ``-inf`` (no evidence).
+        """
+        if self.ceiling is None or self.n == 0:
+            return np.full((len(xyz), self.n), -np.inf)
+        km = np.maximum(km_of_dot(xyz @ self.xyz.T) - extra_km, 0.0)
+        speed = np.full(self.n, FIBRE_KM_PER_MS) if self.speed is None else self.speed
+        floor = 2.0 * np.maximum(km - self.slack_km, 0.0) / speed
+        allowance = (self.ms - floor).min(axis=1, keepdims=True)
+        own = np.zeros(self.n) if self.ceiling_extra is None else self.ceiling_extra
+        out: FloatArray = np.full(km.shape, -np.inf)
+        cols = np.flatnonzero((km <= reach_km).any(axis=0))  # landmarks in reach of some point
+        sub = km[:, cols]
+        out[:, cols] = np.where(sub <= reach_km, self.ms[cols] - allowance - self.ceiling.at(sub) - own[cols], -np.inf)
+        return out
+
+    def ceiling_score(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0) -> FloatArray:
+        """``rule.ceiling_against`` for each point (0 without a ceiling or with ``ceiling_weight`` 0)."""
+        if self.ceiling is None or tol.ceiling_weight == 0.0 or self.n == 0:
+            return np.zeros(len(xyz))
+        excess = self.ceiling_excess(xyz, extra_km, tol.ceiling_reach_km)
+        cols = np.flatnonzero(np.isfinite(excess).any(axis=0))  # the others add nothing
+        if len(cols) == 0:
+            return np.zeros(len(xyz))
+        return ceiling_against(excess[:, cols], self.weight[cols], tol)
 
     def against(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0, limit: float | None = None) -> FloatArray:
         """``rule.against`` for each point (rows of ``xyz``).
@@ -175,14 +216,16 @@ def discs(samples: Sequence[RTTSample], calibration: Calibration | None = None) 
     lat = np.array([k[0] for k in best], dtype=np.float64)
     lon = np.array([k[1] for k in best], dtype=np.float64)
     ms = np.array(list(best.values()), dtype=np.float64)
+    xyz = unit_vectors(lat, lon).reshape(-1, 3)
     if calibration is None:
         radius = np.asarray(PHYSICAL.max_km(ms), dtype=np.float64)
-        weight = np.ones(len(ms))
-    else:
-        pos = list(zip(lat, lon, ms, strict=True))
-        radius = np.array([calibration.bound_for(a, b).max_km(m) for a, b, m in pos], dtype=np.float64)
-        weight = np.array([calibration.reliability_for(a, b) for a, b, _ in pos], dtype=np.float64)
-    return Discs(lat, lon, ms, radius.reshape(-1), unit_vectors(lat, lon).reshape(-1, 3), weight, dropped)
+        return Discs(lat, lon, ms, radius.reshape(-1), xyz, np.ones(len(ms)), dropped)
+    speed, slack, weight = calibration.arrays(lat, lon)
+    radius = np.minimum(speed * np.maximum(ms, 0.0) / 2.0 + slack, HALF_CIRCUMFERENCE_KM)  # DistanceBound.max_km
+    ceil = calibration.ceiling
+    pos = zip(lat.tolist(), lon.tolist(), strict=True)
+    own = None if ceil is None else np.array([ceil.extra_for(a, b) for a, b in pos], dtype=np.float64)
+    return Discs(lat, lon, ms, radius, xyz, weight, dropped, speed, calibration.default.slack_km, ceil, own)
 
 
 def _limit(d: Discs, tol: Tolerance) -> float:
@@ -216,14 +259,27 @@ def _open_rows(
     rows = _candidates(ps, d, tol, extra_km)
     score = d.against(ps.xyz[rows], tol, extra_km, _limit(d, tol))
     ok = score <= _limit(d, tol)
-    return rows[ok], score[ok]  # a score of 0: inside every disc
+    rows, score = rows[ok], score[ok]  # a score of 0: inside every disc
+    if d.ceiling is not None and tol.ceiling_weight > 0.0 and len(rows):
+        # the ceiling counts only landmarks within reach, each at most its weight (<= 1), less the
+        # dropped ones: a point that stays under the limit even so is not scored (the exact score
+        # needs every distance)
+        xyz = ps.xyz[rows]
+        k = ((xyz @ d.xyz.T) >= cos_of_km(tol.ceiling_reach_km + extra_km)).sum(axis=1)
+        kept = k - np.where(k > 0, np.maximum(1, np.ceil(tol.ceiling_trim * k)), 0)
+        maybe = np.flatnonzero(score + tol.ceiling_weight * kept > _limit(d, tol))
+        ok = np.ones(len(rows), dtype=bool)
+        ok[maybe] = score[maybe] + d.ceiling_score(xyz[maybe], tol, extra_km) <= _limit(d, tol)
+        rows, score = rows[ok], score[ok]
+    return rows, score
 
 
 def feasible_mask(xyz: FloatArray, d: Discs, tol: Tolerance, extra_km: float = 0.0) -> npt.NDArray[np.bool_]:
     """Which points (rows of ``xyz``) the rule does not rule out."""
     if d.n == 0:
         return np.ones(len(xyz), dtype=bool)
-    out: npt.NDArray[np.bool_] = d.against(xyz, tol, extra_km, _limit(d, tol)) <= _limit(d, tol)
+    score = d.against(xyz, tol, extra_km, _limit(d, tol)) + d.ceiling_score(xyz, tol, extra_km)
+    out: npt.NDArray[np.bool_] = score <= _limit(d, tol)
     return out
 
 
@@ -231,8 +287,7 @@ def region_is_empty(d: Discs, tol: Tolerance) -> bool:
     """No lattice point or populated place escapes the rule: the discs contradict each other."""
     pl = places()
     for ps, extra in ((pl.lattice, 0.0), (pl.points, PLACE_SLACK_KM)):
-        rows = _candidates(ps, d, tol, extra)
-        if len(rows) and (d.against(ps.xyz[rows], tol, extra, _limit(d, tol)) <= _limit(d, tol)).any():
+        if len(_open_rows(ps, d, tol, extra)[0]):
             return False
     return True
 
@@ -309,6 +364,7 @@ class Assessment:
     score: float  # weighted evidence against the claim (for a country: its best place)
     violation_km: float
     place: int | None = None  # for a country claim: index in ``places()`` of its best place
+    ceiling: float = 0.0  # the expected-RTT part of ``score``
 
 
 def assess(
@@ -325,15 +381,16 @@ def assess(
         if idx is None or len(idx) == 0:
             raise KeyError(claimed.code)
         xyz, extra = pl.points.xyz[idx], place_slack_km
-    score = d.against(xyz, tol, extra)
-    ans = outcome(score, d.total_weight, d.n, tol)
+    ceiling = d.ceiling_score(xyz, tol, extra)
+    score = d.against(xyz, tol, extra) + ceiling
+    ans = outcome(score, d.total_weight, d.n, tol, ceiling)
     k = int(np.lexsort((score, -ans))[0])  # the best answer, then the least evidence against
     best = int(ans[k])
     viol = 0.0
     if best == FALSE:
         near = np.argsort(score, kind="stable")[:VIOLATION_PLACES]
-        viol = float(violation_km(d.excess(xyz[near], extra), d.weight, tol).min())
-    return Assessment(best, float(score[k]), viol, None if idx is None else int(idx[k]))
+        viol = float(violation_km(d.excess(xyz[near], extra), d.weight, tol, ceiling=ceiling[near]).min())
+    return Assessment(best, float(score[k]), viol, None if idx is None else int(idx[k]), float(ceiling[k]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,7 +168,8 @@ def _location(
                     value={"claimed": claimed.to_json(), "source": source, "violation_km": round(a.violation_km, 1)},
                     confidence=confidence(answer, a.score, d.total_weight, tolerance),
                     detail=f"the {source} location {_describe(claimed)} is {a.violation_km:,.0f} km beyond what "
-                    f"RTTs from {d.n} landmarks allow",
+                    f"RTTs from {d.n} landmarks allow"
+                    + (", landmarks near it answered far slower than honest clients there" if a.ceiling > 0 else ""),
                 )
             )
         elif answer == NULL:
