@@ -24,6 +24,7 @@ Run: ``python bench/eval_hydra_live.py [--scenario hydra] [--seed 21] [--events 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -45,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
     ap.add_argument("--batch-day", type=float, default=2.0)
     ap.add_argument("--snapshot", type=Path, default=None)
     ap.add_argument("--live-only", action="store_true", help="skip the run with the batch's flags (half the time)")
+    ap.add_argument("--no-billing-count", action="store_true",
+                    help="drop payment_accounts from the facts: the group is sized by what traffic shows")  # fmt: skip
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -91,10 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
             missed: Counter[str] = Counter()  # why planted accounts were not reviewed by their nth request
             t0 = time.perf_counter()
             n = 0
-            for ev, facts in event_facts(events):
+            for ev, given in event_facts(events):
                 lab = labels.get(ev.account_id)
                 if lab is None or (flags and ev.ts_ms < split_ms):
                     continue
+                facts = dataclasses.replace(given, payment_accounts=None) if args.no_billing_count else given
                 decision = warden.decide(facts)
                 action = decision.action.value
                 if action != "allow" and lab["persona"].startswith("team_"):
@@ -112,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0915 - one strai
             runs[name]["teams"]["reasons_not_allowed"] = dict(team_reasons.most_common(5))
             runs[name]["honest_rules"] = dict(honest_rules.most_common(8))
             runs[name]["missed"] = dict(missed.most_common(12))
-    doc = {"scenario": args.scenario, "seed": args.seed, "events": args.events, "nth": args.nth,
+    doc = {"scenario": args.scenario, "seed": args.seed, "billing_count": not args.no_billing_count,
+           "events": args.events, "nth": args.nth,
            "batch_day": args.batch_day, "batch_seconds": round(t_batch, 1), "findings": len(result.findings),
            "runs": runs}  # fmt: skip
     if args.json:
