@@ -222,7 +222,7 @@ class Mesh:
                     f"landmark {_quote(name)} is at ({lat:g}, {lon:g}) here but at "
                     f"({self.lat[i]:g}, {self.lon[i]:g}) on line {seen[1]}"
                 )
-        new = len({ka, kb} - self._at.keys())
+        new = (ka not in self._at) + (kb not in self._at)
         if self.n + new > MAX_LANDMARKS:
             raise InputError(f"more than {MAX_LANDMARKS:,} landmarks: split the mesh by region")
         i = self._landmark(ka, row.a_lat, row.a_lon, row.a_name, line)
