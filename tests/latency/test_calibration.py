@@ -9,6 +9,7 @@ calibrated speeds and the expected-RTT ceiling together refute it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,6 +23,8 @@ from latency_data import WN
 from geowarden.errors import ConfigError, InputError
 from geowarden.intel.snapshot import Snapshot
 from geowarden.latency.calibration import Mesh, MeshHeaderError, MeshParser, MeshRow, calibrate, load, save
+from geowarden.latency.model import Calibration
+from geowarden.latency.verify import ClaimedPoint, verify
 from geowarden.model import Facts
 from geowarden.settings import Settings
 from geowarden.signals.rtt import LatencySignal
@@ -42,6 +45,16 @@ def write_mesh(wn: WN, path: Path) -> int:
                 lines.append(f"{wn.lat[i]},{wn.lon[i]},{wn.lat[j]},{wn.lon[j]},{wn.rtt[i, j]},{a},{b}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return len(lines) - 1
+
+
+def mesh_of(wn: WN) -> Mesh:
+    """The same mesh built in memory, one row a pair."""
+    mesh = Mesh()
+    for k, a in enumerate(MESH):
+        for b in MESH[k + 1 :]:
+            i, j = wn.idx(a), wn.idx(b)
+            mesh.add(MeshRow(wn.lat[i], wn.lon[i], wn.lat[j], wn.lon[j], float(np.fmin(wn.rtt[i, j], wn.rtt[j, i]))))
+    return mesh
 
 
 def run(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -211,11 +224,7 @@ def test_a_saved_calibration_loads_back_the_same(wn: WN, tmp_path: Path) -> None
 
 
 def test_the_warden_picks_up_the_configured_calibration(wn: WN, tiny_snapshot: Snapshot, tmp_path: Path) -> None:
-    mesh = Mesh()
-    for k, a in enumerate(MESH):
-        for b in MESH[k + 1 :]:
-            i, j = wn.idx(a), wn.idx(b)
-            mesh.add(MeshRow(wn.lat[i], wn.lon[i], wn.lat[j], wn.lon[j], float(np.fmin(wn.rtt[i, j], wn.rtt[j, i]))))
+    mesh = mesh_of(wn)
     home = tmp_path / "home"
     save(calibrate(mesh), home / "latency" / "calibration.json", mesh)
     facts = Facts(rtt=wn.samples(CLIENT, MESH), claimed=wn.point(CLAIM))
@@ -248,3 +257,17 @@ def test_the_warden_picks_up_the_configured_calibration(wn: WN, tiny_snapshot: S
     # unless the rtt signal is switched off: then it is not read at all
     off = Settings.from_env(env | {"GEOWARDEN_SIGNALS_OFF": "rtt"})
     assert "rtt" not in [s.name for s in configured_signals(off)]
+
+
+def test_the_case_needs_both_the_speeds_and_the_ceiling(wn: WN) -> None:
+    """What docs/latency.md says of the constructed case: neither part of the calibration alone
+    refutes the claim, together they do."""
+    mesh = mesh_of(wn)
+    cal = calibrate(mesh)
+    samples, claim = wn.samples(CLIENT, MESH), ClaimedPoint(*wn.point(CLAIM))
+    speeds_only, ceiling_only = dataclasses.replace(cal, ceiling=None), Calibration(ceiling=cal.ceiling)
+    answers = [
+        verify(samples, claim, calibration=c, with_region=False).feasible
+        for c in (None, speeds_only, ceiling_only, cal)
+    ]
+    assert answers == [True, None, True, False]
