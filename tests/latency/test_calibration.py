@@ -29,6 +29,7 @@ from geowarden.model import Facts
 from geowarden.settings import Settings
 from geowarden.signals.rtt import LatencySignal
 from geowarden.warden import Warden, configured_signals
+from helpers import require_shared
 
 MESH = ["Frankfurt", "Rotterdam", "Paris", "London", "Brussels", "Zurich", "Munich", "Dusseldorf", "Hamburg",
         "Copenhagen", "Strasbourg", "Lyon", "Warsaw", "Stockholm", "Oslo", "Nuremberg", "Antwerp", "Basel"]  # fmt: skip
@@ -271,3 +272,18 @@ def test_the_case_needs_both_the_speeds_and_the_ceiling(wn: WN) -> None:
         for c in (None, speeds_only, ceiling_only, cal)
     ]
     assert answers == [True, None, True, False]
+
+
+def test_the_wondernetwork_script_writes_the_documented_format(tmp_path: Path) -> None:
+    data = require_shared() / "latency" / "wondernetwork"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "wondernetwork_mesh.py"
+    p = subprocess.run(
+        [sys.executable, str(script), "--data", str(data), "--only", "Paris,London,Frankfurt"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    parser, mesh = MeshParser(), Mesh()
+    for n, line in enumerate(p.stdout.splitlines(), 1):
+        row = parser.parse(line, n)
+        if row is not None:
+            mesh.add(row, n)
+    assert (mesh.n, mesh.pairs) == (3, 3) and sorted(mesh.names) == ["Frankfurt", "London", "Paris"]
