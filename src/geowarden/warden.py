@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy.typing as npt
 
+from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import IPRecord, Lookups, Snapshot
 from geowarden.intel.store import SnapshotStore
 from geowarden.model import Decision, Evidence, Facts
@@ -263,9 +264,14 @@ def configured_signals(settings: Settings) -> tuple[Signal, ...]:
     calibration = None
     where = settings.latency_calibration_file
     if where is not None and RTT_SIGNAL not in settings.signals_off:
-        from geowarden.latency.calibration import load  # noqa: PLC0415 - numpy-heavy, only when configured
+        from geowarden.latency.calibration import load  # noqa: PLC0415 - only when one is configured
 
-        calibration = load(where)
+        try:
+            calibration = load(where)
+        except ConfigError as exc:
+            if settings.latency_calibration is None:
+                raise
+            raise ConfigError(f"GEOWARDEN_LATENCY_CALIBRATION: {exc.message}", **exc.context) from None
         log.info(
             "latency calibration %s: %d landmarks, %d inconsistent, %s",
             where, len(calibration.landmarks), len(calibration.inconsistent),

@@ -252,9 +252,11 @@ def test_the_warden_picks_up_the_configured_calibration(wn: WN, tiny_snapshot: S
     assert isinstance(rtt, LatencySignal) and rtt.calibration is not None and len(rtt.calibration.landmarks) == 18
     # a configured file that cannot be used stops the Warden from opening, in one line
     moved.write_text("{")
-    with pytest.raises(ConfigError, match="not valid JSON") as e:
+    with pytest.raises(ConfigError, match=r"GEOWARDEN_LATENCY_CALIBRATION: latency calibration .* not valid JSON") as e:
         Warden.open(Settings.from_env(env), snapshot=tiny_snapshot.path)
     assert "\n" not in e.value.message
+    p = run(home, "check", "--ip", "8.8.8.8", env={"GEOWARDEN_LATENCY_CALIBRATION": str(moved)})
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "GEOWARDEN_LATENCY_CALIBRATION" in p.stderr
     # unless the rtt signal is switched off: then it is not read at all
     off = Settings.from_env(env | {"GEOWARDEN_SIGNALS_OFF": "rtt"})
     assert "rtt" not in [s.name for s in configured_signals(off)]

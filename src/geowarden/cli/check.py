@@ -97,7 +97,7 @@ def verify_location(
         fail("give --claimed with --rtt, or --file", 2)
     cal, cal_path = calibration_for(calibration, no_calibration)  # an unusable file stops here, in one line
     if cal_path is not None and not as_json:
-        err.print(f"[dim]· landmark calibration {cal_path}[/dim]", markup=True)
+        err.print(f"· landmark calibration {cal_path}", style="dim", markup=False)
     claims: list[tuple[int, Any]] = []
     bad = 0
     where = "stdin" if file == "-" else file
