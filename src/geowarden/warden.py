@@ -271,7 +271,7 @@ def configured_signals(settings: Settings) -> tuple[Signal, ...]:
         except ConfigError as exc:
             if settings.latency_calibration is None:
                 raise
-            raise ConfigError(f"GEOWARDEN_LATENCY_CALIBRATION: {exc.message}", **exc.context) from None
+            raise ConfigError(f"GEOWARDEN_LATENCY_CALIBRATION: {exc.message}", file=str(where)) from None
         log.info(
             "latency calibration %s: %d landmarks, %d inconsistent, %s",
             where, len(calibration.landmarks), len(calibration.inconsistent),
