@@ -32,6 +32,7 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("GEOWARDEN_BIN_TABLE", "/data/bins.csv", "bin_table", Path("/data/bins.csv")),
     ("GEOWARDEN_SCREENING_DATA", "/data/sanctions", "screening_data", Path("/data/sanctions")),
     ("GEOWARDEN_PINGS", "/data/pings", "pings", Path("/data/pings")),
+    ("GEOWARDEN_LATENCY_CALIBRATION", "~/cal.json", "latency_calibration", Path("~/cal.json").expanduser()),
     ("GEOWARDEN_SPARK_MASTER", "spark://h:7077", "spark_master", "spark://h:7077"),
     (
         "GEOWARDEN_SPARK_CONF",
@@ -59,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "bin_table": None,
     "screening_data": None,
     "pings": None,
+    "latency_calibration": None,
     "spark_master": None,
     "spark_conf": (),
     "signals_off": frozenset(),

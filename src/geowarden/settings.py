@@ -20,6 +20,7 @@ API). Nothing else in the package reads the environment.
 | ``GEOWARDEN_LOG_LEVEL`` | ``INFO`` | ``DEBUG``, ``INFO``, ``WARNING``, ``ERROR`` or ``CRITICAL`` |
 | ``GEOWARDEN_BIN_TABLE`` | none (the shipped scheme ranges only) | a card BIN table (CSV: a BIN and a country column) |
 | ``GEOWARDEN_SCREENING_DATA`` | the installed lists | the sanctions lists (layout of ``shared/data/sanctions``) |
+| ``GEOWARDEN_LATENCY_CALIBRATION`` | ``$GEOWARDEN_HOME/latency/calibration.json`` if any | latency calibration |
 | ``GEOWARDEN_PINGS`` | ``../shared/data/latency/wondernetwork`` | the simulator's inter-city pings (``pings.csv``) |
 | ``GEOWARDEN_SPARK_MASTER`` | ``local[2]`` | Spark master URL of ``geowarden analyze --backend spark`` |
 | ``GEOWARDEN_SPARK_CONF`` | none | extra Spark settings: ``key=value`` items separated by spaces |
@@ -104,6 +105,9 @@ class Settings:
     bin_table: Path | None = None
     # The sanctions lists directory for screening; None: screening is unavailable.
     screening_data: Path | None = None
+    # The latency calibration the rtt signal uses (``geowarden latency calibrate``); None: the file at
+    # ``home/latency/calibration.json`` if there is one, else none (the physical bound for every landmark).
+    latency_calibration: Path | None = None
     # The directory of the inter-city ping table (``pings.csv``) the simulator reads; None: look
     # for ``../shared/data/latency/wondernetwork``.
     pings: Path | None = None
@@ -138,6 +142,20 @@ class Settings:
             return self.screening_data
         cur = self.intel_dir / "sanctions" / "current"
         return cur if cur.is_dir() else None
+
+    @property
+    def default_latency_calibration(self) -> Path:
+        """Where ``geowarden latency calibrate`` saves a calibration unless told otherwise."""
+        return self.home / "latency" / "calibration.json"
+
+    @property
+    def latency_calibration_file(self) -> Path | None:
+        """The calibration the rtt signal uses: ``GEOWARDEN_LATENCY_CALIBRATION`` when set (a missing
+        file is then an error, when it is loaded), else the default file if present, else None."""
+        if self.latency_calibration is not None:
+            return self.latency_calibration
+        default = self.default_latency_calibration
+        return default if default.is_file() else None
 
     @property
     def downloads_dir(self) -> Path:
@@ -192,6 +210,7 @@ class Settings:
             bin_table=path("GEOWARDEN_BIN_TABLE"),
             screening_data=path("GEOWARDEN_SCREENING_DATA"),
             pings=path("GEOWARDEN_PINGS"),
+            latency_calibration=path("GEOWARDEN_LATENCY_CALIBRATION"),
             spark_master=text("GEOWARDEN_SPARK_MASTER") or None,
             spark_conf=_spark_conf(env.get("GEOWARDEN_SPARK_CONF", "")),
             signals_off=_signals_off(env.get("GEOWARDEN_SIGNALS_OFF", "")),

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy.typing as npt
 
+from geowarden.errors import ConfigError
 from geowarden.intel.snapshot import IPRecord, Lookups, Snapshot
 from geowarden.intel.store import SnapshotStore
 from geowarden.model import Decision, Evidence, Facts
@@ -38,6 +39,7 @@ from geowarden.settings import Settings
 from geowarden.signals import registry
 from geowarden.signals.base import Signal, SignalContext
 from geowarden.signals.phone import CachedLineTypes, TwilioLookup
+from geowarden.signals.rtt import NAME as RTT_SIGNAL
 from geowarden.signals.thresholds import DEFAULT_BEHAVIOUR, BehaviourConfig
 from geowarden.state import StateStore, open_store
 
@@ -251,18 +253,37 @@ def note_egress(evidence: list[Evidence], facts: Facts, egress: EgressRanges) ->
 
 def configured_signals(settings: Settings) -> tuple[Signal, ...]:
     """The registry's signals as the settings configure them: the operator's data sources plugged
-    in (a BIN table, the sanctions lists, Twilio Lookup for phone line types, cached), the signals
-    named in ``GEOWARDEN_SIGNALS_OFF`` left out."""
+    in (a BIN table, the sanctions lists, Twilio Lookup for phone line types, cached, the latency
+    calibration), the signals named in ``GEOWARDEN_SIGNALS_OFF`` left out. A calibration file that
+    cannot be used is a ``ConfigError``: the rtt signal never falls back to the physical bound
+    silently when the operator configured one."""
     lookup = None
     if settings.twilio is not None:
         sid, token = settings.twilio
         lookup = CachedLineTypes(TwilioLookup(sid, token.reveal()))
+    calibration = None
+    where = settings.latency_calibration_file
+    if where is not None and RTT_SIGNAL not in settings.signals_off:
+        from geowarden.latency.calibration import load  # noqa: PLC0415 - only when one is configured
+
+        try:
+            calibration = load(where)
+        except ConfigError as exc:
+            if settings.latency_calibration is None:
+                raise
+            raise ConfigError(f"GEOWARDEN_LATENCY_CALIBRATION: {exc.message}", file=str(where)) from None
+        log.info(
+            "latency calibration %s: %d landmarks, %d inconsistent, %s",
+            where, len(calibration.landmarks), len(calibration.inconsistent),
+            "with the expected-RTT ceiling" if calibration.ceiling is not None else "no ceiling",
+        )  # fmt: skip
     return registry.configure(
         off=settings.signals_off,
         bin_table=settings.bin_table,
         screening_data=settings.screening_lists,
         phone_lookup=lookup,
         shared_dir=settings.home / "shared-indicators",
+        rtt_calibration=calibration,
     )
 
 

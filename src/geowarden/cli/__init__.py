@@ -8,7 +8,8 @@ The settings are read from the environment once per invocation (the app's callba
 ``common.app_settings()``. One module per group of verbs:
 
 - ``ip``: address lookups; ``check``: ``check``, ``verify-location``, ``screen``;
-- ``intel``, ``policy``, ``allow``, ``audit``: those command groups; ``report``: the compliance report;
+- ``intel``, ``policy``, ``allow``, ``audit``, ``latency`` (the landmark calibration): those command
+  groups; ``report``: the compliance report;
   ``indicators``: STIX 2.1 sharing with peers;
 - ``sim``: ``simulate`` and ``eval``; ``service``: ``serve`` and ``token``;
 - ``analyze`` lives with the analytics (``geowarden.analytics.cli``).
@@ -21,7 +22,7 @@ import sys
 import typer
 
 from geowarden.analytics.cli import analyze_cmd
-from geowarden.cli import allow, audit, check, indicators, intel, ip, policy, report, service, sim
+from geowarden.cli import allow, audit, check, indicators, intel, ip, latency, policy, report, service, sim
 from geowarden.cli.common import (
     JsonOpt,
     QuietOpt,
@@ -69,6 +70,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(allow.app, name="allow")
 app.add_typer(audit.app, name="audit")
 app.add_typer(indicators.app, name="indicators")
+app.add_typer(latency.app, name="latency")
 app.add_typer(service.token_app, name="token")
 
 __all__ = [

@@ -78,13 +78,26 @@ def verify_location(
     claimed: Annotated[str | None, typer.Option(help="Claimed location: a country code (CC) or LAT,LON.")] = None,
     rtt: Annotated[list[str] | None, typer.Option(help="A measured round trip: LAT,LON=MS (repeatable).")] = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="JSON Lines of claims ('-' = stdin).")] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="Landmark calibration (`geowarden latency calibrate`; default: the one the rtt signal uses, if any)."
+        ),
+    ] = None,
+    no_calibration: Annotated[
+        bool, typer.Option("--no-calibration", help="Every landmark on the physical bound, no ceiling.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Is a claimed location physically possible given round-trip times from known places?"""
+    from geowarden.cli.latency import calibration_for  # noqa: PLC0415
     from geowarden.latency.cli import claim_from_args, parse_claim_line, verify_each  # noqa: PLC0415
 
     if (claimed is None) == (file is None):
         fail("give --claimed with --rtt, or --file", 2)
+    cal, cal_path = calibration_for(calibration, no_calibration)  # an unusable file stops here, in one line
+    if cal_path is not None and not as_json:
+        err.print(f"· landmark calibration {cal_path}", style="dim", markup=False)
     claims: list[tuple[int, Any]] = []
     bad = 0
     where = "stdin" if file == "-" else file
@@ -103,7 +116,7 @@ def verify_location(
         claims.append((0, claim_from_args(claimed or "", rtt)))
     results = []
     # One at a time: a claim that parsed but cannot be checked is reported, the others answered.
-    for (n, _), res in zip(claims, verify_each(c for _, c in claims), strict=True):
+    for (n, _), res in zip(claims, verify_each((c for _, c in claims), calibration=cal), strict=True):
         if isinstance(res, InputError):
             bad += 1
             place = f"{where} line {n}: " if file is not None else ""

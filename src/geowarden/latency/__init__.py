@@ -5,6 +5,7 @@
 - ``rule``: the evidence-weighted decision (true, false, or null: inconclusive);
 - ``verify``: is a claimed point or country inside the feasible region of the RTT discs;
 - ``tunnel``: the gap between the edge TCP RTT and an application-level RTT;
+- ``calibration``: an operator's calibration: a mesh file in, a calibration file out, and back;
 - ``cli``: the core of ``geowarden verify-location``; the evidence for a decision is the
   ``rtt`` signal's (``geowarden.signals.rtt``).
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from geowarden.errors import ConfigError
+from geowarden.latency.model import Calibration
 from geowarden.signals import behaviour, card, client, email, group, network, peer, phone, rtt, screening
 from geowarden.signals.base import Signal
 
@@ -41,11 +42,12 @@ def configure(
     screening_data: Path | None = None,
     phone_lookup: phone.LineTypeProvider | None = None,
     shared_dir: Path | None = None,
+    rtt_calibration: Calibration | None = None,
     signals: Sequence[Signal] = SIGNALS,
 ) -> tuple[Signal, ...]:
     """The signals to run: ``signals`` with the operator's data sources plugged in (a BIN table,
     the sanctions lists, a live phone line-type provider, the phone fingerprints peers shared under
-    ``shared_dir``) and the ones named in ``off`` left out.
+    ``shared_dir``, the latency calibration of the landmarks) and the ones named in ``off`` left out.
     An unknown name in ``off`` is a ``ConfigError`` (a typo must not leave a signal running)."""
     off = frozenset(off)
     known = names(signals)
@@ -59,6 +61,8 @@ def configure(
         plugged[screening.NAME] = screening.ScreeningSignal(screening_data)
     if phone_lookup is not None:
         plugged[phone.NAME] = phone.PhoneSignal(phone_lookup)
+    if rtt_calibration is not None:
+        plugged[rtt.NAME] = rtt.LatencySignal(rtt_calibration)
     if shared_dir is not None and peer.NAME not in off:
         loaded = peer.PeerSignal.load(shared_dir)
         if len(loaded):

@@ -241,16 +241,21 @@ class LatencySignal(BaseSignal):
     (a claim the round trips do not settle: no evidence),
     ``violation_km``, ``region_countries`` (where the client can be), ``region_restricted`` (those
     of them the policy restricts), ``tunnel`` (a TCP/application RTT gap). Costs nothing when no
-    RTT was measured."""
+    RTT was measured. With a ``calibration`` (the operator's, ``latency.calibration.load``), its
+    per-landmark bounds, reliabilities, inconsistent landmarks and expected-RTT ceiling are used;
+    without one every landmark gets the physical bound."""
 
     name = NAME
     codes = meanings(CODES)
     variable = "rtt"
 
+    def __init__(self, calibration: Calibration | None = None) -> None:
+        self.calibration = calibration
+
     def evaluate(self, facts: Facts, ctx: SignalContext) -> list[Evidence]:
         if not facts.rtt and not facts.rtt_app_ms:
             return []  # nothing measured: no cost, no evidence
-        return evaluate(facts, ctx, claimed_country=ctx.ip_country)
+        return evaluate(facts, ctx, claimed_country=ctx.ip_country, calibration=self.calibration)
 
     def export(self, found: Found, facts: Facts) -> dict[str, Any]:  # noqa: ARG002 - the contract's signature
         codes = found.codes
