@@ -94,9 +94,9 @@ class FactsIn(BaseModel):
     account_created: StrictFloat | StrictInt | None = Field(
         default=None, description="Epoch seconds the account was created"
     )
-    payment_accounts: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = Field(
-        default=None, description="How many accounts your billing records hold on that payment instrument now"
-    )
+    payment_accounts: (
+        Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | Annotated[StrictFloat, Field(ge=0, le=2**31 - 1)] | None
+    ) = Field(default=None, description="How many accounts your billing records hold on that payment instrument now")
 
     def to_facts(self) -> Facts:
         return Facts(
@@ -121,7 +121,7 @@ class FactsIn(BaseModel):
             claimed=self.claimed.upper() if isinstance(self.claimed, str) else self.claimed,
             payment_fingerprint=self.payment_fingerprint,
             account_created=float(self.account_created) if self.account_created is not None else None,
-            payment_accounts=self.payment_accounts,
+            payment_accounts=int(self.payment_accounts) if self.payment_accounts is not None else None,
         )
 
 
