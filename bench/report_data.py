@@ -34,7 +34,7 @@ def fill(db: Path, n: int, start: float, end: float, seed: int = 7) -> dict[str,
     batch, events = [], []
     for i in range(n):
         cc = rng.choices(ccs, weights)[0]
-        ts = start + (end - start) * rng.random()
+        ts = start + (end - start) * (i + rng.random()) / n  # in time order, as the log is written
         reasons: list[str] = []
         evidence = ev_base
         if cc in RESTRICTED:
