@@ -29,6 +29,7 @@ from geowarden.audit.chain import (
     event_content,
     meta,
 )
+from geowarden.audit.daily import DAILY_TABLES
 from geowarden.audit.schema import decisions, metadata, review_events, safe_url
 from geowarden.errors import ConfigError
 
@@ -116,11 +117,16 @@ def migrate_v1(engine: sa.Engine, key: ChainKey) -> int:
 def add_missing(engine: sa.Engine) -> None:
     """Add what this version keeps beside the version-2 schema and an older geowarden of the
     same version neither needs nor breaks: the index on the chain's (segment, seq) that ``audit
-    verify`` reads pieces through. Idempotent; several processes may open the database at once."""
+    verify`` reads pieces through, and the tables of the daily summaries the report reads
+    (:mod:`.daily`). Idempotent; several processes may open the database at once."""
     with engine.begin() as conn:
         conn.execute(sa.text(
             f"CREATE INDEX IF NOT EXISTS {CHAIN_SEGMENT_SEQ.name} ON audit_chain (segment, seq)"
         ))  # fmt: skip
+        for table in DAILY_TABLES:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _set_version(engine: sa.Engine) -> None:
