@@ -121,15 +121,16 @@ def refresh(engine: sa.Engine, wanted: Sequence[int], *, now: float | None = Non
     it finished); two reports at once write a day once."""
     if not wanted:
         return 0
-    pg = engine.dialect.name != "sqlite"
     lo, hi = min(wanted), max(wanted) + 1
     want = set(wanted)
     with engine.connect() as conn:
         raw: Any = conn.connection.driver_connection
         cur = raw.cursor()
-        cur.execute(_sql(conn, f"SELECT {day_expr(pg)}, count(*) FROM decisions WHERE ts >= ? AND ts < ? GROUP BY 1"),  # noqa: S608
-                    (lo * DAY * 1.0, hi * DAY * 1.0))  # fmt: skip
-        counts = {int(d): int(n) for d, n in cur.fetchall()}
+        counts = {}
+        for d in sorted(want):  # one count per day: a walk of the ts index, cheaper than grouping by day
+            cur.execute(_sql(conn, "SELECT count(*) FROM decisions WHERE ts >= ? AND ts < ?"), (d * DAY * 1.0,
+                        (d + 1) * DAY * 1.0))  # fmt: skip
+            counts[d] = int(cur.fetchone()[0])
         cur.execute(_sql(conn, "SELECT day, n FROM audit_days WHERE day >= ? AND day < ?"), (lo, hi))
         kept = {int(d): int(n) for d, n in cur.fetchall()}
         cur.close()

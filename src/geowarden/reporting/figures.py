@@ -166,6 +166,56 @@ def _live(start: float, end: float, closed: list[int]) -> list[tuple[float, floa
     return [(lo, hi) for lo, hi in parts if lo < hi]
 
 
+def _period_spans(start: float, end: float, by: str) -> list[tuple[str, float, float]]:
+    """The periods of ``by`` that ``[start, end)`` touches: (name, from, to) clipped to it."""
+    spans: list[tuple[str, float, float]] = []
+    for day in range(int(start // 86400), int(-(-end // 86400))):
+        label, lo, hi = period_label(day, by), max(start, day * 86400.0), min(end, (day + 1) * 86400.0)
+        if lo >= hi:
+            continue
+        if spans and spans[-1][0] == label:
+            spans[-1] = (label, spans[-1][1], hi)
+        else:
+            spans.append((label, lo, hi))
+    return spans
+
+
+def _uniques(
+    engine: sa.Engine,
+    lo: float,
+    hi: float,
+    closed: list[int],
+    live: list[tuple[float, float]],
+    pv: str,
+    pv_p: tuple[Any, ...],
+) -> tuple[int, int]:
+    """Unique accounts and keys of the decisions in ``[lo, hi)``: from the summaries' ids of the
+    closed days in it, and from the rows of the rest (``live``), counted by the database."""
+    parts, params = [], []
+    if closed:
+        first, last = max(closed[0], int(-(-lo // 86400))), min(closed[-1] + 1, int(hi // 86400))
+        if first < last:
+            parts.append(f"SELECT kind, id FROM audit_daily_ids WHERE day >= ? AND day < ?{pv}")  # noqa: S608
+            params += [first, last, *pv_p]
+    for part in live:
+        a, b = max(part[0], lo), min(part[1], hi)
+        if a < b:
+            parts += [
+                f"SELECT 'a' AS kind, account_id AS id FROM decisions WHERE ts >= ? AND ts < ?{pv} "  # noqa: S608
+                "AND account_id IS NOT NULL",
+                f"SELECT 'k', api_key_id FROM decisions WHERE ts >= ? AND ts < ?{pv} AND api_key_id IS NOT NULL",  # noqa: S608
+            ]
+            params += [a, b, *pv_p, a, b, *pv_p]
+    if not parts:
+        return 0, 0
+    sql = (
+        "SELECT count(DISTINCT CASE WHEN kind = 'a' THEN id END), count(DISTINCT CASE WHEN kind = 'k' THEN id END) "  # noqa: S608
+        f"FROM ({' UNION ALL '.join(parts)}) x"
+    )
+    [(accounts, keys)] = next(_stream(engine, sql, tuple(params)))
+    return int(accounts), int(keys)
+
+
 def load(
     engine: sa.Engine,
     start: float,
@@ -223,25 +273,16 @@ def load(
         FROM s LEFT JOIN r ON {same} WHERE s.n - coalesce(r.n, 0) > 0
         UNION ALL SELECT * FROM rv"""  # noqa: S608 - this module's names
     )
-    # Unique accounts and keys per period: one grouped pass (ISO weeks keyed by their Monday).
-    ids = (
-        "SELECT CAST(day * 86400 AS DOUBLE PRECISION) AS ts, kind, id FROM audit_daily_ids "  # noqa: S608
-        f"WHERE day >= ? AND day < ?{pv} "
-        f"UNION ALL SELECT ts, 'a', account_id FROM decisions WHERE {live_where} AND account_id IS NOT NULL "
-        f"UNION ALL SELECT ts, 'k', api_key_id FROM decisions WHERE {live_where} AND api_key_id IS NOT NULL"
-    )
-    ids_p = span + pv_p + live_p + live_p
-    count = "count(DISTINCT CASE WHEN kind = 'a' THEN id END), count(DISTINCT CASE WHEN kind = 'k' THEN id END)"
-    per = f"SELECT {_period_key(by, pg)}, {count} FROM ({ids}) x GROUP BY 1"  # noqa: S608
+    # Unique accounts and keys: per period, then over the whole range.
     rows = [
-        {"period": period_label(int(k) * 7 - 3, "week") if by == "week" else str(k), "accounts": int(a), "keys": int(n)}
-        for chunk in _stream(engine, per, ids_p)
-        for k, a, n in chunk
+        {"period": label, "accounts": a, "keys": k}
+        for label, lo, hi in _period_spans(start, end, by)
+        for a, k in [_uniques(engine, lo, hi, closed, live, pv, pv_p)]
     ]
     _table(db, "u", pa.Table.from_pylist(rows, schema=pa.schema(
         [("period", pa.string()), ("accounts", pa.int64()), ("keys", pa.int64())])))  # fmt: skip
-    [(accounts, keys_n)] = next(_stream(engine, f"SELECT {count} FROM ({ids}) x", ids_p), [(0, 0)])  # noqa: S608
-    _table(db, "u_all", pa.table({"accounts": [int(accounts)], "keys": [int(keys_n)]}))
+    accounts, keys_n = _uniques(engine, start, end, closed, live, pv, pv_p)
+    _table(db, "u_all", pa.table({"accounts": [accounts], "keys": [keys_n]}))
     reviewed = f"SELECT decision_id, ts FROM decisions WHERE {where} AND {_REVIEWED}"  # noqa: S608
     _table(db, "o", pa.Table.from_batches(list(_batches(_stream(engine, reviewed, params), _REVIEWED_SCHEMA)),
                                           schema=_REVIEWED_SCHEMA))  # fmt: skip
