@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from geowarden.audit.chain import DECISION_HASHED, RawTx, append, decision_content_of, event_content
+from geowarden.audit.schema import decisions
 from geowarden.audit.store import AuditLog
 
 KEY = b"report-bench-key" * 2
@@ -86,8 +87,11 @@ def fill(url: str, n: int, start: float, end: float, seed: int = 7) -> dict[str,
     pg = engine.dialect.name != "sqlite"
     cols = ", ".join(c for c in ("decision_id", *DECISION_HASHED[1:], "review"))
     rows = _rows_sql(pg, n, seed, start, end)
+    indexes = [ix for ix in decisions.indexes if not ix.unique]
     try:
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # the indexes are built once after the rows, not row by row
+            for ix in indexes:
+                ix.drop(conn)
             if pg:
                 conn.exec_driver_sql(f"INSERT INTO decisions ({cols}) {rows}".replace("%", "%%"))
             else:
@@ -100,6 +104,8 @@ def fill(url: str, n: int, start: float, end: float, seed: int = 7) -> dict[str,
                 "'reviewer', CASE review WHEN 'overturned' THEN 'overturn' ELSE 'confirm' END, '' FROM decisions "
                 "WHERE review IN ('confirmed', 'overturned') ORDER BY ts"
             )
+            for ix in indexes:
+                ix.create(conn)
             found = conn.exec_driver_sql(
                 "SELECT count(*), sum(CASE WHEN action <> 'allow' THEN 1 ELSE 0 END) FROM decisions"
             ).one()

@@ -37,14 +37,13 @@ import itertools
 import math
 import time
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
-from geowarden.audit.daily import GROUP_KEYS, closed_days, day_expr, grouped_sql, hint_expr, refresh
+from geowarden.audit.daily import GROUP_KEYS, closed_days, day_expr, grouped_sql, hint_expr, id_hash, refresh
 from geowarden.audit.schema import REVIEW_STATES
 
 SMALL = 30  # counts below this are marked: too few for a percentage to mean much
@@ -98,6 +97,7 @@ _SCHEMA = pa.schema(
      ("reasons", pa.string()), ("review", pa.string()), ("policy_version", pa.string()), ("region_hint", pa.string()),
      ("n", pa.int64()), ("first_ts", pa.float64()), ("last_ts", pa.float64())]
 )  # fmt: skip
+_IDS_SCHEMA = pa.schema([("day", pa.int64()), ("kind", pa.string()), ("hid", pa.int64())])
 _SUMMARY_SCHEMA = pa.schema([f for f in _SCHEMA if f.name != "review"])
 #: Decisions that reached review, through the index on ``review`` (``<> 'none'`` would scan).
 _REVIEWED = "review IN (" + ", ".join(f"'{s}'" for s in REVIEW_STATES if s != "none") + ")"
@@ -129,29 +129,6 @@ def _batches(chunks: Iterator[list[tuple[Any, ...]]], schema: pa.Schema) -> Iter
         )
 
 
-def period_label(day: int, by: str) -> str:
-    """The name of the period holding a UTC day (days since 1970), as the tables name it."""
-    d = date(1970, 1, 1) + timedelta(days=day)
-    if by == "week":
-        iso = d.isocalendar()
-        return f"{iso.year}-W{iso.week:02d}"
-    if by == "month":
-        return f"{d.year}-{d.month:02d}"
-    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
-
-
-def _period_key(by: str, pg: bool) -> str:
-    """SQL naming a row's period as :func:`period_label` does (weeks: an index, Monday-based)."""
-    if by == "week":
-        return "(CAST(floor(ts / 86400) AS BIGINT) + 3) / 7" if pg else "(CAST(ts / 86400 AS INTEGER) + 3) / 7"
-    if pg:
-        utc = "to_timestamp(ts) AT TIME ZONE 'UTC'"
-        return f"to_char({utc}, 'YYYY-MM')" if by == "month" else f"to_char({utc}, 'YYYY-\"Q\"Q')"
-    if by == "month":
-        return "strftime('%Y-%m', ts, 'unixepoch')"
-    return "strftime('%Y', ts, 'unixepoch') || '-Q' || ((CAST(strftime('%m', ts, 'unixepoch') AS INTEGER) + 2) / 3)"
-
-
 def _table(db: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     db.register(f"{name}_arrow", table)
     db.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")  # noqa: S608 - this module's names
@@ -166,54 +143,30 @@ def _live(start: float, end: float, closed: list[int]) -> list[tuple[float, floa
     return [(lo, hi) for lo, hi in parts if lo < hi]
 
 
-def _period_spans(start: float, end: float, by: str) -> list[tuple[str, float, float]]:
-    """The periods of ``by`` that ``[start, end)`` touches: (name, from, to) clipped to it."""
-    spans: list[tuple[str, float, float]] = []
-    for day in range(int(start // 86400), int(-(-end // 86400))):
-        label, lo, hi = period_label(day, by), max(start, day * 86400.0), min(end, (day + 1) * 86400.0)
-        if lo >= hi:
-            continue
-        if spans and spans[-1][0] == label:
-            spans[-1] = (label, spans[-1][1], hi)
-        else:
-            spans.append((label, lo, hi))
-    return spans
-
-
-def _uniques(
-    engine: sa.Engine,
-    lo: float,
-    hi: float,
-    closed: list[int],
-    live: list[tuple[float, float]],
-    pv: str,
-    pv_p: tuple[Any, ...],
-) -> tuple[int, int]:
-    """Unique accounts and keys of the decisions in ``[lo, hi)``: from the summaries' ids of the
-    closed days in it, and from the rows of the rest (``live``), counted by the database."""
-    parts, params = [], []
-    if closed:
-        first, last = max(closed[0], int(-(-lo // 86400))), min(closed[-1] + 1, int(hi // 86400))
-        if first < last:
-            parts.append(f"SELECT kind, id FROM audit_daily_ids WHERE day >= ? AND day < ?{pv}")  # noqa: S608
-            params += [first, last, *pv_p]
-    for part in live:
-        a, b = max(part[0], lo), min(part[1], hi)
-        if a < b:
-            parts += [
-                f"SELECT 'a' AS kind, account_id AS id FROM decisions WHERE ts >= ? AND ts < ?{pv} "  # noqa: S608
-                "AND account_id IS NOT NULL",
-                f"SELECT 'k', api_key_id FROM decisions WHERE ts >= ? AND ts < ?{pv} AND api_key_id IS NOT NULL",  # noqa: S608
-            ]
-            params += [a, b, *pv_p, a, b, *pv_p]
-    if not parts:
-        return 0, 0
-    sql = (
-        "SELECT count(DISTINCT CASE WHEN kind = 'a' THEN id END), count(DISTINCT CASE WHEN kind = 'k' THEN id END) "  # noqa: S608
-        f"FROM ({' UNION ALL '.join(parts)}) x"
-    )
-    [(accounts, keys)] = next(_stream(engine, sql, tuple(params)))
-    return int(accounts), int(keys)
+def _ids(
+    engine: sa.Engine, closed: list[int], live: list[tuple[float, float]], pv: str, pv_p: tuple[Any, ...]
+) -> pa.Table:
+    """(day, kind, hid) of the range's accounts and keys: the kept ids of the closed days, and
+    those of the rest's rows, hashed the same way (:func:`geowarden.audit.daily.id_hash`)."""
+    batches: list[pa.RecordBatch] = []
+    for kind in ("a", "k") if closed else ():  # two integer columns per kind: cheap to move
+        sql = f"SELECT day, hid FROM audit_daily_ids WHERE kind = ? AND day >= ? AND day < ?{pv}"  # noqa: S608
+        for chunk in _stream(engine, sql, (kind, closed[0], closed[-1] + 1, *pv_p)):
+            days, hids = zip(*chunk, strict=True)
+            batches.append(pa.RecordBatch.from_arrays(
+                [pa.array(days, pa.int64()), pa.array([kind] * len(days), pa.string()), pa.array(hids, pa.int64())],
+                schema=_IDS_SCHEMA))  # fmt: skip
+    chunks: list[list[tuple[Any, ...]]] = []
+    for a, b in live:
+        sql = (
+            f"SELECT ts, account_id, api_key_id FROM decisions WHERE ts >= ? AND ts < ?{pv} "  # noqa: S608
+            "AND (account_id IS NOT NULL OR api_key_id IS NOT NULL)"
+        )
+        for chunk in _stream(engine, sql, (a, b, *pv_p)):
+            rows = [(int(ts // 86400), "a", id_hash(acc)) for ts, acc, _ in chunk if acc is not None]
+            chunks.append(rows + [(int(ts // 86400), "k", id_hash(key)) for ts, _, key in chunk if key is not None])
+    batches += _batches(iter(c for c in chunks if c), _IDS_SCHEMA)
+    return pa.Table.from_batches(batches, schema=_IDS_SCHEMA)
 
 
 def load(
@@ -273,16 +226,14 @@ def load(
         FROM s LEFT JOIN r ON {same} WHERE s.n - coalesce(r.n, 0) > 0
         UNION ALL SELECT * FROM rv"""  # noqa: S608 - this module's names
     )
-    # Unique accounts and keys: per period, then over the whole range.
-    rows = [
-        {"period": label, "accounts": a, "keys": k}
-        for label, lo, hi in _period_spans(start, end, by)
-        for a, k in [_uniques(engine, lo, hi, closed, live, pv, pv_p)]
-    ]
-    _table(db, "u", pa.Table.from_pylist(rows, schema=pa.schema(
-        [("period", pa.string()), ("accounts", pa.int64()), ("keys", pa.int64())])))  # fmt: skip
-    accounts, keys_n = _uniques(engine, start, end, closed, live, pv, pv_p)
-    _table(db, "u_all", pa.table({"accounts": [accounts], "keys": [keys_n]}))
+    # Unique accounts and keys, per period and over the whole range: the ids of the range (kept
+    # per day as 64-bit hashes) move into DuckDB, which counts them.
+    _table(db, "ids", _ids(engine, closed, live, pv, pv_p))
+    count = "count(DISTINCT hid) FILTER (WHERE kind = 'a'), count(DISTINCT hid) FILTER (WHERE kind = 'k')"
+    label = _LABEL[by].replace("to_timestamp(ts)", "to_timestamp(day * 86400)")
+    db.execute(f"CREATE TABLE u AS SELECT {label} AS period, {count.replace(', ', ' AS accounts, ')} AS keys "  # noqa: S608
+               "FROM ids GROUP BY 1")  # fmt: skip
+    db.execute(f"CREATE TABLE u_all AS SELECT {count.replace(', ', ' AS accounts, ')} AS keys FROM ids")  # noqa: S608
     reviewed = f"SELECT decision_id, ts FROM decisions WHERE {where} AND {_REVIEWED}"  # noqa: S608
     _table(db, "o", pa.Table.from_batches(list(_batches(_stream(engine, reviewed, params), _REVIEWED_SCHEMA)),
                                           schema=_REVIEWED_SCHEMA))  # fmt: skip
