@@ -199,9 +199,9 @@ def bench_decide(rep: Report, args: Any, warden: Any) -> None:
         rep.table(["audit log", "wall µs/decision", "CPU µs/decision", "decisions/s"], rows)
         spread = ", ".join(f"{k.split('_')[0]} {min(v):.3f} to {max(v):.3f}" for k, v in pairs.items())
         budget = {k: v <= 1.10 for k, v in ratio.items()}
-        rep.say(f"chain cost: +{(ratio['cpu_us'] - 1) * 100:.1f} % CPU "
+        rep.say(f"chain cost: {(ratio['cpu_us'] - 1) * 100:+.1f} % CPU "
                 f"({'within' if budget['cpu_us'] else 'OVER'} the +10 % budget), "
-                f"+{(ratio['wall_us'] - 1) * 100:.1f} % wall ({'within' if budget['wall_us'] else 'OVER'}) per "
+                f"{(ratio['wall_us'] - 1) * 100:+.1f} % wall ({'within' if budget['wall_us'] else 'OVER'}) per "
                 f"decision; chained/plain of each round's pair: {spread}")  # fmt: skip
         rep.doc.update(medians=med, ratio=ratio, within_budget=budget, pair_ratios=pairs, rounds=rounds)
 

@@ -4,12 +4,16 @@ is reported as it is now; retention deletes the summaries of the days it prunes.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from chain_support import KEY
 from test_report import PLAN, Q1, Q2, _decision, fill_log
 
+from geowarden.audit.schema import sqlite_url
 from geowarden.audit.store import AuditLog
 from geowarden.model import Action, Facts
 from geowarden.reporting.figures import build
@@ -100,4 +104,21 @@ def test_a_database_without_the_summary_tables_gets_them_on_open(url: str) -> No
     try:
         assert _report(log)["summary"]["decisions"] == 1 and [n for _, n in _kept_days(log) if n] == [1]
     finally:
+        log.close()
+
+
+def test_a_report_waits_for_the_writer_s_lock_on_sqlite(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "audit.db")
+    fill_log(url)
+    log = AuditLog(url, key=KEY)
+    holder = sqlite3.connect(tmp_path / "audit.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # as the writer does for each commit
+    timer = threading.Timer(0.5, holder.rollback)
+    timer.start()
+    try:
+        assert _report(log)["summary"]["decisions"] == sum(p[-1] for p in PLAN) + 1
+        assert len([n for _, n in _kept_days(log) if n]) == 2
+    finally:
+        timer.join()
+        holder.close()
         log.close()

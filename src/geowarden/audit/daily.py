@@ -23,6 +23,7 @@ data: deleting them loses nothing but time.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -169,7 +170,7 @@ def _summarise(engine: sa.Engine, day: int, now: float) -> None:
             if pg:
                 cur.execute("LOCK TABLE audit_days IN SHARE ROW EXCLUSIVE MODE")
             else:
-                cur.execute("BEGIN IMMEDIATE")
+                _begin_immediate(cur)
             cur.execute(_sql(conn, "SELECT n FROM audit_days WHERE day = ?"), (day,))
             row = cur.fetchone()
             if row is None or int(row[0]) != n:  # else another report just made it
@@ -184,6 +185,20 @@ def _summarise(engine: sa.Engine, day: int, now: float) -> None:
             raise
         finally:
             cur.close()
+
+
+def _begin_immediate(cur: Any, wait: float = 30.0) -> None:
+    """SQLite's write lock, waited for: the audit engine has no busy timeout (the writer retries
+    at once, see ``AuditLog._commit``), and the writer holds the lock only for one commit."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.001)
 
 
 def forget(conn: sa.Connection, before: float) -> None:
