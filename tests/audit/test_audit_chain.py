@@ -221,6 +221,22 @@ def test_a_version_1_database_is_migrated(url: str) -> None:
         log.close()
 
 
+def test_a_version_2_database_gets_the_verify_index_on_open(url: str) -> None:
+    log, _ = filled(url, days=2, per_day=10)
+    log.close()
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("drop index ix_audit_chain_segment_seq"))
+    assert "ix_audit_chain_segment_seq" not in {i["name"] for i in sa.inspect(eng).get_indexes("audit_chain")}
+    eng.dispose()
+    log = AuditLog(url, key=KEY)
+    try:
+        assert "ix_audit_chain_segment_seq" in {i["name"] for i in sa.inspect(log.engine).get_indexes("audit_chain")}
+        assert verify(log).ok and verify(log).rows == 20 + 4 + 1  # decisions, queued, the overturn
+    finally:
+        log.close()
+
+
 def _cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("GEOWARDEN_")} | {"GEOWARDEN_HOME": str(home)}
     return subprocess.run(
@@ -295,3 +311,30 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert line.startswith(
         "geowarden: error: audit database postgresql+psycopg://nobody@127.0.0.1:1/none is unreachable"
     )
+
+
+@pytest.mark.parametrize("piece_rows", [1, 3, 7, 20])
+def test_a_segment_verified_in_pieces_reports_what_one_pass_does(
+    log_ids: tuple[AuditLog, list[str]], monkeypatch: pytest.MonkeyPatch, piece_rows: int
+) -> None:
+    import geowarden.audit.verify as verify_module
+
+    log, ids = log_ids
+    a, b = seq_of(log, ids[42]), seq_of(log, ids[43])
+    sql(log, "update audit_chain set seq = -1 where seq = :a", a=a)
+    sql(log, "update audit_chain set seq = :a where seq = :b", a=a, b=b)
+    sql(log, "update audit_chain set seq = :b where seq = -1", b=b)
+    for gone in (ids[50], ids[51], ids[-1]):  # a gap of two rows, and the last row cut off
+        sql(log, "delete from audit_chain where ref = :d", d=gone)
+        sql(log, "delete from decisions where decision_id = :d", d=gone)
+    sql(log, "update decisions set action = 'allow' where decision_id = :d", d=ids[6])
+    sql(log, "delete from decisions where decision_id = :d", d=ids[85])
+    whole = verify(log)
+    assert len(whole.problems) >= 5
+    monkeypatch.setattr(verify_module, "PIECE_ROWS", piece_rows)
+    alone = verify_database(log.engine, log.chain_key.public, workers=1)
+    monkeypatch.setattr(verify_module, "PARALLEL_ROWS", 0)
+    apart = verify_database(log.engine, log.chain_key.public, workers=2)
+    for pieces in (alone, apart):
+        assert sorted(p.line() for p in pieces.problems) == sorted(p.line() for p in whole.problems)
+        assert (pieces.rows, pieces.found) == (whole.rows, whole.found)

@@ -6,7 +6,7 @@
   transaction, with a note of the migration in ``audit_meta`` (rows written before the
   migration were not protected while they were written: the chain proves only that they have
   not changed since);
-- the current version: nothing to do;
+- the current version: the additions that need no version step (:func:`add_missing`) are made;
 - anything else (a newer version, or a ``decisions`` table missing columns): refused with one
   line (a :class:`~geowarden.errors.ConfigError`), nothing touched.
 """
@@ -19,6 +19,7 @@ import time
 import sqlalchemy as sa
 
 from geowarden.audit.chain import (
+    CHAIN_SEGMENT_SEQ,
     CHAIN_TABLES,
     SCHEMA_VERSION,
     ChainKey,
@@ -28,6 +29,7 @@ from geowarden.audit.chain import (
     event_content,
     meta,
 )
+from geowarden.audit.daily import DAILY_TABLES
 from geowarden.audit.schema import decisions, metadata, review_events, safe_url
 from geowarden.errors import ConfigError
 
@@ -56,6 +58,7 @@ def prepare(engine: sa.Engine, key: ChainKey) -> None:
         reason = " ".join(str(exc.orig or exc).split())[:160]
         raise ConfigError(f"audit database {where} is unreachable: {reason}") from None
     if version == SCHEMA_VERSION:
+        add_missing(engine)
         return
     if version is None:
         metadata.create_all(engine)
@@ -77,6 +80,7 @@ def prepare(engine: sa.Engine, key: ChainKey) -> None:
                 f"(table {table.name} lacks {', '.join(missing)}); move it aside and start a new one"
             )
     n = migrate_v1(engine, key)
+    add_missing(engine)
     log.info("migrated the audit database to the chained schema", extra={"rows_chained": n, "database": where})
 
 
@@ -108,6 +112,21 @@ def migrate_v1(engine: sa.Engine, key: ChainKey) -> int:
     finally:
         tx.close()
     return len(entries)
+
+
+def add_missing(engine: sa.Engine) -> None:
+    """Add what this version keeps beside the version-2 schema and an older geowarden of the
+    same version neither needs nor breaks: the index on the chain's (segment, seq) that ``audit
+    verify`` reads pieces through, and the tables of the daily summaries the report reads
+    (:mod:`.daily`). Idempotent; several processes may open the database at once."""
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            f"CREATE INDEX IF NOT EXISTS {CHAIN_SEGMENT_SEQ.name} ON audit_chain (segment, seq)"
+        ))  # fmt: skip
+        for table in DAILY_TABLES:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 
 
 def _set_version(engine: sa.Engine) -> None:

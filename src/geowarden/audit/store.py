@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from geowarden.audit.chain import ChainKey, RawTx, append, decision_content, event_content, prune_segments
+from geowarden.audit.daily import forget
 from geowarden.audit.migrate import prepare
 from geowarden.audit.schema import (
     AuditRecord,
@@ -370,6 +371,7 @@ class AuditLog:
         deleted = prune_segments(self.engine, self.chain_key, cutoff)
         with self.engine.begin() as conn:  # appeals of decisions that are gone (not part of the chain)
             conn.execute(appeals.delete().where(appeals.c.decision_id.not_in(sa.select(decisions.c.decision_id))))
+            forget(conn, cutoff)  # the daily summaries of those days, account and key ids included
         return deleted
 
     def iter_all(self) -> Iterator[AuditRecord]:

@@ -19,6 +19,7 @@ Nothing is repaired: a problem is reported with its segment, seq, kind and refer
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator
@@ -38,7 +39,6 @@ from geowarden.audit.chain import (
     event_content,
     head_payload,
     heads,
-    row_hash,
 )
 
 MAX_PROBLEMS = 1000  # listed; the count goes on
@@ -105,18 +105,50 @@ class VerifyReport:
 
 _HEAD_COLS = tuple(c.name for c in heads.columns)
 _D = ", ".join(f"d.{c}" for c in DECISION_HASHED)
-_SEGMENT_ROWS = sa.text(
-    f"SELECT c.seq, c.kind, c.ref, c.content_hash, c.prev_hash, c.row_hash, d.decision_id IS NOT NULL, {_D} "  # noqa: S608
+# Through the index on (segment, seq): a piece's rows come in seq order, without a sort.
+_PIECE_ROWS = (
+    f"SELECT c.seq, c.kind, c.ref, c.content_hash, c.prev_hash, c.row_hash, {_D} "  # noqa: S608
     "FROM audit_chain c LEFT JOIN decisions d ON c.kind = 'd' AND d.decision_id = c.ref "
-    "WHERE c.segment = :seg ORDER BY c.seq"
+    "WHERE c.segment = ? AND c.seq >= ? AND c.seq <= ? ORDER BY c.seq"
 )
-_SEGMENT_EVENTS = sa.text(
+_PIECE_EVENTS = sa.text(
     f"SELECT CAST(e.id AS VARCHAR(40)), {', '.join('e.' + c for c in EVENT_HASHED)} FROM review_events e "  # noqa: S608
-    "JOIN audit_chain c ON c.kind = 'e' AND c.ref = CAST(e.id AS VARCHAR(40)) WHERE c.segment = :seg"
+    "JOIN audit_chain c ON c.kind = 'e' AND c.ref = CAST(e.id AS VARCHAR(40)) "
+    "WHERE c.segment = :seg AND c.seq >= :lo AND c.seq <= :hi"
 )
-
+_PIECE_CHECKPOINTS = sa.text(
+    "SELECT seq, row_hash, signature FROM audit_checkpoints WHERE segment = :seg AND seq >= :lo AND seq <= :hi"
+)
+_ROW_BEFORE = sa.text(
+    "SELECT seq, row_hash FROM audit_chain WHERE segment = :seg AND seq < :lo ORDER BY seq DESC LIMIT 1"
+)
 
 PARALLEL_ROWS = 200_000  # below this many rows, worker processes cost more than they save
+PIECE_ROWS = 250_000  # a segment is verified in pieces of this many seq numbers, in parallel
+_FAR = 2**62  # the open ends of a segment's first and last piece
+
+
+@dataclass(slots=True)
+class _Piece:
+    """A run of one segment's seq numbers, verified on its own: its rows' problems in ``report``,
+    and what the segment's end check needs (rows seen, the last seq and row hash seen)."""
+
+    head: dict[str, Any]
+    lo: int
+    hi: int
+    report: VerifyReport
+    n: int = 0
+    last_seq: int | None = None
+    last_hash: str | None = None
+
+
+def _pieces(h: dict[str, Any]) -> list[tuple[int, int]]:
+    """``h``'s seq range cut into runs of :data:`PIECE_ROWS`; the first and last are open-ended,
+    so rows outside the range the head names are read too."""
+    cuts = list(range(int(h["first_seq"]), int(h["last_seq"]) + 1, max(1, PIECE_ROWS)))[1:]
+    lows = [-_FAR, *cuts]
+    highs = [c - 1 for c in cuts] + [_FAR]
+    return list(zip(lows, highs, strict=True))
 
 
 def verify_database(
@@ -128,8 +160,9 @@ def verify_database(
 ) -> VerifyReport:
     """Verify the whole chain of ``engine``'s audit database against ``public``.
 
-    Segments are independent once their heads are checked, so with more than
-    :data:`PARALLEL_ROWS` rows they are verified in ``workers`` processes (default: one per CPU)."""
+    Pieces of segments (:data:`PIECE_ROWS` seq numbers) are independent once the heads are
+    checked, so with more than :data:`PARALLEL_ROWS` rows they are verified in ``workers``
+    processes (default: one per CPU)."""
     report = VerifyReport(key_id=public.key_id)
     todo: list[dict[str, Any]] = []
     with engine.connect() as conn:
@@ -152,21 +185,17 @@ def verify_database(
                 report.pruned_segments += 1
                 continue
             todo.append(h)
+        jobs = [(h, lo, hi) for h in todo for lo, hi in _pieces(h)]
         workers = workers if workers is not None else os.cpu_count() or 1
-        if workers > 1 and len(todo) > 1 and sum(h["n"] for h in todo) > PARALLEL_ROWS:
+        if workers > 1 and len(jobs) > 1 and sum(h["n"] for h in todo) > PARALLEL_ROWS:
             url = engine.url.render_as_string(hide_password=False)
             ctx = multiprocessing.get_context("spawn")  # the caller may have threads (the audit writer)
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-                jobs = [pool.submit(_segment_job, url, public.raw, h) for h in todo]
-                for h, job in zip(todo, jobs, strict=True):
-                    report.merge(job.result())
-                    if progress is not None:
-                        progress(f"segment {h['segment']}: {h['n']:,} rows")
+            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
+                futures = [pool.submit(_piece_job, url, public.raw, h, lo, hi) for h, lo, hi in jobs]
+                pieces = (f.result() for f in futures)
+                _combine(pieces, report, progress)
         else:
-            for h in todo:
-                if progress is not None:
-                    progress(f"segment {h['segment']}: {h['n']:,} rows")
-                _verify_segment(conn, h, public, report)
+            _combine((_verify_piece(conn, h, lo, hi, public) for h, lo, hi in jobs), report, progress)
         if head_rows:
             last = head_rows[-1]
             report.head = {"segment": last["segment"], "last_seq": last["last_seq"], "head_hash": last["head_hash"]}
@@ -174,73 +203,113 @@ def verify_database(
     return report
 
 
-def _segment_job(url: str, public_raw: bytes, head: dict[str, Any]) -> VerifyReport:
-    """One segment verified in a worker process, on its own engine."""
-    public = PublicKey(public_raw)
-    report = VerifyReport(key_id=public.key_id)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            _verify_segment(conn, head, public, report)
-    finally:
-        engine.dispose()
-    return report
+def _combine(pieces: Iterator[_Piece], report: VerifyReport, progress: Callable[[str], None] | None) -> None:
+    """Merge the pieces (in seq order) and check each segment's end against its signed head."""
+    seg_n, seg_last, seg_hash, current = 0, None, None, None
+    for p in pieces:
+        h = p.head
+        if current is not None and h["segment"] != current["segment"]:
+            _end_check(current, seg_n, seg_last, seg_hash, report, progress)
+            seg_n, seg_last, seg_hash = 0, None, None
+        current = h
+        report.merge(p.report)
+        if p.n:
+            seg_n, seg_last, seg_hash = seg_n + p.n, p.last_seq, p.last_hash
+    if current is not None:
+        _end_check(current, seg_n, seg_last, seg_hash, report, progress)
 
 
-def _verify_segment(conn: sa.Connection, h: dict[str, Any], public: PublicKey, report: VerifyReport) -> None:
+def _end_check(
+    h: dict[str, Any],
+    n: int,
+    last: int | None,
+    running: str | None,
+    report: VerifyReport,
+    progress: Callable[[str], None] | None,
+) -> None:
+    if progress is not None:
+        progress(f"segment {h['segment']}: {h['n']:,} rows")
+    end = last if last is not None else h["first_seq"] - 1
+    if (running if n else h["genesis"]) != h["head_hash"] or end != h["last_seq"] or n != h["n"]:
+        report.add(h["segment"], end if n else None, None, None,
+                   f"the chain ends at seq {end} with {n:,} rows but the signed head says seq {h['last_seq']} "
+                   f"with {h['n']:,}: rows at the end deleted or added")  # fmt: skip
+
+
+_ENGINES: dict[str, sa.Engine] = {}  # a worker process's engine, reused by its pieces
+
+
+def _piece_job(url: str, public_raw: bytes, head: dict[str, Any], lo: int, hi: int) -> _Piece:
+    """One piece verified in a worker process."""
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = sa.create_engine(url, poolclass=sa.pool.StaticPool)
+    with engine.connect() as conn:
+        return _verify_piece(conn, head, lo, hi, PublicKey(public_raw))
+
+
+def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, public: PublicKey) -> _Piece:
+    """The rows of segment ``h`` with seq in ``[lo, hi]``, in seq order, as if the whole segment
+    were read in one pass: the state before ``lo`` is taken from the chain row before it."""
     seg = h["segment"]
-    events = {r[0]: r[1:] for r in conn.execute(_SEGMENT_EVENTS, {"seg": seg})}
-    cps = {
-        int(r.seq): r
-        for r in conn.execute(sa.text("SELECT seq, row_hash, signature FROM audit_checkpoints WHERE segment = :seg"),
-                              {"seg": seg})
-    }  # fmt: skip
-    running, expect, n, broken = h["genesis"], h["first_seq"], 0, []
-    for seq, kind, ref, content_hash, prev, stored, present, *values in _stream(conn, seg):
+    piece = _Piece(h, lo, hi, VerifyReport(key_id=public.key_id))
+    report = piece.report
+    bounds = {"seg": seg, "lo": lo, "hi": hi}
+    events = {r[0]: r[1:] for r in conn.execute(_PIECE_EVENTS, bounds)}
+    cps = {int(r.seq): r for r in conn.execute(_PIECE_CHECKPOINTS, bounds)}
+    before = conn.execute(_ROW_BEFORE, bounds).first() if lo > h["first_seq"] else None
+    running, expect = (before[1], int(before[0]) + 1) if before is not None else (h["genesis"], h["first_seq"])
+    n, broken, found_d, found_e = 0, [], 0, 0
+    sha, content_of = hashlib.sha256, decision_content_of
+    for seq, kind, ref, content_hash, prev, stored, *values in _stream(conn, seg, lo, hi):
         if seq != expect:
             report.add(seg, expect, None, None, f"seq {expect}..{seq - 1} missing from the chain: rows deleted")
         if kind == "d":
-            content = decision_content_of(values) if present else None
+            content = content_of(values) if values[0] is not None else None
         else:
             ev = events.get(ref)
             content = event_content(dict(zip(EVENT_HASHED, ev, strict=True))) if ev is not None else None
         if content is None:
             report.add(seg, seq, kind, ref, "deleted: the chain holds it but the row is gone")
         else:
-            report.found[kind] += 1
+            if kind == "d":
+                found_d += 1
+            else:
+                found_e += 1
             if content != content_hash:
                 report.add(seg, seq, kind, ref, "edited: its content no longer matches its hash")
         if prev != running:
             broken.append((seq, kind, ref, prev))
-        elif row_hash(prev, seq, seg, kind, ref, content_hash) != stored:
+        elif sha(f"{prev}|{seq}|{seg}|{kind}|{ref}|{content_hash}".encode()).hexdigest() != stored:  # row_hash()
             report.add(seg, seq, kind, ref, "the chain row itself was edited (its hash does not match its fields)")
-        cp = cps.pop(seq, None)
-        if cp is not None and (cp.row_hash != stored or not public.verifies(checkpoint_payload(
-                {"segment": seg, "seq": seq, "row_hash": cp.row_hash}), cp.signature)):  # fmt: skip
-            report.add(seg, seq, kind, ref, "a signed checkpoint does not match this row")
+        if cps:
+            cp = cps.pop(seq, None)
+            if cp is not None and (cp.row_hash != stored or not public.verifies(checkpoint_payload(
+                    {"segment": seg, "seq": seq, "row_hash": cp.row_hash}), cp.signature)):  # fmt: skip
+                report.add(seg, seq, kind, ref, "a signed checkpoint does not match this row")
         running, expect, n = stored, seq + 1, n + 1
-        report.rows += 1
+    report.rows += n
+    report.found["d"] += found_d
+    report.found["e"] += found_e
     for seq in cps:
         report.add(seg, seq, None, None, "a signed checkpoint names a row that is gone: rows deleted")
     if broken:
         _diagnose(conn, seg, broken, report)
-    if running != h["head_hash"] or expect - 1 != h["last_seq"] or n != h["n"]:
-        report.add(seg, expect - 1 if n else None, None, None,
-                   f"the chain ends at seq {expect - 1} with {n:,} rows but the signed head says seq {h['last_seq']} "
-                   f"with {h['n']:,}: rows at the end deleted or added")  # fmt: skip
+    piece.n, piece.last_seq, piece.last_hash = n, (expect - 1 if n else None), (running if n else None)
+    return piece
 
 
-def _stream(conn: sa.Connection, seg: str) -> Iterator[tuple[Any, ...]]:
-    """The segment's chain rows joined with their decisions, in seq order, streamed through the
+def _stream(conn: sa.Connection, seg: str, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
+    """A piece's chain rows joined with their decisions, in seq order, streamed through the
     driver's own cursor (a server-side one on PostgreSQL): the verifier's inner loop."""
     raw: Any = conn.connection.driver_connection
-    sql = str(_SEGMENT_ROWS.text).replace(":seg", "?")
+    sql = _PIECE_ROWS
     if conn.dialect.name == "sqlite":
         cur = raw.cursor()
     else:
-        cur, sql = raw.cursor(name=f"gw_verify_{abs(hash(seg))}"), sql.replace("?", "%s")
+        cur, sql = raw.cursor(name=f"gw_verify_{abs(hash((seg, lo)))}"), sql.replace("?", "%s")
     try:
-        cur.execute(sql, (seg,))
+        cur.execute(sql, (seg, lo, hi))
         while chunk := cur.fetchmany(20_000):
             yield from chunk
     finally:

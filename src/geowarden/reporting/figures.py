@@ -6,7 +6,9 @@ policy version, restricted ISO 3166-2 region), with its count — and unique acc
 period, then moves those few rows (and the reviewed decisions with their review events) into an
 in-memory DuckDB as Arrow batches through the driver's own cursor. The evidence and facts never
 leave the database (an 80-byte excerpt of the evidence names a restricted region when there is
-one). :func:`figures` then computes every table in DuckDB SQL:
+one). Closed days are read from the daily summaries kept beside the log
+(:mod:`geowarden.audit.daily`, made the first time a report covers a day), so a report over
+months reads summaries, not every row. :func:`figures` then computes every table in DuckDB SQL:
 
 - ``periods``: per week, month or quarter: decisions, attempts (decisions that were not
   allowed), unique accounts and keys;
@@ -33,13 +35,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Iterator, Mapping
-from datetime import date, timedelta
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
+
+from geowarden.audit.daily import GROUP_KEYS, closed_days, day_expr, grouped_sql, hint_expr, id_hash, refresh
+from geowarden.audit.schema import REVIEW_STATES
 
 SMALL = 30  # counts below this are marked: too few for a percentage to mean much
 CHUNK = 100_000
@@ -87,12 +92,15 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "policies": ("policy_version", "decisions", "first_decision", "last_decision"),
 }  # fmt: skip
 
-_GROUP_KEYS = ("action", "country", "asn", "reasons", "review", "policy_version")
 _SCHEMA = pa.schema(
     [("day", pa.int64()), ("action", pa.string()), ("country", pa.string()), ("asn", pa.int64()),
      ("reasons", pa.string()), ("review", pa.string()), ("policy_version", pa.string()), ("region_hint", pa.string()),
      ("n", pa.int64()), ("first_ts", pa.float64()), ("last_ts", pa.float64())]
 )  # fmt: skip
+_IDS_SCHEMA = pa.schema([("day", pa.int64()), ("kind", pa.string()), ("hid", pa.int64())])
+_SUMMARY_SCHEMA = pa.schema([f for f in _SCHEMA if f.name != "review"])
+#: Decisions that reached review, through the index on ``review`` (``<> 'none'`` would scan).
+_REVIEWED = "review IN (" + ", ".join(f"'{s}'" for s in REVIEW_STATES if s != "none") + ")"
 _REVIEWED_SCHEMA = pa.schema([("decision_id", pa.string()), ("ts", pa.float64())])
 _EVENT_SCHEMA = pa.schema([("decision_id", pa.string()), ("ts", pa.float64()), ("event", pa.string())])
 
@@ -121,91 +129,124 @@ def _batches(chunks: Iterator[list[tuple[Any, ...]]], schema: pa.Schema) -> Iter
         )
 
 
-def period_label(day: int, by: str) -> str:
-    """The name of the period holding a UTC day (days since 1970), as the tables name it."""
-    d = date(1970, 1, 1) + timedelta(days=day)
-    if by == "week":
-        iso = d.isocalendar()
-        return f"{iso.year}-W{iso.week:02d}"
-    if by == "month":
-        return f"{d.year}-{d.month:02d}"
-    return f"{d.year}-Q{(d.month - 1) // 3 + 1}"
-
-
-def _period_key(by: str, pg: bool) -> str:
-    """SQL naming a row's period as :func:`period_label` does (weeks: an index, Monday-based)."""
-    if by == "week":
-        return "(CAST(floor(ts / 86400) AS BIGINT) + 3) / 7" if pg else "(CAST(ts / 86400 AS INTEGER) + 3) / 7"
-    if pg:
-        utc = "to_timestamp(ts) AT TIME ZONE 'UTC'"
-        return f"to_char({utc}, 'YYYY-MM')" if by == "month" else f"to_char({utc}, 'YYYY-\"Q\"Q')"
-    if by == "month":
-        return "strftime('%Y-%m', ts, 'unixepoch')"
-    return "strftime('%Y', ts, 'unixepoch') || '-Q' || ((CAST(strftime('%m', ts, 'unixepoch') AS INTEGER) + 2) / 3)"
-
-
 def _table(db: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
     db.register(f"{name}_arrow", table)
     db.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_arrow")  # noqa: S608 - this module's names
     db.unregister(f"{name}_arrow")
 
 
+def _live(start: float, end: float, closed: list[int]) -> list[tuple[float, float]]:
+    """The parts of ``[start, end)`` not covered by the summarised days ``closed`` (contiguous)."""
+    if not closed:
+        return [(start, end)]
+    parts = [(start, closed[0] * 86400.0), ((closed[-1] + 1) * 86400.0, end)]
+    return [(lo, hi) for lo, hi in parts if lo < hi]
+
+
+def _ids(
+    engine: sa.Engine, closed: list[int], live: list[tuple[float, float]], pv: str, pv_p: tuple[Any, ...]
+) -> pa.Table:
+    """(day, kind, hid) of the range's accounts and keys: the kept ids of the closed days, and
+    those of the rest's rows, hashed the same way (:func:`geowarden.audit.daily.id_hash`)."""
+    batches: list[pa.RecordBatch] = []
+    for kind in ("a", "k") if closed else ():  # two integer columns per kind: cheap to move
+        sql = f"SELECT day, hid FROM audit_daily_ids WHERE kind = ? AND day >= ? AND day < ?{pv}"  # noqa: S608
+        for chunk in _stream(engine, sql, (kind, closed[0], closed[-1] + 1, *pv_p)):
+            days, hids = zip(*chunk, strict=True)
+            batches.append(pa.RecordBatch.from_arrays(
+                [pa.array(days, pa.int64()), pa.array([kind] * len(days), pa.string()), pa.array(hids, pa.int64())],
+                schema=_IDS_SCHEMA))  # fmt: skip
+    chunks: list[list[tuple[Any, ...]]] = []
+    for a, b in live:
+        sql = (
+            f"SELECT ts, account_id, api_key_id FROM decisions WHERE ts >= ? AND ts < ?{pv} "  # noqa: S608
+            "AND (account_id IS NOT NULL OR api_key_id IS NOT NULL)"
+        )
+        for chunk in _stream(engine, sql, (a, b, *pv_p)):
+            rows = [(int(ts // 86400), "a", id_hash(acc)) for ts, acc, _ in chunk if acc is not None]
+            chunks.append(rows + [(int(ts // 86400), "k", id_hash(key)) for ts, _, key in chunk if key is not None])
+    batches += _batches(iter(c for c in chunks if c), _IDS_SCHEMA)
+    return pa.Table.from_batches(batches, schema=_IDS_SCHEMA)
+
+
 def load(
-    engine: sa.Engine, start: float, end: float, by: str = "month", *, policy_version: str | None = None
+    engine: sa.Engine,
+    start: float,
+    end: float,
+    by: str = "month",
+    *,
+    policy_version: str | None = None,
+    now: float | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection holding, for the decisions of ``[start, end)``:
 
     - ``d``: the decisions counted by the database first — one row per UTC day and distinct
       (action, country, ASN, reason codes, review state, policy version, restricted region), with
-      its count ``n`` and first and last time: what the report groups by, far fewer rows to move;
+      its count ``n`` and first and last time: what the report groups by, far fewer rows to move.
+      Closed days come from their kept summaries (:mod:`geowarden.audit.daily`, made now for the
+      days that have none or a stale one), the rest of the range from the rows; the review state,
+      which changes after the day, from the reviewed decisions (through the index on ``review``);
     - ``u``: unique accounts and keys per period of ``by`` (and ``u_all`` over the whole range),
-      counted by the database;
+      counted by the database from the summaries' ids and the rest of the range's rows;
     - ``o``: the decisions that reached review (id and time), and ``e``: their review events;
     - ``c``: the decisions whose trail holds a passed challenge (id and time of the decision).
     """
     pg = engine.dialect.name != "sqlite"
-    pos = "strpos" if pg else "instr"  # no LIKE: a % would clash with psycopg's placeholders
-    find = f"{pos}(evidence, '\"IP_COUNTRY_RESTRICTED\"')"
+    closed = closed_days(start, end, time.time() if now is None else now)
+    refresh(engine, closed, now=now)
+    live = _live(start, end, closed)
     pv = " AND policy_version = ?" if policy_version is not None else ""
+    pv_p: tuple[Any, ...] = () if policy_version is None else (policy_version,)
+    live_where = "(" + (" OR ".join("(ts >= ? AND ts < ?)" for _ in live) or "1 = 0") + ")" + pv
+    live_p = tuple(x for part in live for x in part) + pv_p
+    span = (closed[0], closed[-1] + 1) if closed else (0, 0)
     where = "ts >= ? AND ts < ?" + pv
-    params: tuple[Any, ...] = (start, end) if policy_version is None else (start, end, policy_version)
-    hint = f"CASE WHEN {pos}(reasons, 'IP_COUNTRY_RESTRICTED') > 0 THEN substr(evidence, {find}, 80) END"
-    day = "CAST(floor(ts / 86400) AS BIGINT)" if pg else "CAST(ts / 86400 AS INTEGER)"
-    keys = ", ".join(_GROUP_KEYS)
-    sql = (
-        f"SELECT {day} AS day, {keys}, {hint} AS region_hint, count(*), min(ts), max(ts) "  # noqa: S608 - own names
-        f"FROM decisions WHERE {where} GROUP BY {day}, {keys}, {hint}"
-    )
+    params: tuple[Any, ...] = (start, end, *pv_p)
     db = duckdb.connect()
     db.execute("SET TimeZone = 'UTC'")
-    _table(db, "d", pa.Table.from_batches(list(_batches(_stream(engine, sql, params), _SCHEMA)), schema=_SCHEMA))
-    # Unique accounts and keys per period: one grouped pass (ISO weeks keyed by their Monday).
-    key = _period_key(by, pg)
-    distinct = f"SELECT count(DISTINCT account_id), count(DISTINCT api_key_id) FROM decisions WHERE {where}"  # noqa: S608
-    per = (
-        f"SELECT {key}, count(DISTINCT account_id), count(DISTINCT api_key_id) FROM decisions WHERE {where} GROUP BY 1"  # noqa: S608
+    kept = (
+        "SELECT day, action, country, asn, reasons, policy_version, region_hint, n, first_ts, last_ts "  # noqa: S608
+        f"FROM audit_daily WHERE day >= ? AND day < ?{pv}"
     )
-    rows = [
-        {"period": period_label(int(k) * 7 - 3, "week") if by == "week" else str(k), "accounts": int(a), "keys": int(n)}
-        for chunk in _stream(engine, per, params)
-        for k, a, n in chunk
-    ]
-    _table(db, "u", pa.Table.from_pylist(rows, schema=pa.schema(
-        [("period", pa.string()), ("accounts", pa.int64()), ("keys", pa.int64())])))  # fmt: skip
-    [(accounts, keys_n)] = next(_stream(engine, distinct, params), [(0, 0)])
-    _table(db, "u_all", pa.table({"accounts": [int(accounts)], "keys": [int(keys_n)]}))
-    reviewed = f"SELECT decision_id, ts FROM decisions WHERE {where} AND review <> 'none'"  # noqa: S608
+    summary = [*_stream(engine, kept, span + pv_p), *_stream(engine, grouped_sql(pg, live_where), live_p)]
+    _table(db, "s", pa.Table.from_batches(list(_batches(iter(summary), _SUMMARY_SCHEMA)), schema=_SUMMARY_SCHEMA))
+    day, hint, keys = day_expr(pg), hint_expr(pg), ", ".join(GROUP_KEYS)
+    reviewed_groups = (
+        f"SELECT {day}, action, country, asn, reasons, review, policy_version, {hint}, count(*), min(ts), max(ts) "  # noqa: S608
+        f"FROM decisions WHERE {where} AND {_REVIEWED} GROUP BY {day}, {keys}, review, {hint}"
+    )
+    _table(db, "rv", pa.Table.from_batches(list(_batches(_stream(engine, reviewed_groups, params), _SCHEMA)),
+                                           schema=_SCHEMA))  # fmt: skip
+    same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM r.{k}" for k in ("day", *GROUP_KEYS, "region_hint"))
+    db.execute(
+        f"""CREATE TABLE d AS
+        WITH r AS (SELECT day, {keys}, region_hint, sum(n) AS n FROM rv GROUP BY ALL)
+        SELECT s.day, s.action, s.country, s.asn, s.reasons, 'none' AS review, s.policy_version, s.region_hint,
+            (s.n - coalesce(r.n, 0))::BIGINT AS n, s.first_ts, s.last_ts
+        FROM s LEFT JOIN r ON {same} WHERE s.n - coalesce(r.n, 0) > 0
+        UNION ALL SELECT * FROM rv"""  # noqa: S608 - this module's names
+    )
+    # Unique accounts and keys, per period and over the whole range: the ids of the range (kept
+    # per day as 64-bit hashes) move into DuckDB, which counts them.
+    _table(db, "ids", _ids(engine, closed, live, pv, pv_p))
+    count = "count(DISTINCT hid) FILTER (WHERE kind = 'a'), count(DISTINCT hid) FILTER (WHERE kind = 'k')"
+    label = _LABEL[by].replace("to_timestamp(ts)", "to_timestamp(day * 86400)")
+    db.execute(f"CREATE TABLE u AS SELECT {label} AS period, {count.replace(', ', ' AS accounts, ')} AS keys "  # noqa: S608
+               "FROM ids GROUP BY 1")  # fmt: skip
+    db.execute(f"CREATE TABLE u_all AS SELECT {count.replace(', ', ' AS accounts, ')} AS keys FROM ids")  # noqa: S608
+    reviewed = f"SELECT decision_id, ts FROM decisions WHERE {where} AND {_REVIEWED}"  # noqa: S608
     _table(db, "o", pa.Table.from_batches(list(_batches(_stream(engine, reviewed, params), _REVIEWED_SCHEMA)),
                                           schema=_REVIEWED_SCHEMA))  # fmt: skip
+    x_where = f"x.{where.replace(' AND ', ' AND x.')}"
     ev_sql = (
         "SELECT e.decision_id, e.ts, e.event FROM review_events e JOIN decisions x ON x.decision_id = e.decision_id "  # noqa: S608 - own conditions
-        f"WHERE x.{where.replace(' AND ', ' AND x.')} AND x.review <> 'none'"
+        f"WHERE {x_where} AND x.{_REVIEWED}"
     )
     _table(db, "e", pa.Table.from_batches(list(_batches(_stream(engine, ev_sql, params), _EVENT_SCHEMA)),
                                           schema=_EVENT_SCHEMA))  # fmt: skip
     passed = (
         "SELECT DISTINCT x.decision_id, x.ts FROM review_events e JOIN decisions x ON x.decision_id = e.decision_id "  # noqa: S608 - own conditions
-        f"WHERE x.{where.replace(' AND ', ' AND x.')} AND e.event = 'challenge'"
+        f"WHERE {x_where} AND e.event = 'challenge'"
     )
     _table(db, "c", pa.Table.from_batches(list(_batches(_stream(engine, passed, params), _REVIEWED_SCHEMA)),
                                           schema=_REVIEWED_SCHEMA))  # fmt: skip
@@ -241,8 +282,8 @@ def figures(db: duckdb.DuckDBPyConnection, by: str, *, top_asns: int = 20) -> di
     out["periods"] = _rows(
         db,
         """SELECT r.period, sum(n)::BIGINT AS decisions, coalesce(sum(n) FILTER (WHERE attempt), 0)::BIGINT AS attempts,
-        any_value(u.accounts) AS accounts, any_value(u.keys) AS keys
-        FROM r JOIN u USING (period) GROUP BY r.period ORDER BY r.period""",
+        coalesce(any_value(u.accounts), 0) AS accounts, coalesce(any_value(u.keys), 0) AS keys
+        FROM r LEFT JOIN u USING (period) GROUP BY r.period ORDER BY r.period""",
     )
     out["actions"] = _rows(
         db, "SELECT period, action, sum(n)::BIGINT AS n FROM r GROUP BY ALL ORDER BY period, n DESC, action"
@@ -372,9 +413,11 @@ def build(
     *,
     policy_version: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """The whole report document: ``meta``, ``summary`` over the range, and the ``tables``."""
-    db = load(engine, start, end, by, policy_version=policy_version)
+    """The whole report document: ``meta``, ``summary`` over the range, and the ``tables``
+    (``now``: the time that decides which days are closed, see :func:`load`)."""
+    db = load(engine, start, end, by, policy_version=policy_version, now=now)
     try:
         tables = figures(db, by)
         summary = _rows(
