@@ -262,6 +262,26 @@ def test_retention_task_prunes_at_start_and_keeps_running(audit: AuditLog) -> No
         task.stop()
 
 
+def test_retention_task_summarises_the_days_that_closed(audit: AuditLog) -> None:
+    """Each pass makes the daily summaries of the last closed days, so a report reads them."""
+    import sqlalchemy as sa
+
+    from geowarden.audit.retention import RetentionTask
+
+    audit.retention_days = 30
+    _aged(audit, 2)  # a decision two days ago: its day is closed
+    task = RetentionTask(audit, every=0.05).start()
+    try:
+        assert task.wait()
+        with audit.engine.connect() as conn:
+            days = {int(d): int(n) for d, n in conn.execute(sa.text("select day, n from audit_days"))}
+        two_days_ago = int((time.time() - 2 * 86400) // 86400)
+        assert days.get(two_days_ago) == 1 and task.summarised >= 1
+        assert int(time.time() // 86400) not in days  # today is still open
+    finally:
+        task.stop()
+
+
 def test_retention_task_needs_a_period(tmp_path: Path) -> None:
     from geowarden.audit.retention import RetentionTask
 

@@ -9,18 +9,25 @@ chain rows and checkpoints — and keeps each segment's head, re-signed with the
 A row therefore outlives the retention period by up to a day. A review event is chained when it
 happens, so the verdict on a pruned decision stays until the segment of the verdict's day is
 pruned in turn.
+
+Each pass also makes the daily summaries of the last ``SUMMARY_DAYS`` closed days
+(:func:`geowarden.audit.daily.refresh`: one count per day when they are up to date), so that a
+report over a quarter reads summaries made as the days closed instead of summarising them first.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
+from geowarden.audit.daily import DAY, closed_days, refresh
 from geowarden.audit.store import AuditLog
 
 log = logging.getLogger("geowarden.audit")
 
 HOURLY = 3600.0
+SUMMARY_DAYS = 7  # closed days summarised by each pass
 
 
 class RetentionTask:
@@ -34,6 +41,7 @@ class RetentionTask:
         self.every = every
         self.passes = 0  # completed passes
         self.deleted = 0  # decisions deleted so far
+        self.summarised = 0  # daily summaries made so far
         self._stop = threading.Event()
         self._done = threading.Event()  # set after each pass (tests wait on it)
         self._thread = threading.Thread(target=self._run, name="geowarden-retention", daemon=True)
@@ -64,5 +72,10 @@ class RetentionTask:
                 self.deleted += n
                 if n:
                     log.info("pruned the audit log", extra={"deleted": n, "older_than_days": self.audit.retention_days})
+            try:
+                now = time.time()
+                self.summarised += refresh(self.audit.engine, closed_days(now - SUMMARY_DAYS * DAY, now, now), now=now)
+            except Exception as exc:
+                log.warning("audit summary pass failed: %s", type(exc).__name__, extra={"error": str(exc)[:200]})
             self._done.set()
             self._stop.wait(self.every)
