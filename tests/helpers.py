@@ -43,6 +43,16 @@ def require(present: object, what: str) -> None:
         missing(what)
 
 
+def redis_up() -> bool:
+    """Whether the Redis server the state tests use (127.0.0.1:6379) is answering."""
+    try:
+        import redis
+
+        return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
 def require_shared() -> Path:
     """The shared data directory (:data:`SHARED`), required as :func:`require` does."""
     __tracebackhide__ = True

@@ -6,12 +6,16 @@ network, hosting); here those ranges are written by hand, so the tests run witho
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+
 import pytest
 
 from geowarden.intel.build import build_snapshot
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.sources.base import SourceKind
-from helpers import source
+from geowarden.state import StateStore, open_store
+from helpers import redis_up, require, source
 
 #: (range, country, ASN, network name) of each place the behaviour tests send requests from: what
 #: the full snapshot says for these ranges, simplified to one network per range.
@@ -38,3 +42,16 @@ def behaviour_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Snapshot:
         source("aws", SourceKind.LABEL, [("3.80.0.0/16", ("hosting", "Amazon AWS"))]),
     ]
     return Snapshot.open(build_snapshot(sources, tmp_path_factory.mktemp("behaviour")))
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
+    """Both state stores: memory, and the real Redis server on 127.0.0.1:6379 under a private prefix."""
+    if request.param == "memory":
+        yield open_store("memory")
+        return
+    require(redis_up(), "Redis is not answering on 127.0.0.1:6379")
+    s = open_store("redis://127.0.0.1:6379/0", prefix=f"gwtest:{uuid.uuid4().hex[:8]}:")
+    yield s
+    s.clear()
+    s.close()

@@ -7,8 +7,6 @@ a private prefix) with a small handmade snapshot (``behaviour_snapshot``) and th
 from __future__ import annotations
 
 import random
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ from geowarden.signals.geo import distance_km
 from geowarden.signals.keystate import prefix_of
 from geowarden.signals.rhythm import country_offsets, profile_offset
 from geowarden.state import StateStore, open_store
-from helpers import require
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 SHANGHAI = "101.80.{}.{}"  # China Telecom, Shanghai
@@ -39,27 +36,6 @@ BEHAVIOUR = {
     "ACCOUNT_VOLUME_SPIKE",
     "KEY_FLAGGED",
 }
-
-
-def _redis_up() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=0.5).ping())
-    except Exception:
-        return False
-
-
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    if request.param == "memory":
-        yield open_store("memory")
-        return
-    require(_redis_up(), "Redis is not answering on 127.0.0.1:6379")
-    s = open_store("redis://127.0.0.1:6379/0", prefix=f"gwtest:{uuid.uuid4().hex[:8]}:")
-    yield s
-    s.clear()
-    s.close()
 
 
 @pytest.fixture

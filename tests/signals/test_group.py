@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
+from conftest import redis_up
 from geowarden import Facts, Warden
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision
@@ -29,27 +29,6 @@ DAY = 86400.0
 US_CLOUD = "3.80.{}.{}"  # Amazon AWS us-east-1: hosting in the test snapshot
 BERLIN = "79.192.{}.{}"  # Deutsche Telekom: residential
 TOKYO = "126.0.{}.{}"  # SoftBank
-
-
-def _redis_up() -> bool:
-    try:
-        import redis
-
-        return bool(redis.Redis(host="127.0.0.1", port=6379, socket_timeout=0.5).ping())
-    except Exception:
-        return False
-
-
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    if request.param == "memory":
-        yield open_store("memory")
-        return
-    require(_redis_up(), "Redis is not answering on 127.0.0.1:6379")
-    s = open_store("redis://127.0.0.1:6379/0", prefix=f"gwtest:{uuid.uuid4().hex[:8]}:")
-    yield s
-    s.clear()
-    s.close()
 
 
 def _ip(template: str, rng: random.Random) -> str:
@@ -170,7 +149,7 @@ def test_no_payment_fingerprint_no_group(behaviour_snapshot: Snapshot, store: St
 
 
 def test_the_store_never_holds_the_fingerprint(behaviour_snapshot: Snapshot) -> None:
-    require(_redis_up(), "Redis is not answering on 127.0.0.1:6379")
+    require(redis_up(), "Redis is not answering on 127.0.0.1:6379")
     import redis
 
     prefix = f"gwtest:{uuid.uuid4().hex[:8]}:"
