@@ -82,3 +82,30 @@ def test_claimed_values() -> None:
     # an unknown or malformed claim is skipped, not an error
     facts = Facts(rtt=(RTTSample(lat=50.1, lon=8.7, ms=3.0),), claimed="ZZ")
     assert _codes(evaluate(facts, None, "QQ")) == ["RTT_REGION"]
+
+
+def test_one_edge_rtt_region_is_remembered_and_only_ever_wider() -> None:
+    """A single RTT's region comes from the cache, computed for the RTT rounded up to the step: the
+    same region object for RTTs in one step, and never fewer countries than the exact RTT's."""
+    from geowarden.latency.verify import DEFAULT_TOLERANCE, discs, region
+    from geowarden.signals import rtt
+
+    rtt._REGIONS.clear()
+    frankfurt = (50.11, 8.68)
+
+    def reg(ms: float) -> dict:  # type: ignore[type-arg]
+        sample = RTTSample(lat=frankfurt[0], lon=frankfurt[1], ms=ms)
+        [e] = [e for e in evaluate(Facts(rtt=(sample,))) if e.code == "RTT_REGION"]
+        return e.value  # type: ignore[no-any-return]
+
+    a, b = reg(7.1), reg(7.4)  # one step (7.0, 7.5]
+    assert a == b and len(rtt._REGIONS) == 1
+    reg(7.6)
+    assert len(rtt._REGIONS) == 2
+    for ms in (3.2, 7.1, 18.3, 41.05):
+        exact = region(discs((RTTSample(lat=frankfurt[0], lon=frankfurt[1], ms=ms),)), DEFAULT_TOLERANCE)
+        assert set(exact["countries"]) <= set(reg(ms)["countries"])
+    assert len(rtt._REGIONS) == 5  # 3.5, 7.5, 8.0, 18.5 and 41.5 ms
+    # several landmarks are never cached
+    evaluate(Facts(rtt=(RTTSample(lat=50.11, lon=8.68, ms=9.0), RTTSample(lat=48.86, lon=2.35, ms=12.0))))
+    assert len(rtt._REGIONS) == 5

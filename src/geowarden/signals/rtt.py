@@ -16,6 +16,8 @@ the same client), it also looks for a tunnel (``RTT_TUNNEL_GAP``). Measurements 
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,12 +38,13 @@ from geowarden.latency.verify import (
     Claimed,
     ClaimedCountry,
     ClaimedPoint,
+    Discs,
     Tolerance,
     assess,
     discs,
     region,
 )
-from geowarden.model import Evidence, Facts
+from geowarden.model import Evidence, Facts, RTTSample
 from geowarden.signals.base import BaseSignal, Found, SignalContext, meanings
 
 NAME = "rtt"
@@ -133,6 +136,35 @@ def _claims(facts: Facts, claimed_country: str | None) -> list[tuple[str, Claime
     return claims
 
 
+#: The region of one edge RTT is remembered per (landmark, RTT rounded up to this step): most
+#: requests carry one RTT from one of a few dozen pops, and the region is a scan of every populated
+#: place (1-7 ms). Rounding up only widens the disc (by at most ~50 km), so the region can only list
+#: more places, never fewer; claims are still assessed on the exact RTT.
+REGION_STEP_MS = 0.5
+REGION_CACHE_SIZE = 4096
+_REGIONS: dict[tuple[float, float, float, int, Tolerance], tuple[Calibration | None, dict[str, Any]]] = {}
+
+
+def _region(
+    samples: Sequence[RTTSample], d: Discs, calibration: Calibration | None, tolerance: Tolerance
+) -> dict[str, Any]:
+    """``region`` of the discs; for a single usable RTT, from the cache above (read-only to callers)."""
+    if d.n != 1 or len(samples) != 1:
+        return region(d, tolerance)
+    s = samples[0]
+    ms = math.ceil(s.ms / REGION_STEP_MS) * REGION_STEP_MS
+    key = (float(s.lat), float(s.lon), ms, id(calibration), tolerance)
+    hit = _REGIONS.get(key)
+    if hit is not None and hit[0] is calibration:
+        return hit[1]
+    reg = region(discs((RTTSample(lat=s.lat, lon=s.lon, ms=ms),), calibration), tolerance)
+    if len(_REGIONS) >= REGION_CACHE_SIZE:
+        with contextlib.suppress(StopIteration, RuntimeError):  # another thread may have taken the oldest first
+            _REGIONS.pop(next(iter(_REGIONS)), None)
+    _REGIONS[key] = (calibration, reg)
+    return reg
+
+
 def _location(
     facts: Facts,
     ctx: SignalContext | None,
@@ -152,7 +184,7 @@ def _location(
             )
         ]
     out: list[Evidence] = []
-    reg = region(d, tolerance)
+    reg = _region(facts.rtt, d, calibration, tolerance)
     for source, claimed in _claims(facts, claimed_country):
         a = assess(d, claimed, tolerance, PLACE_SLACK_KM)
         answer, why = a.answer, WHY_HONEST
