@@ -5,7 +5,8 @@
     GeowardenError                 every error geowarden raises on purpose         exit 1  HTTP 500
     ├── ConfigError                a setting, argument or operator's file is wrong  exit 2  HTTP 500
     ├── InputError                 one input item is malformed; skip it             exit 3  HTTP 422
-    │   └── AddressError           not an IP address                                exit 3  HTTP 422
+    │   ├── AddressError           not an IP address                                exit 3  HTTP 422
+    │   └── MeshHeaderError        (latency/calibration.py) a mesh file's first line is unreadable
     ├── SourceError                a data source is unusable: missing, unreadable   exit 4  HTTP 503
     │   ├── DownloadError          fetching a public source failed or did not verify
     │   │   └── _NotFoundError     (intel/update.py) the server answered 404: try last month

@@ -27,6 +27,7 @@ from geowarden.errors import (
 )
 from geowarden.intel.snapshot import Snapshot
 from geowarden.intel.update import _NotFoundError
+from geowarden.latency.calibration import MeshHeaderError
 from geowarden.service.app import build_service, create_app
 from geowarden.settings import Settings
 from geowarden.signals.otp import OtpDeliveryError, OtpError, OtpRateLimitError
@@ -39,6 +40,7 @@ CASES: list[tuple[GeowardenError, int]] = [
     (ConfigError("a bad argument", status=400), 400),
     (InputError("line 3: not a row"), 422),
     (AddressError("not an IP address"), 422),
+    (MeshHeaderError("mesh.csv line 1: not a header or a row"), 422),
     (SourceError("list unreadable", file="un.xml"), 503),
     (DownloadError("aws: HTTP 500"), 503),
     (_NotFoundError("dbip: HTTP 404"), 503),
