@@ -144,18 +144,9 @@ def _why_not(decision: Any, warden: Any) -> str:
     group = next((e.value for e in decision.evidence if e.code == "ACCOUNT_GROUP"), None)
     if group is None:
         return f"{decision.action.value}, no payment group"
-    cfg = warden.policy.behaviour
-    short = [
-        name
-        for name, ok in (
-            ("accounts", group["accounts_7d"] >= cfg.group_min_accounts),
-            ("requests", group["requests_24h"] >= cfg.group_min_requests),
-            ("throwaway", group["throwaway_share"] >= cfg.group_throwaway_share),
-            ("anonymised|new", group["anonymised_share"] >= cfg.group_anonymised_share
-             or group["new_share"] >= cfg.group_new_share),
-        )
-        if not ok
-    ]  # fmt: skip
+    from geowarden.signals.group import shortfalls  # noqa: PLC0415
+
+    short = shortfalls(group, warden.policy.behaviour)
     return f"{decision.action.value}, group short of " + ("/".join(short) or "nothing (allowlisted?)")
 
 

@@ -14,7 +14,6 @@ import uuid
 
 import pytest
 
-from conftest import redis_up
 from geowarden import Facts, Warden
 from geowarden.intel.snapshot import Snapshot
 from geowarden.model import Action, Decision
@@ -22,7 +21,7 @@ from geowarden.policy.allowlist import EgressRanges
 from geowarden.policy.engine import PolicyEngine
 from geowarden.signals.group import group_key, throwaway
 from geowarden.state import StateStore, open_store
-from helpers import require
+from helpers import redis_up, require
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 DAY = 86400.0

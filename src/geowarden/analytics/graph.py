@@ -47,8 +47,9 @@ from geowarden.analytics.exposure import Profile, account_profiles, combos
 from geowarden.analytics.findings import SEVERITIES, AnalysisContext, Finding
 from geowarden.analytics.hours import activity_hours, declared_fit, hour_mismatch
 from geowarden.analytics.links import KINDS, STRONG, Links, add_bursts, build_links, memberships, shown
-from geowarden.analytics.orgs import candidate, legitimacy, organisational
+from geowarden.analytics.orgs import legitimacy, organisational
 from geowarden.analytics.thresholds import GraphThresholds
+from geowarden.signals.email import organisational_candidate
 
 NAME = "graph"
 KIND = "account_cluster"
@@ -189,7 +190,7 @@ def _score(
     domains = [q.email_domain for q in profs]
     legit_share, org = legitimacy(domains, organisations)
     legit = ramp(legit_share, t.legit_low, t.legit_high)
-    throwaway = sum(1 for d in domains if d and not candidate(d)) / size  # free-mail, disposable
+    throwaway = sum(1 for d in domains if d and not organisational_candidate(d)) / size  # free-mail, disposable
     hidden = coordination * (0.5 + 0.5 * throwaway) * (1 - legit)
     score = c.size_factor * c.link_factor * max(math.sqrt(risk), hidden)
     if score < t.flag_score:

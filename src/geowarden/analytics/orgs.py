@@ -17,16 +17,13 @@ from collections.abc import Sequence
 
 from geowarden.analytics.common import rows
 from geowarden.analytics.findings import AnalysisContext
-from geowarden.signals.email import FREE_MAIL, organisational_candidate
-
-candidate = organisational_candidate  # the name this module's callers use
-__all__ = ["FREE_MAIL", "candidate", "legitimacy", "organisational"]
+from geowarden.signals.email import organisational_candidate
 
 
 def organisational(ctx: AnalysisContext, domains: Sequence[str], max_accounts: float) -> frozenset[str]:
     """Which of ``domains`` are organisational: candidates held by at most ``max_accounts``
     accounts of the accounts table (one group-by over the candidates)."""
-    wanted = sorted({d.lower() for d in domains if candidate(d)})
+    wanted = sorted({d.lower() for d in domains if organisational_candidate(d)})
     if not wanted or ctx.accounts is None:
         return frozenset(wanted)
     ac = ctx.accounts

@@ -103,14 +103,23 @@ def figures(results: Sequence[Any], billing: int | None = None) -> dict[str, Any
     }
 
 
+def shortfalls(f: dict[str, Any], cfg: BehaviourConfig) -> list[str]:
+    """Which of the policy's thresholds the figures fall short of (empty: coordinated)."""
+    checks = (
+        ("accounts", f["accounts_7d"] >= cfg.group_min_accounts),
+        ("requests", f["requests_24h"] >= cfg.group_min_requests),
+        ("throwaway", f["throwaway_share"] >= cfg.group_throwaway_share),
+        (
+            "anonymised|new",
+            f["anonymised_share"] >= cfg.group_anonymised_share or f["new_share"] >= cfg.group_new_share,
+        ),
+    )
+    return [name for name, ok in checks if not ok]
+
+
 def coordinated(f: dict[str, Any], cfg: BehaviourConfig) -> bool:
     """Whether the figures cross the policy's thresholds."""
-    return bool(
-        f["accounts_7d"] >= cfg.group_min_accounts
-        and f["requests_24h"] >= cfg.group_min_requests
-        and f["throwaway_share"] >= cfg.group_throwaway_share
-        and (f["anonymised_share"] >= cfg.group_anonymised_share or f["new_share"] >= cfg.group_new_share)
-    )
+    return not shortfalls(f, cfg)
 
 
 def evaluate(facts: Facts, ctx: SignalContext) -> list[Evidence]:
