@@ -50,7 +50,13 @@ def _rows_sql(pg: bool, n: int, seed: int, start: float, end: float) -> str:
     tech, code = _h(40503, 1000), _h(69069, len(CODES))
     codes = " ".join(f"WHEN {code} = {k} THEN '[\"{c}\"]'" for k, c in enumerate(CODES))
     verdict = _h(1103515245, 100)
-    did = "'0007' || lpad(CAST(i AS TEXT), 28, '0')" if pg else "printf('%04d%028d', s, i)"
+    # Decision ids are random 128-bit hex in the service (warden._new_id), so index lookups by id
+    # land anywhere in the index: spread them the same way (a bijection of i, then i for uniqueness).
+    spread = [f"(((i + s) * {m} + {k}) % 4294967296)" for m, k in ((2654435761, 0), (2246822519, 1), (3266489917, 7))]
+    if pg:
+        did = " || ".join(f"lpad(to_hex({x}), 8, '0')" for x in [*spread, "i"])
+    else:
+        did = f"printf('%08x%08x%08x%08x', {', '.join(spread)}, i)"
     source = (
         f"generate_series(CAST(0 AS BIGINT), {n - 1}) AS g(i), (SELECT {seed} AS s) AS k"
         if pg
@@ -90,6 +96,8 @@ def fill(url: str, n: int, start: float, end: float, seed: int = 7) -> dict[str,
     indexes = [ix for ix in decisions.indexes if not ix.unique]
     try:
         with engine.begin() as conn:  # the indexes are built once after the rows, not row by row
+            if not pg:
+                conn.exec_driver_sql("PRAGMA cache_size = -1000000")  # the primary key index, filled at random
             for ix in indexes:
                 ix.drop(conn)
             if pg:

@@ -29,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from geowarden.audit import pieces
 from geowarden.audit.chain import (
     DECISION_HASHED,
     EVENT_HASHED,
@@ -104,13 +105,16 @@ class VerifyReport:
 
 
 _HEAD_COLS = tuple(c.name for c in heads.columns)
-_D = ", ".join(f"d.{c}" for c in DECISION_HASHED)
-# Through the index on (segment, seq): a piece's rows come in seq order, without a sort.
-_PIECE_ROWS = (
-    f"SELECT c.seq, c.kind, c.ref, c.content_hash, c.prev_hash, c.row_hash, {_D} "  # noqa: S608
-    "FROM audit_chain c LEFT JOIN decisions d ON c.kind = 'd' AND d.decision_id = c.ref "
-    "WHERE c.segment = ? AND c.seq >= ? AND c.seq <= ? ORDER BY c.seq"
-)
+
+
+def _fields(pre: str) -> tuple[str, str, str]:
+    """(prev_hash, ref, content_hash) of a row-hash input (``prev|seq|segment|kind|ref|content_hash``)."""
+    head, _, content_hash = pre.rpartition("|")
+    prev, _, rest = head.partition("|")
+    return prev, rest.split("|", 3)[-1], content_hash
+
+
+_EXACT = sa.text(f"SELECT {', '.join(DECISION_HASHED)} FROM decisions WHERE decision_id = :ref")  # noqa: S608
 _PIECE_EVENTS = sa.text(
     f"SELECT CAST(e.id AS VARCHAR(40)), {', '.join('e.' + c for c in EVENT_HASHED)} FROM review_events e "  # noqa: S608
     "JOIN audit_chain c ON c.kind = 'e' AND c.ref = CAST(e.id AS VARCHAR(40)) "
@@ -257,63 +261,87 @@ def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, publ
     bounds = {"seg": seg, "lo": lo, "hi": hi}
     events = {r[0]: r[1:] for r in conn.execute(_PIECE_EVENTS, bounds)}
     cps = {int(r.seq): r for r in conn.execute(_PIECE_CHECKPOINTS, bounds)}
-    before = conn.execute(_ROW_BEFORE, bounds).first() if lo > h["first_seq"] else None
-    running, expect = (before[1], int(before[0]) + 1) if before is not None else (h["genesis"], h["first_seq"])
+    at_cp: dict[int, tuple[str, str, str]] = {}  # seq -> (kind, row-hash input, row_hash) of checkpointed rows
+    cp_next = iter(sorted(cps))
+    cp_seq = next(cp_next, None)
+    running, expect = _start(conn, h, bounds)
     n, broken, found_d, found_e = 0, [], 0, 0
-    sha, content_of = hashlib.sha256, decision_content_of
-    for seq, kind, ref, content_hash, prev, stored, *values in _stream(conn, seg, lo, hi):
-        if seq != expect:
-            report.add(seg, expect, None, None, f"seq {expect}..{seq - 1} missing from the chain: rows deleted")
-        if kind == "d":
-            content = content_of(values) if values[0] is not None else None
-        else:
-            ev = events.get(ref)
-            content = event_content(dict(zip(EVENT_HASHED, ev, strict=True))) if ev is not None else None
-        if content is None:
-            report.add(seg, seq, kind, ref, "deleted: the chain holds it but the row is gone")
-        else:
+    sha = hashlib.sha256
+    link = running + "|"
+    with pieces.rows(conn, seg, lo, hi) as rows:
+        for seq, kind, pre, stored, first, ts, mid, score, mid2, elapsed, last in rows:
+            if seq != expect:
+                report.add(seg, expect, None, None, f"seq {expect}..{seq - 1} missing from the chain: rows deleted")
+            content_hash = pre[pre.rindex("|") + 1 :]
             if kind == "d":
-                found_d += 1
+                if ts is None:
+                    content = None
+                else:  # decision_content_of's text (pieces.text)
+                    content = sha(f"{first}{ts!r}{mid}{score!r}{mid2}{elapsed!r}{last}".encode()).hexdigest()
+                    if content != content_hash:
+                        content = _exact(conn, _fields(pre)[1])
+                if content is not None:
+                    found_d += 1
             else:
-                found_e += 1
+                ev = events.get(_fields(pre)[1])
+                content = event_content(dict(zip(EVENT_HASHED, ev, strict=True))) if ev is not None else None
+                if content is not None:
+                    found_e += 1
             if content != content_hash:
-                report.add(seg, seq, kind, ref, "edited: its content no longer matches its hash")
-        if prev != running:
-            broken.append((seq, kind, ref, prev))
-        elif sha(f"{prev}|{seq}|{seg}|{kind}|{ref}|{content_hash}".encode()).hexdigest() != stored:  # row_hash()
-            report.add(seg, seq, kind, ref, "the chain row itself was edited (its hash does not match its fields)")
-        if cps:
-            cp = cps.pop(seq, None)
-            if cp is not None and (cp.row_hash != stored or not public.verifies(checkpoint_payload(
-                    {"segment": seg, "seq": seq, "row_hash": cp.row_hash}), cp.signature)):  # fmt: skip
-                report.add(seg, seq, kind, ref, "a signed checkpoint does not match this row")
-        running, expect, n = stored, seq + 1, n + 1
+                _content_problem(report, seg, seq, kind, pre, content)
+            if not pre.startswith(link):
+                prev, ref, _ = _fields(pre)
+                broken.append((seq, kind, ref, prev))
+            elif sha(pre.encode()).hexdigest() != stored:  # row_hash()
+                report.add(seg, seq, kind, _fields(pre)[1], "the chain row itself was edited (its hash does not "
+                           "match its fields)")  # fmt: skip
+            if seq == cp_seq:
+                at_cp[seq] = (kind, pre, stored)
+                cp_seq = next(cp_next, None)
+            running, link, expect, n = stored, stored + "|", seq + 1, n + 1
     report.rows += n
     report.found["d"] += found_d
     report.found["e"] += found_e
-    for seq in cps:
-        report.add(seg, seq, None, None, "a signed checkpoint names a row that is gone: rows deleted")
+    _checkpoints(seg, cps, at_cp, public, report)
     if broken:
         _diagnose(conn, seg, broken, report)
     piece.n, piece.last_seq, piece.last_hash = n, (expect - 1 if n else None), (running if n else None)
     return piece
 
 
-def _stream(conn: sa.Connection, seg: str, lo: int, hi: int) -> Iterator[tuple[Any, ...]]:
-    """A piece's chain rows joined with their decisions, in seq order, streamed through the
-    driver's own cursor (a server-side one on PostgreSQL): the verifier's inner loop."""
-    raw: Any = conn.connection.driver_connection
-    sql = _PIECE_ROWS
-    if conn.dialect.name == "sqlite":
-        cur = raw.cursor()
+def _start(conn: sa.Connection, h: dict[str, Any], bounds: dict[str, Any]) -> tuple[str, int]:
+    """The running hash and the expected seq at the start of a piece: the chain row before it."""
+    before = conn.execute(_ROW_BEFORE, bounds).first() if bounds["lo"] > h["first_seq"] else None
+    return (before[1], int(before[0]) + 1) if before is not None else (h["genesis"], h["first_seq"])
+
+
+def _content_problem(report: VerifyReport, seg: str, seq: int, kind: str, pre: str, content: str | None) -> None:
+    ref = _fields(pre)[1]
+    if content is None:
+        report.add(seg, seq, kind, ref, "deleted: the chain holds it but the row is gone")
     else:
-        cur, sql = raw.cursor(name=f"gw_verify_{abs(hash((seg, lo)))}"), sql.replace("?", "%s")
-    try:
-        cur.execute(sql, (seg, lo, hi))
-        while chunk := cur.fetchmany(20_000):
-            yield from chunk
-    finally:
-        cur.close()
+        report.add(seg, seq, kind, ref, "edited: its content no longer matches its hash")
+
+
+def _checkpoints(
+    seg: str, cps: dict[int, Any], at_cp: dict[int, tuple[str, str, str]], public: PublicKey, report: VerifyReport
+) -> None:
+    """Each signed checkpoint of the piece against the row at its seq."""
+    for seq, cp in sorted(cps.items()):
+        row = at_cp.get(seq)
+        if row is None:
+            report.add(seg, seq, None, None, "a signed checkpoint names a row that is gone: rows deleted")
+            continue
+        kind, pre, stored = row
+        payload = checkpoint_payload({"segment": seg, "seq": seq, "row_hash": cp.row_hash})
+        if cp.row_hash != stored or not public.verifies(payload, cp.signature):
+            report.add(seg, seq, kind, _fields(pre)[1], "a signed checkpoint does not match this row")
+
+
+def _exact(conn: sa.Connection, ref: str) -> str | None:
+    """The content hash of decision ``ref`` computed from its values as the writer computed it."""
+    values = conn.execute(_EXACT, {"ref": ref}).first()
+    return None if values is None else decision_content_of(tuple(values))
 
 
 def _diagnose(conn: sa.Connection, seg: str, broken: list[tuple[int, str, str, str]], report: VerifyReport) -> None:
