@@ -1,19 +1,21 @@
 """How ``audit verify`` reads a piece of a segment: chain rows in seq order, each with its decision.
 
-One row per chain row: ``(seq, kind, pre, row_hash, first, ts, mid, score, mid2, elapsed, last)``.
+One row per chain row: ``(seq, kind, pre, row_hash, decision_id, ts, kind, action, score, policy_version,
+elapsed_us, last)``.
 
 - ``pre`` is the text :func:`.chain.row_hash` hashes (``prev|seq|segment|kind|ref|content_hash``),
   put together by the database.
-- The last seven are the decision's hashed text (the compact JSON array
-  :func:`.chain.decision_content_of` hashes) in four parts around its three floats: the database
-  quotes the strings and the integer (``json_array`` on SQLite, ``to_json`` on PostgreSQL: the
-  same escapes as Python's ``json``, tested) and Python writes the floats with ``repr`` as
-  ``json`` does: ``f"{first}{ts!r}{mid}{score!r}{mid2}{elapsed!r}{last}"`` (:func:`text`). A
-  missing decision (or a review event's row) has ``ts`` None (the column is NOT NULL).
+- The last eight are the decision's hashed columns, the compact JSON array
+  :func:`.chain.decision_content_of` hashes, in two kinds: the first seven as stored (an id, three
+  floats, three short strings), which Python writes as ``json`` does (:func:`text`), and the other
+  nine (the address, network, account, key, and the four JSON texts, the long part) as one JSON
+  array the database writes (``json_array`` on SQLite, ``to_json`` on PostgreSQL: the same
+  escapes as Python's ``json``, tested). A missing decision (or a review event's row) has ``ts``
+  None (the column is NOT NULL).
 
-Eleven values a row instead of twenty-two, and no JSON encoding in Python. The verifier hashes a
-decision again from its values exactly as the writer did before it calls it edited, so this text
-can only save work, never change an answer.
+Twelve values a row instead of twenty-two, and the long strings escaped by the database. The
+verifier hashes a decision again from its values exactly as the writer did before it calls it
+edited, so this text can only save work, never change an answer.
 
 On SQLite a decision is not looked up by its id per chain row: the ids are random, and a lookup
 in a random place of a large index cost more than everything else. The writer inserts decisions
@@ -26,11 +28,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from json.encoder import encode_basestring
 from typing import Any
 
 import sqlalchemy as sa
 
 from geowarden.audit.chain import DECISION_HASHED
+
+q = encode_basestring  # a str as a JSON string, as json.dumps(ensure_ascii=False) writes it
 
 #: Decisions read ahead of the chain looking for the one a chain row names, before it is looked up.
 LOOKAHEAD = 64
@@ -38,24 +43,25 @@ _FETCH = 20_000  # rows per round trip of PostgreSQL's server-side cursor
 
 
 def _parts(dialect: str) -> tuple[str, ...]:
-    """The seven decision expressions (``first, ts, mid, score, mid2, elapsed, last``) over ``d``."""
+    """The eight decision expressions over ``d``: its first seven hashed columns as they are, and
+    the other nine as one JSON array the database writes."""
     d = DECISION_HASHED
-    if (d[1], d[4], d[6]) != ("ts", "score", "elapsed_us"):
-        raise AssertionError("the decision's text has its floats at places 1, 4 and 6")
-    if dialect == "sqlite":  # json_array's brackets: the first one kept, the last one, both removed
-        arr = [f"json_array({', '.join(f'd.{c}' for c in part)})" for part in (d[:1], d[2:4], d[5:6], d[7:])]
-        strings = [f"rtrim({arr[0]}, ']') || ','", *(f"',' || ltrim(rtrim({a}, ']'), '[') || ','" for a in arr[1:3]),
-                   f"',' || ltrim({arr[3]}, '[')"]  # fmt: skip
+    if d[:7] != ("decision_id", "ts", "kind", "action", "score", "policy_version", "elapsed_us"):
+        raise AssertionError("text() writes the first seven hashed columns itself")
+    if dialect == "sqlite":
+        last = f"json_array({', '.join(f'd.{c}' for c in d[7:])})"
     else:
-        q = [" || ',' || ".join(f"coalesce(to_json(d.{c})::text, 'null')" for c in part)
-             for part in (d[:1], d[2:4], d[5:6], d[7:])]  # fmt: skip
-        strings = [f"'[' || {q[0]} || ','", *(f"',' || {p} || ','" for p in q[1:3]), f"',' || {q[3]} || ']'"]
-    return (strings[0], "d.ts", strings[1], "d.score", strings[2], "d.elapsed_us", strings[3])
+        last = "'[' || " + " || ',' || ".join(f"coalesce(to_json(d.{c})::text, 'null')" for c in d[7:]) + " || ']'"
+    return (*(f"d.{c}" for c in d[:7]), last)
 
 
-def text(first: str, ts: float, mid: str, score: float, mid2: str, elapsed: float, last: str) -> str:
-    """The decision's hashed text from its parts (the verifier inlines the same f-string)."""
-    return f"{first}{ts!r}{mid}{score!r}{mid2}{elapsed!r}{last}"
+def text(
+    decision_id: str, ts: float, kind: str, action: str, score: float, policy: str, elapsed: float, last: str
+) -> str:
+    """The decision's hashed text from a row's parts (the verifier inlines the same f-string).
+    Raises ``TypeError`` when a string column holds something else (the text is then not the
+    writer's: the verifier hashes the row again from its values)."""
+    return f"[{q(decision_id)},{ts!r},{q(kind)},{q(action)},{score!r},{q(policy)},{elapsed!r},{last[1:]}"
 
 
 _PRE = " || '|' || ".join(("c.prev_hash", "CAST(c.seq AS TEXT)", "c.segment", "c.kind", "c.ref", "c.content_hash"))
@@ -69,7 +75,7 @@ _DECISION = f"SELECT d.decision_id, {', '.join(_parts('sqlite'))} FROM decisions
 _SCAN = _DECISION + "WHERE d.rowid >= ? ORDER BY d.rowid"
 _ONE = _DECISION + "WHERE d.decision_id = ?"
 _ROWID = "SELECT rowid FROM decisions WHERE decision_id = ?"
-_NONE = (None,) * 7
+_NONE = (None,) * 8
 
 
 @contextlib.contextmanager
