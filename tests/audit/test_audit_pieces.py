@@ -29,9 +29,9 @@ AWKWARD = [
 def _awkward_decisions(log: AuditLog) -> list[str]:
     ids = []
     futures = []
-    for i, text in enumerate(AWKWARD):
-        if "\x01" in text and log.engine.dialect.name == "sqlite":
-            text = "NUL \x00 " + text  # PostgreSQL text cannot hold one
+    for i, awkward in enumerate(AWKWARD):
+        nul = "\x01" in awkward and log.engine.dialect.name == "sqlite"  # PostgreSQL text cannot hold one
+        text = "NUL \x00 " + awkward if nul else awkward
         ev = (Evidence(signal="ip", code="IP_COUNTRY", value=text[:8]),
               Evidence(signal="ip", code="IP_NETWORK", value={"asn": 4134 + i, "org": text}))  # fmt: skip
         d = Decision(action=Action.BLOCK, score=0.1 + 0.2, reasons=ev, policy_version=f"p-{text}",

@@ -265,7 +265,7 @@ def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, publ
     cp_next = iter(sorted(cps))
     cp_seq = next(cp_next, None)
     running, expect = _start(conn, h, bounds)
-    n, broken, found_d, found_e = 0, [], 0, 0
+    n, n_e, broken, missing = 0, 0, [], {"d": 0, "e": 0}
     sha, q = hashlib.sha256, pieces.q
     link = running + "|"
     with pieces.rows(conn, seg, lo, hi) as rows:
@@ -284,15 +284,12 @@ def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, publ
                         content = None
                     if content != content_hash:
                         content = _exact(conn, _fields(pre)[1])
-                if content is not None:
-                    found_d += 1
             else:
+                n_e += 1
                 ev = events.get(_fields(pre)[1])
                 content = event_content(dict(zip(EVENT_HASHED, ev, strict=True))) if ev is not None else None
-                if content is not None:
-                    found_e += 1
             if content != content_hash:
-                _content_problem(report, seg, seq, kind, pre, content)
+                _content_problem(report, seg, seq, kind, pre, content, missing)
             if not pre.startswith(link):
                 prev, ref, _ = _fields(pre)
                 broken.append((seq, kind, ref, prev))
@@ -304,8 +301,8 @@ def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, publ
                 cp_seq = next(cp_next, None)
             running, link, expect, n = stored, stored + "|", seq + 1, n + 1
     report.rows += n
-    report.found["d"] += found_d
-    report.found["e"] += found_e
+    report.found["d"] += n - n_e - missing["d"]
+    report.found["e"] += n_e - missing["e"]
     _checkpoints(seg, cps, at_cp, public, report)
     if broken:
         _diagnose(conn, seg, broken, report)
@@ -319,9 +316,12 @@ def _start(conn: sa.Connection, h: dict[str, Any], bounds: dict[str, Any]) -> tu
     return (before[1], int(before[0]) + 1) if before is not None else (h["genesis"], h["first_seq"])
 
 
-def _content_problem(report: VerifyReport, seg: str, seq: int, kind: str, pre: str, content: str | None) -> None:
+def _content_problem(
+    report: VerifyReport, seg: str, seq: int, kind: str, pre: str, content: str | None, missing: dict[str, int]
+) -> None:
     ref = _fields(pre)[1]
     if content is None:
+        missing[kind] += 1
         report.add(seg, seq, kind, ref, "deleted: the chain holds it but the row is gone")
     else:
         report.add(seg, seq, kind, ref, "edited: its content no longer matches its hash")
