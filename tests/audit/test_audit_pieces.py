@@ -54,13 +54,12 @@ def _rows(log: AuditLog) -> Iterator[tuple[str, str, str | None]]:
     with log.engine.connect() as conn:
         heads = conn.execute(sa.text("SELECT segment FROM audit_heads")).scalars().all()
         for seg in heads:
-            with pieces.rows(conn, seg, -(2**62), 2**62) as rows:
-                for _seq, kind, pre, _stored, *parts in rows:
-                    if kind != "d":
-                        continue
-                    *_, ref, content_hash = pre.split("|")
-                    got = None if parts[1] is None else hashlib.sha256(pieces.text(*parts).encode()).hexdigest()
-                    yield ref, content_hash, got
+            with pieces.chunks(conn, seg, -(2**62), 2**62) as chunks:
+                for chain, decs in chunks:
+                    for (_seq, kind, ref, content_hash, _prev, _stored), dec in zip(chain, decs, strict=True):
+                        if kind == "d":
+                            got = None if dec is None else hashlib.sha256(pieces.text(*dec).encode()).hexdigest()
+                            yield ref, content_hash, got
 
 
 def test_the_databases_text_of_awkward_decisions_hashes_as_the_writers(url: str) -> None:

@@ -1,19 +1,17 @@
 """How ``audit verify`` reads a piece of a segment: chain rows in seq order, each with its decision.
 
-One row per chain row: ``(seq, kind, pre, row_hash, decision_id, ts, kind, action, score, policy_version,
-elapsed_us, last)``.
+Per chain row: ``(seq, kind, ref, content_hash, prev_hash, row_hash)`` and its decision, ``(decision_id, ts,
+kind, action, score, policy_version, elapsed_us, last)`` or None (a review event's row, or a
+decision that is gone), in chunks (:func:`chunks`).
 
-- ``pre`` is the text :func:`.chain.row_hash` hashes (``prev|seq|segment|kind|ref|content_hash``),
-  put together by the database.
-- The last eight are the decision's hashed columns, the compact JSON array
+- The decision's eight are its hashed columns, the compact JSON array
   :func:`.chain.decision_content_of` hashes, in two kinds: the first seven as stored (an id, three
   floats, three short strings), which Python writes as ``json`` does (:func:`text`), and the other
   nine (the address, network, account, key, and the four JSON texts, the long part) as one JSON
   array the database writes (``json_array`` on SQLite, ``to_json`` on PostgreSQL: the same
-  escapes as Python's ``json``, tested). A missing decision (or a review event's row) has ``ts``
-  None (the column is NOT NULL).
+  escapes as Python's ``json``, tested).
 
-Twelve values a row instead of twenty-two, and the long strings escaped by the database. The
+Fourteen values a row instead of twenty-two, and the long strings escaped by the database. The
 verifier hashes a decision again from its values exactly as the writer did before it calls it
 edited, so this text can only save work, never change an answer.
 
@@ -64,64 +62,92 @@ def text(
     return f"[{q(decision_id)},{ts!r},{q(kind)},{q(action)},{score!r},{q(policy)},{elapsed!r},{last[1:]}"
 
 
-_PRE = " || '|' || ".join(("c.prev_hash", "CAST(c.seq AS TEXT)", "c.segment", "c.kind", "c.ref", "c.content_hash"))
 _WHERE = "WHERE c.segment = {0} AND c.seq >= {0} AND c.seq <= {0} ORDER BY c.seq"  # the (segment, seq) index
+_CHAIN_COLS = "c.seq, c.kind, c.ref, c.content_hash, c.prev_hash, c.row_hash"
 _JOINED = (
-    f"SELECT c.seq, c.kind, {_PRE}, c.row_hash, {', '.join(_parts('postgresql'))} "  # noqa: S608
+    f"SELECT {_CHAIN_COLS}, {', '.join(_parts('postgresql'))} "  # noqa: S608
     "FROM audit_chain c LEFT JOIN decisions d ON c.kind = 'd' AND d.decision_id = c.ref " + _WHERE.format("%s")
 )
-_CHAIN = f"SELECT c.seq, c.kind, c.ref, {_PRE}, c.row_hash FROM audit_chain c " + _WHERE.format("?")  # noqa: S608
-_DECISION = f"SELECT d.decision_id, {', '.join(_parts('sqlite'))} FROM decisions d "  # noqa: S608
+_CHAIN = f"SELECT {_CHAIN_COLS} FROM audit_chain c " + _WHERE.format("?")  # noqa: S608
+_DECISION = f"SELECT {', '.join(_parts('sqlite'))} FROM decisions d "  # noqa: S608
 _SCAN = _DECISION + "WHERE d.rowid >= ? ORDER BY d.rowid"
 _ONE = _DECISION + "WHERE d.decision_id = ?"
 _ROWID = "SELECT rowid FROM decisions WHERE decision_id = ?"
-_NONE = (None,) * 8
+
+#: Chain rows per chunk: the verifier checks a chunk at once and row by row only when it finds a problem.
+CHUNK = 4096
+
+Row = tuple[Any, ...]  # (seq, kind, ref, content_hash, prev_hash, row_hash)
+Chunk = tuple[list[Row], list[Row | None]]  # chain rows, and each one's decision (None: an event, or gone)
 
 
 @contextlib.contextmanager
-def rows(conn: sa.Connection, seg: str, lo: int, hi: int) -> Iterator[Iterator[tuple[Any, ...]]]:
-    """The rows of segment ``seg`` with seq in ``[lo, hi]``, in seq order, through the driver's
-    own cursors (a server-side one on PostgreSQL)."""
+def chunks(conn: sa.Connection, seg: str, lo: int, hi: int) -> Iterator[Iterator[Chunk]]:
+    """The rows of segment ``seg`` with seq in ``[lo, hi]``, in seq order, in chunks of
+    :data:`CHUNK`, through the driver's own cursors (a server-side one on PostgreSQL)."""
     raw: Any = conn.connection.driver_connection
     if conn.dialect.name == "sqlite":
         chain_cur, scan_cur = raw.cursor(), raw.cursor()
         try:
             chain_cur.execute(_CHAIN, (seg, lo, hi))
-            yield _merged(raw, chain_cur, scan_cur)
+            yield _Merge(raw, scan_cur).chunks(chain_cur)
         finally:
             chain_cur.close()
             scan_cur.close()
         return
     cur = raw.cursor(name=f"gw_verify_{abs(hash((seg, lo)))}")
-    cur.itersize = _FETCH
     try:
         cur.execute(_JOINED, (seg, lo, hi))
-        yield iter(cur)
+        yield _joined(cur)
     finally:
         cur.close()
 
 
-def _merged(raw: Any, chain_cur: Any, scan_cur: Any) -> Iterator[tuple[Any, ...]]:
-    """Chain rows with their decisions, the decisions read in rowid order from the first one the
-    piece names; read ahead (at most :data:`LOOKAHEAD`) or looked up by id when out of place."""
-    scan: Iterator[tuple[Any, ...]] | None = None
-    ahead: dict[str, tuple[Any, ...]] = {}  # decisions read while looking for another
-    for seq, kind, ref, pre, stored in chain_cur:
-        if kind != "d":
-            yield (seq, kind, pre, stored, *_NONE)
-            continue
-        if scan is None:
-            start = raw.execute(_ROWID, (ref,)).fetchone()
-            if start is not None:
-                scan = iter(scan_cur.execute(_SCAN, (start[0],)))
-        found = ahead.pop(ref, None)
-        if found is None and scan is not None:
+def _joined(cur: Any) -> Iterator[Chunk]:
+    while rows := cur.fetchmany(CHUNK):
+        yield [r[:6] for r in rows], [None if r[7] is None else r[6:] for r in rows]
+
+
+class _Merge:
+    """SQLite: decisions read in rowid order beside the chain, from the first one the piece
+    names. A chunk whose decisions come in the chain's order is matched at once; otherwise each
+    is taken from those read ahead, read on for (at most :data:`LOOKAHEAD` rows) or looked up by id."""
+
+    def __init__(self, raw: Any, scan_cur: Any) -> None:
+        self.raw, self.scan_cur = raw, scan_cur
+        self.scan: Any = None
+        self.ahead: dict[str, Row] = {}  # decisions read while looking for another
+
+    def chunks(self, chain_cur: Any) -> Iterator[Chunk]:
+        while chain := chain_cur.fetchmany(CHUNK):
+            refs = [r[2] for r in chain if r[1] == "d"]
+            if refs and self.scan is None:
+                self._start(refs[0])
+            got = self.scan.fetchmany(len(refs)) if self.scan is not None and refs else []
+            if [g[0] for g in got] == refs:
+                if len(refs) == len(chain):
+                    yield chain, got
+                else:
+                    it = iter(got)
+                    yield chain, [next(it) if r[1] == "d" else None for r in chain]
+                continue
+            self.ahead.update((g[0], g) for g in got)
+            yield chain, [self._find(r[2]) if r[1] == "d" else None for r in chain]
+
+    def _start(self, ref: str) -> None:
+        start = self.raw.execute(_ROWID, (ref,)).fetchone()
+        if start is not None:
+            self.scan = self.scan_cur.execute(_SCAN, (start[0],))
+
+    def _find(self, ref: str) -> Row | None:
+        found = self.ahead.pop(ref, None)
+        if found is None and self.scan is not None:
             for _ in range(LOOKAHEAD):
-                nxt = next(scan, None)
+                nxt = self.scan.fetchone()
                 if nxt is None or nxt[0] == ref:
                     found = nxt
                     break
-                ahead[nxt[0]] = nxt
+                self.ahead[nxt[0]] = nxt
         if found is None:
-            found = raw.execute(_ONE, (ref,)).fetchone()
-        yield (seq, kind, pre, stored, *(_NONE if found is None else found[1:]))
+            found = self.raw.execute(_ONE, (ref,)).fetchone()
+        return found

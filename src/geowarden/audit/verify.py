@@ -19,10 +19,11 @@ Nothing is repaired: a problem is reported with its segment, seq, kind and refer
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -107,19 +108,10 @@ class VerifyReport:
 _HEAD_COLS = tuple(c.name for c in heads.columns)
 
 
-def _fields(pre: str) -> tuple[str, str, str]:
-    """(prev_hash, ref, content_hash) of a row-hash input (``prev|seq|segment|kind|ref|content_hash``)."""
-    head, _, content_hash = pre.rpartition("|")
-    prev, _, rest = head.partition("|")
-    return prev, rest.split("|", 3)[-1], content_hash
-
-
 _EXACT = sa.text(f"SELECT {', '.join(DECISION_HASHED)} FROM decisions WHERE decision_id = :ref")  # noqa: S608
-_PIECE_EVENTS = sa.text(
-    f"SELECT CAST(e.id AS VARCHAR(40)), {', '.join('e.' + c for c in EVENT_HASHED)} FROM review_events e "  # noqa: S608
-    "JOIN audit_chain c ON c.kind = 'e' AND c.ref = CAST(e.id AS VARCHAR(40)) "
-    "WHERE c.segment = :seg AND c.seq >= :lo AND c.seq <= :hi"
-)
+#: A review event by id. Events are few; one lookup each costs less than joining them to a piece
+#: (SQLite scanned every event for each chained one: 10 s over 10 M rows).
+_EVENT = sa.text(f"SELECT {', '.join(EVENT_HASHED)} FROM review_events WHERE id = :id")  # noqa: S608
 _PIECE_CHECKPOINTS = sa.text(
     "SELECT seq, row_hash, signature FROM audit_checkpoints WHERE segment = :seg AND seq >= :lo AND seq <= :hi"
 )
@@ -257,74 +249,137 @@ def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, publ
     were read in one pass: the state before ``lo`` is taken from the chain row before it."""
     seg = h["segment"]
     piece = _Piece(h, lo, hi, VerifyReport(key_id=public.key_id))
-    report = piece.report
     bounds = {"seg": seg, "lo": lo, "hi": hi}
-    events = {r[0]: r[1:] for r in conn.execute(_PIECE_EVENTS, bounds)}
     cps = {int(r.seq): r for r in conn.execute(_PIECE_CHECKPOINTS, bounds)}
-    at_cp: dict[int, tuple[str, str, str]] = {}  # seq -> (kind, row-hash input, row_hash) of checkpointed rows
-    cp_next = iter(sorted(cps))
-    cp_seq = next(cp_next, None)
-    running, expect = _start(conn, h, bounds)
-    n, n_e, broken, missing = 0, 0, [], {"d": 0, "e": 0}
-    sha, q = hashlib.sha256, pieces.q
-    link = running + "|"
-    with pieces.rows(conn, seg, lo, hi) as rows:
-        for seq, kind, pre, stored, did, ts, dkind, action, score, policy, elapsed, last in rows:
-            if seq != expect:
-                report.add(seg, expect, None, None, f"seq {expect}..{seq - 1} missing from the chain: rows deleted")
-            content_hash = pre[pre.rindex("|") + 1 :]
+    st = _Walk(seg, piece.report, conn, sorted(cps), *_start(conn, h, bounds))
+    with pieces.chunks(conn, seg, lo, hi) as chunks:
+        for chain, decs in chunks:
+            if not st.whole(chain, decs):
+                st.row_by_row(conn, chain, decs)
+    report = piece.report
+    report.rows += st.n
+    report.found["d"] += st.n - st.n_e - st.missing["d"]
+    report.found["e"] += st.n_e - st.missing["e"]
+    _checkpoints(seg, cps, st.at_cp, public, report)
+    if st.broken:
+        _diagnose(conn, seg, st.broken, report)
+    n = st.n
+    piece.n, piece.last_seq, piece.last_hash = n, (st.expect - 1 if n else None), (st.running if n else None)
+    return piece
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Where the walk along a piece's chain is: the row hash it expects the next row to start
+    from, the next seq, and what it found so far."""
+
+    seg: str
+    report: VerifyReport
+    conn: sa.Connection
+    cp_seqs: list[int]  # the signed checkpoints' seqs, in order
+    running: str
+    expect: int
+    n: int = 0
+    n_e: int = 0
+    missing: dict[str, int] = field(default_factory=lambda: {"d": 0, "e": 0})
+    broken: list[tuple[int, str, str, str]] = field(default_factory=list)
+    at_cp: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # seq -> (kind, ref, row_hash)
+
+    def whole(self, chain: list[pieces.Row], decs: list[pieces.Row | None]) -> bool:
+        """Check a chunk at once; False (and nothing recorded) when some row needs a closer look."""
+        seqs, kinds, refs, hashes, prevs, stored = zip(*chain, strict=True)
+        first, seg = self.expect, self.seg
+        if seqs != tuple(range(first, first + len(seqs))) or prevs[1:] != stored[:-1] or prevs[0] != self.running:
+            return False
+        sha, q = hashlib.sha256, pieces.q
+        n_e = kinds.count("e")
+        rows: list[Any] = decs  # a None among them (a decision gone) raises TypeError
+        want: Sequence[str] = hashes
+        if n_e:
+            rows = [d for k, d in zip(kinds, decs, strict=True) if k == "d"]
+            want = [h for k, h in zip(kinds, hashes, strict=True) if k == "d"]
+        try:
+            content = [sha(f"[{q(a)},{b!r},{q(c)},{q(d)},{e!r},{q(f)},{g!r},{h[1:]}".encode()).hexdigest()
+                       for a, b, c, d, e, f, g, h in rows]  # fmt: skip  # pieces.text, inline
+            if n_e and [self._event(r) for k, r in zip(kinds, refs, strict=True) if k == "e"] != [
+                h for k, h in zip(kinds, hashes, strict=True) if k == "e"
+            ]:
+                return False
+        except TypeError:  # a decision or event gone, or a string column holding something else
+            return False
+        if content != list(want) or [sha(f"{p}|{s}|{seg}|{k}|{r}|{c}".encode()).hexdigest() for p, s, k, r, c in
+                                     zip(prevs, seqs, kinds, refs, hashes, strict=True)] != list(stored):  # fmt: skip
+            return False
+        self._checkpointed(seqs, kinds, refs, stored)
+        self.running, self.expect = stored[-1], seqs[-1] + 1
+        self.n, self.n_e = self.n + len(seqs), self.n_e + n_e
+        return True
+
+    def _event(self, ref: str) -> str:
+        content = self.event_content(ref)
+        if content is None:
+            raise TypeError(ref)  # gone: row by row names it
+        return content
+
+    def event_content(self, ref: str) -> str | None:
+        """The content hash of review event ``ref`` (its id as text), None when it is gone."""
+        if not (ref.isascii() and ref.isdigit()) or str(int(ref)) != ref:  # not an id's text: no event has it
+            return None
+        ev = self.conn.execute(_EVENT, {"id": int(ref)}).first()
+        return None if ev is None else event_content(dict(zip(EVENT_HASHED, ev, strict=True)))
+
+    def _checkpointed(self, seqs: tuple[int, ...], kinds: tuple[str, ...], refs: tuple[str, ...],
+                      stored: tuple[str, ...]) -> None:  # fmt: skip
+        first, last = seqs[0], seqs[-1]
+        for seq in self.cp_seqs[bisect.bisect_left(self.cp_seqs, first) : bisect.bisect_right(self.cp_seqs, last)]:
+            i = seq - first
+            self.at_cp[seq] = (kinds[i], refs[i], stored[i])
+
+    def row_by_row(self, conn: sa.Connection, chain: list[pieces.Row], decs: list[pieces.Row | None]) -> None:
+        """Each row of a chunk on its own, every problem named."""
+        report, seg, sha = self.report, self.seg, hashlib.sha256
+        for (seq, kind, ref, content_hash, prev, stored), dec in zip(chain, decs, strict=True):
+            if seq != self.expect:
+                report.add(seg, self.expect, None, None,
+                           f"seq {self.expect}..{seq - 1} missing from the chain: rows deleted")  # fmt: skip
             if kind == "d":
-                if ts is None:
-                    content = None
-                else:
-                    try:  # pieces.text, inline
-                        content = sha(f"[{q(did)},{ts!r},{q(dkind)},{q(action)},{score!r},{q(policy)},{elapsed!r},"
-                                      f"{last[1:]}".encode()).hexdigest()  # fmt: skip
+                content = None
+                if dec is not None:
+                    try:
+                        content = _text_hash(dec)
                     except TypeError:  # a string column holding something else
                         content = None
                     if content != content_hash:
-                        content = _exact(conn, _fields(pre)[1])
+                        content = _exact(conn, ref)
             else:
-                n_e += 1
-                ev = events.get(_fields(pre)[1])
-                content = event_content(dict(zip(EVENT_HASHED, ev, strict=True))) if ev is not None else None
-            if content != content_hash:
-                _content_problem(report, seg, seq, kind, pre, content, missing)
-            if not pre.startswith(link):
-                prev, ref, _ = _fields(pre)
-                broken.append((seq, kind, ref, prev))
-            elif sha(pre.encode()).hexdigest() != stored:  # row_hash()
-                report.add(seg, seq, kind, _fields(pre)[1], "the chain row itself was edited (its hash does not "
-                           "match its fields)")  # fmt: skip
-            if seq == cp_seq:
-                at_cp[seq] = (kind, pre, stored)
-                cp_seq = next(cp_next, None)
-            running, link, expect, n = stored, stored + "|", seq + 1, n + 1
-    report.rows += n
-    report.found["d"] += n - n_e - missing["d"]
-    report.found["e"] += n_e - missing["e"]
-    _checkpoints(seg, cps, at_cp, public, report)
-    if broken:
-        _diagnose(conn, seg, broken, report)
-    piece.n, piece.last_seq, piece.last_hash = n, (expect - 1 if n else None), (running if n else None)
-    return piece
+                self.n_e += 1
+                content = self.event_content(ref)
+            if content is None:
+                self.missing[kind] += 1
+                report.add(seg, seq, kind, ref, "deleted: the chain holds it but the row is gone")
+            elif content != content_hash:
+                report.add(seg, seq, kind, ref, "edited: its content no longer matches its hash")
+            if prev != self.running:
+                self.broken.append((seq, kind, ref, prev))
+            elif sha(f"{prev}|{seq}|{seg}|{kind}|{ref}|{content_hash}".encode()).hexdigest() != stored:  # row_hash()
+                report.add(seg, seq, kind, ref, "the chain row itself was edited (its hash does not match its fields)")
+            if seq in self.cp_seqs:
+                self.at_cp[seq] = (kind, ref, stored)
+            self.running, self.expect, self.n = stored, seq + 1, self.n + 1
+
+
+def _text_hash(dec: tuple[Any, ...] | None) -> str:
+    """SHA-256 of a decision's hashed text from its parts (:func:`.pieces.text`); ``TypeError``
+    when the decision is gone (None) or a string column holds something else."""
+    if dec is None:
+        raise TypeError("no decision")
+    return hashlib.sha256(pieces.text(*dec).encode()).hexdigest()
 
 
 def _start(conn: sa.Connection, h: dict[str, Any], bounds: dict[str, Any]) -> tuple[str, int]:
     """The running hash and the expected seq at the start of a piece: the chain row before it."""
     before = conn.execute(_ROW_BEFORE, bounds).first() if bounds["lo"] > h["first_seq"] else None
     return (before[1], int(before[0]) + 1) if before is not None else (h["genesis"], h["first_seq"])
-
-
-def _content_problem(
-    report: VerifyReport, seg: str, seq: int, kind: str, pre: str, content: str | None, missing: dict[str, int]
-) -> None:
-    ref = _fields(pre)[1]
-    if content is None:
-        missing[kind] += 1
-        report.add(seg, seq, kind, ref, "deleted: the chain holds it but the row is gone")
-    else:
-        report.add(seg, seq, kind, ref, "edited: its content no longer matches its hash")
 
 
 def _checkpoints(
@@ -336,10 +391,10 @@ def _checkpoints(
         if row is None:
             report.add(seg, seq, None, None, "a signed checkpoint names a row that is gone: rows deleted")
             continue
-        kind, pre, stored = row
+        kind, ref, stored = row
         payload = checkpoint_payload({"segment": seg, "seq": seq, "row_hash": cp.row_hash})
         if cp.row_hash != stored or not public.verifies(payload, cp.signature):
-            report.add(seg, seq, kind, _fields(pre)[1], "a signed checkpoint does not match this row")
+            report.add(seg, seq, kind, ref, "a signed checkpoint does not match this row")
 
 
 def _exact(conn: sa.Connection, ref: str) -> str | None:
