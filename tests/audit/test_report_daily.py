@@ -122,3 +122,24 @@ def test_a_report_waits_for_the_writer_s_lock_on_sqlite(tmp_path: Path) -> None:
         timer.join()
         holder.close()
         log.close()
+
+
+def test_days_summarised_in_threads_are_the_days_summarised_one_by_one(url: str) -> None:
+    from geowarden.audit.daily import DAILY_TABLES, closed_days, refresh
+
+    fill_log(url)
+    log = AuditLog(url, key=KEY)
+    try:
+        wanted = closed_days(START, END, END + 86400.0)
+        tables: list[dict[str, list[tuple[Any, ...]]]] = []
+        for workers in (1, 4):
+            with log.engine.begin() as conn:
+                for table in DAILY_TABLES:
+                    conn.execute(table.delete())
+            assert refresh(log.engine, wanted, now=1.0, workers=workers) == len(wanted)
+            with log.engine.connect() as conn:
+                tables.append({t.name: sorted(tuple(r) for r in conn.execute(sa.select(t))) for t in DAILY_TABLES})
+        assert tables[0] == tables[1]
+        assert sum(n for _, n, _ in tables[0]["audit_days"]) > 0
+    finally:
+        log.close()

@@ -23,9 +23,11 @@ data: deleting them loses nothing but time.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
@@ -124,11 +126,14 @@ def _sql(conn: sa.Connection, text: str) -> str:
     return text if conn.dialect.name == "sqlite" else text.replace("?", "%s")
 
 
-def refresh(engine: sa.Engine, wanted: Sequence[int], *, now: float | None = None) -> int:
+def refresh(engine: sa.Engine, wanted: Sequence[int], *, now: float | None = None, workers: int | None = None) -> int:
     """Summarise every day of ``wanted`` whose summary is missing or no longer matches the log's
     count of decisions on that day; returns how many were (re)made. Each day is read outside any
     write lock and written in a short transaction of its own (a report that stops keeps the days
-    it finished); two reports at once write a day once."""
+    it finished); two reports at once write a day once. Days are summarised in ``workers``
+    threads (default: one per CPU), each on its own connection: the grouping runs inside the
+    database, which lets go of Python's lock while it works."""
+    workers = workers if workers is not None else os.cpu_count() or 1
     if not wanted:
         return 0
     lo, hi = min(wanted), max(wanted) + 1
@@ -145,8 +150,14 @@ def refresh(engine: sa.Engine, wanted: Sequence[int], *, now: float | None = Non
         kept = {int(d): int(n) for d, n in cur.fetchall()}
         cur.close()
     stale = [d for d in sorted(want) if kept.get(d) != counts.get(d, 0)]
-    for d in stale:
-        _summarise(engine, d, time.time() if now is None else now)
+    at = time.time() if now is None else now
+    if len(stale) > 1 and workers > 1:  # the database does the work, outside the GIL: days in threads
+        with ThreadPoolExecutor(max_workers=min(workers, len(stale))) as pool:
+            for _ in pool.map(lambda d: _summarise(engine, d, at), stale):
+                pass
+    else:
+        for d in stale:
+            _summarise(engine, d, at)
     return len(stale)
 
 
