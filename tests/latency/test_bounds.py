@@ -146,8 +146,8 @@ def ref_region(d: Discs, tol: Tolerance) -> dict[str, object]:
     }
 
 
-def ref_assess(d: Discs, claimed: ClaimedPoint | ClaimedCountry, tol: Tolerance) -> tuple[int, float]:
-    """The answer and score of a claim (for a country: its best place)."""
+def ref_assess(d: Discs, claimed: ClaimedPoint | ClaimedCountry, tol: Tolerance) -> tuple[int, float, int]:
+    """The answer and score of a claim, and for a country its best place (its row in ``places``)."""
     extra = 0.0
     if isinstance(claimed, ClaimedPoint):
         xyz = unit_vectors(claimed.lat, claimed.lon).reshape(1, 3)
@@ -157,7 +157,8 @@ def ref_assess(d: Discs, claimed: ClaimedPoint | ClaimedCountry, tol: Tolerance)
     score = ref_against(d, xyz, tol, extra) + ceiling
     ans = outcome(score, d.total_weight, d.n, tol, ceiling)
     k = int(np.lexsort((score, -ans))[0])
-    return int(ans[k]), float(score[k])
+    place = -1 if isinstance(claimed, ClaimedPoint) else int(places().by_country[claimed.code][k])
+    return int(ans[k]), float(score[k]), place
 
 
 # -- real claims ------------------------------------------------------------------------------
@@ -207,10 +208,14 @@ def test_region_and_verify_agree_with_the_reference_on_real_pings(
             ClaimedCountry(str(home)),
         ):
             a = assess(d, claimed, tol)
-            answer, score = ref_assess(d, claimed, tol)
-            assert a.answer == answer
-            assert a.score == pytest.approx(score, rel=1e-12, abs=1e-12)
+            answer, score, place = ref_assess(d, claimed, tol)
+            assert (a.answer, a.score, -1 if a.place is None else a.place) == (answer, score, place)  # to the bit
             answers.add(answer)
+            if isinstance(claimed, ClaimedCountry):
+                xyz = places().points.xyz[places().by_country[claimed.code]]
+                assert np.array_equal(
+                    d.ceiling_score(xyz, tol, PLACE_SLACK_KM), ref_ceiling(d, xyz, tol, PLACE_SLACK_KM)
+                )
             v = verify(samples, claimed, calibration=cal, tolerance=tol)
             assert v.region == got and v.score == a.score
     assert {TRUE, FALSE} <= answers  # the claims exercise both sides of the rule
@@ -247,7 +252,9 @@ def test_pruning_never_changes_a_score_or_the_open_points(
     assert np.array_equal(got <= limit, below)
     assert np.array_equal(got[below], want[below])
     assert np.array_equal(d.against(sub.xyz, tol, PLACE_SLACK_KM), want)
-    total = want + ref_ceiling(d, sub.xyz, tol, PLACE_SLACK_KM)
+    ceiling = ref_ceiling(d, sub.xyz, tol, PLACE_SLACK_KM)
+    assert np.array_equal(d.ceiling_score(sub.xyz, tol, PLACE_SLACK_KM), ceiling)
+    total = want + ceiling
     rows, score = _open_rows(sub, d, tol, PLACE_SLACK_KM)
     near = np.abs(total - limit) < 1e-9
     assert np.array_equal(np.isin(np.flatnonzero(~near), rows), total[~near] <= limit)

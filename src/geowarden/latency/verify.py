@@ -180,16 +180,16 @@ class Discs:
         cols, excess = self._ceiling_cols(xyz, extra_km, tol.ceiling_reach_km)  # the others add nothing
         if len(cols) == 0:
             return np.zeros(len(xyz))
-        return ceiling_against(excess, self.weight[cols], tol)
+        full = np.full((len(xyz), self.n), -np.inf)  # the layout ceiling_against always had (sums in memory order)
+        full[:, cols] = excess
+        return ceiling_against(full[:, cols], self.weight[cols], tol)
 
     def against(self, xyz: FloatArray, tol: Tolerance, extra_km: float = 0.0, limit: float | None = None) -> FloatArray:
         """``rule.against`` for each point (rows of ``xyz``), the discs added tightest first.
 
         With ``limit``, the tightest discs are scored first and a point already past ``limit`` is
         not scored further (its value is then only known to exceed ``limit``): most of a country
-        or of the globe is ruled out by a handful of discs. The sum runs left to right over the
-        discs in that order (as ``bounds.running_sum``), so leaving out a disc that adds exactly 0
-        changes no score.
+        or of the globe is ruled out by a handful of discs. Summed as ``bounds.gathered_score``.
         """
         return self._against(xyz, tol, extra_km, limit)[0]
 
