@@ -292,6 +292,5 @@ def test_a_ceiling_proven_nil_is_nil(raw: list[tuple[float, float, float]]) -> N
     d = discs(tuple(RTTSample(lat=a, lon=b, ms=m) for a, b, m in raw), CEILING)
     xyz = places().points.xyz[::11]
     tol = DEFAULT_TOLERANCE
-    _, worst = d._against(xyz, tol, PLACE_SLACK_KM, None, worst=True)
-    nil = d.ceiling_nil(dots(xyz, d.xyz), worst, tol, PLACE_SLACK_KM)
+    nil = d.ceiling_nil(xyz, tol, PLACE_SLACK_KM)
     assert (ref_ceiling(d, xyz, tol, PLACE_SLACK_KM)[nil] == 0.0).all()

@@ -137,7 +137,7 @@ def running_sum(start: FloatArray, terms: FloatArray) -> FloatArray:
 
 
 def gathered_score(
-    d: FloatArray, r: FloatArray, severity_km: float, weight: FloatArray, start: FloatArray, worst: FloatArray | None
+    d: FloatArray, r: FloatArray, severity_km: float, weight: FloatArray, start: FloatArray
 ) -> FloatArray:
     """``start`` plus each point's score against some discs: ``d`` holds the dot products (points,
     discs), ``r`` the radii (km), the discs in the order the terms are added.
@@ -146,22 +146,15 @@ def gathered_score(
     outside it, 0 for a point inside it (``dot >= cos(r)``). Only the nonzero terms are gathered,
     point by point and each point's in disc order, and summed left to right (``np.bincount`` adds
     its weights in array order), as ``running_sum`` over every disc would. A distance is computed
-    only for a partly violated disc, or for every violated one with ``worst`` (raised in place to
-    each point's largest excess, km).
+    only for a partly violated disc.
     """
-    m = d.shape[1]
-    flat = np.flatnonzero(d < cos_of_km(r)[None, :])  # row-major: a point's discs in order
+    flat = np.flatnonzero(d < cos_of_km(r)[None, :])  # row-major: point by point, each point's discs in order
+    n, m = d.shape
     pt, disc = flat // m, flat % m
     v = d.ravel()[flat]
     part = np.flatnonzero(v >= cos_of_km(r + severity_km)[disc])  # the others: fully violated
     g = np.ones(len(v))
-    if worst is None:
-        g[part] = np.clip((km_of_dot(v[part]) - r[disc[part]]) / severity_km, 0.0, 1.0)
-    else:
-        excess = km_of_dot(v) - r[disc]
-        g[part] = np.clip(excess[part] / severity_km, 0.0, 1.0)
-        np.maximum.at(worst, pt, excess)
-    n = len(d)
+    g[part] = np.clip((km_of_dot(v[part]) - r[disc[part]]) / severity_km, 0.0, 1.0)
     out: FloatArray = np.bincount(
         np.concatenate([np.arange(n), pt]), np.concatenate([start, g * weight[disc]]), minlength=n
     ).astype(np.float64, copy=False)

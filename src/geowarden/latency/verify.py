@@ -18,6 +18,7 @@ the rejection rule the claim is (0 unless false); for a country, the smallest ov
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -191,43 +192,40 @@ class Discs:
         not scored further (its value is then only known to exceed ``limit``): most of a country
         or of the globe is ruled out by a handful of discs. Summed as ``bounds.gathered_score``.
         """
-        return self._against(xyz, tol, extra_km, limit)[0]
-
-    def _against(
-        self, xyz: FloatArray, tol: Tolerance, extra_km: float, limit: float | None, worst: bool = False
-    ) -> tuple[FloatArray, FloatArray]:
-        """``against``, and with ``worst`` how far (km, >= 0) each point is outside its farthest
-        disc (exact for the points not past ``limit``; ``extra_km`` counted in each radius)."""
         order = np.argsort(self.radius_km, kind="stable")
-        score, far = np.zeros(len(xyz)), np.zeros(len(xyz))
+        score = np.zeros(len(xyz))
         alive = np.arange(len(xyz))
         for chunk in (order[:8], order[8:40], order[40:]):
             if len(chunk) == 0 or len(alive) == 0:
                 continue
-            part = far[alive] if worst else None  # a copy, raised by ``gathered_score``
             d, r = dots(xyz[alive], self.xyz[chunk]), self.radius_km[chunk] + extra_km
-            score[alive] = gathered_score(d, r, tol.severity_km, self.weight[chunk], score[alive], part)
-            if part is not None:
-                far[alive] = part
+            score[alive] = gathered_score(d, r, tol.severity_km, self.weight[chunk], score[alive])
             if limit is not None:
                 alive = alive[score[alive] <= limit]
-        return score, far
+        return score
 
-    def ceiling_nil(self, reach_dots: FloatArray, worst_km: FloatArray, tol: Tolerance, extra_km: float) -> BoolArray:
-        """Points whose ceiling evidence is exactly 0 (``bounds.ceiling_nil``); ``reach_dots``: the
-        points' dot products with every landmark, ``worst_km``: as ``_against`` gives it."""
+    def ceiling_nil(self, xyz: FloatArray, tol: Tolerance, extra_km: float) -> BoolArray:
+        """Points (rows of ``xyz``) whose ceiling evidence is exactly 0 (``bounds.ceiling_nil``)."""
         assert self.ceiling is not None
         speed = np.full(self.n, FIBRE_KM_PER_MS) if self.speed is None else self.speed
         own = np.zeros(self.n) if self.ceiling_extra is None else self.ceiling_extra
         grant = float((self.ms - 2.0 * np.maximum(self.radius_km - self.slack_km, 0.0) / speed).min())
-        near = reach_dots >= cos_of_km(tol.ceiling_reach_km + extra_km + REACH_MARGIN_KM)  # every landmark in reach
-        slowest = np.where(near, self.ms - own, -np.inf).max(axis=1, initial=-np.inf)
-        return ceiling_nil(slowest, worst_km, grant, float(speed.min()), min(self.ceiling.ms) + self.ceiling.add_ms)
+        by = np.argsort(own - self.ms, kind="stable")  # the slowest landmark first
+        dd, r = dots(xyz, self.xyz[by]), (self.radius_km + extra_km)[by]
+        near = dd >= cos_of_km(tol.ceiling_reach_km + extra_km + REACH_MARGIN_KM)  # every landmark in reach
+        first = near.argmax(axis=1)
+        slowest = np.where(near[np.arange(len(dd)), first], (self.ms - own)[by][first], -np.inf)
+        flat = np.flatnonzero(dd < cos_of_km(r))  # the discs each point is outside of
+        worst = np.zeros(len(dd))  # the largest excess of each point (km)
+        np.maximum.at(worst, flat // self.n, km_of_dot(dd.ravel()[flat]) - r[flat % self.n])
+        return ceiling_nil(slowest, worst, grant, float(speed.min()), min(self.ceiling.ms) + self.ceiling.add_ms)
 
 
 def usable(s: RTTSample) -> bool:
     return (
-        bool(np.isfinite(s.lat) and np.isfinite(s.lon) and np.isfinite(s.ms))
+        math.isfinite(s.lat)
+        and math.isfinite(s.lon)
+        and math.isfinite(s.ms)  # as np.isfinite, 10x faster on a float
         and -90.0 <= s.lat <= 90.0
         and -180.0 <= s.lon <= 180.0
         and s.ms > 0.0
@@ -288,20 +286,18 @@ def _open_rows(
 ) -> tuple[npt.NDArray[np.intp], FloatArray]:
     """Rows of ``ps`` that the rule does not rule out, and the evidence against each."""
     rows = _candidates(ps, d, tol, extra_km)
-    with_ceiling = d.ceiling is not None and tol.ceiling_weight > 0.0
-    score, worst = d._against(ps.xyz[rows], tol, extra_km, _limit(d, tol), with_ceiling)
+    score = d.against(ps.xyz[rows], tol, extra_km, _limit(d, tol))
     ok = score <= _limit(d, tol)
-    rows, score, worst = rows[ok], score[ok], worst[ok]  # a score of 0: inside every disc
-    if with_ceiling and len(rows):
+    rows, score = rows[ok], score[ok]  # a score of 0: inside every disc
+    if d.ceiling is not None and tol.ceiling_weight > 0.0 and len(rows):
         # the ceiling counts only landmarks within reach, each at most its weight (<= 1), less the
         # dropped ones: a point that stays under the limit even so is not scored (the exact score
         # needs every distance)
         xyz = ps.xyz[rows]
-        dd = dots(xyz, d.xyz)
-        k = (dd >= cos_of_km(tol.ceiling_reach_km + extra_km)).sum(axis=1)
+        k = (dots(xyz, d.xyz) >= cos_of_km(tol.ceiling_reach_km + extra_km)).sum(axis=1)
         kept = k - np.where(k > 0, np.maximum(1, np.ceil(tol.ceiling_trim * k)), 0)
         maybe = np.flatnonzero(score + tol.ceiling_weight * kept > _limit(d, tol))
-        maybe = maybe[~d.ceiling_nil(dd[maybe], worst[maybe], tol, extra_km)]  # their score stays as it is
+        maybe = maybe[~d.ceiling_nil(xyz[maybe], tol, extra_km)]  # their score stays as it is
         ok = np.ones(len(rows), dtype=bool)
         ok[maybe] = score[maybe] + d.ceiling_score(xyz[maybe], tol, extra_km) <= _limit(d, tol)
         rows, score = rows[ok], score[ok]
