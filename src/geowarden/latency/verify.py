@@ -236,8 +236,9 @@ def discs(samples: Sequence[RTTSample], calibration: Calibration | None = None) 
     """One disc per landmark position (the smallest RTT it measured: the others add nothing)."""
     best: dict[tuple[float, float], float] = {}
     dropped = 0
+    bad = calibration.is_inconsistent if calibration is not None and calibration.inconsistent else None
     for s in samples:
-        if not usable(s) or (calibration is not None and calibration.is_inconsistent(s.lat, s.lon)):
+        if not usable(s) or (bad is not None and bad(s.lat, s.lon)):
             dropped += 1
             continue
         key = (float(s.lat), float(s.lon))
