@@ -7,9 +7,9 @@
   than the product itself, by 10-100x on a loaded machine. Every block has at least two rows (a
   one-row block would take another BLAS path, which rounds differently), and BLAS computes each
   entry of a product the same way whatever the block, so the values are those of one product.
-- ``Cap``: a spherical cap around a set of points, to decide for a whole disc at once that every
-  point is inside it, or that every point is beyond some distance from its centre, with a margin
-  (``CAP_MARGIN_RAD``) far above any rounding of the dot products and distances compared.
+  ``dots_of``: some columns of such a product, with the same values.
+- ``Cap``: a spherical cap around a set of points, which bounds every point's distance to a
+  landmark, with a margin (``CAP_MARGIN_RAD``) far above any rounding of a distance.
 - ``gathered_score``: the rule's score, summed left to right over the discs (as ``running_sum``)
   from the discs each point is outside of only. Skipping a term that is exactly 0 leaves such a
   sum unchanged, so no score moves by a single bit.
@@ -50,13 +50,8 @@ def _blocks(n: int, rows: int) -> list[tuple[int, int]]:
 
 
 def dots(a: FloatArray, b: FloatArray) -> FloatArray:
-    """``a @ b.T`` for (n, 3) and (m, 3) arrays, as one BLAS matrix product computes it, each BLAS
-    call on one thread. A single row or column is doubled first: BLAS would otherwise take its
-    matrix-vector path, which rounds differently, and any rows and columns of the full product
-    would no longer give the same values."""
-    if len(a) == 1 or len(b) == 1:
-        out1: FloatArray = dots(np.repeat(a, 1 + (len(a) == 1), axis=0), np.repeat(b, 1 + (len(b) == 1), axis=0))
-        return out1[: len(a), : len(b)]
+    """``a @ b.T`` for (n, 3) and (m, 3) arrays, the values of that one product, each BLAS call on
+    one thread (blocks of at least two rows: BLAS computes each row alike whatever the block)."""
     rows = max(2, GEMM_ENTRIES // max(len(b), 1))
     if len(a) <= rows:
         small: FloatArray = a @ b.T
@@ -66,6 +61,17 @@ def dots(a: FloatArray, b: FloatArray) -> FloatArray:
     for lo, hi in _blocks(len(a), rows):
         np.matmul(a[lo:hi], bt, out=out[lo:hi])
     return out
+
+
+def dots_of(a: FloatArray, b: FloatArray, cols: npt.NDArray[np.intp]) -> FloatArray:
+    """``dots(a, b)[:, cols]`` without the other columns. A one-row or one-column product takes
+    another BLAS path than a matrix product and rounds differently, so a single column of a matrix
+    product is computed beside a copy of itself."""
+    if len(a) < 2 or len(b) < 2:
+        return dots(a, b)[:, cols]
+    if len(cols) == 1:
+        return dots(a, b[np.repeat(cols, 2)])[:, :1]
+    return dots(a, b[cols])
 
 
 def dot(a: FloatArray, v: FloatArray) -> FloatArray:
@@ -104,18 +110,6 @@ class Cap:
         """Angle (radians) from the centre to each row of ``xyz`` (small sets: the discs)."""
         out: FloatArray = np.arccos(np.clip(xyz @ self.centre, -1.0, 1.0))
         return out
-
-    def all_within(self, xyz: FloatArray, km: FloatArray) -> np.ndarray:
-        """For each centre (row of ``xyz``): every point of the set is strictly closer than ``km``
-        (by more than the margin), so ``dot >= cos_of_km(km)`` holds for each of them."""
-        reach = np.asarray(km, dtype=np.float64) / EARTH_RADIUS_KM
-        return np.asarray((self.angles(xyz) + self.radius + CAP_MARGIN_RAD <= reach) | (reach >= np.pi))
-
-    def all_beyond(self, xyz: FloatArray, km: FloatArray) -> np.ndarray:
-        """For each centre: every point of the set is farther than ``km`` (by more than the margin,
-        and ``km`` short of half the globe), so ``dot < cos_of_km(km)`` holds for each of them."""
-        reach = np.asarray(km, dtype=np.float64) / EARTH_RADIUS_KM
-        return np.asarray((self.angles(xyz) - self.radius - CAP_MARGIN_RAD >= reach) & (reach < np.pi))
 
     def distance_range(self, xyz: FloatArray) -> tuple[FloatArray, FloatArray]:
         """For each centre: km below and above every point's distance to it (margins included)."""

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geowarden.latency.bounds import BoolArray, Cap, ceiling_nil, dot, dots, gathered_score
+from geowarden.latency.bounds import BoolArray, Cap, ceiling_nil, dot, dots, dots_of, gathered_score
 from geowarden.latency.ceiling import RttCeiling
 from geowarden.latency.model import (
     EARTH_RADIUS_KM,
@@ -164,7 +164,7 @@ class Discs:
         lo, hi = Cap.around(xyz).distance_range(self.xyz)
         # no point's allowance is above min(left(lo)): a landmark always above it sets none
         need = np.flatnonzero((left(hi, every) <= left(lo, every).min()) | (np.maximum(lo - extra_km, 0.0) <= reach_km))
-        km_raw = km_of_dot(dots(xyz, self.xyz[need]))
+        km_raw = km_of_dot(dots_of(xyz, self.xyz, need))
         allowance = left(km_raw, need).min(axis=1, keepdims=True)
         km = np.maximum(km_raw - extra_km, 0.0)
         inner = np.flatnonzero((km <= reach_km).any(axis=0))
