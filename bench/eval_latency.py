@@ -17,6 +17,7 @@ What it measures (docs/latency.md has the method and the results):
     python bench/eval_latency.py                 # ~75 s
     python bench/eval_latency.py --json > /tmp/lat.json && python bench/plot_latency_rates.py /tmp/lat.json
     python bench/eval_latency.py --tune          # + the parameter search on the tuning half
+    python bench/eval_latency.py --inner 7 --inner 8   # a candidate rule on the tuning half only
 """
 
 from __future__ import annotations
@@ -361,6 +362,30 @@ def claims_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, 
     return doc
 
 
+def inner_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, Any]:
+    """The default rule on the inner split of the tuning half (``latency_claims.wn_cases``): the
+    part that calibrates against the part scored as held-out. The reporting half is not read."""
+    doc: dict[str, Any] = {"tolerance": dataclasses.asdict(DEFAULT_TOLERANCE)}
+    for seed in args.inner:
+        cases = lc.wn_cases(mesh, args.seeds, inner_seed=seed)
+        tallies, mobile = lc.score(cases, DEFAULT_TOLERANCE), lc.score_last_mile(cases, DEFAULT_TOLERANCE)
+        doc[str(seed)] = {f"{k[2]}/{k[1]}/{k[0]}": v.to_dict() for k, v in tallies.items()}
+        doc[f"{seed}/mobile"] = {f"{k[2]}/{k[1]}/{k[0]}": v.to_dict() for k, v in mobile.items()}
+        print(f"\ninner split {seed} of the tuning half: true rejected / inconclusive / false caught, "
+              "calibrating part (A) | scored as held-out (B); mobile last mile: true rejected / inconclusive",
+              file=out)  # fmt: skip
+        for n in lc.COUNTS:
+            for strategy in ("random", "farthest", "all"):
+                if ("A", strategy, str(n)) not in tallies:
+                    continue
+                a, b = tallies[("A", strategy, str(n))].to_dict(), tallies[("B", strategy, str(n))].to_dict()
+                m = mobile.get(("B", strategy, str(n)))
+                mb = {} if m is None else m.to_dict()
+                mob = f"  mobile B {_rate(mb['honest_rejected'])} / {_rate(mb['honest_inconclusive'])}" if mb else ""
+                print(f"  {n!s:<5} {strategy:<9} {cell(a):<60} {cell(b)}{mob}", file=out)
+    return doc
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count and strategy")
@@ -369,6 +394,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sessions", type=int, default=20000, help="simulated sessions per class (tunnel detector)")
     ap.add_argument("--tcp-samples", type=int, default=3)
     ap.add_argument("--app-samples", type=int, default=5)
+    ap.add_argument(
+        "--inner",
+        type=int,
+        action="append",
+        metavar="SEED",
+        help="only the inner split of the tuning half, dealt by SEED (repeatable): choose rules here",
+    )
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout (the text goes to stderr)")
     args = ap.parse_args(argv)
     out = sys.stderr if args.json else sys.stdout
@@ -390,6 +422,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data": {"servers": mesh.n, "stat": args.stat, "source": "WonderNetwork pings 2020-07-19/20"},
         "inconsistent_landmarks": [{"name": mesh.name[i], "violations": k} for i, k in removed],
     }
+    if args.inner:
+        doc["inner"] = inner_section(args, mesh, out)
+        if args.json:
+            sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        return 0
     doc["claims"] = claims_section(args, mesh, out)
     tun = evaluate_tunnels(mesh, args.sessions, args.tcp_samples, args.app_samples, bad, DEFAULT_CONFIG)
     doc["tunnel"] = tun

@@ -13,6 +13,9 @@
 - **Claims**: the client's own listed point (true), and every other server >= 1,500 km away
   (false). A true claim answered ``false`` is a rejection; ``null`` is inconclusive (not a
   rejection); a false claim is caught only when answered ``false``.
+- **Inner split** (``wn_cases(..., inner_seed=...)``, ``eval_latency.py --inner``): the tuning
+  half alone, dealt again into a calibrating part and a part scored as held-out, so that a
+  candidate rule meets held-out-like clients before it is frozen, without the reporting half.
 - **Drift**: the rule tuned on the 2020 WonderNetwork pings, unchanged, on the 2025 AWS
   inter-region medians (each region the client of the others, speeds calibrated on the others).
 """
@@ -46,7 +49,7 @@ COUNTS: tuple[int | str, ...] = (10, 20, 40, 60, 100, "all")
 class Case:
     """One client under one landmark set: per-disc excess of its true point and of its false claims."""
 
-    side: str  # "tune" or "report"
+    side: str  # "tune" or "report" (the inner split: "A" or "B")
     n: int | str
     strategy: str
     true_ex: F64  # (discs,)
@@ -138,19 +141,32 @@ def _ceiling(mesh: Any, members: list[int], pops: list[int], skip: set[int]) -> 
     )
 
 
-def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> list[Case]:
-    """Every (client, landmark set) of the WonderNetwork evaluation."""
+def wn_cases(
+    mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS, *, inner_seed: int | None = None
+) -> list[Case]:
+    """Every (client, landmark set) of the WonderNetwork evaluation.
+
+    ``inner_seed``: the *inner split* instead, for choosing a rule without the reporting half. The
+    tuning clients are dealt again (by ``inner_seed``) into ``A``, which calibrates as the whole
+    tuning half otherwise does, and ``B``, scored as held-out clients are; reporting-half servers
+    are never clients and never calibrate (they may be landmarks, as in the evaluation).
+    """
     refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
     perm = np.random.default_rng(SPLIT_SEED).permutation(mesh.n)
     tune = set(perm[: mesh.n // 2].tolist())
+    eligible, calib, sides = set(range(mesh.n)), tune, ("tune", "report")
+    if inner_seed is not None:
+        order = perm[: mesh.n // 2].tolist()
+        deal = np.random.default_rng(inner_seed).permutation(len(order))
+        eligible, calib, sides = tune, {order[i] for i in deal[: len(order) // 2]}, ("A", "B")
     cases: list[Case] = []
     for n in counts:
         if n == "all":
-            for c in range(mesh.n):
+            for c in sorted(eligible):
                 pops = [p for p in range(mesh.n) if p != c]
                 cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
-                ceil = _ceiling(mesh, sorted(x for x in tune if x != c), pops, refuted)
-                side = "tune" if c in tune else "report"
+                ceil = _ceiling(mesh, sorted(x for x in calib if x != c), pops, refuted)
+                side = sides[0] if c in calib else sides[1]
                 cases.append(_case(side, n, "all", c, pops, cal, mesh, c not in refuted, ceil))
             continue
         for strategy, seed in itertools.product(("random", "farthest"), range(seeds)):
@@ -162,15 +178,15 @@ def wn_cases(mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS) -> l
                 else spread(mesh.dist, k, rng, list(range(mesh.n)))
             )
             sp = set(pops)
-            clients = [c for c in range(mesh.n) if c not in sp]
-            ref = pops + [c for c in clients if c in tune]
+            clients = [c for c in range(mesh.n) if c not in sp and c in eligible]
+            ref = pops + [c for c in clients if c in calib]
             cal = lm.calibrate(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(k))
             bad = {ref[i] for i, _ in lm.find_inconsistent(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)])}
             for c in clients:
-                side = "tune" if c in tune else "report"
-                # a tuning client's ceiling leaves its own pings out (the mesh's inconsistent
+                side = sides[0] if c in calib else sides[1]
+                # a calibrating client's ceiling leaves its own pings out (the mesh's inconsistent
                 # members as found with it: leaving one client out hardly changes them)
-                ceil = cal.ceiling if side == "report" else _ceiling(mesh, [x for x in ref if x != c], pops, bad)
+                ceil = cal.ceiling if side == sides[1] else _ceiling(mesh, [x for x in ref if x != c], pops, bad)
                 cases.append(_case(side, n, strategy, c, pops, cal, mesh, c not in refuted, ceil))
     return cases
 

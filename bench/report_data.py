@@ -19,11 +19,13 @@ overturned). Pseudo-random from the row number (multiplicative hashing), so a gi
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
 from geowarden.audit.chain import DECISION_HASHED, RawTx, append, decision_content_of, event_content
+from geowarden.audit.chain import chain as chain_table
 from geowarden.audit.schema import decisions
 from geowarden.audit.store import AuditLog
 
@@ -50,7 +52,13 @@ def _rows_sql(pg: bool, n: int, seed: int, start: float, end: float) -> str:
     tech, code = _h(40503, 1000), _h(69069, len(CODES))
     codes = " ".join(f"WHEN {code} = {k} THEN '[\"{c}\"]'" for k, c in enumerate(CODES))
     verdict = _h(1103515245, 100)
-    did = "'0007' || lpad(CAST(i AS TEXT), 28, '0')" if pg else "printf('%04d%028d', s, i)"
+    # Decision ids are random 128-bit hex in the service (warden._new_id), so index lookups by id
+    # land anywhere in the index: spread them the same way (a bijection of i, then i for uniqueness).
+    spread = [f"(((i + s) * {m} + {k}) % 4294967296)" for m, k in ((2654435761, 0), (2246822519, 1), (3266489917, 7))]
+    if pg:
+        did = " || ".join(f"lpad(to_hex({x}), 8, '0')" for x in [*spread, "i"])
+    else:
+        did = f"printf('%08x%08x%08x%08x', {', '.join(spread)}, i)"
     source = (
         f"generate_series(CAST(0 AS BIGINT), {n - 1}) AS g(i), (SELECT {seed} AS s) AS k"
         if pg
@@ -90,6 +98,8 @@ def fill(url: str, n: int, start: float, end: float, seed: int = 7) -> dict[str,
     indexes = [ix for ix in decisions.indexes if not ix.unique]
     try:
         with engine.begin() as conn:  # the indexes are built once after the rows, not row by row
+            if not pg:
+                conn.exec_driver_sql("PRAGMA cache_size = -1000000")  # the primary key index, filled at random
             for ix in indexes:
                 ix.drop(conn)
             if pg:
@@ -127,10 +137,11 @@ def chain(url: str, *, batch: int = 50_000) -> float:
             cur.execute("SELECT ts, decision_id, ts, actor, event, note, CAST(id AS VARCHAR(40)) FROM review_events")
             events = sorted(cur.fetchall())
             cur.close()
-            cur = raw.cursor(name="bench_chain") if pg else raw.cursor()
-            cur.execute(f"SELECT {', '.join(DECISION_HASHED)} FROM decisions ORDER BY ts")
+            for ix in _LATER:  # built once at the end, not row by row (random ids: random pages)
+                ix.drop(conn)
+            conn.commit()
             k = 0
-            while rows := cur.fetchmany(batch):
+            for rows in _in_time_order(raw, pg, batch):
                 entries = []
                 for r in rows:
                     while k < len(events) and events[k][0] <= r[1]:
@@ -142,10 +153,36 @@ def chain(url: str, *, batch: int = 50_000) -> float:
                 _append(log, entries)
             _append(log, [("e", e[6], event_content(dict(zip(("decision_id", "ts", "actor", "event", "note"), e[1:6],
                                                               strict=True))), e[0]) for e in events[k:]])  # fmt: skip
-            cur.close()
+            for ix in _LATER:
+                ix.create(conn)
+            conn.commit()
     finally:
         log.close()
     return time.perf_counter() - t0
+
+
+_LATER = [ix for ix in chain_table.indexes if not ix.unique]
+
+
+def _in_time_order(raw: Any, pg: bool, batch: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The decisions' hashed columns in time order, ``batch`` rows at a time. On SQLite in short
+    reads from where the last one ended (one cursor open across the writes would keep SQLite from
+    ever resetting its write-ahead log, which then grows past the database's own size)."""
+    cols = ", ".join(DECISION_HASHED)
+    if pg:
+        cur = raw.cursor(name="bench_chain")
+        cur.execute(f"SELECT {cols} FROM decisions ORDER BY ts, decision_id")
+        while rows := cur.fetchmany(batch):
+            yield rows
+        cur.close()
+        return
+    after: tuple[Any, ...] = (float("-inf"), "")
+    while rows := raw.execute(
+        f"SELECT {cols} FROM decisions WHERE (ts, decision_id) > (?, ?) ORDER BY ts, decision_id LIMIT ?",
+        (*after, batch),
+    ).fetchall():
+        after = (rows[-1][1], rows[-1][0])
+        yield rows
 
 
 def _append(log: AuditLog, entries: list[tuple[str, str, str, float]]) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geowarden.latency import model as lm
-from geowarden.latency.ceiling import CEILING_FIT_KM, RttCeiling
+from geowarden.latency.ceiling import CEILING_FIT_KM, CEILING_WIDE_FIT_KM, RttCeiling
 from geowarden.latency.rule import Tolerance
 from geowarden.latency.verify import DEFAULT_TOLERANCE, INCONCLUSIVE, WHY_EMPTY, ClaimedPoint, discs, verify
 from geowarden.model import RTTSample
@@ -105,6 +105,39 @@ def test_ceiling_from_a_mesh() -> None:
     assert saved is not None and saved.edges_km == ceil.edges_km
     assert np.all(np.asarray(saved.ms) >= ms) and np.allclose(saved.ms, ms, atol=0.01)
     assert saved.extra_for(lat[0], lon[0]) == pytest.approx(extra[0], abs=0.01)
+
+
+def _sparse_mesh(slow_sparse: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """30 landmarks in Europe (one slow pair among them), one 2,200-4,000 km south of all of them
+    (a sparse region), one in Australia (> 4,000 km from every other)."""
+    rng = np.random.default_rng(5)
+    lat = np.concatenate([rng.uniform(45.0, 55.0, 30), [25.0, -33.9]])
+    lon = np.concatenate([rng.uniform(0.0, 20.0, 30), [10.0, 151.2]])
+    dist = lm.pair_distances(lat, lon)
+    rtt = dist / 80.0 + 2.0 + rng.uniform(0.0, 5.0, dist.shape)
+    rtt[1, 2] = rtt[2, 1] = rtt[1, 2] + 80.0  # one detour in Europe sets the mesh's largest extra
+    near = int(np.argmin(dist[30, :30]))
+    rtt[30, near] += slow_sparse  # one slow pair of the sparse landmark
+    rtt[near, 30] += slow_sparse
+    return lat, lon, dist, rtt
+
+
+def test_a_landmark_in_a_sparse_region_gets_its_own_extra() -> None:
+    lat, lon, dist, rtt = _sparse_mesh()
+    assert (dist[30, :30] > CEILING_FIT_KM).all() and (dist[30, :30] <= CEILING_WIDE_FIT_KM).sum() >= 5
+    assert (dist[31, :31] > CEILING_WIDE_FIT_KM).all()
+    ceil = lm.rtt_ceiling(lat, lon, rtt)
+    assert ceil is not None and ceil.default_extra_ms > 70.0  # the European detour
+    sparse, isolated = ceil.extra_for(lat[30], lon[30]), ceil.extra_for(lat[31], lon[31])
+    # fitted on its own pairs within 4,000 km: every one of them is under its ceiling, and the
+    # ceiling is far tighter than the mesh's worst (what it got before)
+    wide = dist[30, :30] <= CEILING_WIDE_FIT_KM
+    assert (np.fmin(rtt, rtt.T)[30, :30] <= ceil.at(dist[30, :30]) + sparse)[wide].all()
+    assert sparse < 20.0 < ceil.default_extra_ms
+    assert isolated == ceil.default_extra_ms  # no pair within 4,000 km: the mesh's largest extra
+    # a sparse landmark with a pair slower than the mesh's worst gets no more than that
+    slow = lm.rtt_ceiling(*_sparse_mesh(300.0)[:2], _sparse_mesh(300.0)[3])
+    assert slow is not None and slow.extra_for(lat[30], lon[30]) == slow.default_extra_ms
 
 
 _lat = st.floats(-60.0, 70.0)

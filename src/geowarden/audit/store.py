@@ -149,9 +149,9 @@ class AuditLog:
             "ts": ts if ts is not None else time.time(),
             "kind": kind,
             "action": decision.action.value,
-            "score": decision.score,
+            "score": decision.score + 0.0,  # -0.0 as 0.0: SQLite stores no sign of zero, the hash would see one
             "policy_version": decision.policy_version,
-            "elapsed_us": decision.elapsed_us,
+            "elapsed_us": decision.elapsed_us + 0.0,
             "ip": facts.ip,
             "country": ev_ip.value if ev_ip is not None else None,
             "asn": next(

@@ -17,8 +17,9 @@ inconsistent ones are removed:
 - **per-landmark extra** (an intercept): how far above the base the landmark's own pairs within
   ``CEILING_FIT_KM`` go at worst. A landmark behind slow regional routes (Beirut, Lagos,
   Shenzhen) gets a large extra, one in a dense, well-connected region almost none. A landmark
-  with fewer than ``CEILING_MIN_FIT`` such pairs, or one the mesh never saw, gets the largest
-  extra of the whole mesh.
+  with fewer than ``CEILING_MIN_FIT`` such pairs is fitted the same way on its pairs up to
+  ``CEILING_WIDE_FIT_KM``; one with too few of those as well, or one the mesh never saw, gets
+  the largest extra of the whole mesh.
 
 The ceiling of landmark i at distance d is ``base(d) + extra_i + add_ms``. How it is weighed is
 the rule's business (``rule.Tolerance.ceiling_*``, ``verify.Discs.ceiling_excess``).
@@ -45,8 +46,11 @@ CEILING_MIN_PAIRS = 5
 CEILING_QUANTILE = 0.9
 #: A landmark's extra is fitted on its own pairs up to this distance...
 CEILING_FIT_KM = 2000.0
-#: ...when it has at least this many of them; otherwise it gets the mesh's largest extra.
+#: ...when it has at least this many of them; otherwise on its pairs up to ``CEILING_WIDE_FIT_KM``
+#: (a landmark in a sparse region: São Paulo, Sydney, Lagos; never above the mesh's largest
+#: extra), and with fewer than this many of those too it gets the mesh's largest extra.
 CEILING_MIN_FIT = 5
+CEILING_WIDE_FIT_KM = 4000.0
 #: Added to every ceiling: min-of-N pings of one client still differ by a few ms between landmarks.
 CEILING_ADD_MS = 10.0
 
@@ -150,6 +154,7 @@ def build(
     base = np.maximum.accumulate(np.nan_to_num(base, nan=0.0))  # past the last populated bin: the one below
     resid = np.where(measured, rtt - base[np.clip(np.searchsorted(edges, dist, side="right") - 1, 0, None)], -np.inf)
     near = measured & (dist <= CEILING_FIT_KM)
+    wide = measured & (dist <= CEILING_WIDE_FIT_KM)
     fitted = np.where(near, resid, -np.inf)
     worst = float(fitted.max(initial=-np.inf))
     default = max(0.0, worst if np.isfinite(worst) else float(resid.max(initial=0.0)))
@@ -159,7 +164,12 @@ def build(
         if int(i) not in pos:
             continue
         k = pos[int(i)]
-        e = max(0.0, float(fitted[k].max())) if near[k].sum() >= CEILING_MIN_FIT else default
+        if near[k].sum() >= CEILING_MIN_FIT:
+            e = max(0.0, float(fitted[k].max()))
+        elif wide[k].sum() >= CEILING_MIN_FIT:  # a sparse region: its own pairs farther out, not the mesh's worst
+            e = min(default, max(0.0, float(resid[k][wide[k]].max())))
+        else:
+            e = default
         extras.append((float(lat[i]), float(lon[i]), e))
     return RttCeiling(
         tuple(float(x) for x in edges), tuple(float(x) for x in base), default, tuple(extras), add_ms, len(r)
