@@ -9,11 +9,11 @@ except under CI (``CI=true``), where that is a failure.
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
+from state_support import MakeStore, unique_prefix
 
 from geowarden.state.base import StateStore
 from geowarden.state.memory import MemoryStore
@@ -24,8 +24,6 @@ REDIS_URL = os.environ.get("GEOWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 #: Generous timeouts for the contract tests (2 shared cores, other suites running): the
 #: outage tests check the tight default separately.
 TIMEOUT = 2.0
-
-MakeStore = Callable[..., StateStore]
 
 
 def _redis_answers() -> str | None:
@@ -46,10 +44,6 @@ def redis_url() -> str:
     why = _redis_answers()
     require(why is None, f"Redis not answering at {REDIS_URL}: {why}")
     return REDIS_URL
-
-
-def unique_prefix(tag: str = "") -> str:
-    return f"gwtest:{uuid.uuid4().hex[:12]}{tag}:"
 
 
 @pytest.fixture

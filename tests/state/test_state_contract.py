@@ -16,8 +16,8 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from state_support import MakeStore, unique_prefix
 
-from conftest import MakeStore, unique_prefix
 from geowarden.state import open_store
 from geowarden.state.base import (
     BUCKETS,
