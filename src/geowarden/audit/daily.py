@@ -151,13 +151,8 @@ def refresh(engine: sa.Engine, wanted: Sequence[int], *, now: float | None = Non
         cur.close()
     stale = [d for d in sorted(want) if kept.get(d) != counts.get(d, 0)]
     at = time.time() if now is None else now
-    if len(stale) > 1 and workers > 1:  # the database does the work, outside the GIL: days in threads
-        with ThreadPoolExecutor(max_workers=min(workers, len(stale))) as pool:
-            for _ in pool.map(lambda d: _summarise(engine, d, at), stale):
-                pass
-    else:
-        for d in stale:
-            _summarise(engine, d, at)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(stale)))) as pool:  # SQL runs outside the GIL
+        list(pool.map(lambda d: _summarise(engine, d, at), stale))
     return len(stale)
 
 

@@ -255,7 +255,7 @@ def _verify_piece(conn: sa.Connection, h: dict[str, Any], lo: int, hi: int, publ
     with pieces.chunks(conn, seg, lo, hi) as chunks:
         for chain, decs in chunks:
             if not st.whole(chain, decs):
-                st.row_by_row(conn, chain, decs)
+                st.row_by_row(chain, decs)
     report = piece.report
     report.rows += st.n
     report.found["d"] += st.n - st.n_e - st.missing["d"]
@@ -335,7 +335,7 @@ class _Walk:
             i = seq - first
             self.at_cp[seq] = (kinds[i], refs[i], stored[i])
 
-    def row_by_row(self, conn: sa.Connection, chain: list[pieces.Row], decs: list[pieces.Row | None]) -> None:
+    def row_by_row(self, chain: list[pieces.Row], decs: list[pieces.Row | None]) -> None:
         """Each row of a chunk on its own, every problem named."""
         report, seg, sha = self.report, self.seg, hashlib.sha256
         for (seq, kind, ref, content_hash, prev, stored), dec in zip(chain, decs, strict=True):
@@ -350,7 +350,7 @@ class _Walk:
                     except TypeError:  # a string column holding something else
                         content = None
                     if content != content_hash:
-                        content = _exact(conn, ref)
+                        content = _exact(self.conn, ref)
             else:
                 self.n_e += 1
                 content = self.event_content(ref)
