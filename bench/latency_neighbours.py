@@ -1,0 +1,237 @@
+"""Issue 18, fourth round: neighbour-reference evidence, and where the missed claims are.
+
+Scored on the *inner split* of the tuning half only (``latency_claims.wn_cases(inner_seed=...)``:
+part A calibrates, part B is scored as held-out clients are); the reporting half is never read.
+
+**Neighbour references** (a candidate, not in the library; docs/latency.md says why). The mesh
+members (landmarks and calibrating clients) between 50 km and ``--radius`` km from a claimed
+point P are its references. A client really at P should answer each landmark ``i`` about as its
+neighbours there do, at any distance (shared upstream routes and detours), up to a shared last
+mile:
+
+    hi_i = max_refs (rtt(m, i) + delta(d(m, P))),  lo_i = max(physical floor, min_refs (rtt(m, i) - delta))
+    a    = min_i (rtt_i - lo_i),  excess_i = rtt_i - a - hi_i
+
+``delta(d)``: the ``--quantile`` of neighbour differences ``rtt(m1, i) - rtt(m2, i)`` in part A, by
+neighbour distance. The excess joins the expected-RTT ceiling's (the larger of the two per
+landmark) and is weighed by the default rule. The 50 km gap keeps a false claim placed on a mesh
+server from using that server as its own reference.
+
+    python bench/latency_neighbours.py                       # R 1,000 km, q 0.99, inner seeds 7 and 8
+    python bench/latency_neighbours.py --radius 1000 --quantile 0.9
+    python bench/latency_neighbours.py --misses 40           # missed false claims by client (seed 7)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import itertools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import eval_latency as ev
+import latency_claims as lc
+import numpy as np
+
+from geowarden.latency import model as lm
+from geowarden.latency.rule import DEFAULT_TOLERANCE as TOL
+from geowarden.latency.rule import FALSE, NULL, against, ceiling_against, outcome
+from geowarden.latency.verify import region_is_empty
+
+GAP_KM = 50.0
+BINS = np.array([GAP_KM, 250.0, 500.0, 750.0, 1000.0, 1500.0, 2000.0])
+F64 = lc.F64
+
+
+def deltas(mesh: Any, members: set[int], q: float) -> F64:
+    """The ``q`` quantile of neighbour differences, per neighbour-distance bin, non-decreasing."""
+    m = sorted(members)
+    out = []
+    for lo, hi in itertools.pairwise(BINS):
+        d = []
+        for a, b in itertools.permutations(m, 2):
+            if lo < mesh.dist[a, b] <= hi:
+                x = mesh.rtt[a] - mesh.rtt[b]
+                x[[a, b]] = np.nan
+                d.append(x[np.isfinite(x)])
+        out.append(float(np.quantile(np.concatenate(d), q)) if d else np.inf)
+    return np.maximum.accumulate(np.array(out))
+
+
+def neighbour_excess(mesh: Any, ms: F64, use: list[int], speed: F64, q: int, members: list[int], dl: F64,
+                     radius: float, slack: float) -> F64:  # fmt: skip
+    """(landmarks,): RTT excess (ms) over the neighbours' band at claim server ``q``; -inf: no reference."""
+    mem = np.array([m for m in members if GAP_KM < mesh.dist[m, q] <= radius], dtype=np.intp)
+    out = np.full(len(use), -np.inf)
+    if len(mem) == 0:
+        return out
+    ref = mesh.rtt[np.ix_(mem, use)].copy()
+    ref[mem[:, None] == np.asarray(use)[None, :]] = np.nan
+    dd = dl[np.clip(np.searchsorted(BINS, mesh.dist[mem, q]) - 1, 0, len(dl) - 1)][:, None]
+    seen = np.isfinite(ref).any(axis=0)
+    hi = np.where(seen, np.nanmax(np.where(np.isfinite(ref), ref + dd, -np.inf), axis=0), np.inf)
+    lo = np.nanmin(np.where(np.isfinite(ref), ref - dd, np.inf), axis=0)
+    floor = 2.0 * np.maximum(mesh.dist[use, q] - slack, 0.0) / speed
+    lo = np.maximum(np.where(np.isfinite(lo), lo, -np.inf), floor)
+    a = float((ms - lo).min())
+    out[seen] = ms[seen] - a - hi[seen]
+    return out
+
+
+def answers(mesh: Any, cs: lc.Case, use: list[int], members: list[int], dl: F64, radius: float,
+            ms: F64 | None = None, *, refs: bool) -> Any:  # fmt: skip
+    """The rule's answers: true claim first, then the false ones (``ms``: the true claim only, on
+    those delayed RTTs, as ``latency_claims.score_last_mile`` does)."""
+    d = cs.discs
+    assert cs.true_cx is not None
+    assert cs.false_cx is not None
+    assert d.ceiling is not None
+    speed = np.full(d.n, lm.FIBRE_KM_PER_MS) if d.speed is None else d.speed
+    r = d.radius_km
+    if ms is None:
+        rtt, qs = d.ms, [cs.client, *np.flatnonzero(mesh.dist[cs.client] >= lc.FALSE_KM).tolist()]
+        ex, cx = np.vstack([cs.true_ex[None, :], cs.false_ex]), np.vstack([cs.true_cx[None, :], cs.false_cx])
+    else:
+        rtt, qs = ms, [cs.client]
+        dist = cs.true_ex + r
+        r = np.minimum(speed * ms / 2.0 + d.slack_km, lm.HALF_CIRCUMFERENCE_KM)
+        ex = (dist - r)[None, :]
+        allowance = float((ms - 2.0 * np.maximum(dist - d.slack_km, 0.0) / speed).min())
+        own = np.zeros(d.n) if d.ceiling_extra is None else d.ceiling_extra
+        cx = (ms - allowance - d.ceiling.at(dist) - own)[None, :]
+    cxm = np.where(ex + r <= TOL.ceiling_reach_km, cx, -np.inf)
+    if refs:
+        nx = [neighbour_excess(mesh, rtt, use, speed, q, members, dl, radius, d.slack_km) for q in qs]
+        cxm = np.maximum(cxm, np.vstack(nx))
+    c = ceiling_against(cxm, cs.weight, TOL)
+    ans = outcome(against(ex, cs.weight, TOL) + c, float(cs.weight.sum()), d.n, TOL, c)
+    if (ans == FALSE).any() and region_is_empty(d if ms is None else dataclasses.replace(d, ms=ms, radius_km=r), TOL):
+        ans = np.where(ans == FALSE, NULL, ans)
+    return ans
+
+
+def jobs(mesh: Any, inner_seed: int, n: int | str, seeds: int) -> tuple[set[int], list[tuple[Any, ...]]]:
+    """The inner split's (side, client, landmarks, calibration, ceiling, reference members), as
+    ``latency_claims.wn_cases`` builds them."""
+    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
+    perm = np.random.default_rng(lc.SPLIT_SEED).permutation(mesh.n)
+    order = perm[: mesh.n // 2].tolist()
+    deal = np.random.default_rng(inner_seed).permutation(len(order))
+    tune, calib = set(order), {order[i] for i in deal[: len(order) // 2]}
+    out: list[tuple[Any, ...]] = []
+    if n == "all":
+        for c in sorted(tune):
+            pops = [p for p in range(mesh.n) if p != c]
+            cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
+            ceil = lc._ceiling(mesh, sorted(x for x in calib if x != c), pops, refuted)
+            out.append(("A" if c in calib else "B", c, pops, cal, ceil, [p for p in pops if p not in refuted]))
+        return calib - refuted, out
+    k = int(n)
+    for seed in range(seeds):
+        pops = np.random.default_rng(lc.SPLIT_SEED + 1000 * k + seed).choice(mesh.n, k, replace=False).tolist()
+        clients = [c for c in range(mesh.n) if c not in set(pops) and c in tune]
+        ref = pops + [c for c in clients if c in calib]
+        cal = lm.calibrate(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(k))
+        bad = {ref[i] for i, _ in lm.find_inconsistent(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)])}
+        for c in clients:
+            side = "A" if c in calib else "B"
+            ceil = cal.ceiling if side == "B" else lc._ceiling(mesh, [x for x in ref if x != c], pops, bad)
+            out.append((side, c, pops, cal, ceil, [x for x in ref if x != c and x not in bad]))
+    return calib - refuted, out
+
+
+def compare(mesh: Any, args: argparse.Namespace) -> None:
+    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
+    for inner in args.inner:
+        tallies: dict[tuple[str, str, str], list[int]] = {}
+        rng = np.random.default_rng(20261204)  # the mobile last mile of score_last_mile
+        for n in (40, 60, "all"):
+            calib, todo = jobs(mesh, inner, n, args.seeds)
+            dl = deltas(mesh, calib, args.quantile)
+            if n == 40:
+                bands = ", ".join(
+                    f"{lo:.0f}-{hi:.0f} km {x:.1f}" for lo, hi, x in zip(BINS, BINS[1:], dl, strict=False)
+                )
+                print(f"inner split {inner}: delta (ms) by neighbour distance: {bands}")
+            for side, c, pops, cal, ceil, members in todo:
+                cs = lc._case(side, n, "random", c, pops, cal, mesh, c not in refuted, ceil)
+                use = lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)[0]
+                if cs.discs.n == 0:
+                    continue
+                delay = rng.uniform(15.0, 45.0) + rng.gamma(1.0, 10.0, cs.discs.n)
+                spike = rng.random(cs.discs.n) < 0.05
+                delay[spike] += rng.uniform(50.0, 300.0, int(spike.sum()))
+                for rule in ("current", "neighbours"):
+                    t = tallies.setdefault((rule, side, str(n)), [0] * 7)
+                    a = answers(mesh, cs, use, members, dl, args.radius, refs=rule == "neighbours")
+                    t[3] += int((a[1:] == FALSE).sum())
+                    t[4] += len(a) - 1
+                    if cs.clean:
+                        m = answers(mesh, cs, use, members, dl, args.radius, cs.discs.ms + delay,
+                                    refs=rule == "neighbours")  # fmt: skip
+                        t[0] += int(a[0] == FALSE)
+                        t[1] += int(a[0] == NULL)
+                        t[2] += 1
+                        t[5] += int(m[0] == FALSE)
+                        t[6] += int(m[0] == NULL)
+        print(
+            f"\ninner split {inner}, radius {args.radius:.0f} km, quantile {args.quantile} (true rejected / "
+            "inconclusive of n; false caught; mobile last mile rejected / inconclusive):"
+        )
+        for (rule, side, n), t in sorted(tallies.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+            print(f"  {side} {n:<4} {rule:<11} {t[0]:>3} / {t[1]:>2} of {t[2]:<4} caught {100 * t[3] / t[4]:6.2f} % "
+                  f"({t[4]:,})   mobile {t[5]} / {t[6]}")  # fmt: skip
+
+
+def misses(mesh: Any, n: int | str, seeds: int) -> None:
+    """Which tuning-half clients the missed false claims come from (inner split 7, current rule)."""
+    count: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    counts = (n if n == "all" else int(n),)
+    for cs in lc.wn_cases(mesh, seeds, counts=counts, inner_seed=7):
+        if cs.strategy not in ("random", "all") or cs.false_cx is None:
+            continue
+        r = cs.discs.radius_km
+        c = ceiling_against(np.where(cs.false_ex + r <= TOL.ceiling_reach_km, cs.false_cx, -np.inf), cs.weight, TOL)
+        a = outcome(against(cs.false_ex, cs.weight, TOL) + c, float(cs.weight.sum()), cs.discs.n, TOL, c)
+        total[mesh.name[cs.client]] += len(a)
+        count[mesh.name[cs.client]] += int((a != FALSE).sum())
+    missed, claims = sum(count.values()), sum(total.values())
+    label = "all landmarks (leave-one-out)" if n == "all" else f"{n} random landmarks"
+    print(f"{label}, tuning half: {missed:,} of {claims:,} false claims missed "
+          f"({100 * missed / claims:.2f} %); by client:")  # fmt: skip
+    acc = 0
+    for name, k in count.most_common(15):
+        acc += k
+        print(f"  {name:<16} {k:>5} of {total[name]:>5} missed   (cumulative share {100 * acc / missed:5.1f} %)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    ap.add_argument("--radius", type=float, default=1000.0, help="references within this many km of the claim")
+    ap.add_argument("--quantile", type=float, default=0.99, help="of neighbour RTT differences (the band's width)")
+    ap.add_argument("--inner", type=int, action="append", help="inner split seeds (default 7 and 8)")
+    ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count")
+    ap.add_argument("--misses", metavar="N", help="only list the missed false claims by client, N landmarks or 'all'")
+    args = ap.parse_args(argv)
+    if not ev.WN.is_dir():
+        print(f"shared data not found at {ev.WN}")
+        return 2
+    if not 0.0 < args.quantile < 1.0 or args.radius <= GAP_KM:
+        ap.error(f"--quantile must be in (0, 1) and --radius above {GAP_KM:.0f} km")
+    args.inner = args.inner or [7, 8]
+    t0 = time.perf_counter()
+    mesh = ev.load_mesh()
+    if args.misses:
+        misses(mesh, args.misses, args.seeds)
+    else:
+        compare(mesh, args)
+    print(f"\nelapsed {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
