@@ -16,8 +16,10 @@ Then ``audit verify`` (``verify_database``) over a chained log of ``--verify-row
 over six months (``report_data.fill`` and ``report_data.chain``; or an existing one,
 ``--verify-url``), ``--repeat`` times with one worker process per CPU and, interleaved in the
 same run, with one process (the peer): wall seconds, rows/s, and the CPU seconds of the verifier
-and its workers, with 10 M rows extrapolated linearly (the verifier reads piece by piece, so its
-time is linear in rows).
+and its workers, with 10 M rows extrapolated linearly from logs of at least ``EXTRAPOLATE_FROM`` rows (the
+verifier reads piece by piece, so its time is linear in rows once fixed costs are small; below
+that it says so and extrapolates nothing). Worker processes start only above
+``verify.PARALLEL_ROWS`` rows: below it both modes run in one process, and the table says so.
 
 Usage::
 
@@ -48,7 +50,7 @@ from report_data import KEY, chain, fill
 from geowarden.audit.chain import RawTx, append, decision_content
 from geowarden.audit.schema import sqlite_url
 from geowarden.audit.store import AuditLog
-from geowarden.audit.verify import verify_database
+from geowarden.audit.verify import PARALLEL_ROWS, verify_database
 from geowarden.model import Action, Decision, Evidence, Facts
 
 _EV = (
@@ -57,6 +59,9 @@ _EV = (
 )
 _SAMPLE = [Decision(action=Action.BLOCK, score=1.0, reasons=_EV[1:], policy_version="default-0123456789ab",
                     decision_id="0" * 32, elapsed_us=20.0, evidence=_EV)]  # fmt: skip
+
+#: Logs smaller than this are not scaled up to 10 M rows (fixed costs would dominate the figure).
+EXTRAPOLATE_FROM = 1_000_000
 
 
 def run_round(warden: Any, facts: list[Facts], url: str, *, chained: bool, concurrency: int) -> dict[str, float]:
@@ -160,16 +165,25 @@ def bench_verify(rep: Report, args: Any) -> None:
                 runs["1 process" if w == 1 else f"{workers} processes"].append(verify_once(url, w))
     load = os.getloadavg()
     med = {m: {k: statistics.median(x[k] for x in rs) for k in rs[0]} for m, rs in runs.items()}
-    rows = [[m, f"{v['rows']:,.0f}", v["wall_s"], f"{v['rows_per_s']:,.0f}", v["cpu_s"],
-             10_000_000 / v["rows_per_s"], v["cpu_s"] * 10_000_000 / v["rows"]] for m, v in med.items()]  # fmt: skip
+    n = next(iter(med.values()))["rows"]
+    scale = n >= EXTRAPOLATE_FROM
+    rows = [[m if n > PARALLEL_ROWS or m == "1 process" else f"{m} asked (1 ran: <= {PARALLEL_ROWS:,} rows)",
+             f"{v['rows']:,.0f}", v["wall_s"], f"{v['rows_per_s']:,.0f}", v["cpu_s"],
+             10_000_000 / v["rows_per_s"] if scale else "-", v["cpu_s"] * 10_000_000 / v["rows"] if scale else "-"]
+            for m, v in med.items()]  # fmt: skip
     rep.say(f"audit verify, {args.repeat} runs per mode interleaved, medians; load average after: {load}")
     rep.table(["verify", "rows", "wall s", "rows/s", "CPU s", "10 M rows: wall s", "10 M rows: CPU s"], rows)
     best = med[f"{workers} processes"]
-    rep.say(f"10 M rows extrapolated: {10_000_000 / best['rows_per_s']:.0f} s wall with {workers} processes "
-            f"(target < 60 s: {'ok' if 10_000_000 / best['rows_per_s'] < 60 else 'MISSED'} at this load); "
-            f"CPU {best['cpu_s'] * 1e7 / best['rows']:.0f} s, i.e. "
-            f"{best['cpu_s'] * 1e7 / best['rows'] / workers:.0f} s on {workers} idle cores")  # fmt: skip
-    rep.doc.update(verify=med, verify_runs=runs, verify_load=load)
+    if not scale:
+        rep.say(f"10 M rows not extrapolated: {n:,.0f} rows is too few (fixed costs such as starting "
+                f"worker processes dominate below {EXTRAPOLATE_FROM:,}); use --verify-rows {EXTRAPOLATE_FROM} "
+                "or more")  # fmt: skip
+    else:
+        rep.say(f"10 M rows extrapolated: {10_000_000 / best['rows_per_s']:.0f} s wall with {workers} processes "
+                f"(target < 60 s: {'ok' if 10_000_000 / best['rows_per_s'] < 60 else 'MISSED'} at this load); "
+                f"CPU {best['cpu_s'] * 1e7 / best['rows']:.0f} s, i.e. "
+                f"{best['cpu_s'] * 1e7 / best['rows'] / workers:.0f} s on {workers} idle cores")  # fmt: skip
+    rep.doc.update(verify=med, verify_runs=runs, verify_load=load, verify_extrapolated=scale)
 
 
 def bench_decide(rep: Report, args: Any, warden: Any) -> None:
