@@ -20,6 +20,7 @@ server from using that server as its own reference.
     python bench/latency_neighbours.py                       # R 1,000 km, q 0.99, inner seeds 7 and 8
     python bench/latency_neighbours.py --radius 1000 --quantile 0.9
     python bench/latency_neighbours.py --misses 40           # missed false claims by client (seed 7)
+    python bench/latency_neighbours.py --scores              # how close the missed claims come to rejection
 """
 
 from __future__ import annotations
@@ -209,12 +210,38 @@ def misses(mesh: Any, n: int | str, seeds: int) -> None:
         print(f"  {name:<16} {k:>5} of {total[name]:>5} missed   (cumulative share {100 * acc / missed:5.1f} %)")
 
 
+def scores(mesh: Any, seeds: int, inner: list[int]) -> None:
+    """How far below the rejection threshold the missed false claims sit, against the true claims
+    (part B of each inner split, random landmarks, the current rule): the room any threshold has."""
+    for seed in inner:
+        cases = lc.wn_cases(mesh, seeds, counts=(40, 60), inner_seed=seed)
+        for n in (40, 60):
+            honest: list[float] = []
+            false: list[float] = []
+            for cs in cases:
+                if cs.side != "B" or cs.strategy != "random" or cs.n != n or cs.discs.n == 0 or cs.false_cx is None:
+                    continue
+                limit, r = TOL.reject_at(float(cs.weight.sum())), cs.discs.radius_km
+                assert cs.true_cx is not None
+                for ex, cx, sink in ((cs.true_ex[None, :], cs.true_cx[None, :], honest if cs.clean else None),
+                                     (cs.false_ex, cs.false_cx, false)):  # fmt: skip
+                    if sink is not None:
+                        c = ceiling_against(np.where(ex + r <= TOL.ceiling_reach_km, cx, -np.inf), cs.weight, TOL)
+                        sink.extend(((against(ex, cs.weight, TOL) + c) / limit).tolist())
+            h, f = np.array(honest), np.array(false)
+            print(f"inner split {seed}, {n} random landmarks, part B: false caught {100 * (f > 1).mean():.2f} %; "
+                  f"missed with some evidence (score 0-1 of the threshold) {100 * ((f > 0) & (f <= 1)).mean():.2f} %, "
+                  f"with none {100 * (f == 0).mean():.2f} %; true claims' largest scores "
+                  f"{', '.join(f'{x:.2f}' for x in np.sort(h)[-3:])} (n={len(h)})")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     ap.add_argument("--radius", type=float, default=1000.0, help="references within this many km of the claim")
     ap.add_argument("--quantile", type=float, default=0.99, help="of neighbour RTT differences (the band's width)")
     ap.add_argument("--inner", type=int, action="append", help="inner split seeds (default 7 and 8)")
     ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count")
+    ap.add_argument("--scores", action="store_true", help="only the scores of missed false and of true claims")
     ap.add_argument("--misses", metavar="N", help="only list the missed false claims by client, N landmarks or 'all'")
     args = ap.parse_args(argv)
     if not ev.WN.is_dir():
@@ -225,7 +252,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.inner = args.inner or [7, 8]
     t0 = time.perf_counter()
     mesh = ev.load_mesh()
-    if args.misses:
+    if args.scores:
+        scores(mesh, args.seeds, args.inner)
+    elif args.misses:
         misses(mesh, args.misses, args.seeds)
     else:
         compare(mesh, args)
