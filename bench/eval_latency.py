@@ -17,7 +17,8 @@ What it measures (docs/latency.md has the method and the results):
     python bench/eval_latency.py                 # ~75 s
     python bench/eval_latency.py --json > /tmp/lat.json && python bench/plot_latency_rates.py /tmp/lat.json
     python bench/eval_latency.py --tune          # + the parameter search on the tuning half
-    python bench/eval_latency.py --inner 7 --inner 8   # a candidate rule on the tuning half only
+    python bench/eval_latency.py --inner 7 --inner 8   # the rule on the tuning half only
+    python bench/eval_latency.py --inner 7 --inner 8 --set ceiling_trim=0.5   # a candidate rule there
 """
 
 from __future__ import annotations
@@ -365,10 +366,13 @@ def claims_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, 
 def inner_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, Any]:
     """The default rule on the inner split of the tuning half (``latency_claims.wn_cases``): the
     part that calibrates against the part scored as held-out. The reporting half is not read."""
-    doc: dict[str, Any] = {"tolerance": dataclasses.asdict(DEFAULT_TOLERANCE)}
+    tol = dataclasses.replace(DEFAULT_TOLERANCE, **args.set)
+    doc: dict[str, Any] = {"tolerance": dataclasses.asdict(tol)}
+    if args.set:
+        print(f"candidate rule: {tol}", file=out)
     for seed in args.inner:
         cases = lc.wn_cases(mesh, args.seeds, inner_seed=seed)
-        tallies, mobile = lc.score(cases, DEFAULT_TOLERANCE), lc.score_last_mile(cases, DEFAULT_TOLERANCE)
+        tallies, mobile = lc.score(cases, tol), lc.score_last_mile(cases, tol)
         doc[str(seed)] = {f"{k[2]}/{k[1]}/{k[0]}": v.to_dict() for k, v in tallies.items()}
         doc[f"{seed}/mobile"] = {f"{k[2]}/{k[1]}/{k[0]}": v.to_dict() for k, v in mobile.items()}
         print(f"\ninner split {seed} of the tuning half: true rejected / inconclusive / false caught, "
@@ -386,6 +390,27 @@ def inner_section(args: argparse.Namespace, mesh: Mesh, out: Any) -> dict[str, A
     return doc
 
 
+def candidate(ap: argparse.ArgumentParser, items: list[str], inner: bool) -> dict[str, float]:
+    """The ``--set FIELD=VALUE`` changes to the default rule, checked (a usage error otherwise)."""
+    fields = [f.name for f in dataclasses.fields(DEFAULT_TOLERANCE)]
+    changes: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in fields or not value:
+            ap.error(f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
+        try:
+            changes[key] = int(value) if key == "min_discs" else float(value)
+        except ValueError:
+            ap.error(f"--set {item}: {value!r} is not {'an integer' if key == 'min_discs' else 'a number'}")
+    if changes and not inner:
+        ap.error("--set scores a candidate on the inner split only: add --inner SEED")
+    try:
+        dataclasses.replace(DEFAULT_TOLERANCE, **changes)
+    except ValueError as e:
+        ap.error(f"--set: {e}")
+    return changes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count and strategy")
@@ -401,8 +426,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="SEED",
         help="only the inner split of the tuning half, dealt by SEED (repeatable): choose rules here",
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="with --inner: score a candidate rule, the default Tolerance with FIELD changed (repeatable)",
+    )
     ap.add_argument("--json", action="store_true", help="one JSON document on stdout (the text goes to stderr)")
     args = ap.parse_args(argv)
+    args.set = candidate(ap, args.set, bool(args.inner))
     out = sys.stderr if args.json else sys.stdout
     t0 = time.perf_counter()
     if not WN.is_dir():
