@@ -167,7 +167,8 @@ def summarise(rep: Report, n: int, phases: dict[str, list[float]], pdf_s: float 
             f"warm / cold: {warm / cold:.3f}; pdf: {pdf_s if pdf_s is None else round(pdf_s, 2)} s; "
             f"load after: {os.getloadavg()}")  # fmt: skip
     per10 = 10_000_000 / n
-    rep.say(f"{n:,} rows: cold {cold + (pdf_s or 0):.1f} s, warm {warm + (pdf_s or 0):.1f} s with the pdf; "
+    pdf = "with the pdf" if pdf_s is not None else f"without the pdf (no Chromium at {CHROMIUM})"
+    rep.say(f"{n:,} rows: cold {cold + (pdf_s or 0):.1f} s, warm {warm + (pdf_s or 0):.1f} s {pdf}; "
             f"10 M rows linearly: cold {cold * per10 + (pdf_s or 0):.0f} s (target < 60 s)")  # fmt: skip
     rep.doc.update(n=n, backend=url.split(":", 1)[0], medians=med, runs=phases, pdf_seconds=pdf_s,
                    cold_over_scan=cold / scan, warm_over_scan=warm / scan, machine=env)  # fmt: skip
