@@ -165,7 +165,7 @@ def wn_cases(
             for c in sorted(eligible):
                 pops = [p for p in range(mesh.n) if p != c]
                 cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
-                ceil = _ceiling(mesh, sorted(x for x in calib if x != c), pops, refuted)
+                ceil = _ceiling(mesh, pops, pops, refuted)
                 side = sides[0] if c in calib else sides[1]
                 cases.append(_case(side, n, "all", c, pops, cal, mesh, c not in refuted, ceil))
             continue

@@ -21,6 +21,7 @@ server from using that server as its own reference.
     python bench/latency_neighbours.py --radius 1000 --quantile 0.9
     python bench/latency_neighbours.py --misses 40           # missed false claims by client (seed 7)
     python bench/latency_neighbours.py --scores              # how close the missed claims come to rejection
+    python bench/latency_neighbours.py --explain Fez London  # one false claim taken apart
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import latency_claims as lc
 import numpy as np
 
 from geowarden.latency import model as lm
+from geowarden.latency.ceiling import CEILING_ADD_MS
 from geowarden.latency.rule import DEFAULT_TOLERANCE as TOL
 from geowarden.latency.rule import FALSE, NULL, against, ceiling_against, outcome
 from geowarden.latency.verify import region_is_empty
@@ -127,7 +129,7 @@ def jobs(mesh: Any, inner_seed: int, n: int | str, seeds: int) -> tuple[set[int]
         for c in sorted(tune):
             pops = [p for p in range(mesh.n) if p != c]
             cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
-            ceil = lc._ceiling(mesh, sorted(x for x in calib if x != c), pops, refuted)
+            ceil = lc._ceiling(mesh, pops, pops, refuted)  # leave-one-out, as latency_claims.wn_cases
             out.append(("A" if c in calib else "B", c, pops, cal, ceil, [p for p in pops if p not in refuted]))
         return calib - refuted, out
     k = int(n)
@@ -235,12 +237,61 @@ def scores(mesh: Any, seeds: int, inner: list[int]) -> None:
                   f"{', '.join(f'{x:.2f}' for x in np.sort(h)[-3:])} (n={len(h)})")  # fmt: skip
 
 
+def explain(mesh: Any, client: str, claim: str) -> None:
+    """One false claim taken apart: the client's RTTs near the claim, the access delay granted and
+    the landmark that sets it, and the ceiling of the claim's own server (inner split 7, every
+    other server a landmark, the current rule)."""
+    ix = {name: i for i, name in enumerate(mesh.name)}
+    for name in (client, claim):
+        if name not in ix:
+            raise SystemExit(f"no server named {name!r} (names as in servers.csv, e.g. Fez, London)")
+    c, q = ix[client], ix[claim]
+    found = [cs for cs in lc.wn_cases(mesh, 1, counts=("all",), inner_seed=7) if cs.client == c]
+    if not found:
+        raise SystemExit(f"{client} is not a client of the tuning half (only those are taken apart here)")
+    cs = found[0]
+    d = cs.discs
+    assert d.ceiling is not None
+    assert d.ceiling_extra is not None
+    speed = np.full(d.n, lm.FIBRE_KM_PER_MS) if d.speed is None else d.speed
+    p = lm.unit_vectors(mesh.lat[[q]], mesh.lon[[q]]).reshape(-1, 3)
+    km = lm.km_of_dot(p @ d.xyz.T)[0]
+    left = d.ms - 2.0 * np.maximum(km - d.slack_km, 0.0) / speed
+    k = int(np.argmin(left))
+    pos = {(round(float(mesh.lat[i]), 4), round(float(mesh.lon[i]), 4)): i for i in range(mesh.n)}
+    who = [mesh.name[pos[(round(float(a), 4), round(float(b), 4))]] for a, b in zip(d.lat, d.lon, strict=True)]
+    print(f"{client} claiming {claim} ({mesh.dist[c, q]:,.0f} km away); {d.n} landmarks")
+    print(f"access delay granted: {left[k]:.1f} ms, set by {who[k]} ({d.ms[k]:.1f} ms from {client}, "
+          f"{km[k]:,.0f} km from {claim}: at least {d.ms[k] - left[k]:.1f} ms from there)")  # fmt: skip
+    print(f"the landmarks nearest {claim}: RTT from {client} | from {claim} | ceiling there (base + extra + "
+          f"{CEILING_ADD_MS:.0f}) | excess after the access delay")  # fmt: skip
+    for i in np.argsort(km)[:6]:
+        base = float(d.ceiling.at(np.array([km[i]]))[0])
+        own = float(d.ceiling_extra[i])
+        ceiling = base + own + CEILING_ADD_MS
+        from_claim = mesh.rtt[q, pos[(round(float(d.lat[i]), 4), round(float(d.lon[i]), 4))]]
+        print(f"  {who[i]:<14} {km[i]:>6,.0f} km  {d.ms[i]:6.1f} ms | {from_claim:6.1f} ms | {ceiling:5.1f} ms "
+              f"({base:.1f} + {own:.1f} + {CEILING_ADD_MS:.0f}) | {d.ms[i] - left[k] - ceiling:+6.1f} ms")  # fmt: skip
+    r = d.radius_km
+    far = np.flatnonzero(mesh.dist[c] >= lc.FALSE_KM).tolist()
+    if q in far:
+        j = far.index(q)
+        assert cs.false_cx is not None
+        x = np.where(cs.false_ex[j] + r <= TOL.ceiling_reach_km, cs.false_cx[j], -np.inf)[None, :]
+        ce = ceiling_against(x, cs.weight, TOL)
+        sc = against(cs.false_ex[j][None, :], cs.weight, TOL) + ce
+        caught = outcome(sc, float(cs.weight.sum()), d.n, TOL, ce)[0] == FALSE
+        print(f"score {float(sc[0]):.3f} of a threshold {TOL.reject_at(float(cs.weight.sum())):.3f} "
+              f"(ceiling part {float(ce[0]):.3f}): {'caught' if caught else 'missed'}")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
     ap.add_argument("--radius", type=float, default=1000.0, help="references within this many km of the claim")
     ap.add_argument("--quantile", type=float, default=0.99, help="of neighbour RTT differences (the band's width)")
     ap.add_argument("--inner", type=int, action="append", help="inner split seeds (default 7 and 8)")
     ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count")
+    ap.add_argument("--explain", nargs=2, metavar=("CLIENT", "CLAIM"), help="take one false claim apart")
     ap.add_argument("--scores", action="store_true", help="only the scores of missed false and of true claims")
     ap.add_argument("--misses", metavar="N", help="only list the missed false claims by client, N landmarks or 'all'")
     args = ap.parse_args(argv)
@@ -252,7 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.inner = args.inner or [7, 8]
     t0 = time.perf_counter()
     mesh = ev.load_mesh()
-    if args.scores:
+    if args.explain:
+        explain(mesh, *args.explain)
+    elif args.scores:
         scores(mesh, args.seeds, args.inner)
     elif args.misses:
         misses(mesh, args.misses, args.seeds)
