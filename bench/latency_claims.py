@@ -8,8 +8,8 @@
   on the mesh of the landmarks and the *tuning* clients, never a reporting client.
 - **Expected-RTT ceiling** (``model.rtt_ceiling``): built from the same mesh, but never from
   the judged client's own pings: a tuning client's ceiling leaves it out (so the tuning half
-  measures the ceiling as a held-out client would meet it); for "all", the ceiling comes from the
-  tuning servers other than the client.
+  measures the ceiling as a held-out client would meet it); for "all", the ceiling, like the speeds,
+  comes from every server but the client (leave-one-out: a deployment calibrates every PoP).
 - **Claims**: the client's own listed point (true), and every other server >= 1,500 km away
   (false). A true claim answered ``false`` is a rejection; ``null`` is inconclusive (not a
   rejection); a false claim is caught only when answered ``false``.
