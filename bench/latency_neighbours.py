@@ -220,6 +220,8 @@ def scores(mesh: Any, seeds: int, inner: list[int]) -> None:
         for n in (40, 60):
             honest: list[float] = []
             false: list[float] = []
+            near: list[bool] = []  # per false claim: a landmark within 500 km of it
+            above: list[bool] = []  # per false claim: some landmark in reach above its ceiling (before the trim)
             for cs in cases:
                 if cs.side != "B" or cs.strategy != "random" or cs.n != n or cs.discs.n == 0 or cs.false_cx is None:
                     continue
@@ -230,11 +232,17 @@ def scores(mesh: Any, seeds: int, inner: list[int]) -> None:
                     if sink is not None:
                         c = ceiling_against(np.where(ex + r <= TOL.ceiling_reach_km, cx, -np.inf), cs.weight, TOL)
                         sink.extend(((against(ex, cs.weight, TOL) + c) / limit).tolist())
+                dist = cs.false_ex + r
+                near.extend((dist.min(axis=1) <= 500.0).tolist())
+                above.extend(((dist <= TOL.ceiling_reach_km) & (cs.false_cx > 0.0)).any(axis=1).tolist())
             h, f = np.array(honest), np.array(false)
+            zero = f == 0
             print(f"inner split {seed}, {n} random landmarks, part B: false caught {100 * (f > 1).mean():.2f} %; "
                   f"missed with some evidence (score 0-1 of the threshold) {100 * ((f > 0) & (f <= 1)).mean():.2f} %, "
                   f"with none {100 * (f == 0).mean():.2f} %; true claims' largest scores "
-                  f"{', '.join(f'{x:.2f}' for x in np.sort(h)[-3:])} (n={len(h)})")  # fmt: skip
+                  f"{', '.join(f'{x:.2f}' for x in np.sort(h)[-3:])} (n={len(h)}); of the claims with none, "
+                  f"{100 * np.array(near)[zero].mean():.0f} % have a landmark within 500 km and "
+                  f"{100 * np.array(above)[zero].mean():.0f} % one above its ceiling before the trim")  # fmt: skip
 
 
 def explain(mesh: Any, client: str, claim: str) -> None:
