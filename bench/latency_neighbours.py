@@ -22,6 +22,7 @@ server from using that server as its own reference.
     python bench/latency_neighbours.py --misses 40           # missed false claims by client (seed 7)
     python bench/latency_neighbours.py --scores              # how close the missed claims come to rejection
     python bench/latency_neighbours.py --explain Fez London  # one false claim taken apart
+    python bench/latency_neighbours.py --fitted 250 10 100   # ceilings fitted to the other servers' pings
 """
 
 from __future__ import annotations
@@ -245,6 +246,51 @@ def scores(mesh: Any, seeds: int, inner: list[int]) -> None:
                   f"{100 * np.array(above)[zero].mean():.0f} % one above its ceiling before the trim")  # fmt: skip
 
 
+def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, severity: float) -> None:
+    """An upper bound for any ceiling: each landmark's ceiling at the claim's distance is the largest
+    RTT to it from the other tuning servers and landmarks at that distance (+-``window`` km), plus
+    ``add``, the rule otherwise as it is with ``severity``. It reads pings that no deployment has
+    (the other clients'), so it bounds what a better calibration of the ceiling could give."""
+    tol = dataclasses.replace(TOL, ceiling_severity_ms=severity)
+    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
+    tune = set(np.random.default_rng(lc.SPLIT_SEED).permutation(mesh.n)[: mesh.n // 2].tolist())
+    for seed, n in itertools.product(inner, (40, 60)):
+        t = [0, 0, 0, 0, 0]
+        for side, c, pops, cal, ceil, _ in jobs(mesh, seed, n, seeds)[1]:
+            cs = lc._case(side, n, "random", c, pops, cal, mesh, c not in refuted, ceil)
+            d = cs.discs
+            if side != "B" or d.n == 0:
+                continue
+            use = np.array(lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)[0])
+            others = np.array(sorted((tune | set(pops)) - {c} - refuted))
+            rtt = np.where(others[:, None] == use[None, :], np.nan, mesh.rtt[np.ix_(others, use)])
+            km = mesh.dist[np.ix_(others, use)]
+            speed = np.full(d.n, lm.FIBRE_KM_PER_MS) if d.speed is None else d.speed
+            qs = [c, *np.flatnonzero(mesh.dist[c] >= lc.FALSE_KM).tolist()]
+            ex = np.vstack([cs.true_ex[None, :], cs.false_ex])
+            cx = np.full(ex.shape, -np.inf)
+            for k, q in enumerate(qs):
+                dq = mesh.dist[q, use]
+                access = float((d.ms - 2.0 * np.maximum(dq - d.slack_km, 0.0) / speed).min())
+                win = (np.abs(km - dq[None, :]) <= window) & np.isfinite(rtt)
+                top = np.max(np.where(win, rtt, -np.inf), axis=0) + add
+                ok = win.any(axis=0) & (dq <= tol.ceiling_reach_km)
+                cx[k, ok] = d.ms[ok] - access - top[ok]
+            c_ = ceiling_against(cx, cs.weight, tol)
+            ans = outcome(against(ex, cs.weight, tol) + c_, float(cs.weight.sum()), d.n, tol, c_)
+            if (ans == FALSE).any() and region_is_empty(d, tol):
+                ans = np.where(ans == FALSE, NULL, ans)
+            if cs.clean:
+                t[0] += int(ans[0] == FALSE)
+                t[1] += int(ans[0] == NULL)
+                t[2] += 1
+            t[3] += int((ans[1:] == FALSE).sum())
+            t[4] += len(ans) - 1
+        print(f"inner split {seed}, {n} random, part B, ceilings fitted within {window:.0f} km + {add:.0f} ms, "
+              f"severity {severity:.0f} ms: true rejected {t[0]} / inconclusive {t[1]} of {t[2]}; "
+              f"false caught {100 * t[3] / t[4]:.2f} %")  # fmt: skip
+
+
 def explain(mesh: Any, client: str, claim: str) -> None:
     """One false claim taken apart: the client's RTTs near the claim, the access delay granted and
     the landmark that sets it, and the ceiling of the claim's own server (inner split 7, every
@@ -299,6 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quantile", type=float, default=0.99, help="of neighbour RTT differences (the band's width)")
     ap.add_argument("--inner", type=int, action="append", help="inner split seeds (default 7 and 8)")
     ap.add_argument("--seeds", type=int, default=5, help="landmark draws per count")
+    ap.add_argument(
+        "--fitted",
+        nargs=3,
+        type=float,
+        metavar=("WINDOW_KM", "ADD_MS", "SEVERITY_MS"),
+        help="an upper bound: ceilings fitted to the other servers' own pings at each distance",
+    )
     ap.add_argument("--explain", nargs=2, metavar=("CLIENT", "CLAIM"), help="take one false claim apart")
     ap.add_argument("--scores", action="store_true", help="only the scores of missed false and of true claims")
     ap.add_argument("--misses", metavar="N", help="only list the missed false claims by client, N landmarks or 'all'")
@@ -311,7 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.inner = args.inner or [7, 8]
     t0 = time.perf_counter()
     mesh = ev.load_mesh()
-    if args.explain:
+    if args.fitted:
+        fitted(mesh, args.inner, args.seeds, *args.fitted)
+    elif args.explain:
         explain(mesh, *args.explain)
     elif args.scores:
         scores(mesh, args.seeds, args.inner)
