@@ -246,11 +246,12 @@ def scores(mesh: Any, seeds: int, inner: list[int]) -> None:
                   f"{100 * np.array(above)[zero].mean():.0f} % one above its ceiling before the trim")  # fmt: skip
 
 
-def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, severity: float) -> None:
+def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, severity: float, cap: float) -> None:
     """An upper bound for any ceiling: each landmark's ceiling at the claim's distance is the largest
     RTT to it from the other tuning servers and landmarks at that distance (+-``window`` km), plus
     ``add``, the rule otherwise as it is with ``severity``. It reads pings that no deployment has
-    (the other clients'), so it bounds what a better calibration of the ceiling could give."""
+    (the other clients'), so it bounds what a better calibration of the ceiling could give. ``cap``:
+    the most access delay a claim is granted (``inf``: as the rule grants it; 0: none at all)."""
     tol = dataclasses.replace(TOL, ceiling_severity_ms=severity)
     refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
     tune = set(np.random.default_rng(lc.SPLIT_SEED).permutation(mesh.n)[: mesh.n // 2].tolist())
@@ -271,7 +272,7 @@ def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, s
             cx = np.full(ex.shape, -np.inf)
             for k, q in enumerate(qs):
                 dq = mesh.dist[q, use]
-                access = float((d.ms - 2.0 * np.maximum(dq - d.slack_km, 0.0) / speed).min())
+                access = min(cap, float((d.ms - 2.0 * np.maximum(dq - d.slack_km, 0.0) / speed).min()))
                 win = (np.abs(km - dq[None, :]) <= window) & np.isfinite(rtt)
                 top = np.max(np.where(win, rtt, -np.inf), axis=0) + add
                 ok = win.any(axis=0) & (dq <= tol.ceiling_reach_km)
@@ -287,7 +288,8 @@ def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, s
             t[3] += int((ans[1:] == FALSE).sum())
             t[4] += len(ans) - 1
         print(f"inner split {seed}, {n} random, part B, ceilings fitted within {window:.0f} km + {add:.0f} ms, "
-              f"severity {severity:.0f} ms: true rejected {t[0]} / inconclusive {t[1]} of {t[2]}; "
+              f"severity {severity:.0f} ms, access delay up to {cap:g} ms: true rejected {t[0]} / inconclusive "
+              f"{t[1]} of {t[2]}; "
               f"false caught {100 * t[3] / t[4]:.2f} %")  # fmt: skip
 
 
@@ -352,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar=("WINDOW_KM", "ADD_MS", "SEVERITY_MS"),
         help="an upper bound: ceilings fitted to the other servers' own pings at each distance",
     )
+    ap.add_argument("--access-cap", type=float, default=np.inf, metavar="MS", help="with --fitted: grant at most this")
     ap.add_argument("--explain", nargs=2, metavar=("CLIENT", "CLAIM"), help="take one false claim apart")
     ap.add_argument("--scores", action="store_true", help="only the scores of missed false and of true claims")
     ap.add_argument("--misses", metavar="N", help="only list the missed false claims by client, N landmarks or 'all'")
@@ -365,7 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     mesh = ev.load_mesh()
     if args.fitted:
-        fitted(mesh, args.inner, args.seeds, *args.fitted)
+        fitted(mesh, args.inner, args.seeds, *args.fitted, args.access_cap)
     elif args.explain:
         explain(mesh, *args.explain)
     elif args.scores:
