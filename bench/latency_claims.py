@@ -141,25 +141,45 @@ def _ceiling(mesh: Any, members: list[int], pops: list[int], skip: set[int]) -> 
     )
 
 
-def wn_cases(
-    mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS, *, inner_seed: int | None = None
-) -> list[Case]:
-    """Every (client, landmark set) of the WonderNetwork evaluation.
+@dataclass
+class Job:
+    """One client under one landmark set, before its claims are scored (``wn_cases`` scores them)."""
 
-    ``inner_seed``: the *inner split* instead, for choosing a rule without the reporting half. The
-    tuning clients are dealt again (by ``inner_seed``) into ``A``, which calibrates as the whole
-    tuning half otherwise does, and ``B``, scored as held-out clients are; reporting-half servers
-    are never clients and never calibrate (they may be landmarks, as in the evaluation).
-    """
+    side: str
+    n: int | str
+    strategy: str
+    client: int
+    pops: list[int]
+    cal: lm.Calibration
+    clean: bool
+    ceiling: RttCeiling | None
+    members: list[int]  # the calibrating mesh this client is judged with: landmarks and calibrating clients
+
+
+def split(mesh: Any, inner_seed: int | None = None) -> tuple[set[int], set[int], tuple[str, str], set[int]]:
+    """(eligible clients, calibrating clients, side names, servers the full mesh refutes): the
+    tuning/reporting split, or with ``inner_seed`` the inner split of the tuning half (see ``wn_cases``)."""
     refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
     perm = np.random.default_rng(SPLIT_SEED).permutation(mesh.n)
     tune = set(perm[: mesh.n // 2].tolist())
-    eligible, calib, sides = set(range(mesh.n)), tune, ("tune", "report")
-    if inner_seed is not None:
-        order = perm[: mesh.n // 2].tolist()
-        deal = np.random.default_rng(inner_seed).permutation(len(order))
-        eligible, calib, sides = tune, {order[i] for i in deal[: len(order) // 2]}, ("A", "B")
-    cases: list[Case] = []
+    if inner_seed is None:
+        return set(range(mesh.n)), tune, ("tune", "report"), refuted
+    order = perm[: mesh.n // 2].tolist()
+    deal = np.random.default_rng(inner_seed).permutation(len(order))
+    return tune, {order[i] for i in deal[: len(order) // 2]}, ("A", "B"), refuted
+
+
+def jobs(
+    mesh: Any,
+    seeds: int,
+    counts: tuple[int | str, ...] = COUNTS,
+    *,
+    inner_seed: int | None = None,
+    strategies: tuple[str, ...] = ("random", "farthest"),
+) -> list[Job]:
+    """Every (client, landmark set) of the evaluation, calibrated (see ``wn_cases``)."""
+    eligible, calib, sides, refuted = split(mesh, inner_seed)
+    out: list[Job] = []
     for n in counts:
         if n == "all":
             for c in sorted(eligible):
@@ -167,9 +187,10 @@ def wn_cases(
                 cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
                 ceil = _ceiling(mesh, pops, pops, refuted)
                 side = sides[0] if c in calib else sides[1]
-                cases.append(_case(side, n, "all", c, pops, cal, mesh, c not in refuted, ceil))
+                members = [p for p in pops if p not in refuted]
+                out.append(Job(side, n, "all", c, pops, cal, c not in refuted, ceil, members))
             continue
-        for strategy, seed in itertools.product(("random", "farthest"), range(seeds)):
+        for strategy, seed in itertools.product(strategies, range(seeds)):
             rng = np.random.default_rng(SPLIT_SEED + 1000 * int(n) + seed)
             k = int(n)
             pops = (
@@ -187,8 +208,25 @@ def wn_cases(
                 # a calibrating client's ceiling leaves its own pings out (the mesh's inconsistent
                 # members as found with it: leaving one client out hardly changes them)
                 ceil = cal.ceiling if side == sides[1] else _ceiling(mesh, [x for x in ref if x != c], pops, bad)
-                cases.append(_case(side, n, strategy, c, pops, cal, mesh, c not in refuted, ceil))
-    return cases
+                members = [x for x in ref if x != c and x not in bad]
+                out.append(Job(side, n, strategy, c, pops, cal, c not in refuted, ceil, members))
+    return out
+
+
+def wn_cases(
+    mesh: Any, seeds: int, counts: tuple[int | str, ...] = COUNTS, *, inner_seed: int | None = None
+) -> list[Case]:
+    """Every (client, landmark set) of the WonderNetwork evaluation.
+
+    ``inner_seed``: the *inner split* instead, for choosing a rule without the reporting half. The
+    tuning clients are dealt again (by ``inner_seed``) into ``A``, which calibrates as the whole
+    tuning half otherwise does, and ``B``, scored as held-out clients are; reporting-half servers
+    are never clients and never calibrate (they may be landmarks, as in the evaluation).
+    """
+    return [
+        _case(j.side, j.n, j.strategy, j.client, j.pops, j.cal, mesh, j.clean, j.ceiling)
+        for j in jobs(mesh, seeds, counts, inner_seed=inner_seed)
+    ]
 
 
 def score(cases: list[Case], tol: Tolerance, *, empty_check: bool = True) -> dict[tuple[str, str, str], Tally]:

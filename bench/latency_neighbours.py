@@ -117,52 +117,24 @@ def answers(mesh: Any, cs: lc.Case, use: list[int], members: list[int], dl: F64,
     return ans
 
 
-def jobs(mesh: Any, inner_seed: int, n: int | str, seeds: int) -> tuple[set[int], list[tuple[Any, ...]]]:
-    """The inner split's (side, client, landmarks, calibration, ceiling, reference members), as
-    ``latency_claims.wn_cases`` builds them."""
-    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
-    perm = np.random.default_rng(lc.SPLIT_SEED).permutation(mesh.n)
-    order = perm[: mesh.n // 2].tolist()
-    deal = np.random.default_rng(inner_seed).permutation(len(order))
-    tune, calib = set(order), {order[i] for i in deal[: len(order) // 2]}
-    out: list[tuple[Any, ...]] = []
-    if n == "all":
-        for c in sorted(tune):
-            pops = [p for p in range(mesh.n) if p != c]
-            cal = lm.calibrate(mesh.lat[pops], mesh.lon[pops], mesh.rtt[np.ix_(pops, pops)], ceiling=False)
-            ceil = lc._ceiling(mesh, pops, pops, refuted)  # leave-one-out, as latency_claims.wn_cases
-            out.append(("A" if c in calib else "B", c, pops, cal, ceil, [p for p in pops if p not in refuted]))
-        return calib - refuted, out
-    k = int(n)
-    for seed in range(seeds):
-        pops = np.random.default_rng(lc.SPLIT_SEED + 1000 * k + seed).choice(mesh.n, k, replace=False).tolist()
-        clients = [c for c in range(mesh.n) if c not in set(pops) and c in tune]
-        ref = pops + [c for c in clients if c in calib]
-        cal = lm.calibrate(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)], only=range(k))
-        bad = {ref[i] for i, _ in lm.find_inconsistent(mesh.lat[ref], mesh.lon[ref], mesh.rtt[np.ix_(ref, ref)])}
-        for c in clients:
-            side = "A" if c in calib else "B"
-            ceil = cal.ceiling if side == "B" else lc._ceiling(mesh, [x for x in ref if x != c], pops, bad)
-            out.append((side, c, pops, cal, ceil, [x for x in ref if x != c and x not in bad]))
-    return calib - refuted, out
-
-
 def compare(mesh: Any, args: argparse.Namespace) -> None:
-    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
     for inner in args.inner:
         tallies: dict[tuple[str, str, str], list[int]] = {}
         rng = np.random.default_rng(20261204)  # the mobile last mile of score_last_mile
+        _, calib, _, refuted = lc.split(mesh, inner)
+        calib -= refuted
+        dl = deltas(mesh, calib, args.quantile)
         for n in (40, 60, "all"):
-            calib, todo = jobs(mesh, inner, n, args.seeds)
-            dl = deltas(mesh, calib, args.quantile)
+            todo = lc.jobs(mesh, args.seeds, (n,), inner_seed=inner, strategies=("random",))
             if n == 40:
                 bands = ", ".join(
                     f"{lo:.0f}-{hi:.0f} km {x:.1f}" for lo, hi, x in zip(BINS, BINS[1:], dl, strict=False)
                 )
                 print(f"inner split {inner}: delta (ms) by neighbour distance: {bands}")
-            for side, c, pops, cal, ceil, members in todo:
-                cs = lc._case(side, n, "random", c, pops, cal, mesh, c not in refuted, ceil)
-                use = lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)[0]
+            for j in todo:
+                side, members = j.side, j.members
+                cs = lc._case(j.side, n, j.strategy, j.client, j.pops, j.cal, mesh, j.clean, j.ceiling)
+                use = lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, j.client], j.pops, j.cal)[0]
                 if cs.discs.n == 0:
                     continue
                 delay = rng.uniform(15.0, 45.0) + rng.gamma(1.0, 10.0, cs.discs.n)
@@ -253,16 +225,18 @@ def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, s
     (the other clients'), so it bounds what a better calibration of the ceiling could give. ``cap``:
     the most access delay a claim is granted (``inf``: as the rule grants it; 0: none at all)."""
     tol = dataclasses.replace(TOL, ceiling_severity_ms=severity)
-    refuted = {i for i, _ in lm.find_inconsistent(mesh.lat, mesh.lon, mesh.rtt)}
-    tune = set(np.random.default_rng(lc.SPLIT_SEED).permutation(mesh.n)[: mesh.n // 2].tolist())
     for seed, n in itertools.product(inner, (40, 60)):
+        tune, _, _, refuted = lc.split(mesh, seed)
         t = [0, 0, 0, 0, 0]
-        for side, c, pops, cal, ceil, _ in jobs(mesh, seed, n, seeds)[1]:
-            cs = lc._case(side, n, "random", c, pops, cal, mesh, c not in refuted, ceil)
-            d = cs.discs
-            if side != "B" or d.n == 0:
+        for j in lc.jobs(mesh, seeds, (n,), inner_seed=seed, strategies=("random",)):
+            if j.side != "B":
                 continue
-            use = np.array(lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, cal)[0])
+            c, pops = j.client, j.pops
+            cs = lc._case(j.side, n, j.strategy, c, pops, j.cal, mesh, j.clean, j.ceiling)
+            d = cs.discs
+            if d.n == 0:
+                continue
+            use = np.array(lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, c], pops, j.cal)[0])
             others = np.array(sorted((tune | set(pops)) - {c} - refuted))
             rtt = np.where(others[:, None] == use[None, :], np.nan, mesh.rtt[np.ix_(others, use)])
             km = mesh.dist[np.ix_(others, use)]
