@@ -1,7 +1,8 @@
 """Issue 18, fourth round: neighbour-reference evidence, and where the missed claims are.
 
 Scored on the *inner split* of the tuning half only (``latency_claims.wn_cases(inner_seed=...)``:
-part A calibrates, part B is scored as held-out clients are); the reporting half is never read.
+part A calibrates, part B is scored as held-out clients are); the reporting half is never read,
+except by ``--labels``, which audits the evaluation's labels on both halves and chooses nothing.
 
 **Neighbour references** (a candidate, not in the library; docs/latency.md says why). The mesh
 members (landmarks and calibrating clients) between 50 km and ``--radius`` km from a claimed
@@ -23,6 +24,7 @@ server from using that server as its own reference.
     python bench/latency_neighbours.py --scores              # how close the missed claims come to rejection
     python bench/latency_neighbours.py --explain Fez London  # one false claim taken apart
     python bench/latency_neighbours.py --fitted 250 10 100   # ceilings fitted to the other servers' pings
+    python bench/latency_neighbours.py --labels              # without the mislabelled clients' false claims
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import numpy as np
 
 from geowarden.latency import model as lm
 from geowarden.latency.ceiling import CEILING_ADD_MS
+from geowarden.latency.places import places
 from geowarden.latency.rule import DEFAULT_TOLERANCE as TOL
 from geowarden.latency.rule import FALSE, NULL, against, ceiling_against, outcome
 from geowarden.latency.verify import region_is_empty
@@ -267,6 +270,25 @@ def fitted(mesh: Any, inner: list[int], seeds: int, window: float, add: float, s
               f"false caught {100 * t[3] / t[4]:.2f} %")  # fmt: skip
 
 
+def labels(mesh: Any, seeds: int) -> None:
+    """The catch with and without the false claims of the clients whose listed position is wrong:
+    refuted by the mesh, or listed in another country than the nearest populated place. This one
+    reads both halves (it audits the evaluation's labels; it chooses nothing)."""
+    pl = places()
+    nearest = np.argmax(pl.points.xyz @ lm.unit_vectors(mesh.lat, mesh.lon).reshape(-1, 3).T, axis=0)
+    swapped = {i for i in range(mesh.n) if pl.codes[pl.country_idx[nearest[i]]] != mesh.country[i]}
+    wrong = lc.split(mesh)[3] | swapped
+    print("listed position wrong: " + ", ".join(sorted(mesh.name[i] for i in wrong)))
+    cases = lc.wn_cases(mesh, seeds, counts=(40, 60, 100, "all"))
+    every, kept = lc.score(cases, TOL), lc.score([c for c in cases if c.client not in wrong], TOL)
+    for key in sorted(every, key=str):
+        if key[1] != "farthest":
+            a, b = every[key].to_dict(), kept[key].to_dict()
+            print(f"  {key[0]:<6} {key[2]:<4} {key[1]:<7} false caught {100 * a['false_caught']:.2f} % -> "
+                  f"{100 * b['false_caught']:.2f} % without their false claims "
+                  f"({a['n_false']:,} -> {b['n_false']:,})")  # fmt: skip
+
+
 def explain(mesh: Any, client: str, claim: str) -> None:
     """One false claim taken apart: the client's RTTs near the claim, the access delay granted and
     the landmark that sets it, and the ceiling of the claim's own server (inner split 7, every
@@ -329,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="an upper bound: ceilings fitted to the other servers' own pings at each distance",
     )
     ap.add_argument("--access-cap", type=float, default=np.inf, metavar="MS", help="with --fitted: grant at most this")
+    ap.add_argument("--labels", action="store_true", help="the catch without the mislabelled clients' false claims")
     ap.add_argument("--explain", nargs=2, metavar=("CLIENT", "CLAIM"), help="take one false claim apart")
     ap.add_argument("--scores", action="store_true", help="only the scores of missed false and of true claims")
     ap.add_argument("--misses", metavar="N", help="only list the missed false claims by client, N landmarks or 'all'")
@@ -341,7 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.inner = args.inner or [7, 8]
     t0 = time.perf_counter()
     mesh = ev.load_mesh()
-    if args.fitted:
+    if args.labels:
+        labels(mesh, args.seeds)
+    elif args.fitted:
         fitted(mesh, args.inner, args.seeds, *args.fitted, args.access_cap)
     elif args.explain:
         explain(mesh, *args.explain)
