@@ -15,7 +15,7 @@ from test_report import PLAN, Q1, Q2, _decision, fill_log
 
 from geowarden.audit.schema import sqlite_url
 from geowarden.audit.store import AuditLog
-from geowarden.model import Action, Facts
+from geowarden.model import Action, Decision, Facts
 from geowarden.reporting.figures import build
 
 START = Q1 - 60 * 86400.0  # 2025-12-12
@@ -141,5 +141,38 @@ def test_days_summarised_in_threads_are_the_days_summarised_one_by_one(url: str)
                 tables.append({t.name: sorted(tuple(r) for r in conn.execute(sa.select(t))) for t in DAILY_TABLES})
         assert tables[0] == tables[1]
         assert sum(n for _, n, _ in tables[0]["audit_days"]) > 0
+    finally:
+        log.close()
+
+
+def test_a_day_s_summary_holds_exactly_what_grouping_its_rows_gives(url: str) -> None:
+    """Awkward text (backslashes, tabs, newlines, quotes, non-ASCII, in ids and in the evidence the
+    region hint is cut from) and missing values survive the summary's write, which on PostgreSQL
+    goes through COPY: the kept rows are the rows grouping the day's decisions gives."""
+    from geowarden.audit.daily import DAILY_TABLES, grouped_sql, id_hash, ids_sql, refresh
+
+    log = AuditLog(url, key=KEY)
+    odd = 'UA-43 \\ \t \n " é \\N'
+    try:
+        for n in range(12):
+            d = _decision(Action.BLOCK, ["IP_COUNTRY_RESTRICTED"], "UA", region=odd if n % 2 else "UA-14")
+            account = f"acct\t{n % 3}\\N\n'é" if n % 4 else None
+            log.append(d, Facts(ip=f"203.0.113.{n}", account_id=account, api_key_id=f"key\\{n % 5}"), ts=Q1 + n)
+        log.append(Decision(action=Action.ALLOW, score=0.0, reasons=(), policy_version="v", decision_id="f" * 32,
+                            elapsed_us=1.0, evidence=()), Facts(ip="192.0.2.1"), ts=Q1 + 20)  # fmt: skip
+        day = int(Q1 // 86400)
+        assert refresh(log.engine, [day], now=Q1 + 3 * 86400.0) == 1
+        pg = log.engine.dialect.name != "sqlite"
+        where = "ts >= :a AND ts < :b"
+        span = {"a": day * 86400.0, "b": (day + 1) * 86400.0}
+        with log.engine.connect() as conn:
+            want_groups = sorted(tuple(r) for r in conn.execute(sa.text(grouped_sql(pg, where)), span))
+            ids = conn.execute(sa.text(ids_sql(pg, where)), span).all()
+            want_ids = sorted((d, pv, kind, id_hash(v)) for d, pv, kind, v in ids)
+            kept = {t.name: sorted(tuple(r) for r in conn.execute(sa.select(t))) for t in DAILY_TABLES}
+        assert kept["audit_daily"] == want_groups
+        assert kept["audit_daily_ids"] == want_ids
+        assert any(r[6] is not None and "\\\\" in r[6] for r in want_groups)  # a hint with a backslash
+        assert any(r[2] is None for r in want_groups) and any(k == "a" for _, _, k, _ in want_ids)
     finally:
         log.close()

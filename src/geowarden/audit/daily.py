@@ -182,8 +182,8 @@ def _summarise(engine: sa.Engine, day: int, now: float) -> None:
             if row is None or int(row[0]) != n:  # else another report just made it
                 for table in ("audit_daily", "audit_daily_ids", "audit_days"):
                     cur.execute(_sql(conn, f"DELETE FROM {table} WHERE day = ?"), (day,))  # noqa: S608 - own names
-                cur.executemany(_sql(conn, "INSERT INTO audit_daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), groups)
-                cur.executemany(_sql(conn, "INSERT INTO audit_daily_ids VALUES (?, ?, ?, ?)"), ids)
+                _insert(conn, cur, "audit_daily", groups)
+                _insert(conn, cur, "audit_daily_ids", ids)
                 cur.execute(_sql(conn, "INSERT INTO audit_days (day, n, made_at) VALUES (?, ?, ?)"), (day, n, now))
             raw.commit()
         except BaseException:
@@ -191,6 +191,21 @@ def _summarise(engine: sa.Engine, day: int, now: float) -> None:
             raise
         finally:
             cur.close()
+
+
+def _insert(conn: sa.Connection, cur: Any, table: str, rows: list[Any]) -> None:
+    """Append ``rows`` (every column, in order) to ``table``: with PostgreSQL's COPY through psycopg
+    (about ten times faster than one INSERT a row: a day's ids are tens of thousands of rows), else
+    one prepared INSERT for all of them."""
+    if not rows:
+        return
+    if hasattr(cur, "copy"):  # psycopg 3
+        with cur.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" * len(rows[0]))
+    cur.executemany(_sql(conn, f"INSERT INTO {table} VALUES ({marks})"), rows)  # noqa: S608 - own names
 
 
 def _begin_immediate(cur: Any, wait: float = 30.0) -> None:
