@@ -208,8 +208,8 @@ def _summarise(engine: sa.Engine, day: int, now: float) -> None:
 
 def _insert(conn: sa.Connection, cur: Any, table: str, rows: list[Any]) -> None:
     """Append ``rows`` (every column, in order) to ``table``: with PostgreSQL's COPY through psycopg
-    (about ten times faster than one INSERT a row: a day's ids are tens of thousands of rows), else
-    one prepared INSERT for all of them."""
+    (several times faster than one INSERT a row, and a day holds thousands of ids: a day of a 1 M-row
+    log is summarised in a third of the time), else one prepared INSERT for all of them."""
     if not rows:
         return
     if hasattr(cur, "copy"):  # psycopg 3
