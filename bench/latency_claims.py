@@ -391,6 +391,30 @@ def score_countries(cases: list[Case], tol: Tolerance, mesh: Any) -> dict[tuple[
     return out
 
 
+def mobile_delay(rng: np.random.Generator, n: int) -> F64:
+    """One client's mobile last mile over ``n`` landmarks (see ``score_last_mile``)."""
+    delay = rng.uniform(15.0, 45.0) + rng.gamma(1.0, 10.0, n)
+    spike = rng.random(n) < 0.05
+    delay[spike] += rng.uniform(50.0, 300.0, int(spike.sum()))
+    return delay
+
+
+def delayed(cs: Case, ms: F64) -> tuple[F64, F64, F64]:
+    """The client's true claim on RTTs ``ms`` instead of its own: each disc's radius, its excess
+    (km) and each landmark's RTT excess over its ceiling (ms, every landmark; ``-inf`` without a
+    ceiling), with the allowance formula of ``Discs.ceiling_excess``."""
+    d = cs.discs
+    speed = np.full(d.n, lm.FIBRE_KM_PER_MS) if d.speed is None else d.speed
+    radius = np.minimum(speed * ms / 2.0 + d.slack_km, lm.HALF_CIRCUMFERENCE_KM)
+    dist = cs.true_ex + d.radius_km
+    cx = np.full(d.n, -np.inf)
+    if cs.true_cx is not None and d.ceiling is not None:
+        allowance = float((ms - 2.0 * np.maximum(dist - d.slack_km, 0.0) / speed).min())
+        own = np.zeros(d.n) if d.ceiling_extra is None else d.ceiling_extra
+        cx = ms - allowance - d.ceiling.at(dist) - own
+    return radius, dist - radius, cx
+
+
 def score_last_mile(cases: list[Case], tol: Tolerance, seed: int = 20261204) -> dict[tuple[str, str, str], Tally]:
     """True claims of clean clients on a mobile last mile (the LTE profile of the tunnel
     simulation): every RTT gets one shared base delay of 15-45 ms plus its own jitter (gamma,
@@ -403,23 +427,10 @@ def score_last_mile(cases: list[Case], tol: Tolerance, seed: int = 20261204) -> 
         if not cs.clean or d.n == 0:
             continue
         t = out.setdefault((cs.side, cs.strategy, str(cs.n)), Tally())
-        delay = rng.uniform(15.0, 45.0) + rng.gamma(1.0, 10.0, d.n)
-        spike = rng.random(d.n) < 0.05
-        delay[spike] += rng.uniform(50.0, 300.0, int(spike.sum()))
-        ms = d.ms + delay
-        speed = np.full(d.n, lm.FIBRE_KM_PER_MS) if d.speed is None else d.speed
-        radius = np.minimum(speed * ms / 2.0 + d.slack_km, lm.HALF_CIRCUMFERENCE_KM)
+        ms = d.ms + mobile_delay(rng, d.n)
+        radius, ex, cx = delayed(cs, ms)
         moved = dataclasses.replace(d, ms=ms, radius_km=radius)
-        dist = cs.true_ex + d.radius_km
-        ex = dist - radius
-        reach = tol.ceiling_reach_km
-        cx = np.full(d.n, -np.inf)
-        if cs.true_cx is not None and d.ceiling is not None:
-            # the same allowance formula as ``Discs.ceiling_excess``, on the delayed RTTs
-            floor = 2.0 * np.maximum(dist - d.slack_km, 0.0) / speed
-            allowance = float((ms - floor).min())
-            own = np.zeros(d.n) if d.ceiling_extra is None else d.ceiling_extra
-            cx = np.where(dist <= reach, ms - allowance - d.ceiling.at(dist) - own, -np.inf)
+        cx = np.where(ex + radius <= tol.ceiling_reach_km, cx, -np.inf)
         c = ceiling_against(cx[None, :], cs.weight, tol) if tol.ceiling_weight > 0.0 else np.zeros(1)
         ans = int(outcome(against(ex[None, :], cs.weight, tol) + c, d.total_weight, d.n, tol, c)[0])
         if ans == FALSE and region_is_empty(moved, tol):

@@ -103,12 +103,8 @@ def answers(mesh: Any, cs: lc.Case, use: list[int], members: list[int], dl: F64,
         ex, cx = np.vstack([cs.true_ex[None, :], cs.false_ex]), np.vstack([cs.true_cx[None, :], cs.false_cx])
     else:
         rtt, qs = ms, [cs.client]
-        dist = cs.true_ex + r
-        r = np.minimum(speed * ms / 2.0 + d.slack_km, lm.HALF_CIRCUMFERENCE_KM)
-        ex = (dist - r)[None, :]
-        allowance = float((ms - 2.0 * np.maximum(dist - d.slack_km, 0.0) / speed).min())
-        own = np.zeros(d.n) if d.ceiling_extra is None else d.ceiling_extra
-        cx = (ms - allowance - d.ceiling.at(dist) - own)[None, :]
+        r, moved_ex, moved_cx = lc.delayed(cs, ms)
+        ex, cx = moved_ex[None, :], moved_cx[None, :]
     cxm = np.where(ex + r <= TOL.ceiling_reach_km, cx, -np.inf)
     if refs:
         nx = [neighbour_excess(mesh, rtt, use, speed, q, members, dl, radius, d.slack_km) for q in qs]
@@ -140,9 +136,7 @@ def compare(mesh: Any, args: argparse.Namespace) -> None:
                 use = lc._discs(mesh.lat, mesh.lon, mesh.rtt[:, j.client], j.pops, j.cal)[0]
                 if cs.discs.n == 0:
                     continue
-                delay = rng.uniform(15.0, 45.0) + rng.gamma(1.0, 10.0, cs.discs.n)
-                spike = rng.random(cs.discs.n) < 0.05
-                delay[spike] += rng.uniform(50.0, 300.0, int(spike.sum()))
+                delay = lc.mobile_delay(rng, cs.discs.n)
                 for rule in ("current", "neighbours"):
                     t = tallies.setdefault((rule, side, str(n)), [0] * 7)
                     a = answers(mesh, cs, use, members, dl, args.radius, refs=rule == "neighbours")
